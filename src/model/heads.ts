@@ -1,0 +1,83 @@
+/**
+ * Student head and online clustering head (method spec sections 5 and 7).
+ * Head parameters keep the reference names: `head.last_layer.weight_{g,v}` (student) and
+ * `clustering.layer.{weight,bias}` (the reference's `teacher.head.layer.*`).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Rng } from '../runtime/rng.js';
+import type { Params } from './capi.js';
+import { addBias, l2Normalize, linear, linear2d } from './layers.js';
+
+export const STUDENT_HEAD_G = 'head.last_layer.weight_g';
+export const STUDENT_HEAD_V = 'head.last_layer.weight_v';
+export const CLUSTER_W = 'clustering.layer.weight';
+export const CLUSTER_B = 'clustering.layer.bias';
+
+/** Student head init: v ~ N(0, 0.02^2) (torch's trunc_normal_ cuts at +-2, i.e. 100 std), g = 1. */
+export function initStudentHead(dim: number, k: number, rng: Rng): Params {
+  const v = new Float32Array(k * dim);
+  for (let i = 0; i < v.length; i++) v[i] = 0.02 * rng.normal();
+  return { [STUDENT_HEAD_G]: tf.ones([k, 1]), [STUDENT_HEAD_V]: tf.tensor2d(v, [k, dim]) };
+}
+
+/** Clustering head init: prototypes N(0, 1), bias 0 (spec 5.1). */
+export function initClusteringHead(dim: number, k: number, rng: Rng): Params {
+  const w = new Float32Array(k * dim);
+  for (let i = 0; i < w.length; i++) w[i] = rng.normal();
+  return { [CLUSTER_W]: tf.tensor2d(w, [k, dim]), [CLUSTER_B]: tf.zeros([k]) };
+}
+
+/** Weight-normalised cosine head: normalize(z) @ (g v / ||v||)^T, z [M, d] -> [M, K]. */
+export function studentHeadLogits(p: Params, z: tf.Tensor): tf.Tensor {
+  const v = p[STUDENT_HEAD_V];
+  const vNorm = tf.sqrt(tf.sum(tf.mul(v, v), 1, true));
+  const w = tf.mul(v, tf.div(p[STUDENT_HEAD_G], tf.add(vNorm, 1e-8)));
+  return linear2d(l2Normalize(z, 1e-12) as tf.Tensor2D, w as tf.Tensor2D);
+}
+
+/** Clustering logits C x_hat + b for teacher tokens x [..., d] (x_hat = x / max(||x||, 1e-7)). */
+export function clusteringLogits(p: Params, x: tf.Tensor): tf.Tensor {
+  const shape = x.shape;
+  const xn = l2Normalize(x, 1e-7).reshape([-1, shape[shape.length - 1]]) as tf.Tensor2D;
+  const y = addBias(linear2d(xn, p[CLUSTER_W] as tf.Tensor2D), p[CLUSTER_B] as tf.Tensor1D);
+  return y.reshape([...shape.slice(0, -1), p[CLUSTER_W].shape[0]]);
+}
+
+export interface SinkhornOptions {
+  temperature: number;
+  iterations: number;
+  /** Position-wise (CAPI, default): balance prototypes over the images at each position. */
+  positionwise: boolean;
+}
+
+/**
+ * Sinkhorn-Knopp on position-major logits [N, B, K] (spec 5.2). Returns row-stochastic soft
+ * assignments of the same shape. The column max shift (+50) cancels in the first column step.
+ */
+export function sinkhornKnopp(logits: tf.Tensor, opts: SinkhornOptions): tf.Tensor {
+  return tf.tidy(() => {
+    const [n, b, k] = logits.shape;
+    // Columns: per position over the images (positionwise) or over all N*B tokens (standard).
+    let m = opts.positionwise ? logits : logits.reshape([1, n! * b!, k!]);
+    m = tf.div(m, opts.temperature);
+    let q = tf.exp(tf.add(tf.sub(m, tf.max(m, 1, true)), 50));
+    for (let i = 0; i < opts.iterations; i++) {
+      q = tf.div(q, tf.add(tf.sum(q, 1, true), 1e-8));
+      q = tf.div(q, tf.add(tf.sum(q, 2, true), 1e-8));
+    }
+    return q.reshape([n!, b!, k!]);
+  });
+}
+
+/** Per-row cross-entropy -sum_k targets * log softmax(logits / temperature), [M, K] -> [M]. */
+export function softCrossEntropy(logits: tf.Tensor, targets: tf.Tensor, temperature: number): tf.Tensor {
+  return tf.neg(tf.sum(tf.mul(targets, tf.logSoftmax(tf.div(logits, temperature))), -1));
+}
+
+/** Mean entropy of the rows of a probability matrix [M, K] (0 log 0 = 0). */
+export function meanEntropy(p: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const safe = tf.where(tf.greater(p, 0), tf.log(tf.maximum(p, 1e-38)), tf.zerosLike(p));
+    return tf.neg(tf.mean(tf.sum(tf.mul(p, safe), -1)));
+  });
+}

@@ -1,0 +1,91 @@
+/**
+ * Backend selection, in order: tfjs-node-gpu, tfjs-node (optional peers, used when installed),
+ * threaded wasm, single-thread wasm, cpu. The choice is logged and returned so every output can
+ * record it.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { withThreadedWasm } from './wasm-threads.js';
+import { registerWasmKernels } from './wasm-kernels.js';
+
+export type BackendRequest = 'auto' | 'node-gpu' | 'node' | 'wasm' | 'cpu';
+export const BACKEND_CHOICES: readonly BackendRequest[] = ['auto', 'node-gpu', 'node', 'wasm', 'cpu'];
+
+export interface BackendInfo {
+  /** tfjs backend name actually in use ('tensorflow', 'wasm' or 'cpu'). */
+  backend: string;
+  /** Which package provided it. */
+  provider: 'tfjs-node-gpu' | 'tfjs-node' | 'tfjs-backend-wasm' | 'tfjs-backend-cpu';
+  threads: number;
+}
+
+let current: BackendInfo | undefined;
+
+export function backendInfo(): BackendInfo {
+  if (!current) throw new Error('backend not initialised: call initBackend() first');
+  return current;
+}
+
+async function tryNative(pkg: 'tfjs-node-gpu' | 'tfjs-node'): Promise<BackendInfo | undefined> {
+  try {
+    await import(`@tensorflow/${pkg}`);
+    if (!(await tf.setBackend('tensorflow'))) return undefined;
+    await tf.ready();
+    return { backend: 'tensorflow', provider: pkg, threads: 0 };
+  } catch {
+    return undefined;
+  }
+}
+
+async function tryWasm(threads: number): Promise<BackendInfo | undefined> {
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  const start = async (): Promise<boolean> => {
+    wasm.setThreadsCount(threads);
+    if (!(await tf.setBackend('wasm'))) return false;
+    await tf.ready();
+    return true;
+  };
+  const factory = tf.findBackendFactory('wasm');
+  if (threads > 1) {
+    try {
+      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+      if (await withThreadedWasm(start)) {
+        return { backend: 'wasm', provider: 'tfjs-backend-wasm', threads: wasm.getThreadsCount() };
+      }
+    } catch {
+      // The shim depends on tfjs/emscripten internals: fall back to the single-thread build.
+    }
+    tf.removeBackend('wasm');
+    if (factory) tf.registerBackend('wasm', factory);
+  }
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  if (!(await start())) return undefined;
+  return { backend: 'wasm', provider: 'tfjs-backend-wasm', threads: 1 };
+}
+
+/**
+ * Selects and initialises a backend. `threads` applies to wasm (default 2, the core count of our
+ * machines). Throws with a one-line message when a forced backend is unavailable.
+ */
+export async function initBackend(
+  request: BackendRequest = 'auto',
+  threads = 2,
+  log: (line: string) => void = (l) => console.error(l),
+): Promise<BackendInfo> {
+  if (current) return current;
+  let info: BackendInfo | undefined;
+  if (request === 'auto' || request === 'node-gpu') info = await tryNative('tfjs-node-gpu');
+  if (!info && (request === 'auto' || request === 'node')) info = await tryNative('tfjs-node');
+  if (!info && (request === 'auto' || request === 'wasm')) info = await tryWasm(threads);
+  if (!info && (request === 'auto' || request === 'cpu')) {
+    if (await tf.setBackend('cpu')) info = { backend: 'cpu', provider: 'tfjs-backend-cpu', threads: 1 };
+  }
+  if (!info) {
+    throw new Error(
+      `backend '${request}' is not available: install @tensorflow/tfjs-${request} or use --backend wasm|cpu`,
+    );
+  }
+  if (info.backend === 'wasm') registerWasmKernels();
+  current = info;
+  log(`backend: ${info.backend} (${info.provider}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`);
+  return info;
+}
