@@ -81,3 +81,34 @@ export function meanEntropy(p: tf.Tensor): tf.Tensor {
     return tf.neg(tf.mean(tf.sum(tf.mul(p, safe), -1)));
   });
 }
+
+export interface ClusteringResult {
+  /** Soft assignments [N, B, K] (position-major), constants for the student. */
+  assignments: tf.Tensor;
+  loss: tf.Tensor;
+  /** Gradients of the loss w.r.t. the prototypes and their bias (nothing else receives it). */
+  grads: Record<string, tf.Tensor>;
+}
+
+/**
+ * Online clustering of teacher tokens x [N, B, d] (spec 5): logits, SK targets, the clustering
+ * loss mean(-sum A log softmax(l / tau_c)) and its gradient w.r.t. C and b_c, written out:
+ * dL/dl = (softmax(l / tau_c) * sum_k A - A) / (tau_c M) over the M = N B tokens.
+ */
+export function onlineClustering(p: Params, x: tf.Tensor, sk: SinkhornOptions, clusterTemp: number): ClusteringResult {
+  return tf.tidy(() => {
+    const [n, b, d] = x.shape;
+    const k = p[CLUSTER_W].shape[0];
+    const m = n! * b!;
+    const xhat = l2Normalize(x, 1e-7).reshape([m, d!]) as tf.Tensor2D;
+    const logits = addBias(linear2d(xhat, p[CLUSTER_W] as tf.Tensor2D), p[CLUSTER_B] as tf.Tensor1D); // [M, K]
+    const assignments = sinkhornKnopp(logits.reshape([n!, b!, k]), sk);
+    const a = assignments.reshape([m, k]);
+    const z = tf.div(logits, clusterTemp);
+    const loss = tf.mean(tf.neg(tf.sum(tf.mul(a, tf.logSoftmax(z)), -1)));
+    const dz = tf.div(tf.sub(tf.mul(tf.softmax(z), tf.sum(a, -1, true)), a), clusterTemp * m) as tf.Tensor2D;
+    const dw = tf.matMul(tf.transpose(dz), xhat); // [K, d]
+    const db = tf.matMul(tf.ones([1, m]) as tf.Tensor2D, dz).reshape([k]);
+    return { assignments, loss, grads: { [CLUSTER_W]: dw, [CLUSTER_B]: db } };
+  });
+}

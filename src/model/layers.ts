@@ -84,33 +84,52 @@ export function ropeFrequencies(headDim: number, maxFreq = 7, minFreq = 7e-4): F
   return out;
 }
 
-/** rotate_half([a, b]) = [-b, a] over the last axis. */
-function rotateHalf(x: tf.Tensor): tf.Tensor {
-  const [a, b] = tf.split(x, 2, -1);
-  return tf.concat([tf.neg(b), a], -1);
+/** Signs applied after swapping the halves: [b, a] -> [-b, a]. */
+let halfSigns: tf.Tensor | undefined;
+let swapHalves: tf.Tensor | undefined;
+
+/**
+ * rotate_half over the last axis, split into `parts` equal groups (1: [a, b] -> [-b, a] over
+ * the whole axis; 2: the same inside each half). The swap is a gather of a size-2 axis, which
+ * copies whole rows on wasm (split + concat and reverse measured several times slower).
+ */
+function rotateHalf(x: tf.Tensor, parts: number): tf.Tensor {
+  const shape = x.shape;
+  const half = shape[shape.length - 1] / (2 * parts);
+  if (!halfSigns || halfSigns.isDisposed) halfSigns = tf.keep(tf.tensor([-1, 1], [1, 1, 2, 1]));
+  if (!swapHalves || swapHalves.isDisposed) swapHalves = tf.keep(tf.tensor1d([1, 0], 'int32'));
+  const swapped = tf.gather(x.reshape([-1, parts, 2, half]), swapHalves, 2);
+  return tf.mul(swapped, halfSigns).reshape(shape);
 }
 
 /**
- * Applies RoPE to x [B, h, n, D] with angles [B, n, D] (coords @ freqs).
+ * Applies RoPE to x [B, h, n, D] with cos/sin of the angles [B, 1, n, D]:
  * z' = z cos(theta) + rot(z) sin(theta).
  */
 export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, mode: RopeMode): tf.Tensor {
-  let rotated: tf.Tensor;
-  if (mode === 'reference') {
-    rotated = rotateHalf(x);
-  } else {
-    const [u, v] = tf.split(x, 2, -1);
-    rotated = tf.concat([rotateHalf(u), rotateHalf(v)], -1);
-  }
+  const rotated = rotateHalf(x, mode === 'reference' ? 1 : 2);
   return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
 }
 
-/** cos and sin of the RoPE angles for coords [B, n, 2] and freqs [2, D], shaped [B, 1, n, D]. */
+/**
+ * cos and sin of the RoPE angles for coords [B, n, 2] and freqs [2, D], shaped [B, 1, n, D].
+ * Memoised per coordinates tensor and frequency values: in training every layer holds the same
+ * frozen frequencies, so one forward computes them once instead of once per layer.
+ */
+const ropeMemo = new WeakMap<tf.Tensor, Map<string, { cos: tf.Tensor; sin: tf.Tensor }>>();
+
 export function ropeAngles(coords: tf.Tensor, freqs: tf.Tensor): { cos: tf.Tensor; sin: tf.Tensor } {
+  const key = Array.from(freqs.dataSync()).join(',');
+  let perCoords = ropeMemo.get(coords);
+  const hit = perCoords?.get(key);
+  if (hit && !hit.cos.isDisposed && !hit.sin.isDisposed) return hit;
   const [b, n] = coords.shape;
   const d = freqs.shape[1]!;
-  const angle = tf.matMul(coords.reshape([b * n, 2]) as tf.Tensor2D, freqs as tf.Tensor2D).reshape([b!, 1, n!, d]);
-  return { cos: tf.cos(angle), sin: tf.sin(angle) };
+  const angle = tf.matMul(coords.reshape([b! * n!, 2]) as tf.Tensor2D, freqs as tf.Tensor2D).reshape([b!, 1, n!, d]);
+  const result = { cos: tf.cos(angle), sin: tf.sin(angle) };
+  if (!perCoords) ropeMemo.set(coords, (perCoords = new Map()));
+  perCoords.set(key, result);
+  return result;
 }
 
 /** [B, n, h*D] -> [B, h, n, D] */
@@ -125,10 +144,60 @@ export function mergeHeads(x: tf.Tensor): tf.Tensor {
   return tf.transpose(x, [0, 2, 1, 3]).reshape([b!, n!, h! * d!]);
 }
 
-/** softmax(q k^T / sqrt(D)) v for q [B, h, nq, D], k and v [B, h, nk, D]. */
+/** a @ b for 2-D a [M, K], b [K, N]; the gradient transposes explicitly (fast path on wasm). */
+export const matMul2d: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.customGrad(
+  (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([a, b]);
+    const value = tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [as, bs] = saved as tf.Tensor2D[];
+      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(bs)), tf.matMul(tf.transpose(as), dy as tf.Tensor2D)];
+    };
+    return { value, gradFunc };
+  },
+) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+
+/** Rows per attention group: the block-diagonal trick below wastes g-fold flops to save op count. */
+const ATTENTION_GROUP_ROWS = 256;
+const blockMasks = new Map<string, tf.Tensor2D>();
+
+/** Additive mask [g nq, g nk]: 0 on the g diagonal blocks, -1e9 elsewhere (kept for reuse). */
+function blockDiagonalMask(g: number, nq: number, nk: number): tf.Tensor2D {
+  const key = `${g},${nq},${nk}`;
+  let m = blockMasks.get(key);
+  if (!m) {
+    const values = new Float32Array(g * nq * g * nk).fill(-1e9);
+    for (let b = 0; b < g; b++) {
+      for (let i = 0; i < nq; i++) values.fill(0, (b * nq + i) * g * nk + b * nk, (b * nq + i) * g * nk + (b + 1) * nk);
+    }
+    m = tf.keep(tf.tensor2d(values, [g * nq, g * nk]));
+    blockMasks.set(key, m);
+  }
+  return m;
+}
+
+/**
+ * softmax(q k^T / sqrt(D)) v for q [B, h, nq, D], k and v [B, h, nk, D].
+ * Batched matmuls leave XNNPACK on wasm (about 1 GFLOP/s), so the (batch x head) pairs are
+ * processed as 2-D matmuls, g pairs at a time stacked block-diagonally with a mask: with short
+ * sequences this cuts the op count g-fold for a g-fold flop overhead, which measured faster
+ * (shared notes, pattern 2; bench/attention.ts).
+ */
 export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): tf.Tensor {
-  const d = q.shape[3]!;
-  const scores = tf.matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true);
-  const attn = tf.softmax(tf.mul(scores, 1 / Math.sqrt(d)));
-  return tf.matMul(attn as tf.Tensor4D, v as tf.Tensor4D);
+  const [b, h, nq, d] = q.shape as number[];
+  const nk = k.shape[2]!;
+  const pairs = b * h;
+  let g = Math.max(1, Math.floor(ATTENTION_GROUP_ROWS / Math.max(nq, nk)));
+  while (pairs % g !== 0) g--;
+  const qs = tf.unstack(q.reshape([pairs / g, g * nq, d]));
+  const ks = tf.unstack(k.reshape([pairs / g, g * nk, d]));
+  const vs = tf.unstack(v.reshape([pairs / g, g * nk, d]));
+  const mask = g > 1 ? blockDiagonalMask(g, nq, nk) : undefined;
+  const scale = 1 / Math.sqrt(d);
+  const outs = qs.map((qi, i) => {
+    let s = tf.mul(matMul2d(qi as tf.Tensor2D, tf.transpose(ks[i]) as tf.Tensor2D), scale);
+    if (mask) s = tf.add(s, mask);
+    return matMul2d(tf.softmax(s) as tf.Tensor2D, vs[i] as tf.Tensor2D);
+  });
+  return tf.stack(outs).reshape([b, h, nq, d]);
 }

@@ -23,6 +23,17 @@ export class Rng {
     }
   }
 
+  /** A generator seeded from several integers (e.g. seed, step, stream), well mixed. */
+  static derive(...keys: number[]): Rng {
+    let h = 0x811c9dc5;
+    for (const k of keys) {
+      h = Math.imul(h ^ (k >>> 0), 0x01000193) >>> 0;
+      h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
+      h = Math.imul(h ^ Math.floor(k / 4294967296), 0x297a2d39) >>> 0;
+    }
+    return new Rng(h);
+  }
+
   state(): number[] {
     return Array.from(this.s);
   }

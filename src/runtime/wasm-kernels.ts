@@ -2,6 +2,9 @@
  * Kernels registered for the wasm backend (see shared notes "tfjs-on-node.md", patterns 3 and 7):
  *  - Slice, Unpack, SplitV: the stock kernels copy the whole input out of the wasm heap for every
  *    slice (`readSync`); these copy from a view of the heap instead.
+ *  - Identity: the stock kernel copies; autodiff clones every tensor it saves for the backward
+ *    pass, so share the buffer instead (tensor memory is immutable, as Reshape already relies on).
+ *  - GatherV2: the stock kernel gathers element by element; this one copies whole rows.
  *  - UnsortedSegmentSum: missing on wasm, and it is the gradient of `gather`.
  * All copies move contiguous rows (`TypedArray.set`), never single elements in a JS loop,
  * except UnsortedSegmentSum, which adds rows.
@@ -10,6 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 
 type TensorInfo = tf.TensorInfo;
 interface WasmBackendLike {
+  incRef(dataId: tf.DataId): void;
   typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
   makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
 }
@@ -108,6 +112,45 @@ export function registerWasmKernels(): void {
         begin[ax] += s;
         return part;
       });
+    },
+  });
+  registerOnce({
+    kernelName: 'Identity',
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) => {
+      const { x } = inputs as { x: TensorInfo };
+      if (x.dtype === 'string') throw new Error('Identity on string tensors is not supported on wasm');
+      (backend as unknown as WasmBackendLike).incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    },
+  });
+  registerOnce({
+    kernelName: 'GatherV2',
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const { x, indices } = inputs as { x: TensorInfo; indices: TensorInfo };
+      const { axis, batchDims } = attrs as unknown as { axis: number; batchDims: number };
+      if (batchDims !== 0) throw new Error('GatherV2 with batchDims != 0 is not supported on wasm');
+      const ax = tf.util.parseAxisParam(axis, x.shape)[0];
+      const wb = backend as unknown as WasmBackendLike;
+      const outer = x.shape.slice(0, ax).reduce((a, b) => a * b, 1);
+      const dim = x.shape[ax];
+      const slice = x.shape.slice(ax + 1).reduce((a, b) => a * b, 1);
+      // makeOutput may grow the heap, which detaches earlier views: take views after it.
+      const out = wb.makeOutput([...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)], x.dtype);
+      const idx = view(wb, indices);
+      const nIdx = idx.length;
+      const src = view(wb, x);
+      const dst = view(wb, out);
+      for (let o = 0; o < outer; o++) {
+        for (let i = 0; i < nIdx; i++) {
+          const j = idx[i];
+          if (j < 0 || j >= dim) throw new Error(`GatherV2: the index value ${j} is not in [0, ${dim - 1}]`);
+          const from = (o * dim + j) * slice;
+          dst.set(src.subarray(from, from + slice), (o * nIdx + i) * slice);
+        }
+      }
+      return out;
     },
   });
   if (!existing) {

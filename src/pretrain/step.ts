@@ -1,0 +1,187 @@
+/**
+ * One CAPI training iteration (method spec 8.4), readable top to bottom, as a function of
+ * (state, batch): teacher forward -> online clustering (+ its gradient) -> SK targets ->
+ * student forward on the visible patches -> predictor -> head -> loss -> AdamW -> EMA ->
+ * clustering AdamW. All randomness of a step derives from (seed, step), so a resumed run
+ * replays exactly.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Params } from '../model/capi.js';
+import { backboneShapes, encodeFull, initBackbone, studentForward } from '../model/capi.js';
+import { gridSize } from '../model/config.js';
+import { allPositions, patchCoords, tokenCoords } from '../model/coords.js';
+import { initClusteringHead, initStudentHead, meanEntropy, onlineClustering, softCrossEntropy, studentHeadLogits } from '../model/heads.js';
+import { selectPatches } from '../model/patches.js';
+import { Rng } from '../runtime/rng.js';
+import type { AdamWState } from './adamw.js';
+import { adamwStep, initAdamW } from './adamw.js';
+import type { PretrainConfig } from './config.js';
+import type { MaskCounts } from './masking.js';
+import { maskCounts, sampleMaskedBatch } from './masking.js';
+import { scheduleValue, studentParamGroup } from './schedules.js';
+
+export type Variables = Record<string, tf.Variable>;
+
+export interface CapiState {
+  /** Number of completed steps. */
+  step: number;
+  /** Backbone (encoder + predictor) and student head. */
+  student: Variables;
+  /** EMA of the student backbone; its encoder is the teacher (spec 4). */
+  teacher: Variables;
+  clustering: Variables;
+  studentOpt: AdamWState;
+  clusterOpt: AdamWState;
+}
+
+/** One batch as the data pipeline delivers it: patchified, augmented pixels. */
+export interface PretrainBatch {
+  size: number;
+  /** [B, N, C p^2] */
+  patches: Float32Array;
+}
+
+export interface StepMetrics {
+  step: number;
+  capiLoss: number;
+  clusteringLoss: number;
+  targetEntropy: number;
+  /** Prototypes that are the argmax of at least one teacher token in the batch. */
+  clustersUsed: number;
+  lr: number;
+  clusterLr: number;
+  momentum: number;
+}
+
+/** Random streams of one step. */
+const STREAM = { mask: 1, dropPath: 2 } as const;
+
+function toVariables(params: Params, trainable: boolean): Variables {
+  const out: Variables = {};
+  for (const [name, t] of Object.entries(params)) {
+    out[name] = tf.variable(t, trainable && !name.includes('rope'), `${trainable ? 's' : 't'}/${name}`);
+  }
+  return out;
+}
+
+export function trainableStudentNames(state: CapiState): string[] {
+  return Object.keys(state.student).filter((n) => state.student[n].trainable);
+}
+
+/** Fresh state: reference init, teacher = exact copy of the student (spec 8.3). */
+export function initState(cfg: PretrainConfig): CapiState {
+  const rng = Rng.derive(cfg.train.seed, 0xc0ffee);
+  const m = cfg.model;
+  const backbone = initBackbone(m, rng);
+  const head = initStudentHead(m.predDim, m.numClusters, rng);
+  const clusterHead = initClusteringHead(m.dim, m.numClusters, rng);
+  const teacher: Params = {};
+  for (const [name] of backboneShapes(m)) teacher[name] = backbone[name].clone();
+  const student = toVariables({ ...backbone, ...head }, true);
+  const clustering = toVariables(clusterHead, true);
+  const state: CapiState = {
+    step: 0,
+    student,
+    teacher: toVariables(teacher, false),
+    clustering,
+    studentOpt: { steps: 0, m: {}, v: {} },
+    clusterOpt: initAdamW(clustering, Object.keys(clustering)),
+  };
+  state.studentOpt = initAdamW(student, trainableStudentNames(state));
+  return state;
+}
+
+export function disposeState(s: CapiState): void {
+  for (const group of [s.student, s.teacher, s.clustering, s.studentOpt.m, s.studentOpt.v, s.clusterOpt.m, s.clusterOpt.v]) {
+    Object.values(group).forEach((v) => v.dispose());
+  }
+}
+
+/** Steps in the run: `steps` if set, else epochs over `datasetSize` images (drop_last). */
+export function totalSteps(cfg: PretrainConfig, datasetSize: number): number {
+  const t = cfg.train;
+  return t.steps > 0 ? t.steps : Math.max(1, Math.floor((t.epochs * datasetSize) / t.batchSize));
+}
+
+/** lr, clustering lr and teacher momentum at step t (spec 8.2: momentum = 1 - lr schedule shape). */
+export function schedulesAt(cfg: PretrainConfig, total: number, t: number) {
+  const tc = cfg.train;
+  const warmupSteps = Math.floor(tc.warmupFraction * total);
+  const shape = { warmupSteps, totalSteps: total, truncation: tc.truncation };
+  return {
+    lr: scheduleValue({ ...shape, start: 0, base: tc.lr, final: tc.finalLr }, t),
+    clusterLr: scheduleValue({ ...shape, start: 0, base: tc.clusterLr, final: 0 }, t),
+    momentum: scheduleValue({ ...shape, start: 1, base: tc.teacherMomentum, final: 1 }, t),
+  };
+}
+
+export function stepMaskCounts(cfg: PretrainConfig): MaskCounts {
+  const g = gridSize(cfg.model);
+  const t = cfg.train;
+  return maskCounts(g * g, t.maskRatio, t.predictionSubsampling, t.numPredictions);
+}
+
+/** Runs one iteration on `batch` and advances `state` in place. */
+export function trainStep(state: CapiState, batch: PretrainBatch, cfg: PretrainConfig, total: number): StepMetrics {
+  const { model: mc, train: tc } = cfg;
+  const t = state.step;
+  const { lr, clusterLr, momentum } = schedulesAt(cfg, total, t);
+  const b = batch.size;
+  const g = gridSize(mc);
+  const n = g * g;
+  const patchLen = mc.inChans * mc.patchSize ** 2;
+  const counts = stepMaskCounts(cfg);
+  const masks = sampleMaskedBatch(b, g, g, counts, tc.masking, tc.roll, Rng.derive(tc.seed, t, STREAM.mask));
+
+  // 1-2. Teacher on the full image, online clustering and its gradient, SK targets.
+  const teacherOut = tf.tidy(() => {
+    const patches = tf.tensor3d(batch.patches, [b, n, patchLen]);
+    const coords = tf.tensor3d(tokenCoords(g, g, mc.registers, allPositions(b, n), false), [b, mc.registers + n, 2]);
+    const tokens = encodeFull(state.teacher, mc, patches, coords).slice([0, mc.registers, 0], [-1, -1, -1]);
+    const clustering = onlineClustering(
+      state.clustering, tf.transpose(tokens, [1, 0, 2]),
+      { temperature: tc.targetTemp, iterations: tc.skIterations, positionwise: tc.positionwiseSK }, tc.clusterTemp,
+    );
+    const predictAbs = Int32Array.from(masks.predict.flatMap((p, i) => Array.from(p, (x) => i * n + x)));
+    const assignImageMajor = tf.transpose(clustering.assignments, [1, 0, 2]).reshape([b * n, mc.numClusters]);
+    const targets = tf.gather(assignImageMajor, tf.tensor1d(predictAbs, 'int32'));
+    const used = tf.argMax(clustering.assignments, -1);
+    return { targets, loss: clustering.loss, grads: clustering.grads, entropy: meanEntropy(targets), used };
+  });
+
+  // 3. Student on the visible patches, predictor at the prediction positions, head, loss.
+  const visible = tf.tensor3d(selectPatches(batch.patches, n, patchLen, masks.visible), [b, counts.nVisible, patchLen]);
+  const encCoords = tf.tensor3d(tokenCoords(g, g, mc.registers, masks.visible, mc.scaleRegistersToVisible), [b, mc.registers + counts.nVisible, 2]);
+  const predCoords = tf.tensor3d(patchCoords(g, g, masks.predict), [b, counts.nPredict, 2]);
+  const drop = tc.dropPath > 0 ? { rate: tc.dropPath, rng: Rng.derive(tc.seed, t, STREAM.dropPath) } : undefined;
+  const names = trainableStudentNames(state);
+  const { value: capiLoss, grads } = tf.variableGrads(() => {
+    const out = studentForward(state.student, mc, visible, encCoords, predCoords, drop);
+    const logits = studentHeadLogits(state.student, out.predictions);
+    return tf.mean(softCrossEntropy(logits, teacherOut.targets, tc.studentTemp)) as tf.Scalar;
+  }, names.map((k) => state.student[k]));
+  const byName: Record<string, tf.Tensor> = {};
+  names.forEach((k) => (byName[k] = grads[state.student[k].name]));
+
+  // 4. Student AdamW. 5. EMA of the backbone. 6. Clustering AdamW.
+  const adam = { beta1: tc.beta1, beta2: tc.beta2, eps: tc.eps };
+  adamwStep(state.student, byName, state.studentOpt, adam, lr, tc.weightDecay, studentParamGroup);
+  tf.tidy(() => {
+    for (const [name, tv] of Object.entries(state.teacher)) {
+      tv.assign(tf.add(tf.mul(tv, momentum), tf.mul(state.student[name], 1 - momentum)));
+    }
+  });
+  adamwStep(state.clustering, teacherOut.grads, state.clusterOpt, adam, clusterLr, tc.clusterWeightDecay, () => ({ lrMult: 1, wdMult: 1 }));
+
+  const metrics: StepMetrics = {
+    step: t,
+    capiLoss: capiLoss.dataSync()[0],
+    clusteringLoss: teacherOut.loss.dataSync()[0],
+    targetEntropy: teacherOut.entropy.dataSync()[0],
+    clustersUsed: new Set(teacherOut.used.dataSync()).size,
+    lr, clusterLr, momentum,
+  };
+  tf.dispose([visible, encCoords, predCoords, capiLoss, grads, teacherOut]);
+  state.step = t + 1;
+  return metrics;
+}
