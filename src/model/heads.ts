@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../runtime/rng.js';
 import type { Params } from './capi.js';
-import { addBias, l2Normalize, linear, linear2d } from './layers.js';
+import { addBias, l2Normalize, linear2d } from './layers.js';
 
 export const STUDENT_HEAD_G = 'head.last_layer.weight_g';
 export const STUDENT_HEAD_V = 'head.last_layer.weight_v';

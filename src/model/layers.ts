@@ -6,9 +6,19 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+type BinaryGrad = (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  value: tf.Tensor;
+  gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[];
+};
+
+/** tf.customGrad for a two-input op, typed. */
+function customGrad2<A extends tf.Tensor, B extends tf.Tensor, R extends tf.Tensor>(f: BinaryGrad): (a: A, b: B) => R {
+  return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (a: A, b: B) => R;
+}
+
 /** y = x @ w^T for x [M, in], w [out, in]; the gradient uses only 2-D plain matmuls. */
-export const linear2d: (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D = tf.customGrad(
-  (x: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+export const linear2d = customGrad2<tf.Tensor2D, tf.Tensor2D, tf.Tensor2D>(
+  (x, w, save) => {
     save([x, w]);
     const value = tf.matMul(x as tf.Tensor2D, tf.transpose(w as tf.Tensor2D));
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
@@ -19,11 +29,11 @@ export const linear2d: (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D = tf.cust
     };
     return { value, gradFunc };
   },
-) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+);
 
 /** y = x + b for x [M, n], b [n]; the bias gradient is ones[1, M] @ dy (fast on wasm). */
-export const addBias: (x: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D = tf.customGrad(
-  (x: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+export const addBias = customGrad2<tf.Tensor2D, tf.Tensor1D, tf.Tensor2D>(
+  (x, b, save) => {
     save([]);
     const value = tf.add(x, b);
     const gradFunc = (dy: tf.Tensor) => {
@@ -32,7 +42,7 @@ export const addBias: (x: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D = tf.custo
     };
     return { value, gradFunc };
   },
-) as unknown as (x: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D;
+);
 
 /** Linear layer on any leading shape: x [..., in], w [out, in] -> [..., out]. */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
@@ -145,8 +155,8 @@ export function mergeHeads(x: tf.Tensor): tf.Tensor {
 }
 
 /** a @ b for 2-D a [M, K], b [K, N]; the gradient transposes explicitly (fast path on wasm). */
-export const matMul2d: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.customGrad(
-  (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+export const matMul2d = customGrad2<tf.Tensor2D, tf.Tensor2D, tf.Tensor2D>(
+  (a, b, save) => {
     save([a, b]);
     const value = tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
@@ -155,7 +165,7 @@ export const matMul2d: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.cust
     };
     return { value, gradFunc };
   },
-) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+);
 
 /** Rows per attention group: the block-diagonal trick below wastes g-fold flops to save op count. */
 const ATTENTION_GROUP_ROWS = 256;
@@ -189,13 +199,13 @@ export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tens
   const pairs = b * h;
   let g = Math.max(1, Math.floor(ATTENTION_GROUP_ROWS / Math.max(nq, nk)));
   while (pairs % g !== 0) g--;
-  const qs = tf.unstack(q.reshape([pairs / g, g * nq, d]));
+  // Scaling q (n D values) is cheaper than scaling the scores (g n^2 per pair).
+  const qs = tf.unstack(tf.mul(q, 1 / Math.sqrt(d)).reshape([pairs / g, g * nq, d]));
   const ks = tf.unstack(k.reshape([pairs / g, g * nk, d]));
   const vs = tf.unstack(v.reshape([pairs / g, g * nk, d]));
   const mask = g > 1 ? blockDiagonalMask(g, nq, nk) : undefined;
-  const scale = 1 / Math.sqrt(d);
   const outs = qs.map((qi, i) => {
-    let s = tf.mul(matMul2d(qi as tf.Tensor2D, tf.transpose(ks[i]) as tf.Tensor2D), scale);
+    let s = matMul2d(qi as tf.Tensor2D, tf.transpose(ks[i]) as tf.Tensor2D);
     if (mask) s = tf.add(s, mask);
     return matMul2d(tf.softmax(s) as tf.Tensor2D, vs[i] as tf.Tensor2D);
   });

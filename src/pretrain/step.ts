@@ -59,7 +59,7 @@ const STREAM = { mask: 1, dropPath: 2 } as const;
 function toVariables(params: Params, trainable: boolean): Variables {
   const out: Variables = {};
   for (const [name, t] of Object.entries(params)) {
-    out[name] = tf.variable(t, trainable && !name.includes('rope'), `${trainable ? 's' : 't'}/${name}`);
+    out[name] = tf.variable(t, trainable && !name.includes('rope'));
   }
   return out;
 }

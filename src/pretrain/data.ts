@@ -1,0 +1,53 @@
+/**
+ * Pretraining batches: a shuffled, drop-last pass per epoch (seeded by (seed, epoch)), one
+ * augmented view per image (seeded by (seed, step)), patchified for the model. A batch is a pure
+ * function of (seed, step), so a resumed run sees exactly the batches it would have seen.
+ */
+import type { ImageDataset } from '../data/dataset.js';
+import { loadFashionMnist, locateFashionMnist } from '../data/fashion-mnist.js';
+import { imageFolder } from '../data/image-folder.js';
+import { pretrainTransform, renderImage } from '../data/transforms.js';
+import { patchify } from '../model/patches.js';
+import { Rng } from '../runtime/rng.js';
+import type { PretrainConfig, TrainConfig } from './config.js';
+import type { PretrainBatch } from './step.js';
+
+const STREAM = { shuffle: 11, augment: 12 } as const;
+
+export function openPretrainDataset(t: TrainConfig, imageSize: number): ImageDataset {
+  if (t.data === 'fmnist') return loadFashionMnist(locateFashionMnist(t.dataDir || undefined), 'train');
+  // Decode photos at a little over the crop size: RandomResizedCrop then works on that.
+  return imageFolder(t.data, Math.ceil(imageSize * 1.15));
+}
+
+export class BatchSampler {
+  private epoch = -1;
+  private perm: Int32Array = new Int32Array(0);
+  readonly stepsPerEpoch: number;
+
+  constructor(private readonly size: number, private readonly batchSize: number, private readonly seed: number) {
+    if (size < batchSize) throw new Error(`dataset has ${size} images, fewer than one batch of ${batchSize}: lower --batchSize`);
+    this.stepsPerEpoch = Math.floor(size / batchSize);
+  }
+
+  indices(step: number): Int32Array {
+    const epoch = Math.floor(step / this.stepsPerEpoch);
+    if (epoch !== this.epoch) {
+      this.perm = Rng.derive(this.seed, epoch, STREAM.shuffle).permutation(this.size);
+      this.epoch = epoch;
+    }
+    const start = (step % this.stepsPerEpoch) * this.batchSize;
+    return this.perm.subarray(start, start + this.batchSize);
+  }
+}
+
+export async function loadPretrainBatch(ds: ImageDataset, sampler: BatchSampler, cfg: PretrainConfig, step: number): Promise<PretrainBatch> {
+  const { imageSize: s, patchSize: p } = cfg.model;
+  const t = cfg.train;
+  const idx = sampler.indices(step);
+  const rng = Rng.derive(t.seed, step, STREAM.augment);
+  const images = await Promise.all(Array.from(idx, (i) => ds.load(i)));
+  const pixels = new Float32Array(idx.length * 3 * s * s);
+  images.forEach((img, i) => renderImage(img, pretrainTransform(rng, img, s, [t.cropScaleMin, t.cropScaleMax], t.hflip), pixels, i * 3 * s * s));
+  return { size: idx.length, patches: patchify(pixels, idx.length, 3, s, s, p) };
+}
