@@ -94,9 +94,39 @@ export function ropeFrequencies(headDim: number, maxFreq = 7, minFreq = 7e-4): F
   return out;
 }
 
-/** Signs applied after swapping the halves: [b, a] -> [-b, a]. */
-let halfSigns: tf.Tensor | undefined;
-let swapHalves: tf.Tensor | undefined;
+/** Swaps the two halves of axis 2 of x [M, parts, 2, half] and multiplies by signs [1, 1, 2, 1]. */
+function swapHalvesSigned(x: tf.Tensor, signs: tf.Tensor): tf.Tensor {
+  return tf.mul(tf.gather(x, SWAP.indices(), 2), signs);
+}
+
+const SWAP = {
+  idx: undefined as tf.Tensor | undefined,
+  fwd: undefined as tf.Tensor | undefined,
+  bwd: undefined as tf.Tensor | undefined,
+  indices(): tf.Tensor {
+    if (!this.idx || this.idx.isDisposed) this.idx = tf.keep(tf.tensor1d([1, 0], 'int32'));
+    return this.idx;
+  },
+  /** [a, b] -> [-b, a] */
+  forwardSigns(): tf.Tensor {
+    if (!this.fwd || this.fwd.isDisposed) this.fwd = tf.keep(tf.tensor([-1, 1], [1, 1, 2, 1]));
+    return this.fwd;
+  },
+  /** The transpose of the above: [u, v] -> [v, -u] */
+  backwardSigns(): tf.Tensor {
+    if (!this.bwd || this.bwd.isDisposed) this.bwd = tf.keep(tf.tensor([1, -1], [1, 1, 2, 1]));
+    return this.bwd;
+  },
+};
+
+/** rotate-half on [M, parts, 2, half]; its gradient is the transposed permutation (no scatter). */
+const rotateGrouped = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([]);
+  return {
+    value: swapHalvesSigned(x, SWAP.forwardSigns()),
+    gradFunc: (dy: tf.Tensor) => [swapHalvesSigned(dy, SWAP.backwardSigns())],
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor) => tf.Tensor;
 
 /**
  * rotate_half over the last axis, split into `parts` equal groups (1: [a, b] -> [-b, a] over
@@ -106,10 +136,7 @@ let swapHalves: tf.Tensor | undefined;
 function rotateHalf(x: tf.Tensor, parts: number): tf.Tensor {
   const shape = x.shape;
   const half = shape[shape.length - 1] / (2 * parts);
-  if (!halfSigns || halfSigns.isDisposed) halfSigns = tf.keep(tf.tensor([-1, 1], [1, 1, 2, 1]));
-  if (!swapHalves || swapHalves.isDisposed) swapHalves = tf.keep(tf.tensor1d([1, 0], 'int32'));
-  const swapped = tf.gather(x.reshape([-1, parts, 2, half]), swapHalves, 2);
-  return tf.mul(swapped, halfSigns).reshape(shape);
+  return rotateGrouped(x.reshape([-1, parts, 2, half])).reshape(shape);
 }
 
 /**

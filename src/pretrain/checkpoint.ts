@@ -84,8 +84,13 @@ export function loadCheckpoint(file: string): LoadedCheckpoint {
 /** Writes `bytes` to `file` atomically (temp file in the same folder, then rename). */
 export function writeFileAtomic(file: string, bytes: string | Uint8Array): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, bytes);
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, bytes);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 /**

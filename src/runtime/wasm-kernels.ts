@@ -170,12 +170,19 @@ export function registerWasmKernels(): void {
         dst.fill(0);
         const src = view(wb, x);
         const ids = view(wb, segmentIds);
+        // The first row into a segment is copied; only repeated segments need adding.
+        const seen = new Uint8Array(numSegments);
         for (let i = 0; i < nIds; i++) {
           const s = ids[i];
           if (s < 0 || s >= numSegments) continue;
           const o = s * rowLen;
           const so = i * rowLen;
-          for (let j = 0; j < rowLen; j++) dst[o + j] += src[so + j];
+          if (!seen[s]) {
+            dst.set(src.subarray(so, so + rowLen), o);
+            seen[s] = 1;
+          } else {
+            for (let j = 0; j < rowLen; j++) dst[o + j] += src[so + j];
+          }
         }
         return out;
       },

@@ -1,0 +1,81 @@
+/**
+ * `npm run bench:pretrain [-- --preset P --field value ...]`: train-step throughput on the chosen
+ * backend, one figure per line: images/s, nominal GFLOP per image (method spec 12), achieved
+ * GFLOP/s, and the ratio to a plain 1024^3 matmul measured in the same run. Without arguments it
+ * measures fmnist-tiny and the reference comparison shape. Batches are synthetic (the data
+ * pipeline is not timed); the first steps are warm-up.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { parseArgs, runMain, take } from '../src/cli/args.js';
+import { resolvePretrainConfig } from '../src/pretrain/config.js';
+import { trainFlopsPerImage } from '../src/pretrain/flops.js';
+import { disposeState, initState, stepMaskCounts, trainStep } from '../src/pretrain/step.js';
+import { initBackend } from '../src/runtime/backend.js';
+import type { BackendRequest } from '../src/runtime/backend.js';
+import { Rng } from '../src/runtime/rng.js';
+
+/** The shape we also measure in other frameworks on this machine (issue: pretraining bench). */
+const COMPARISON: Record<string, string> = {
+  dim: '192', depth: '6', heads: '3', predDim: '192', predDepth: '3', predHeads: '3', registers: '4',
+  numClusters: '1024', batchSize: '128', numPredictions: '8', dropPath: '0',
+};
+
+function matmulGflops(): number {
+  const a = tf.randomNormal([1024, 1024]);
+  const b = tf.randomNormal([1024, 1024]);
+  // (Never return a TypedArray from tf.tidy: it walks every element.)
+  const run = () => {
+    const c = tf.matMul(a, b);
+    c.dataSync();
+    c.dispose();
+  };
+  run();
+  const reps = 8;
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) run();
+  const sec = (performance.now() - t0) / 1000 / reps;
+  tf.dispose([a, b]);
+  return (2 * 1024 ** 3) / sec / 1e9;
+}
+
+function benchConfig(label: string, preset: string, overrides: Record<string, string>, steps: number, peak: number): void {
+  const cfg = resolvePretrainConfig(preset, overrides);
+  const state = initState(cfg);
+  const b = cfg.train.batchSize;
+  const n = (cfg.model.imageSize / cfg.model.patchSize) ** 2;
+  const rng = new Rng(0);
+  const patches = Float32Array.from({ length: b * n * 3 * cfg.model.patchSize ** 2 }, () => rng.normal());
+  const warmup = 2;
+  let sec = 0;
+  for (let i = 0; i < warmup + steps; i++) {
+    const t0 = performance.now();
+    trainStep(state, { size: b, patches }, cfg, 1000);
+    if (i >= warmup) sec += (performance.now() - t0) / 1000;
+  }
+  disposeState(state);
+  const ips = (b * steps) / sec;
+  const gflopPerImage = trainFlopsPerImage(cfg.model, stepMaskCounts(cfg)) / 1e9;
+  const achieved = ips * gflopPerImage;
+  console.log(`${label} images/s: ${ips.toFixed(1)}`);
+  console.log(`${label} model GFLOP/image: ${gflopPerImage.toFixed(3)}`);
+  console.log(`${label} achieved GFLOP/s: ${achieved.toFixed(2)}`);
+  console.log(`${label} ratio to matmul peak: ${(achieved / peak).toFixed(3)}`);
+}
+
+runMain(async () => {
+  const { values } = parseArgs(process.argv.slice(2));
+  const backend = take(values, 'backend', 'auto') as BackendRequest;
+  const threads = Number(take(values, 'threads', '2'));
+  const steps = Number(take(values, 'benchSteps', '5'));
+  const info = await initBackend(backend, threads);
+  const peak = matmulGflops();
+  console.log(`backend: ${info.backend} (${info.threads} threads)`);
+  console.log(`matmul 1024^3 GFLOP/s: ${peak.toFixed(1)}`);
+  if (Object.keys(values).length > 0) {
+    const preset = take(values, 'preset', 'fmnist-tiny');
+    benchConfig(preset, preset, values, steps, peak);
+    return;
+  }
+  benchConfig('fmnist-tiny', 'fmnist-tiny', {}, steps, peak);
+  benchConfig('comparison', 'fmnist-tiny', COMPARISON, steps, peak);
+});

@@ -1,0 +1,72 @@
+/** The pretrain command's user-facing behaviour: --help, and one-line errors for bad input. */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-cli-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function pretrain(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/pretrain.ts', ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The error line (the last line of stderr) and that it is the only `error:` line. */
+function errorLine(stderr: string): string {
+  const lines = stderr.trim().split('\n').filter((l) => l.startsWith('error:'));
+  expect(lines.length).toBe(1);
+  return lines[0];
+}
+
+const TINY = ['--dim', '64', '--depth', '1', '--heads', '1', '--predDim', '64', '--predDepth', '1', '--predHeads', '1', '--numClusters', '16', '--batch', '2', '--numPredictions', '2'];
+
+describe('pretrain CLI', () => {
+  it('--help lists the options and config fields', () => {
+    const r = pretrain('--help');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('--preset');
+    expect(r.stdout).toContain('--resume');
+    expect(r.stdout).toContain('predictionSubsampling');
+  });
+
+  it('missing dataset: names the folder and how to get the data', () => {
+    const r = pretrain('--out', path.join(tmp, 'a'), '--dataDir', path.join(tmp, 'nowhere'), '--steps', '1');
+    expect(r.code).toBe(1);
+    const line = errorLine(r.stderr);
+    expect(line).toContain('Fashion-MNIST not found');
+    expect(line).toContain(path.join(tmp, 'nowhere'));
+    expect(line).toContain('apt-get install dataset-fashion-mnist');
+  });
+
+  it('invalid config values and unknown fields', () => {
+    let line = errorLine(pretrain('--lr', 'fast').stderr);
+    expect(line).toBe("error: invalid config value: lr must be a number (got 'fast')");
+    line = errorLine(pretrain('--maskRatio', '1.5').stderr);
+    expect(line).toBe('error: invalid config value: maskRatio must be in [0, 1] (got 1.5)');
+    line = errorLine(pretrain('--learningRate', '1').stderr);
+    expect(line).toContain("unknown config field 'learningRate'");
+    line = errorLine(pretrain('--preset', 'vit-h').stderr);
+    expect(line).toContain("unknown preset 'vit-h'");
+  });
+
+  it('an unreadable image: names the file, and leaves no half-written checkpoint', async () => {
+    const dir = path.join(tmp, 'images');
+    fs.mkdirSync(dir);
+    for (let i = 0; i < 3; i++) {
+      await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 60 * i, g: 100, b: 200 } } }).png().toFile(path.join(dir, `ok${i}.png`));
+    }
+    fs.writeFileSync(path.join(dir, 'broken.png'), 'this is not a png');
+    const out = path.join(tmp, 'bad-run');
+    const r = pretrain('--out', out, '--data', dir, '--steps', '6', '--checkpointEvery', '1', ...TINY);
+    expect(r.code).toBe(1);
+    const line = errorLine(r.stderr);
+    expect(line).toContain('cannot read image');
+    expect(line).toContain(path.join(dir, 'broken.png'));
+    // Only complete files: no temp files; a checkpoint, if one was written before the failure, loads.
+    const files = fs.existsSync(out) ? fs.readdirSync(out, { recursive: true }).map(String) : [];
+    expect(files.filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+});
