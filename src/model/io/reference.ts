@@ -27,17 +27,30 @@ export interface LoadReport {
   unexpected: string[];
 }
 
+export interface ReferenceLoadOptions {
+  /** Also load the student head and clustering head when present (training, parity). */
+  heads: boolean;
+  /**
+   * Keep only the first `cfg.predDepth` predictor blocks and ignore the rest of the file's
+   * (evaluation needs block 1 alone: predictor pooling, spec 2.7).
+   */
+  truncatePredictor?: boolean;
+}
+
 /**
  * Builds capi-ts parameters from a reference state dict, checking every shape against `cfg`.
- * Heads are optional (a hub checkpoint has no clustering head). Like PyTorch's strict loading,
- * returns missing and unexpected keys; `requireAll` turns a missing backbone key into an error.
+ * Like PyTorch's strict loading, returns missing and unexpected keys.
  */
-export function fromReferenceStateDict(sd: Map<string, LoadedTensor>, cfg: ModelConfig, file: string): LoadReport {
+export function fromReferenceStateDict(
+  sd: Map<string, LoadedTensor>, cfg: ModelConfig, file: string, opts: ReferenceLoadOptions = { heads: true },
+): LoadReport {
   const expected: [string, number[], boolean][] = backboneShapes(cfg).map(([n, s]) => [n, s, true]);
-  expected.push(
-    [STUDENT_HEAD_G, [cfg.numClusters, 1], false], [STUDENT_HEAD_V, [cfg.numClusters, cfg.predDim], false],
-    [CLUSTER_W, [cfg.numClusters, cfg.dim], false], [CLUSTER_B, [cfg.numClusters], false],
-  );
+  if (opts.heads) {
+    expected.push(
+      [STUDENT_HEAD_G, [cfg.numClusters, 1], false], [STUDENT_HEAD_V, [cfg.numClusters, cfg.predDim], false],
+      [CLUSTER_W, [cfg.numClusters, cfg.dim], false], [CLUSTER_B, [cfg.numClusters], false],
+    );
+  }
   const used = new Set<string>();
   const params: Params = {};
   const missing: string[] = [];
@@ -50,16 +63,20 @@ export function fromReferenceStateDict(sd: Map<string, LoadedTensor>, cfg: Model
     const t = sd.get(key)!;
     used.add(key);
     if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
+      tf.dispose(Object.values(params));
       throw new Error(
         `${file}: ${key} has shape [${t.shape}] but the model expects [${shape}]: wrong architecture (check --preset / model fields)`,
       );
     }
     params[name] = tf.tensor(t.data, shape, 'float32');
   }
-  // Keys of the reference that capi-ts does not use: EMA copies of the student head etc. are
-  // ignored silently only when they belong to a known non-backbone group.
-  const ignoredPrefixes = ['teacher.head.', 'student.head.', 'head.'];
-  const unexpected = [...sd.keys()].filter((k) => !used.has(k) && !ignoredPrefixes.some((p) => k.startsWith(p)));
+  // Heads are not part of the encoder: when not loaded they are ignored, not unexpected.
+  const laterBlock = (k: string) => {
+    const m = /decoder\.blocks\.(\d+)\./.exec(k);
+    return m !== null && Number(m[1]) >= cfg.predDepth;
+  };
+  const ignored = (k: string) => (!opts.heads && /(^|\.)head\./.test(k)) || (opts.truncatePredictor === true && laterBlock(k));
+  const unexpected = [...sd.keys()].filter((k) => !used.has(k) && !ignored(k));
   return { params, missing, unexpected };
 }
 

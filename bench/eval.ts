@@ -1,0 +1,86 @@
+/**
+ * `npm run bench:eval [-- --rows 200000 --dim 192 --classes 11 --queries 20000 --out bench/out]`:
+ * timings of the evaluation classifiers on features of realistic size, one figure per line:
+ * the logistic-regression C grid (8 values), the k-NN grid (2 metrics x k in {1,3,10,30}) and one
+ * epoch of the 30-probe attentive grid. Features are seeded Gaussian class clusters, saved as
+ * .npy (float32 features, int32 labels) so other tools can be timed on the very same arrays.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs, runMain, take } from '../src/cli/args.js';
+import { attentiveFamily } from '../src/probes/families.js';
+import { probeGrid } from '../src/probes/grid.js';
+import { trainProbeGrid } from '../src/probes/train.js';
+import { initBackend } from '../src/runtime/backend.js';
+import { Rng } from '../src/runtime/rng.js';
+import { knnSearch, knnVotePixels } from '../src/segmentation/knn.js';
+import { disposeLogRegData, fitLogReg, LOGREG_C_GRID, LOGREG_DEFAULTS, prepareLogRegData } from '../src/segmentation/logreg.js';
+
+function clusters(n: number, dim: number, classes: number, seed: number) {
+  const rng = new Rng(seed);
+  const centres = Array.from({ length: classes }, () => Float32Array.from({ length: dim }, () => rng.normal()));
+  const x = new Float32Array(n * dim);
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    y[i] = rng.randint(0, classes - 1);
+    for (let j = 0; j < dim; j++) x[i * dim + j] = centres[y[i]][j] + 1.5 * rng.normal();
+  }
+  return { x, y };
+}
+
+/** NumPy .npy v1.0 writer for little-endian float32 / int32 C-order arrays. */
+function writeNpy(file: string, data: Float32Array | Int32Array, shape: number[]): void {
+  const descr = data instanceof Float32Array ? '<f4' : '<i4';
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  header += ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
+  const pre = Buffer.alloc(10);
+  pre.write('\x93NUMPY', 0, 'latin1');
+  pre[6] = 1;
+  pre[7] = 0;
+  pre.writeUInt16LE(header.length, 8);
+  fs.writeFileSync(file, Buffer.concat([pre, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]));
+}
+
+runMain(async () => {
+  const { values } = parseArgs(process.argv.slice(2));
+  const rows = Number(take(values, 'rows', '200000'));
+  const dim = Number(take(values, 'dim', '192'));
+  const classes = Number(take(values, 'classes', '11'));
+  const queries = Number(take(values, 'queries', '20000'));
+  const maxIter = Number(take(values, 'logregMaxIter', '100'));
+  const attSamples = Number(take(values, 'attentiveSamples', '4096'));
+  const out = take(values, 'out', 'bench/out');
+  const info = await initBackend('auto', Number(take(values, 'threads', '2')));
+  console.log(`backend: ${info.backend} (${info.threads} threads)`);
+  const train = clusters(rows, dim, classes, 1);
+  const test = clusters(queries, dim, classes, 2);
+  fs.mkdirSync(out, { recursive: true });
+  writeNpy(path.join(out, 'train_features.npy'), train.x, [rows, dim]);
+  writeNpy(path.join(out, 'train_labels.npy'), train.y, [rows]);
+  writeNpy(path.join(out, 'test_features.npy'), test.x, [queries, dim]);
+  writeNpy(path.join(out, 'test_labels.npy'), test.y, [queries]);
+  console.log(`features: ${rows} x ${dim} train, ${queries} test, ${classes} classes (saved under ${out})`);
+
+  let t0 = performance.now();
+  const data = prepareLogRegData(train.x, train.y, dim, classes);
+  let iters = 0;
+  for (const c of LOGREG_C_GRID) iters += fitLogReg(data, { ...LOGREG_DEFAULTS, maxIter, c }).iterations;
+  disposeLogRegData(data);
+  console.log(`logreg C grid (8 fits, max ${maxIter} iterations, ${iters} in all) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
+
+  t0 = performance.now();
+  const labels1 = Int32Array.from(train.y);
+  for (const metric of ['cosine', 'l2'] as const) {
+    const res = knnSearch(train.x, rows, test.x, queries, dim, 30, metric);
+    for (const k of [1, 3, 10, 30]) knnVotePixels(res, k, labels1, 1, classes);
+  }
+  console.log(`k-NN grid (2 metrics x k in 1,3,10,30, exact) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
+
+  const tokens = 49;
+  const att = clusters(attSamples * tokens, dim, classes, 3);
+  const attLabels = Int32Array.from({ length: attSamples }, (_, i) => att.y[i * tokens]);
+  const r = trainProbeGrid(attentiveFamily, { x: att.x, rowShape: [tokens, dim], labels: attLabels }, { x: att.x.subarray(0, 256 * tokens * dim), rowShape: [tokens, dim], labels: attLabels.subarray(0, 256) }, classes, {
+    epochs: 1, batchSize: 256, seed: 0, grid: probeGrid(256),
+  });
+  console.log(`attentive grid (30 probes, ${attSamples} samples x ${tokens} tokens x ${dim}) seconds per epoch: ${r.secondsPerEpoch.toFixed(1)}`);
+});

@@ -1,0 +1,66 @@
+/**
+ * `npm run bench:vitl [-- --batch 2 --batches 2]`: ViT-L/14 feature extraction at 224 from a
+ * reference-layout .pth (the released CAPI architecture: patch 14, width 1024, depth 24, 16
+ * registers, 12-block predictor). No official weights can be downloaded here, so the file is
+ * written with random weights in the reference layout, then loaded through the same path as
+ * `--checkpoint model.pth`. Prints load time and images/s.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs, runMain, take } from '../src/cli/args.js';
+import { capiFeatureModel } from '../src/features/models.js';
+import { backboneShapes } from '../src/model/capi.js';
+import { MODEL_PRESETS } from '../src/model/config.js';
+import { loadEncoder } from '../src/model/io/load.js';
+import { writePth } from '../src/model/io/pth-writer.js';
+import { ropeFrequencies } from '../src/model/layers.js';
+import { initBackend } from '../src/runtime/backend.js';
+import { Rng } from '../src/runtime/rng.js';
+
+runMain(async () => {
+  const { values } = parseArgs(process.argv.slice(2));
+  const batch = Number(take(values, 'batch', '2'));
+  const batches = Number(take(values, 'batches', '2'));
+  const info = await initBackend('auto', Number(take(values, 'threads', '2')));
+  console.log(`backend: ${info.backend} (${info.threads} threads)`);
+  const cfg = MODEL_PRESETS['vit-l14'];
+  const file = path.join(os.tmpdir(), `capi-vitl14-random-${process.pid}.pth`);
+  let t0 = performance.now();
+  const rng = new Rng(0);
+  const sd = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, shape] of backboneShapes(cfg)) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    let data: Float32Array;
+    if (name.endsWith('rope.freqs')) data = ropeFrequencies(shape[1]);
+    else if (name.endsWith('norm.weight')) data = new Float32Array(size).fill(1);
+    else {
+      const a = Math.sqrt(6 / (shape[0] + size / shape[0]));
+      data = Float32Array.from({ length: size }, () => rng.uniformIn(-a, a));
+    }
+    sd.set(`backbone.${name}`, { shape, data });
+  }
+  writePth(file, sd);
+  sd.clear();
+  console.log(`wrote random reference-layout ViT-L/14 (${(fs.statSync(file).size / 2 ** 30).toFixed(2)} GiB) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
+  try {
+    t0 = performance.now();
+    const enc = loadEncoder(file);
+    console.log(`loaded (encoder + predictor block 1) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
+    const model = capiFeatureModel('vit-l14', enc.hash, enc.params, enc.config);
+    const pixels = Float32Array.from({ length: batch * 3 * 224 * 224 }, () => rng.normal());
+    model.forward(pixels, 1, 224); // warm-up at batch 1
+    t0 = performance.now();
+    let shape = '';
+    for (let i = 0; i < batches; i++) {
+      const out = model.forward(pixels, batch, 224);
+      shape = `${out.patch.length / (batch * 1024)} x 1024 patches, ${out.global.length / batch} global`;
+    }
+    const sec = (performance.now() - t0) / 1000;
+    console.log(`features per image: ${shape}`);
+    console.log(`ViT-L/14 feature extraction at 224, batch ${batch} images/s: ${((batch * batches) / sec).toFixed(3)}`);
+    model.dispose();
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+});

@@ -1,0 +1,80 @@
+/**
+ * fmnist-scenes: a dense task built from real Fashion-MNIST items. Each canvas (56 x 56 by
+ * default) holds 2-4 items, scaled and placed at random, overlapping, on a textured background;
+ * the label map is 0 for background and 1 + class for item pixels (later items occlude earlier
+ * ones). Canvas i of a split is a pure function of (seed, split, i); train canvases use items
+ * of the Fashion-MNIST train split, test canvases items of the test split.
+ */
+import type { LabeledDataset } from './dataset.js';
+import type { SegmentationDataset } from './segmentation-datasets.js';
+import { Rng } from '../runtime/rng.js';
+
+export interface ScenesOptions {
+  size: number;
+  count: number;
+  seed: number;
+  minItems: number;
+  maxItems: number;
+  minScale: number;
+  maxScale: number;
+  /** Item pixels brighter than this (0-255) are foreground. */
+  threshold: number;
+}
+
+export const SCENES_DEFAULTS: Omit<ScenesOptions, 'count'> = {
+  size: 56, seed: 0, minItems: 2, maxItems: 4, minScale: 0.7, maxScale: 1.3, threshold: 40,
+};
+
+export const SCENE_CLASSES = ['background', 'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+
+/** Renders canvas `index`: grey pixels [S*S] and labels [S*S]. */
+export async function renderScene(items: LabeledDataset, opts: ScenesOptions, splitKey: number, index: number) {
+  const rng = Rng.derive(opts.seed, splitKey, index);
+  const s = opts.size;
+  const pixels = new Uint8Array(s * s);
+  const labels = new Uint8Array(s * s);
+  // Background texture: two random gratings plus noise, kept dark (0-70).
+  const g = [0, 1].map(() => ({ fx: rng.uniformIn(-0.5, 0.5), fy: rng.uniformIn(-0.5, 0.5), ph: rng.uniformIn(0, 2 * Math.PI) }));
+  for (let y = 0; y < s; y++) {
+    for (let x = 0; x < s; x++) {
+      const v = 25 + 12 * Math.sin(g[0].fx * x + g[0].fy * y + g[0].ph) + 12 * Math.sin(g[1].fx * x + g[1].fy * y + g[1].ph) + 8 * rng.normal();
+      pixels[y * s + x] = Math.max(0, Math.min(70, Math.round(v)));
+    }
+  }
+  const nItems = rng.randint(opts.minItems, opts.maxItems);
+  for (let k = 0; k < nItems; k++) {
+    const idx = Math.floor(rng.uniform() * items.size);
+    const item = await items.load(idx);
+    const cls = items.label(idx);
+    const side = Math.min(s, Math.round(item.width * rng.uniformIn(opts.minScale, opts.maxScale)));
+    const top = rng.randint(0, s - side);
+    const left = rng.randint(0, s - side);
+    for (let y = 0; y < side; y++) {
+      for (let x = 0; x < side; x++) {
+        // Nearest-neighbour scaling keeps item pixels and their labels consistent.
+        const sy = Math.min(item.height - 1, Math.floor((y * item.height) / side));
+        const sx = Math.min(item.width - 1, Math.floor((x * item.width) / side));
+        const v = item.data[sy * item.width + sx];
+        if (v > opts.threshold) {
+          pixels[(top + y) * s + left + x] = v;
+          labels[(top + y) * s + left + x] = cls + 1;
+        }
+      }
+    }
+  }
+  return { pixels, labels };
+}
+
+export function fmnistScenes(items: LabeledDataset, split: 'train' | 'test', opts: ScenesOptions): SegmentationDataset {
+  const splitKey = split === 'train' ? 1 : 2;
+  return {
+    description: `fmnist-scenes:${split} (${opts.count} canvases ${opts.size}x${opts.size}, seed ${opts.seed}, items from ${items.description})`,
+    size: opts.count,
+    numClasses: SCENE_CLASSES.length,
+    ignore: [255],
+    load: async (i) => {
+      const { pixels, labels } = await renderScene(items, opts, splitKey, i);
+      return { image: { data: pixels, height: opts.size, width: opts.size, channels: 1 }, label: { data: labels, height: opts.size, width: opts.size } };
+    },
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * Frozen feature models with the evaluation API (eval spec 0): for a batch of normalised images,
+ * patch features [B, N, D] and a global vector [B, D_g]. CAPI: enc-normed patch tokens and
+ * predictor pooling (method spec 2.7). Baselines: the same architecture with random weights, and
+ * raw pixel patches (global vector = their average).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Params } from '../model/capi.js';
+import { evalForward, initBackbone } from '../model/capi.js';
+import type { ModelConfig } from '../model/config.js';
+import { allPositions, tokenCoords } from '../model/coords.js';
+import { patchify } from '../model/patches.js';
+import { Rng } from '../runtime/rng.js';
+
+export interface FeatureBatch {
+  /** [B * N, D] */
+  patch: Float32Array;
+  /** [B, D_g] */
+  global: Float32Array;
+}
+
+export interface FeatureModel {
+  /** Row label in tables. */
+  name: string;
+  /** Identity for the feature cache (weights hash or baseline recipe). */
+  key: string;
+  patchSize: number;
+  patchDim: number;
+  globalDim: number;
+  /** Images [B, 3, S, S] (normalised) -> features. */
+  forward(pixels: Float32Array, b: number, size: number): FeatureBatch;
+  dispose(): void;
+}
+
+export function capiFeatureModel(name: string, key: string, params: Params, cfg: ModelConfig): FeatureModel {
+  return {
+    name, key, patchSize: cfg.patchSize, patchDim: cfg.dim, globalDim: cfg.predDim,
+    forward(pixels, b, size) {
+      const g = Math.floor(size / cfg.patchSize);
+      const n = g * g;
+      const out = tf.tidy(() => {
+        const patches = tf.tensor3d(patchify(pixels, b, 3, size, size, cfg.patchSize), [b, n, 3 * cfg.patchSize ** 2]);
+        const coords = tf.tensor3d(tokenCoords(g, g, cfg.registers, allPositions(b, n), false), [b, cfg.registers + n, 2]);
+        const o = evalForward(params, cfg, patches, coords, g, g);
+        return [o.featureMap, o.global];
+      });
+      const res = { patch: out[0].dataSync() as Float32Array, global: out[1].dataSync() as Float32Array };
+      tf.dispose(out);
+      return res;
+    },
+    dispose: () => tf.dispose(Object.values(params)),
+  };
+}
+
+/** The CAPI architecture with the reference's random initialisation (seeded). */
+export function randomCapiFeatureModel(cfg: ModelConfig, seed: number): FeatureModel {
+  return capiFeatureModel('random-init', `random-init:${JSON.stringify(cfg)}:${seed}`, initBackbone(cfg, new Rng(seed)), cfg);
+}
+
+/** Raw normalised pixel patches as features (D = 3 p^2); global = mean patch. */
+export function pixelFeatureModel(patchSize: number): FeatureModel {
+  const d = 3 * patchSize * patchSize;
+  return {
+    name: 'pixel-patches', key: `pixels:${patchSize}`, patchSize, patchDim: d, globalDim: d,
+    forward(pixels, b, size) {
+      const n = Math.floor(size / patchSize) ** 2;
+      const patch = patchify(pixels, b, 3, size, size, patchSize);
+      const global = new Float32Array(b * d);
+      for (let i = 0; i < b; i++) {
+        for (let t = 0; t < n; t++) for (let j = 0; j < d; j++) global[i * d + j] += patch[(i * n + t) * d + j] / n;
+      }
+      return { patch, global };
+    },
+    dispose: () => {},
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * `--checkpoint` for every command: a capi-ts run folder, its teacher export, a capi-ts
+ * checkpoint, a reference-layout `.pth` (official CAPI weights or a PyTorch-trained model), or a
+ * reference-layout `.safetensors`. Returns the encoder-predictor parameters and model config.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { Params } from '../capi.js';
+import { backboneShapes } from '../capi.js';
+import type { ModelConfig } from '../config.js';
+import { MODEL_PRESETS, validateModelConfig } from '../config.js';
+import type { LoadedTensor } from './pth.js';
+import { flattenStateDict, readPth } from './pth.js';
+import { fromReferenceStateDict } from './reference.js';
+import { readSafetensors } from './safetensors.js';
+
+export interface LoadedEncoder {
+  params: Params;
+  config: ModelConfig;
+  /** What was loaded, for reports. */
+  source: string;
+  /** Content hash of the weights file(s), for feature caches. */
+  hash: string;
+}
+
+export interface LoadOptions {
+  /** Model preset to check the file against (else the shapes are read from the file). */
+  preset?: string;
+  /** Input side for evaluation (reference files do not record it); default: preset's or 224. */
+  imageSize?: number;
+  /**
+   * Load only the encoder and the first predictor block (all that feature extraction and
+   * predictor pooling use); saves ~1/3 of the memory for ViT-L. Default true.
+   */
+  evalOnly?: boolean;
+}
+
+function fileHash(files: string[]): string {
+  const h = createHash('sha256');
+  for (const f of files) h.update(fs.readFileSync(f));
+  return h.digest('hex').slice(0, 16);
+}
+
+/** Reads the model shape from a reference-layout state dict (spec 2.9). */
+export function inferModelConfig(sd: Map<string, LoadedTensor>, file: string, imageSize = 224): ModelConfig {
+  const key = [...sd.keys()].find((k) => k.endsWith('patch_embed.weight'));
+  if (!key) throw new Error(`${file}: no patch_embed.weight; not a CAPI encoder checkpoint`);
+  const prefix = key.slice(0, key.length - 'patch_embed.weight'.length);
+  const get = (name: string) => {
+    const t = sd.get(prefix + name);
+    if (!t) throw new Error(`${file}: missing ${prefix}${name}`);
+    return t;
+  };
+  const [dim, inChans, patchSize] = get('patch_embed.weight').shape;
+  const count = (stack: string) => {
+    let n = 0;
+    while (sd.has(`${prefix}${stack}.blocks.${n}.residual1.norm.weight`)) n++;
+    return n;
+  };
+  const depth = count('encoder');
+  const predDepth = count('decoder');
+  if (depth === 0) throw new Error(`${file}: no encoder blocks under '${prefix}encoder.blocks.'`);
+  const encHeadDim = get('encoder.blocks.0.residual1.fn.rope.freqs').shape[1];
+  const predDim = get('mask_token').shape[1];
+  const predHeadDim = predDepth > 0 ? get('decoder.blocks.0.residual1.fn.rope.freqs').shape[1] : 64;
+  const head = sd.get('head.last_layer.weight_v') ?? sd.get('student.head.last_layer.weight_v') ?? sd.get('teacher.head.layer.weight');
+  const cfg: ModelConfig = {
+    ...MODEL_PRESETS['vit-l14'],
+    imageSize, patchSize, inChans, dim, depth, heads: dim / encHeadDim,
+    predDim, predDepth, predHeads: predDim / predHeadDim,
+    registers: get('registers').shape[1],
+    numClusters: head ? head.shape[0] : MODEL_PRESETS['vit-l14'].numClusters,
+  };
+  validateModelConfig(cfg);
+  return cfg;
+}
+
+/** Builds capi-ts params from a reference state dict, strictly: missing or unexpected keys are errors. */
+function fromReference(sd: Map<string, LoadedTensor>, file: string, opts: LoadOptions): { params: Params; config: ModelConfig } {
+  let config: ModelConfig;
+  if (opts.preset) {
+    const preset = MODEL_PRESETS[opts.preset];
+    if (!preset) throw new Error(`unknown preset '${opts.preset}': choose one of ${Object.keys(MODEL_PRESETS).join(', ')}`);
+    config = { ...preset, imageSize: opts.imageSize ?? preset.imageSize };
+  } else {
+    config = inferModelConfig(sd, file, opts.imageSize);
+  }
+  const evalOnly = opts.evalOnly ?? true;
+  if (evalOnly) config = { ...config, predDepth: Math.min(config.predDepth, 1) };
+  const report = fromReferenceStateDict(sd, config, file, { heads: false, truncatePredictor: evalOnly });
+  const fail = (what: string, keys: string[]) => {
+    tf.dispose(Object.values(report.params));
+    const shown = keys.slice(0, 5).join(', ') + (keys.length > 5 ? `, ... (${keys.length} in all)` : '');
+    throw new Error(`${file}: ${what} keys: ${shown}; is this a CAPI checkpoint of the expected architecture?`);
+  };
+  if (report.missing.length) fail('missing', report.missing);
+  if (report.unexpected.length) fail('unexpected', report.unexpected);
+  return { params: report.params, config };
+}
+
+function loadTfjsExport(dir: string): LoadedEncoder {
+  const manifestFile = path.join(dir, 'model.json');
+  const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+  if (manifest.kind !== 'encoder' || !manifest.modelConfig) throw new Error(`${manifestFile}: not a capi-ts encoder export`);
+  const group = manifest.weightsManifest[0];
+  const weightsFile = path.join(dir, group.paths[0]);
+  const buf = fs.readFileSync(weightsFile);
+  const named = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length), group.weights);
+  const config = manifest.modelConfig as ModelConfig;
+  const params: Params = {};
+  for (const [name, shape] of backboneShapes(config)) {
+    const t = named[name];
+    if (!t) throw new Error(`${weightsFile}: missing ${name}`);
+    if (t.shape.join() !== shape.join()) throw new Error(`${weightsFile}: ${name} has shape [${t.shape}], expected [${shape}]`);
+    params[name] = t;
+  }
+  return { params, config, source: `capi-ts teacher export ${dir} (step ${manifest.step})`, hash: fileHash([manifestFile, weightsFile]) };
+}
+
+export function loadEncoder(spec: string, opts: LoadOptions = {}): LoadedEncoder {
+  if (!fs.existsSync(spec)) throw new Error(`checkpoint not found: ${spec} (a run folder, teacher/ export, .safetensors or .pth file)`);
+  if (fs.statSync(spec).isDirectory()) {
+    if (fs.existsSync(path.join(spec, 'teacher', 'model.json'))) return loadTfjsExport(path.join(spec, 'teacher'));
+    if (fs.existsSync(path.join(spec, 'model.json'))) return loadTfjsExport(spec);
+    throw new Error(`${spec}: no teacher/model.json here; is this a capi-ts run folder (npm run pretrain -- --out ${spec})?`);
+  }
+  const hash = fileHash([spec]);
+  if (spec.endsWith('.safetensors')) {
+    const { tensors, metadata } = readSafetensors(spec);
+    if (metadata.kind === 'train-state') {
+      // A capi-ts training checkpoint: evaluate its EMA teacher.
+      const model = (JSON.parse(metadata.config) as { model: ModelConfig }).model;
+      const params: Params = {};
+      for (const [name, shape] of backboneShapes(model)) {
+        const t = tensors.get(`teacher.${name}`);
+        if (!t) throw new Error(`${spec}: missing teacher.${name}`);
+        params[name] = tf.tensor(t.data, shape);
+      }
+      return { params, config: { ...model, imageSize: opts.imageSize ?? model.imageSize }, source: `capi-ts checkpoint ${spec} (teacher, step ${metadata.step})`, hash };
+    }
+    const { params, config } = fromReference(tensors, spec, opts);
+    return { params, config, source: `safetensors ${spec}`, hash };
+  }
+  const { params, config } = fromReference(flattenStateDict(readPth(spec)), spec, opts);
+  return { params, config, source: `reference checkpoint ${spec}`, hash };
+}

@@ -1,0 +1,129 @@
+/**
+ * What every probe grid shares (eval spec 1.4-1.6): the LR x WD grid trained jointly (one
+ * forward of the shared features, all probes stacked on a leading axis), AdamW (0.9, 0.95) with
+ * warmup + cosine, the 10% held-out split (permutation seeded with 42), and selection of the
+ * best held-out accuracy (ties -> first in lr-major, wd-minor order).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../runtime/rng.js';
+
+export const PROBE_LRS = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2];
+export const PROBE_WDS = [5e-4, 1e-3, 5e-2];
+
+export interface GridPoint {
+  lr: number;
+  wd: number;
+}
+
+/** lr-major, wd-minor; lrs scaled by batch / 256 as the reference does (linear scaling rule). */
+export function probeGrid(batchSize: number): GridPoint[] {
+  return PROBE_LRS.flatMap((lr) => PROBE_WDS.map((wd) => ({ lr: (lr * batchSize) / 256, wd })));
+}
+
+/** Train / held-out indices: permutation seeded with `seed`, first round(0.9 n) train. */
+export function heldOutSplit(n: number, seed = 42): { train: Int32Array; val: Int32Array } {
+  const perm = new Rng(seed).permutation(n);
+  const cut = Math.round(0.9 * n);
+  return { train: perm.slice(0, cut), val: perm.slice(cut) };
+}
+
+/** Warmup (10%, linear from 0, both ends included) then cosine to exactly 0 (spec 1.4). */
+export function probeLrScale(t: number, total: number): number {
+  const warm = Math.max(1, Math.round(total / 10));
+  if (t < warm) return warm === 1 ? 1 : t / (warm - 1);
+  const rest = total - warm;
+  return rest <= 1 ? 0 : (1 + Math.cos((Math.PI * (t - warm)) / (rest - 1))) / 2;
+}
+
+export interface StackedAdamW {
+  m: Record<string, tf.Variable>;
+  v: Record<string, tf.Variable>;
+  t: number;
+}
+
+export function initStackedAdamW(params: Record<string, tf.Variable>): StackedAdamW {
+  const m: Record<string, tf.Variable> = {};
+  const v: Record<string, tf.Variable> = {};
+  for (const [k, p] of Object.entries(params)) {
+    m[k] = tf.variable(tf.zerosLike(p), false);
+    v[k] = tf.variable(tf.zerosLike(p), false);
+  }
+  return { m, v, t: 0 };
+}
+
+/**
+ * AdamW on parameters stacked over probes (leading axis P), each probe with its own lr and wd.
+ * Parameters whose name contains 'bias' get no weight decay (spec 1.4).
+ */
+export function stackedAdamWStep(
+  params: Record<string, tf.Variable>, grads: Record<string, tf.Tensor>, st: StackedAdamW, grid: GridPoint[], scale: number,
+): void {
+  st.t += 1;
+  const bc1 = 1 - 0.9 ** st.t;
+  const bc2 = Math.sqrt(1 - 0.95 ** st.t);
+  for (const [name, p] of Object.entries(params)) {
+    tf.tidy(() => {
+      const shape = [grid.length, ...p.shape.slice(1).map(() => 1)];
+      const lr = tf.tensor(grid.map((g) => g.lr * scale), shape);
+      const wd = tf.tensor(grid.map((g) => (name.includes('bias') ? 0 : g.wd)), shape);
+      const g = grads[name];
+      const m = tf.add(tf.mul(st.m[name], 0.9), tf.mul(g, 0.1));
+      const v = tf.add(tf.mul(st.v[name], 0.95), tf.mul(tf.mul(g, g), 0.05));
+      st.m[name].assign(m);
+      st.v[name].assign(v);
+      const decayed = tf.mul(p, tf.sub(1, tf.mul(lr, wd)));
+      const update = tf.mul(tf.div(m, tf.add(tf.div(tf.sqrt(v), bc2), 1e-8)), tf.div(lr, bc1));
+      p.assign(tf.sub(decayed, update));
+    });
+  }
+}
+
+/** Mean cross-entropy over probes and batch for logits [P, B, C] and labels [B]. */
+export function gridLoss(logits: tf.Tensor, labels: tf.Tensor1D, classes: number): tf.Scalar {
+  const y = tf.oneHot(labels, classes).toFloat();
+  return tf.mean(tf.neg(tf.sum(tf.mul(y, tf.logSoftmax(logits)), -1))) as tf.Scalar;
+}
+
+/** Truncated normal (|x| <= 2 std) initialisation, std 0.02. */
+export function truncNormal(shape: number[], rng: Rng, std = 0.02): tf.Tensor {
+  const size = shape.reduce((a, b) => a * b, 1);
+  const v = new Float32Array(size);
+  for (let i = 0; i < size; i++) {
+    let x: number;
+    do x = rng.normal(); while (Math.abs(x) > 2);
+    v[i] = std * x;
+  }
+  return tf.tensor(v, shape);
+}
+
+export interface GridResult {
+  /** Held-out accuracy per grid point. */
+  valAccuracy: number[];
+  best: number;
+  testAccuracy: number;
+  grid: GridPoint[];
+  iterations: number;
+  secondsPerEpoch: number;
+}
+
+/** Index of the best accuracy, first one on ties. */
+export function argmaxFirst(xs: number[]): number {
+  let best = 0;
+  xs.forEach((x, i) => {
+    if (x > xs[best]) best = i;
+  });
+  return best;
+}
+
+/** Accuracy of each probe: logits [P, B, C] vs labels. Returns correct counts per probe. */
+export function correctPerProbe(logits: tf.Tensor, labels: Int32Array): number[] {
+  const pred = tf.tidy(() => tf.argMax(logits, -1));
+  const p = pred.dataSync();
+  pred.dispose();
+  const [np, b] = logits.shape;
+  return Array.from({ length: np! }, (_, k) => {
+    let c = 0;
+    for (let i = 0; i < b!; i++) if (p[k * b! + i] === labels[i]) c++;
+    return c;
+  });
+}

@@ -1,0 +1,21 @@
+/**
+ * Weighted k-NN classification on l2-normalised global vectors (DINO style: k = 20, weights
+ * exp(cos / 0.07)); the eval spec leaves Table 5's k-NN protocol unspecified [INFERRED].
+ */
+import { knnSearch } from '../segmentation/knn.js';
+
+export function knnClassify(
+  train: Float32Array, trainLabels: Int32Array, test: Float32Array, testLabels: Int32Array, dim: number, classes: number, k = 20, temperature = 0.07,
+): number {
+  const res = knnSearch(train, trainLabels.length, test, testLabels.length, dim, k, 'cosine');
+  let correct = 0;
+  const votes = new Float64Array(classes);
+  for (let q = 0; q < testLabels.length; q++) {
+    votes.fill(0);
+    for (let j = 0; j < res.k; j++) votes[trainLabels[res.indices[q * res.k + j]]] += Math.exp(res.scores[q * res.k + j] / temperature);
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (votes[c] > votes[best]) best = c;
+    if (best === testLabels[q]) correct++;
+  }
+  return correct / Math.max(1, testLabels.length);
+}

@@ -1,0 +1,61 @@
+/**
+ * Evaluation results on disk: one JSON per (task, model) with config, seed, backend and timings,
+ * plus its CSV and Markdown, all written atomically under results/<task>/.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { stringify } from 'csv-stringify/sync';
+
+export interface EvalResult {
+  task: string;
+  model: string;
+  /** 'capi' for a checkpoint, 'baseline' for random-init / pixel features. */
+  kind: 'capi' | 'baseline';
+  source: string;
+  /** Flat metric name -> value (accuracies and mIoU in %). */
+  metrics: Record<string, number>;
+  /** How each metric was produced (e.g. attentive probe mode, selected hyper-parameters). */
+  notes: Record<string, string>;
+  details: Record<string, unknown>;
+  config: Record<string, unknown>;
+  seed: number;
+  backend: unknown;
+  seconds: Record<string, number>;
+  command: string;
+  createdAt: string;
+}
+
+export function writeAtomic(file: string, text: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+export function markdownTable(header: string[], rows: (string | number)[][]): string {
+  const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n') + '\n';
+}
+
+export const fmt = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(1));
+
+export function writeResult(dir: string, r: EvalResult): string {
+  const base = path.join(dir, r.task, r.model.replace(/[^A-Za-z0-9._-]+/g, '_'));
+  writeAtomic(`${base}.json`, JSON.stringify(r, null, 2));
+  const rows = Object.entries(r.metrics).map(([k, v]) => [r.task, r.model, k, v.toFixed(2), r.notes[k] ?? '']);
+  writeAtomic(`${base}.csv`, stringify([['task', 'model', 'metric', 'value', 'how'], ...rows]));
+  writeAtomic(`${base}.md`, `# ${r.task}: ${r.model}\n\nSource: ${r.source}. Seed ${r.seed}. Command: \`${r.command}\`\n\n` +
+    markdownTable(['metric', 'value', 'how'], Object.entries(r.metrics).map(([k, v]) => [k, fmt(v), r.notes[k] ?? ''])));
+  return `${base}.json`;
+}
+
+export function readResults(dir: string): EvalResult[] {
+  if (!fs.existsSync(dir)) return [];
+  const out: EvalResult[] = [];
+  for (const task of fs.readdirSync(dir).sort()) {
+    const td = path.join(dir, task);
+    if (!fs.statSync(td).isDirectory()) continue;
+    for (const f of fs.readdirSync(td).sort()) if (f.endsWith('.json')) out.push(JSON.parse(fs.readFileSync(path.join(td, f), 'utf8')));
+  }
+  return out;
+}

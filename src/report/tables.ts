@@ -1,0 +1,52 @@
+/**
+ * Comparison tables in the paper's layout, rows = models, columns = datasets x probes:
+ * Table 2 (classification, attentive probe top-1), Table 3 (segmentation mIoU, k-NN and
+ * logistic regression), Table 5 (predictor pooling vs average pooling, linear and k-NN).
+ */
+import { stringify } from 'csv-stringify/sync';
+import type { EvalResult } from './results.js';
+import { fmt, markdownTable } from './results.js';
+
+export interface Table {
+  name: string;
+  title: string;
+  header: string[];
+  rows: (string | number)[][];
+}
+
+const TABLES: { name: string; title: string; columns: [string, string][] }[] = [
+  { name: 'table2-classification', title: 'Classification, attentive probe on patch tokens, top-1 (%)', columns: [['attentive.top1', 'attentive']] },
+  { name: 'table3-segmentation', title: 'Segmentation with frozen patch features, mIoU (%)', columns: [['seg.knn.mIoU', 'k-NN'], ['seg.logreg.mIoU', 'linear']] },
+  {
+    name: 'table5-pooling', title: 'Global representations: predictor pooling vs average pooling, top-1 (%)',
+    columns: [['linear(pred-pool).top1', 'pred-pool linear'], ['linear(avg).top1', 'avg linear'], ['knn(pred-pool).top1', 'pred-pool k-NN'], ['knn(avg).top1', 'avg k-NN']],
+  },
+];
+
+export function buildTables(results: EvalResult[]): Table[] {
+  const tables: Table[] = [];
+  for (const t of TABLES) {
+    const tasks = [...new Set(results.filter((r) => t.columns.some(([m]) => m in r.metrics)).map((r) => r.task))].sort();
+    if (!tasks.length) continue;
+    const cols = tasks.flatMap((task) => t.columns.filter(([m]) => results.some((r) => r.task === task && m in r.metrics)).map(([m, label]) => ({ task, m, label })));
+    const models = [...new Set(results.filter((r) => tasks.includes(r.task)).map((r) => r.model))];
+    models.sort((a, b) => {
+      const ka = results.find((r) => r.model === a)!.kind, kb = results.find((r) => r.model === b)!.kind;
+      return ka === kb ? a.localeCompare(b) : ka === 'capi' ? -1 : 1;
+    });
+    const rows = models.map((model) => [
+      model,
+      ...cols.map(({ task, m }) => fmt(results.find((r) => r.task === task && r.model === model)?.metrics[m])),
+    ]);
+    tables.push({ name: t.name, title: t.title, header: ['model', ...cols.map((c) => `${c.task} ${c.label}`)], rows });
+  }
+  return tables;
+}
+
+export function tableMarkdown(t: Table): string {
+  return `## ${t.title}\n\n${markdownTable(t.header, t.rows)}`;
+}
+
+export function tableCsv(t: Table): string {
+  return stringify([t.header, ...t.rows]);
+}

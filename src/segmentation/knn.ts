@@ -1,0 +1,107 @@
+/**
+ * Exact k-nearest neighbours on tfjs (eval spec 3.5): queries in chunks of 1024 against the base
+ * in chunks, one plain 2-D matmul per pair of chunks plus top-k, then a merge of the candidates.
+ * L2 ranks by 2 q.x - |x|^2 (the |q|^2 term does not change the order); cosine by q.x of
+ * l2-normalised rows (no epsilon, as the reference).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export type KnnMetric = 'l2' | 'cosine';
+
+export interface KnnResult {
+  /** [m, k] indices into the base, nearest first. */
+  indices: Int32Array;
+  /** [m, k] similarity scores (higher = nearer; for L2: 2 q.x - |x|^2). */
+  scores: Float32Array;
+  k: number;
+}
+
+export interface KnnOptions {
+  queryChunk?: number;
+  baseChunk?: number;
+}
+
+function normalizeRows(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.div(x, tf.norm(x, 'euclidean', 1, true)) as tf.Tensor2D;
+}
+
+/** The k nearest rows of `base` [n, D] for every row of `queries` [m, D]. */
+export function knnSearch(
+  base: Float32Array, n: number, queries: Float32Array, m: number, dim: number, k: number, metric: KnnMetric, opts: KnnOptions = {},
+): KnnResult {
+  const qc = opts.queryChunk ?? 1024;
+  const bc = opts.baseChunk ?? 16384;
+  const kk = Math.min(k, n);
+  // Base chunks, transposed once: [D, chunk] and the per-row offset (-|x|^2 for L2, 0 for cosine).
+  const chunks = tf.tidy(() => {
+    const out: { xT: tf.Tensor2D; offset?: tf.Tensor1D; start: number }[] = [];
+    for (let s = 0; s < n; s += bc) {
+      const len = Math.min(bc, n - s);
+      let x = tf.tensor2d(base.subarray(s * dim, (s + len) * dim), [len, dim]);
+      if (metric === 'cosine') x = normalizeRows(x);
+      const item = { xT: tf.keep(tf.transpose(x) as tf.Tensor2D), start: s, offset: undefined as tf.Tensor1D | undefined };
+      if (metric === 'l2') item.offset = tf.keep(tf.neg(tf.sum(tf.mul(x, x), 1)) as tf.Tensor1D);
+      out.push(item);
+    }
+    return out;
+  });
+  const indices = new Int32Array(m * kk);
+  const scores = new Float32Array(m * kk);
+  for (let q0 = 0; q0 < m; q0 += qc) {
+    const qlen = Math.min(qc, m - q0);
+    const [vals, idx] = tf.tidy(() => {
+      let q = tf.tensor2d(queries.subarray(q0 * dim, (q0 + qlen) * dim), [qlen, dim]);
+      if (metric === 'cosine') q = normalizeRows(q);
+      else q = tf.mul(q, 2) as tf.Tensor2D;
+      const candVals: tf.Tensor[] = [];
+      const candIdx: tf.Tensor[] = [];
+      for (const c of chunks) {
+        let s: tf.Tensor = tf.matMul(q, c.xT);
+        if (c.offset) s = tf.add(s, c.offset);
+        const top = tf.topk(s, Math.min(kk, c.xT.shape[1]));
+        candVals.push(top.values);
+        candIdx.push(tf.add(top.indices, c.start));
+      }
+      const allVals = tf.concat(candVals, 1);
+      const allIdx = tf.concat(candIdx, 1);
+      const best = tf.topk(allVals, kk);
+      const rows = tf.tile(tf.range(0, qlen, 1, 'int32').reshape([qlen, 1]), [1, kk]);
+      const picked = tf.gatherND(allIdx, tf.stack([rows, best.indices], 2));
+      return [best.values, picked];
+    });
+    scores.set(vals.dataSync() as Float32Array, q0 * kk);
+    indices.set(idx.dataSync() as Int32Array, q0 * kk);
+    tf.dispose([vals, idx]);
+  }
+  for (const c of chunks) tf.dispose([c.xT, ...(c.offset ? [c.offset] : [])]);
+  return { indices, scores, k: kk };
+}
+
+/**
+ * Pixel-level k-NN voting (eval spec 3.5): each query patch copies, per pixel position, the
+ * majority label among its k neighbours' pixel labels (unweighted; ties -> smallest label).
+ * `pixelLabels` is [n, P] (P pixels per patch); returns [m, P].
+ */
+export function knnVotePixels(res: KnnResult, k: number, pixelLabels: Int32Array, pixelsPerPatch: number, numLabels: number): Int32Array {
+  const m = res.indices.length / res.k;
+  const out = new Int32Array(m * pixelsPerPatch);
+  const counts = new Int32Array(numLabels);
+  const kUse = Math.min(k, res.k);
+  for (let q = 0; q < m; q++) {
+    for (let p = 0; p < pixelsPerPatch; p++) {
+      let best = 0;
+      let bestCount = -1;
+      for (let j = 0; j < kUse; j++) counts[pixelLabels[res.indices[q * res.k + j] * pixelsPerPatch + p]]++;
+      for (let j = 0; j < kUse; j++) {
+        const l = pixelLabels[res.indices[q * res.k + j] * pixelsPerPatch + p];
+        if (counts[l] > bestCount || (counts[l] === bestCount && l < best)) {
+          best = l;
+          bestCount = counts[l];
+        }
+      }
+      for (let j = 0; j < kUse; j++) counts[pixelLabels[res.indices[q * res.k + j] * pixelsPerPatch + p]] = 0;
+      out[q * pixelsPerPatch + p] = best;
+    }
+  }
+  return out;
+}

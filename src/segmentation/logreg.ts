@@ -1,0 +1,170 @@
+/**
+ * Multinomial logistic regression with an L2 penalty, solved by L-BFGS (eval spec 3.6).
+ * Objective with scikit-learn's C semantics: minimise C * sum_i CE_i + 1/2 ||W||^2, intercept
+ * unpenalised; we minimise the same divided by C n (same solution, better scaled). Loss and
+ * gradient run on tfjs; the L-BFGS two-loop recursion runs on the small parameter vector in JS.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export interface LogRegOptions {
+  /** Inverse regularisation strength (scikit-learn's C). */
+  c: number;
+  maxIter: number;
+  /** Stop when the gradient's max-abs entry is below this (scaled objective). */
+  gradTol: number;
+  /** L-BFGS history size. */
+  memory: number;
+  maxLineSearch: number;
+}
+
+export const LOGREG_DEFAULTS: Omit<LogRegOptions, 'c'> = { maxIter: 1000, gradTol: 1e-6, memory: 10, maxLineSearch: 50 };
+
+/** C over 8 log-spaced values in [1e-6, 1e5] (eval spec 3.6). */
+export const LOGREG_C_GRID = Array.from({ length: 8 }, (_, i) => 10 ** (-6 + (11 * i) / 7));
+
+export interface LogRegModel {
+  /** [D, K] */
+  weights: Float32Array;
+  /** [K] */
+  bias: Float32Array;
+  dim: number;
+  classes: number;
+  iterations: number;
+  gradMax: number;
+  loss: number;
+}
+
+/** Training data kept on the backend for repeated fits (one per C). */
+export interface LogRegData {
+  x: tf.Tensor2D; // [n, D]
+  xT: tf.Tensor2D; // [D, n]
+  y: tf.Tensor2D; // one-hot [n, K]
+  n: number;
+  dim: number;
+  classes: number;
+}
+
+export function prepareLogRegData(x: Float32Array, labels: Int32Array, dim: number, classes: number): LogRegData {
+  const n = labels.length;
+  return tf.tidy(() => {
+    const xt = tf.tensor2d(x, [n, dim]);
+    return {
+      x: xt,
+      xT: tf.transpose(xt) as tf.Tensor2D,
+      y: tf.oneHot(tf.tensor1d(labels, 'int32'), classes).toFloat() as tf.Tensor2D,
+      n, dim, classes,
+    };
+  });
+}
+
+export function disposeLogRegData(d: LogRegData): void {
+  tf.dispose([d.x, d.xT, d.y]);
+}
+
+/** Scaled objective and its gradient at theta = [W (D x K, row-major); b (K)]. */
+export function logRegLossGrad(d: LogRegData, theta: Float32Array, c: number): { loss: number; grad: Float32Array } {
+  const { dim, classes, n } = d;
+  const res = tf.tidy(() => {
+    const w = tf.tensor2d(theta.subarray(0, dim * classes), [dim, classes]);
+    const b = tf.tensor1d(theta.subarray(dim * classes));
+    const logits = tf.add(tf.matMul(d.x, w), b);
+    const logp = tf.logSoftmax(logits);
+    const ce = tf.neg(tf.sum(tf.mul(d.y, logp)));
+    const lambda = 1 / (c * n);
+    const loss = tf.add(tf.div(ce, n), tf.mul(tf.sum(tf.mul(w, w)), lambda / 2));
+    const dlogits = tf.div(tf.sub(tf.exp(logp), d.y), n);
+    const gw = tf.add(tf.matMul(d.xT, dlogits), tf.mul(w, lambda));
+    const gb = tf.sum(dlogits, 0);
+    return tf.concat([gw.reshape([-1]), gb]).concat(tf.reshape(loss, [1]));
+  });
+  const all = res.dataSync() as Float32Array;
+  res.dispose();
+  const grad = Float32Array.from(all.subarray(0, all.length - 1));
+  return { loss: all[all.length - 1], grad };
+}
+
+const dot = (a: Float32Array | Float64Array, b: Float32Array | Float64Array) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+};
+const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+
+/** Minimises the objective from `init` (or zeros) with L-BFGS + backtracking (Armijo) line search. */
+export function fitLogReg(d: LogRegData, opts: LogRegOptions, init?: Float32Array): LogRegModel {
+  const size = d.dim * d.classes + d.classes;
+  let theta = init ? Float32Array.from(init) : new Float32Array(size);
+  let { loss, grad } = logRegLossGrad(d, theta, opts.c);
+  const sHist: Float64Array[] = [];
+  const yHist: Float64Array[] = [];
+  let it = 0;
+  for (; it < opts.maxIter && maxAbs(grad) > opts.gradTol; it++) {
+    // Two-loop recursion: direction = -H grad.
+    const q = Float64Array.from(grad);
+    const alphas: number[] = [];
+    for (let j = sHist.length - 1; j >= 0; j--) {
+      const rho = 1 / dot(yHist[j], sHist[j]);
+      const a = rho * dot(sHist[j], q);
+      alphas[j] = a;
+      for (let i = 0; i < size; i++) q[i] -= a * yHist[j][i];
+    }
+    const k = sHist.length - 1;
+    const gamma = k >= 0 ? dot(sHist[k], yHist[k]) / dot(yHist[k], yHist[k]) : 1 / Math.max(1, Math.sqrt(dot(grad, grad)));
+    for (let i = 0; i < size; i++) q[i] *= gamma;
+    for (let j = 0; j < sHist.length; j++) {
+      const rho = 1 / dot(yHist[j], sHist[j]);
+      const b = rho * dot(yHist[j], q);
+      for (let i = 0; i < size; i++) q[i] += sHist[j][i] * (alphas[j] - b);
+    }
+    let slope = -dot(grad, q);
+    if (!(slope < 0)) {
+      // Not a descent direction (numerical trouble): restart from steepest descent.
+      sHist.length = 0;
+      yHist.length = 0;
+      for (let i = 0; i < size; i++) q[i] = grad[i] / Math.max(1, Math.sqrt(dot(grad, grad)));
+      slope = -dot(grad, q);
+    }
+    let step = 1;
+    let next = theta;
+    let nextEval = { loss, grad };
+    let accepted = false;
+    for (let ls = 0; ls < opts.maxLineSearch; ls++) {
+      next = Float32Array.from(theta, (v, i) => v - step * q[i]);
+      nextEval = logRegLossGrad(d, next, opts.c);
+      if (nextEval.loss <= loss + 1e-4 * step * slope) {
+        accepted = true;
+        break;
+      }
+      step *= 0.5;
+    }
+    if (!accepted) break;
+    const s = Float64Array.from(next, (v, i) => v - theta[i]);
+    const y = Float64Array.from(nextEval.grad, (v, i) => v - grad[i]);
+    if (dot(s, y) > 1e-12) {
+      sHist.push(s);
+      yHist.push(y);
+      if (sHist.length > opts.memory) {
+        sHist.shift();
+        yHist.shift();
+      }
+    }
+    theta = next;
+    ({ loss, grad } = nextEval);
+  }
+  return {
+    weights: theta.slice(0, d.dim * d.classes),
+    bias: theta.slice(d.dim * d.classes),
+    dim: d.dim, classes: d.classes, iterations: it, gradMax: maxAbs(grad), loss,
+  };
+}
+
+/** Arg-max class for each row of x [n, D]. */
+export function predictLogReg(m: LogRegModel, x: Float32Array, n: number): Int32Array {
+  const out = tf.tidy(() => {
+    const logits = tf.add(tf.matMul(tf.tensor2d(x, [n, m.dim]), tf.tensor2d(m.weights, [m.dim, m.classes])), tf.tensor1d(m.bias));
+    return tf.argMax(logits, 1);
+  });
+  const labels = Int32Array.from(out.dataSync());
+  out.dispose();
+  return labels;
+}

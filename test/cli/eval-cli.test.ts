@@ -1,0 +1,63 @@
+/**
+ * End to end: a tiny checkpoint, `eval` on small slices of fmnist and fmnist-scenes with every
+ * probe (checkpoint + both baselines), then `tables`: well-formed CSV and Markdown, every column.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runPretraining } from '../../src/pretrain/loop.js';
+import { disposeState } from '../../src/pretrain/step.js';
+import { backendInfo } from '../../src/runtime/backend.js';
+import { tinyConfig } from '../pretrain/helpers.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-eval-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const SLICE = path.resolve('data/fmnist-slice');
+
+function cli(script: string, ...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script, ...args], { encoding: 'utf8', timeout: 600_000 });
+  if (r.status !== 0) throw new Error(`${script} failed (${r.status}): ${r.stderr.slice(-2000)}`);
+  return r;
+}
+
+describe('eval + tables end to end', () => {
+  it('evaluates a tiny checkpoint and two baselines on fmnist and fmnist-scenes, then builds the tables', async () => {
+    const run = path.join(tmp, 'tiny');
+    const r = await runPretraining(tinyConfig({ dataDir: SLICE, steps: 3 }), { out: run, resume: false, stopAfter: 0, backend: backendInfo(), log: () => {} });
+    disposeState(r.state);
+    const results = path.join(tmp, 'results');
+    const common = ['--checkpoint', run, '--dataDir', SLICE, '--out', results, '--cache-dir', path.join(tmp, 'cache'), '--epochs', '2', '--backend', 'wasm'];
+    cli('src/cli/eval.ts', '--task', 'fmnist', ...common, '--limit-train', '200', '--limit-test', '60', '--pca-images', '2');
+    cli('src/cli/eval.ts', '--task', 'fmnist-scenes', ...common, '--scenes-train', '30', '--scenes-test', '10', '--logreg-max-iter', '30', '--pca-images', '1');
+    for (const task of ['fmnist', 'fmnist-scenes']) {
+      const files = fs.readdirSync(path.join(results, task)).filter((f) => f.endsWith('.json')).sort();
+      expect(files).toEqual(['pixel-patches.json', 'random-init.json', 'tiny.json']);
+    }
+    const fm = JSON.parse(fs.readFileSync(path.join(results, 'fmnist', 'tiny.json'), 'utf8'));
+    for (const m of ['attentive.top1', 'linear(avg).top1', 'linear(pred-pool).top1', 'knn(avg).top1', 'knn(pred-pool).top1']) {
+      expect(fm.metrics[m]).toBeGreaterThanOrEqual(0);
+      expect(fm.metrics[m]).toBeLessThanOrEqual(100);
+    }
+    expect(fm.notes['attentive.top1']).toContain('fast mode');
+    expect(fm.seed).toBe(0);
+    expect(fm.backend.backend).toBe('wasm');
+    const seg = JSON.parse(fs.readFileSync(path.join(results, 'fmnist-scenes', 'tiny.json'), 'utf8'));
+    for (const m of ['seg.knn.mIoU', 'seg.knn.acc', 'seg.logreg.mIoU', 'seg.logreg.acc']) expect(seg.metrics[m]).toBeGreaterThan(0);
+    expect(fs.readdirSync(path.join(results, 'fmnist', 'pca')).filter((f) => f.endsWith('.png')).length).toBe(6);
+    // A second eval reuses the cached features.
+    const again = cli('src/cli/eval.ts', '--task', 'fmnist', ...common, '--limit-train', '200', '--limit-test', '60', '--probes', 'knn', '--no-baselines');
+    expect(again.stderr).toContain('features: from cache');
+
+    cli('src/cli/tables.ts', '--results', results);
+    const t2 = fs.readFileSync(path.join(results, 'tables', 'table2-classification.csv'), 'utf8').trim().split('\n');
+    expect(t2[0]).toBe('model,fmnist attentive');
+    expect(t2.slice(1).map((l) => l.split(',')[0])).toEqual(['tiny', 'pixel-patches', 'random-init']);
+    const t3 = fs.readFileSync(path.join(results, 'tables', 'table3-segmentation.md'), 'utf8');
+    expect(t3).toContain('| model | fmnist-scenes k-NN | fmnist-scenes linear |');
+    const t5 = fs.readFileSync(path.join(results, 'tables', 'table5-pooling.csv'), 'utf8').trim().split('\n');
+    expect(t5[0].split(',').length).toBe(5);
+    for (const line of [...t2, ...t5]) expect(line.split(',').every((c) => c.length > 0)).toBe(true);
+  });
+});

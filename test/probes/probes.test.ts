@@ -1,0 +1,70 @@
+/** Probe grids: the attentive probe learns what average pooling cannot; selection on held-out data. */
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import { attentiveFamily, linearFamily } from '../../src/probes/families.js';
+import { heldOutSplit, probeGrid, probeLrScale } from '../../src/probes/grid.js';
+import { trainProbeGrid } from '../../src/probes/train.js';
+import { Rng } from '../../src/runtime/rng.js';
+
+/**
+ * Tokens of noise; one marker token (flag +3 in channel 0) carries the class direction u_c and one
+ * anti-marker (flag -3) carries -u_c: the average of the tokens is the same for every class.
+ */
+function markerTask(n: number, seed: number, tokens = 8, dim = 64, classes = 4) {
+  const rng = new Rng(seed);
+  const u = Array.from({ length: classes }, () => Array.from({ length: dim }, (_, j) => (j === 0 ? 0 : rng.normal())));
+  const x = new Float32Array(n * tokens * dim);
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    y[i] = rng.randint(0, classes - 1);
+    const perm = rng.permutation(tokens);
+    for (let t = 0; t < tokens; t++) {
+      const row = (i * tokens + t) * dim;
+      for (let j = 1; j < dim; j++) x[row + j] = 0.3 * rng.normal();
+      if (t === perm[0] || t === perm[1]) {
+        const s = t === perm[0] ? 1 : -1;
+        x[row] = 3 * s;
+        for (let j = 1; j < dim; j++) x[row + j] = s * u[y[i]][j];
+      }
+    }
+  }
+  const avg = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) for (let t = 0; t < tokens; t++) for (let j = 0; j < dim; j++) avg[i * dim + j] += x[(i * tokens + t) * dim + j] / tokens;
+  return { x, avg, y };
+}
+
+describe('probe grids', () => {
+  it('the attentive probe learns a task that average pooling cannot', () => {
+    const tr = markerTask(600, 1);
+    const te = markerTask(200, 2);
+    const grid = [{ lr: 1e-3, wd: 5e-4 }, { lr: 5e-3, wd: 5e-4 }];
+    const opts = { epochs: 25, batchSize: 64, seed: 0, grid };
+    const att = trainProbeGrid(attentiveFamily, { x: tr.x, rowShape: [8, 64], labels: tr.y }, { x: te.x, rowShape: [8, 64], labels: te.y }, 4, opts);
+    const lin = trainProbeGrid(linearFamily, { x: tr.avg, rowShape: [64], labels: tr.y }, { x: te.avg, rowShape: [64], labels: te.y }, 4, opts);
+    expect(att.testAccuracy).toBeGreaterThan(0.9);
+    expect(lin.testAccuracy).toBeLessThan(0.45);
+    expect(tf.memory().numTensors).toBeLessThan(100);
+  });
+
+  it('the grid selects the best held-out configuration (first on ties)', () => {
+    const tr = markerTask(300, 3);
+    const grid = [{ lr: 0, wd: 0 }, { lr: 5e-3, wd: 5e-4 }, { lr: 0, wd: 0 }];
+    const r = trainProbeGrid(attentiveFamily, { x: tr.x, rowShape: [8, 64], labels: tr.y }, { x: tr.x, rowShape: [8, 64], labels: tr.y }, 4, { epochs: 15, batchSize: 64, seed: 0, grid });
+    expect(r.best).toBe(1);
+    expect(r.valAccuracy[1]).toBeGreaterThan(r.valAccuracy[0]);
+    expect(r.valAccuracy[0]).toBe(r.valAccuracy[2]);
+  });
+
+  it('grid, split and schedule follow the spec', () => {
+    const g = probeGrid(1024);
+    expect(g.length).toBe(30);
+    expect(g[0]).toEqual({ lr: 4e-5, wd: 5e-4 });
+    expect(g[29].lr).toBeCloseTo(4e-2, 12);
+    const s = heldOutSplit(1000);
+    expect(s.train.length).toBe(900);
+    expect(new Set([...s.train, ...s.val]).size).toBe(1000);
+    expect(probeLrScale(0, 100)).toBe(0);
+    expect(probeLrScale(9, 100)).toBe(1);
+    expect(probeLrScale(99, 100)).toBeCloseTo(0, 12);
+  });
+});

@@ -1,0 +1,93 @@
+/** Exact k-NN vs brute force, pixel voting, mIoU/accuracy by hand, train-only standardisation. */
+import { describe, expect, it } from 'vitest';
+import { knnSearch, knnVotePixels } from '../../src/segmentation/knn.js';
+import { segmentationScores } from '../../src/segmentation/metrics.js';
+import { patchModes, patchPixelLabels, unpatchLabels } from '../../src/segmentation/patches.js';
+import { applyStandardizer, fitStandardizer } from '../../src/segmentation/standardize.js';
+import { Rng } from '../../src/runtime/rng.js';
+
+function brute(base: Float32Array, n: number, q: Float32Array, dim: number, k: number, metric: 'l2' | 'cosine'): number[] {
+  const d = Array.from({ length: n }, (_, i) => {
+    let dot = 0, nb = 0, nq = 0, l2 = 0;
+    for (let j = 0; j < dim; j++) {
+      const a = base[i * dim + j], b = q[j];
+      dot += a * b; nb += a * a; nq += b * b; l2 += (a - b) ** 2;
+    }
+    return metric === 'l2' ? l2 : 1 - dot / Math.sqrt(nb * nq);
+  });
+  return d.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0]).slice(0, k).map(([, i]) => i);
+}
+
+describe('exact k-NN', () => {
+  it('equals a brute-force loop for L2 and cosine, across chunk boundaries', () => {
+    const rng = new Rng(1);
+    const n = 300, m = 40, dim = 7;
+    const base = Float32Array.from({ length: n * dim }, () => rng.normal());
+    const queries = Float32Array.from({ length: m * dim }, () => rng.normal());
+    for (const metric of ['l2', 'cosine'] as const) {
+      const res = knnSearch(base, n, queries, m, dim, 10, metric, { queryChunk: 16, baseChunk: 64 });
+      for (let q = 0; q < m; q++) {
+        const got = Array.from(res.indices.subarray(q * 10, q * 10 + 10));
+        expect(got).toEqual(brute(base, n, queries.subarray(q * dim, (q + 1) * dim), dim, 10, metric));
+      }
+    }
+  });
+
+  it('pixel voting takes the per-pixel majority of the neighbours, ties to the smallest label', () => {
+    // Three neighbours with 2-pixel label vectors: [1,5], [2,5], [2,3]
+    const pixelLabels = Int32Array.from([1, 5, 2, 5, 2, 3, 9, 9]);
+    const res = { indices: Int32Array.from([0, 1, 2]), scores: new Float32Array(3), k: 3 };
+    expect(Array.from(knnVotePixels(res, 3, pixelLabels, 2, 10))).toEqual([2, 5]);
+    // k = 2: [1,5],[2,5] -> pixel 0 tie between 1 and 2 -> 1
+    expect(Array.from(knnVotePixels(res, 2, pixelLabels, 2, 10))).toEqual([1, 5]);
+  });
+});
+
+describe('segmentation metrics', () => {
+  it('mIoU and pixel accuracy by hand, with ignored labels and a predicted-only class', () => {
+    const gt = [1, 1, 2, 2, 0, 255, 3, 3];
+    const pred = [1, 2, 2, 2, 1, 1, 3, 4];
+    // Ignored: gt 0 and 255. Kept pixels: (1,1) (1,2) (2,2) (2,2) (3,3) (3,4)
+    // class 1: tp 1, gt 2, pred 1 -> 1/2; class 2: tp 2, gt 2, pred 3 -> 2/3; class 3: tp 1, gt 2, pred 1 -> 1/2; class 4: 0
+    const s = segmentationScores(gt, pred, [0, 255]);
+    expect(s.pixels).toBe(6);
+    expect(s.accuracy).toBeCloseTo(4 / 6, 12);
+    expect(s.mIoU).toBeCloseTo((1 / 2 + 2 / 3 + 1 / 2 + 0) / 4, 12);
+    // With only 255 ignored (VOC), class 0 is scored: gt 0 predicted 1.
+    const v = segmentationScores(gt, pred, [255]);
+    expect(v.pixels).toBe(7);
+    expect(v.perClass.get(0)).toBe(0);
+    expect(v.perClass.get(1)).toBeCloseTo(1 / 3, 12);
+  });
+});
+
+describe('patch labels and standardisation', () => {
+  it('patch pixel labels round-trip and modes break ties to the smallest label', () => {
+    const labels = Int32Array.from({ length: 2 * 4 * 4 }, (_, i) => i % 7);
+    const per = patchPixelLabels(labels, 2, 4, 4, 2);
+    expect(per.length).toBe(32);
+    expect(Array.from(per.subarray(0, 4))).toEqual([0, 1, 4, 5]);
+    expect(Array.from(unpatchLabels(per, 2, 4, 4, 2))).toEqual(Array.from(labels));
+    expect(Array.from(patchModes(Int32Array.from([3, 3, 1, 1, 2, 2, 2, 0]), 4, 4))).toEqual([1, 2]);
+  });
+
+  it('statistics come from the train split only: test data changes nothing', () => {
+    const rng = new Rng(3);
+    const train = Float32Array.from({ length: 100 * 3 }, () => 5 + 2 * rng.normal());
+    const s = fitStandardizer(train, 3);
+    const z = applyStandardizer(s, train);
+    for (let j = 0; j < 3; j++) {
+      let m = 0, v = 0;
+      for (let i = 0; i < 100; i++) m += z[i * 3 + j] / 100;
+      for (let i = 0; i < 100; i++) v += (z[i * 3 + j] - m) ** 2 / 100;
+      expect(Math.abs(m)).toBeLessThan(1e-5);
+      expect(v).toBeCloseTo(1, 4);
+    }
+    const testA = Float32Array.from([1, 2, 3]);
+    const testB = Float32Array.from([100, -50, 7]);
+    const a1 = applyStandardizer(s, testA);
+    applyStandardizer(s, testB);
+    expect(Array.from(applyStandardizer(s, testA))).toEqual(Array.from(a1));
+    expect(a1[0]).toBeCloseTo((1 - s.mean[0]) / s.std[0], 5);
+  });
+});
