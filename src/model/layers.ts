@@ -227,14 +227,16 @@ export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tens
   let g = Math.max(1, Math.floor(ATTENTION_GROUP_ROWS / Math.max(nq, nk)));
   while (pairs % g !== 0) g--;
   // Scaling q (n D values) is cheaper than scaling the scores (g n^2 per pair).
-  const qs = tf.unstack(tf.mul(q, 1 / Math.sqrt(d)).reshape([pairs / g, g * nq, d]));
-  const ks = tf.unstack(k.reshape([pairs / g, g * nk, d]));
-  const vs = tf.unstack(v.reshape([pairs / g, g * nk, d]));
+  // (tf.unstack of a single slice breaks its own gradient, so one group is a plain reshape.)
+  const groups = (t: tf.Tensor, n: number) => (pairs === g ? [t.reshape([g * n, d])] : tf.unstack(t.reshape([pairs / g, g * n, d])));
+  const qs = groups(tf.mul(q, 1 / Math.sqrt(d)), nq);
+  const ks = groups(k, nk);
+  const vs = groups(v, nk);
   const mask = g > 1 ? blockDiagonalMask(g, nq, nk) : undefined;
   const outs = qs.map((qi, i) => {
     let s = matMul2d(qi as tf.Tensor2D, tf.transpose(ks[i]) as tf.Tensor2D);
     if (mask) s = tf.add(s, mask);
     return matMul2d(tf.softmax(s) as tf.Tensor2D, vs[i] as tf.Tensor2D);
   });
-  return tf.stack(outs).reshape([b, h, nq, d]);
+  return (outs.length === 1 ? outs[0] : tf.stack(outs)).reshape([b, h, nq, d]);
 }

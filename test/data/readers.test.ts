@@ -71,7 +71,7 @@ describe('on-disk layouts', () => {
     const cs = path.join(tmp, 'cityscapes');
     const stem = 'aachen_000000_000019';
     await jpeg(path.join(cs, 'leftImg8bit', 'val', 'aachen', `${stem}_leftImg8bit.png`), 16, 8, 30);
-    labelPng(path.join(cs, 'gtFine', 'val', 'aachen', `${stem}_gtFine_labelTrainIds.png`), 16, 8, false, (y, x) => (x === 0 ? 255 : x % 19));
+    labelPng(path.join(cs, 'gtFine', 'val', 'aachen', `${stem}_gtFine_labelTrainIds.png`), 16, 8, false, (_y, x) => (x === 0 ? 255 : x % 19));
   });
 
   it('ImageNet-style folders: class = sorted folder index', async () => {

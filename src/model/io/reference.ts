@@ -61,7 +61,8 @@ export function fromReferenceStateDict(
       continue;
     }
     const t = sd.get(key)!;
-    used.add(key);
+    // Every alias counts as used: files such as heads.pth repeat the head under a second name.
+    for (const a of aliases(name)) if (sd.has(a)) used.add(a);
     if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
       tf.dispose(Object.values(params));
       throw new Error(
