@@ -1,6 +1,7 @@
 /** `npm run tables [-- --results DIR]`: every result under results/ as Table 2/3/5-style tables (CSV + Markdown). */
 import * as path from 'node:path';
-import { readResults, writeAtomic } from '../report/results.js';
+import { readResults } from '../report/results.js';
+import { writeFileAtomic } from '../runtime/atomic.js';
 import { buildTables, tableCsv, tableMarkdown } from '../report/tables.js';
 import { parseArgs, runMain, take } from './args.js';
 
@@ -23,9 +24,9 @@ runMain(async () => {
   const tables = buildTables(results);
   const out = path.join(dir, 'tables');
   for (const t of tables) {
-    writeAtomic(path.join(out, `${t.name}.csv`), tableCsv(t));
-    writeAtomic(path.join(out, `${t.name}.md`), tableMarkdown(t));
+    writeFileAtomic(path.join(out, `${t.name}.csv`), tableCsv(t));
+    writeFileAtomic(path.join(out, `${t.name}.md`), tableMarkdown(t));
   }
-  writeAtomic(path.join(out, 'README.md'), `# capi-ts results\n\n${tables.map(tableMarkdown).join('\n')}`);
+  writeFileAtomic(path.join(out, 'README.md'), `# capi-ts results\n\n${tables.map(tableMarkdown).join('\n')}`);
   console.error(`wrote ${tables.length} tables from ${results.length} results to ${out}`);
 });

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../model/config.js';
 import { backboneShapes } from '../model/capi.js';
 import { readSafetensors, writeSafetensors } from '../model/io/safetensors.js';
+import { writeFileAtomic } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
 import type { PretrainConfig } from './config.js';
 import type { CapiState, Variables } from './step.js';
@@ -79,18 +80,6 @@ export function loadCheckpoint(file: string): LoadedCheckpoint {
   state.studentOpt.steps = Number(metadata.studentOptSteps);
   state.clusterOpt.steps = Number(metadata.clusterOptSteps);
   return { state, config };
-}
-
-/** Writes `bytes` to `file` atomically (temp file in the same folder, then rename). */
-export function writeFileAtomic(file: string, bytes: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
 }
 
 /**

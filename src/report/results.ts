@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
+import { writeFileAtomic } from '../runtime/atomic.js';
 
 export interface EvalResult {
   task: string;
@@ -25,12 +26,6 @@ export interface EvalResult {
   createdAt: string;
 }
 
-export function writeAtomic(file: string, text: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
-}
 
 export function markdownTable(header: string[], rows: (string | number)[][]): string {
   const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
@@ -41,10 +36,10 @@ export const fmt = (v: number | undefined) => (v === undefined || Number.isNaN(v
 
 export function writeResult(dir: string, r: EvalResult): string {
   const base = path.join(dir, r.task, r.model.replace(/[^A-Za-z0-9._-]+/g, '_'));
-  writeAtomic(`${base}.json`, JSON.stringify(r, null, 2));
+  writeFileAtomic(`${base}.json`, JSON.stringify(r, null, 2));
   const rows = Object.entries(r.metrics).map(([k, v]) => [r.task, r.model, k, v.toFixed(2), r.notes[k] ?? '']);
-  writeAtomic(`${base}.csv`, stringify([['task', 'model', 'metric', 'value', 'how'], ...rows]));
-  writeAtomic(`${base}.md`, `# ${r.task}: ${r.model}\n\nSource: ${r.source}. Seed ${r.seed}. Command: \`${r.command}\`\n\n` +
+  writeFileAtomic(`${base}.csv`, stringify([['task', 'model', 'metric', 'value', 'how'], ...rows]));
+  writeFileAtomic(`${base}.md`, `# ${r.task}: ${r.model}\n\nSource: ${r.source}. Seed ${r.seed}. Command: \`${r.command}\`\n\n` +
     markdownTable(['metric', 'value', 'how'], Object.entries(r.metrics).map(([k, v]) => [k, fmt(v), r.notes[k] ?? ''])));
   return `${base}.json`;
 }

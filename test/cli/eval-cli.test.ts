@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadEncoder } from '../../src/model/io/load.js';
 import { runPretraining } from '../../src/pretrain/loop.js';
 import { disposeState } from '../../src/pretrain/step.js';
 import { backendInfo } from '../../src/runtime/backend.js';
@@ -49,6 +50,14 @@ describe('eval + tables end to end', () => {
     // A second eval reuses the cached features.
     const again = cli('src/cli/eval.ts', '--task', 'fmnist', ...common, '--limit-train', '200', '--limit-test', '60', '--probes', 'knn', '--no-baselines');
     expect(again.stderr).toContain('features: from cache');
+
+    // The run exports to the reference layout, and that file loads back with the same weights.
+    const pth = path.join(tmp, 'tiny.pth');
+    cli('src/cli/export.ts', '--checkpoint', run, '--out', pth);
+    const exported = loadEncoder(pth, { evalOnly: false, imageSize: 28 });
+    const own = loadEncoder(run);
+    expect(exported.config).toMatchObject({ dim: own.config.dim, depth: own.config.depth, predDepth: own.config.predDepth, registers: own.config.registers });
+    for (const [name, t] of Object.entries(own.params)) expect(Array.from(exported.params[name].dataSync()), name).toEqual(Array.from(t.dataSync()));
 
     cli('src/cli/tables.ts', '--results', results);
     const t2 = fs.readFileSync(path.join(results, 'tables', 'table2-classification.csv'), 'utf8').trim().split('\n');

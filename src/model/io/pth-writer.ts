@@ -4,9 +4,9 @@
  * The layout follows torch: `<stem>/data.pkl`, `<stem>/data/<n>`, `<stem>/version`,
  * `<stem>/byteorder`; records stored uncompressed, data aligned to 64 bytes.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
+import { writeFileAtomic } from '../../runtime/atomic.js';
 
 class PickleWriter {
   private parts: Buffer[] = [];
@@ -140,12 +140,5 @@ export function writePth(file: string, tensors: Map<string, FloatTensor>): void 
   const records: Record[] = [{ name: `${stem}/data.pkl`, data: statePickle(entries) }];
   entries.forEach(([, t], i) => records.push({ name: `${stem}/data/${i}`, data: Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength) }));
   records.push({ name: `${stem}/version`, data: Buffer.from('3\n') }, { name: `${stem}/byteorder`, data: Buffer.from('little') });
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    fs.writeFileSync(tmp, zipStored(records));
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  writeFileAtomic(file, zipStored(records));
 }

@@ -6,6 +6,7 @@
  * raise an error that names them.
  */
 import * as fs from 'node:fs';
+import { bfloat16ToFloat32, float16ToFloat32 } from './dtypes.js';
 import { readZipDirectory, readZipEntry } from './zip.js';
 
 /** A tensor read from a checkpoint, always materialised as float32 or int32. */
@@ -164,15 +165,6 @@ function unpickle(data: Buffer, file: string): unknown {
 
 const BYTES: Record<string, number> = { float32: 4, bfloat16: 2, float16: 2, float64: 8, int64: 8, int32: 4 };
 
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
-}
-
 /** Decodes a whole storage into float32 or int32 values. */
 function decodeStorage(raw: Buffer, dtype: string, numel: number, where: string): Float32Array | Int32Array {
   const need = numel * BYTES[dtype];
@@ -183,16 +175,8 @@ function decodeStorage(raw: Buffer, dtype: string, numel: number, where: string)
     case 'float64': return Float32Array.from(new Float64Array(bytes.buffer, 0, numel));
     case 'int32': return new Int32Array(bytes.buffer, 0, numel);
     case 'int64': return Int32Array.from(new BigInt64Array(bytes.buffer, 0, numel), (v) => Number(v));
-    case 'bfloat16': {
-      const src = new Uint16Array(bytes.buffer, 0, numel);
-      const u32 = new Uint32Array(numel);
-      for (let i = 0; i < numel; i++) u32[i] = src[i] << 16;
-      return new Float32Array(u32.buffer);
-    }
-    case 'float16': {
-      const src = new Uint16Array(bytes.buffer, 0, numel);
-      return Float32Array.from(src, halfToFloat);
-    }
+    case 'bfloat16': return bfloat16ToFloat32(new Uint16Array(bytes.buffer, 0, numel));
+    case 'float16': return float16ToFloat32(new Uint16Array(bytes.buffer, 0, numel));
     default: throw new Error(`${where}: unsupported storage dtype ${dtype}`);
   }
 }

@@ -3,6 +3,7 @@
  * write without Python. Reading converts F32/F64/BF16/F16 to float32 and I32/I64 to int32.
  */
 import * as fs from 'node:fs';
+import { bfloat16ToFloat32, float16ToFloat32 } from './dtypes.js';
 import type { LoadedTensor } from './pth.js';
 
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F64: 8, BF16: 2, F16: 2, I32: 4, I64: 8 };
@@ -11,15 +12,6 @@ const SOURCE_NAMES: Record<string, string> = { F32: 'float32', F64: 'float64', B
 export interface SafetensorsFile {
   tensors: Map<string, LoadedTensor>;
   metadata: Record<string, string>;
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
 export function readSafetensors(file: string): SafetensorsFile {
@@ -57,14 +49,8 @@ export function readSafetensors(file: string): SafetensorsFile {
       case 'F64': data = Float32Array.from(new Float64Array(raw.buffer)); break;
       case 'I32': data = new Int32Array(raw.buffer); break;
       case 'I64': data = Int32Array.from(new BigInt64Array(raw.buffer), Number); break;
-      case 'BF16': {
-        const src = new Uint16Array(raw.buffer);
-        const u32 = new Uint32Array(numel);
-        for (let i = 0; i < numel; i++) u32[i] = src[i] << 16;
-        data = new Float32Array(u32.buffer);
-        break;
-      }
-      default: data = Float32Array.from(new Uint16Array(raw.buffer), halfToFloat);
+      case 'BF16': data = bfloat16ToFloat32(new Uint16Array(raw.buffer)); break;
+      default: data = float16ToFloat32(new Uint16Array(raw.buffer));
     }
     tensors.set(name, { dtype: data instanceof Float32Array ? 'float32' : 'int32', sourceDtype: SOURCE_NAMES[dtype], shape, data });
   }
