@@ -96,11 +96,11 @@ describe('logistic regression (L-BFGS)', () => {
     disposeLogRegData(d);
   });
 
-  it('C acts as inverse regularisation: smaller C, smaller weights and higher loss on the data', () => {
+  it('C acts as inverse regularisation: smaller C, smaller weights', () => {
     const { x, y, n } = blobs(3, 6, 30, 1.5, 5);
     const d = prepareLogRegData(x, y, 6, 3);
-    const norms = [1e-3, 1e-1, 10].map((c) => {
-      const m = fitLogReg(d, { ...LOGREG_DEFAULTS, c });
+    const norms = [1e-3, 1e-1, 1].map((c) => {
+      const m = fitLogReg(d, { ...LOGREG_DEFAULTS, c, maxIter: 300 });
       return Math.sqrt(m.weights.reduce((a, v) => a + v * v, 0));
     });
     expect(norms[0]).toBeLessThan(norms[1]);
