@@ -41,6 +41,7 @@ export interface EvalConfig {
   checkpoint: string;
   name: string;
   preset: string;
+  weights: string;
   dataRoot: string;
   dataDir: string;
   probes: string[];
@@ -64,7 +65,7 @@ export interface EvalConfig {
 }
 
 const DEFAULTS: Omit<EvalConfig, 'task' | 'checkpoint'> = {
-  name: '', preset: '', dataRoot: '', dataDir: '', probes: [], baselines: true, resolution: 0, limitTrain: 0, limitTest: 0,
+  name: '', preset: '', weights: 'teacher', dataRoot: '', dataDir: '', probes: [], baselines: true, resolution: 0, limitTrain: 0, limitTest: 0,
   scenesTrain: 2000, scenesTest: 500, epochs: 10, batchSize: 256, standardize: true, logregMaxIter: 1000, seed: 0,
   out: 'results', cacheDir: '.cache/features', maxFeatureGb: 8, pcaImages: 6, backend: 'auto', threads: 2,
 };
@@ -84,6 +85,8 @@ Options:
                        segmentation: ${SEGMENTATION_PROBES.join(',')} (default: all)
   --name NAME          row name in the tables (default: the checkpoint's folder or file name)
   --preset P           check a reference .pth against a preset (default: shapes from the file)
+  --weights W          teacher (default, the EMA model the paper evaluates) | student: which
+                       weights of a capi-ts run or checkpoint.safetensors to evaluate
   --resolution S       input side (default: the model's pretraining size; 56 for fmnist-scenes)
   --limit-train N, --limit-test N   evaluate the first N images of a split (0: all)
   --scenes-train N, --scenes-test N  fmnist-scenes canvases per split (default 2000 / 500)
@@ -116,7 +119,11 @@ function parseConfig(argv: string[]): EvalConfig {
   const allowed = isSegmentation(c.task) ? SEGMENTATION_PROBES : CLASSIFICATION_PROBES;
   if (!c.probes.length) c.probes = allowed;
   for (const p of c.probes) if (!allowed.includes(p)) throw new Error(`probe '${p}' does not apply to ${c.task}: choose from ${allowed.join(', ')}`);
-  if (!c.name) c.name = path.basename(c.checkpoint.replace(/[/\\]+$/, '')).replace(/\.(pth|pt|safetensors)$/, '');
+  if (c.weights !== 'teacher' && c.weights !== 'student') throw new Error(`invalid --weights '${c.weights}': teacher or student`);
+  if (!c.name) {
+    c.name = path.basename(c.checkpoint.replace(/[/\\]+$/, '')).replace(/\.(pth|pt|safetensors)$/, '');
+    if (c.weights === 'student') c.name += '-student';
+  }
   return c;
 }
 
@@ -284,7 +291,7 @@ runMain(async () => {
   }
   const c = parseConfig(process.argv.slice(2));
   await initBackend(c.backend, c.threads);
-  const enc = loadEncoder(c.checkpoint, { preset: c.preset || undefined, imageSize: c.resolution || undefined });
+  const enc = loadEncoder(c.checkpoint, { preset: c.preset || undefined, imageSize: c.resolution || undefined, weights: c.weights as 'teacher' | 'student' });
   const size = c.resolution || (c.task === 'fmnist-scenes' ? SCENES_DEFAULTS.size : enc.config.imageSize);
   if (size % enc.config.patchSize !== 0) throw new Error(`--resolution ${size} is not a multiple of the patch size ${enc.config.patchSize}`);
   console.error(`model: ${enc.source}`);

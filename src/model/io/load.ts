@@ -35,6 +35,8 @@ export interface LoadOptions {
    * predictor pooling use); saves ~1/3 of the memory for ViT-L. Default true.
    */
   evalOnly?: boolean;
+  /** From a capi-ts training checkpoint: the EMA teacher (default, as the paper evaluates) or the student. */
+  weights?: 'teacher' | 'student';
 }
 
 function fileHash(files: string[]): string {
@@ -122,6 +124,7 @@ function loadTfjsExport(dir: string): LoadedEncoder {
 export function loadEncoder(spec: string, opts: LoadOptions = {}): LoadedEncoder {
   if (!fs.existsSync(spec)) throw new Error(`checkpoint not found: ${spec} (a run folder, teacher/ export, .safetensors or .pth file)`);
   if (fs.statSync(spec).isDirectory()) {
+    if (opts.weights === 'student') return loadEncoder(path.join(spec, 'checkpoint.safetensors'), opts);
     if (fs.existsSync(path.join(spec, 'teacher', 'model.json'))) return loadTfjsExport(path.join(spec, 'teacher'));
     if (fs.existsSync(path.join(spec, 'model.json'))) return loadTfjsExport(spec);
     throw new Error(`${spec}: no teacher/model.json here; is this a capi-ts run folder (npm run pretrain -- --out ${spec})?`);
@@ -130,15 +133,19 @@ export function loadEncoder(spec: string, opts: LoadOptions = {}): LoadedEncoder
   if (spec.endsWith('.safetensors')) {
     const { tensors, metadata } = readSafetensors(spec);
     if (metadata.kind === 'train-state') {
-      // A capi-ts training checkpoint: evaluate its EMA teacher.
+      // A capi-ts training checkpoint: its EMA teacher by default.
+      const which = opts.weights ?? 'teacher';
       const model = (JSON.parse(metadata.config) as { model: ModelConfig }).model;
       const params: Params = {};
       for (const [name, shape] of backboneShapes(model)) {
-        const t = tensors.get(`teacher.${name}`);
-        if (!t) throw new Error(`${spec}: missing teacher.${name}`);
+        const t = tensors.get(`${which}.${name}`);
+        if (!t) throw new Error(`${spec}: missing ${which}.${name}`);
         params[name] = tf.tensor(t.data, shape);
       }
-      return { params, config: { ...model, imageSize: opts.imageSize ?? model.imageSize }, source: `capi-ts checkpoint ${spec} (teacher, step ${metadata.step})`, hash };
+      return {
+        params, config: { ...model, imageSize: opts.imageSize ?? model.imageSize },
+        source: `capi-ts checkpoint ${spec} (${which}, step ${metadata.step})`, hash: `${hash}:${which}`,
+      };
     }
     const { params, config } = fromReference(tensors, spec, opts);
     return { params, config, source: `safetensors ${spec}`, hash };
