@@ -1,5 +1,5 @@
 /**
- * `npm run bench:vitl [-- --batch 2 --batches 2]`: ViT-L/14 feature extraction at 224 from a
+ * `npm run bench:vitl [-- --batch 1 --batches 1]`: ViT-L/14 feature extraction at 224 from a
  * reference-layout .pth (the released CAPI architecture: patch 14, width 1024, depth 24, 16
  * registers, 12-block predictor). No official weights can be downloaded here, so the file is
  * written with random weights in the reference layout, then loaded through the same path as
@@ -20,8 +20,8 @@ import { Rng } from '../src/runtime/rng.js';
 
 runMain(async () => {
   const { values } = parseArgs(process.argv.slice(2));
-  const batch = Number(take(values, 'batch', '2'));
-  const batches = Number(take(values, 'batches', '2'));
+  const batch = Number(take(values, 'batch', '1'));
+  const batches = Number(take(values, 'batches', '1'));
   const info = await initBackend('auto', Number(take(values, 'threads', '2')));
   console.log(`backend: ${info.backend} (${info.threads} threads)`);
   const cfg = MODEL_PRESETS['vit-l14'];
