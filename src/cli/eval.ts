@@ -15,7 +15,7 @@ import type { EvalTransform, Features, ImageSource } from '../features/extract.j
 import { evalBox, extractFeatures } from '../features/extract.js';
 import type { FeatureModel } from '../features/models.js';
 import { capiFeatureModel, pixelFeatureModel, randomCapiFeatureModel } from '../features/models.js';
-import { renderImage } from '../data/transforms.js';
+import { IMAGENET_MEAN, IMAGENET_STD, renderImage } from '../data/transforms.js';
 import { loadEncoder } from '../model/io/load.js';
 import { attentiveFamily, linearFamily } from '../probes/families.js';
 import { knnClassify } from '../probes/knn-classify.js';
@@ -196,9 +196,8 @@ async function savePca(c: EvalConfig, model: FeatureModel, src: ImageSource, f: 
     const px = new Float32Array(3 * size * size);
     renderImage(img, { size, box: evalBox(img, transform), flip: false }, px, 0);
     // Back to bytes for the picture (undo the normalisation).
-    const mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225];
     const rgb = new Uint8Array(size * size * 3);
-    for (let k = 0; k < size * size; k++) for (let ch = 0; ch < 3; ch++) rgb[k * 3 + ch] = Math.max(0, Math.min(255, Math.round((px[ch * size * size + k] * std[ch] + mean[ch]) * 255)));
+    for (let k = 0; k < size * size; k++) for (let ch = 0; ch < 3; ch++) rgb[k * 3 + ch] = Math.max(0, Math.min(255, Math.round((px[ch * size * size + k] * IMAGENET_STD[ch] + IMAGENET_MEAN[ch]) * 255)));
     const file = path.join(dir, `${model.name.replace(/[^A-Za-z0-9._-]+/g, '_')}-${i}.png`);
     const t = f.tokens;
     await savePcaPicture(file, rgb, 3, size, f.patch.subarray(i * t * f.patchDim, (i + 1) * t * f.patchDim), f.grid, f.patchDim);

@@ -3,6 +3,7 @@
  * features, signs fixed so each component's skewness is >= 0, components 1-3 mapped linearly
  * from [-2.3, 2.3] to RGB, nearest-upsampled; saved next to the input image as one PNG.
  */
+import { renameSync } from 'node:fs';
 import { Matrix, SingularValueDecomposition } from 'ml-matrix';
 import sharp from 'sharp';
 
@@ -60,6 +61,5 @@ export async function savePcaPicture(
   }
   const tmp = `${file}.tmp-${process.pid}.png`;
   await sharp(canvas, { raw: { width: side * 2, height: side, channels: 3 } }).png().toFile(tmp);
-  const { renameSync } = await import('node:fs');
   renameSync(tmp, file);
 }
