@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { parseArgs, runMain, take } from '../src/cli/args.js';
 import { capiFeatureModel } from '../src/features/models.js';
 import { backboneShapes } from '../src/model/capi.js';
@@ -15,7 +16,7 @@ import { MODEL_PRESETS } from '../src/model/config.js';
 import { loadEncoder } from '../src/model/io/load.js';
 import { writePth } from '../src/model/io/pth-writer.js';
 import { ropeFrequencies } from '../src/model/layers.js';
-import { initBackend } from '../src/runtime/backend.js';
+import { initBackend, wasmHeapBytes } from '../src/runtime/backend.js';
 import { Rng } from '../src/runtime/rng.js';
 
 runMain(async () => {
@@ -49,7 +50,10 @@ runMain(async () => {
     console.log(`loaded (encoder + predictor block 1) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
     const model = capiFeatureModel('vit-l14', enc.hash, enc.params, enc.config);
     const pixels = Float32Array.from({ length: batch * 3 * 224 * 224 }, () => rng.normal());
+    const heap = () => `wasm heap ${((wasmHeapBytes() ?? 0) / 2 ** 30).toFixed(2)} GiB, tfjs tensors ${(tf.memory().numBytes / 2 ** 30).toFixed(2)} GiB`;
+    console.log(`after load: ${heap()}`);
     model.forward(pixels, 1, 224); // warm-up at batch 1
+    console.log(`after a batch-1 forward: ${heap()}`);
     t0 = performance.now();
     let shape = '';
     for (let i = 0; i < batches; i++) {
@@ -57,6 +61,7 @@ runMain(async () => {
       shape = `${out.patch.length / (batch * 1024)} x 1024 patches, ${out.global.length / batch} global`;
     }
     const sec = (performance.now() - t0) / 1000;
+    console.log(`after batch ${batch}: ${heap()}`);
     console.log(`features per image: ${shape}`);
     console.log(`ViT-L/14 feature extraction at 224, batch ${batch} images/s: ${((batch * batches) / sec).toFixed(3)}`);
     model.dispose();

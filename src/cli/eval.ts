@@ -23,9 +23,9 @@ import { trainProbeGrid } from '../probes/train.js';
 import { savePcaPicture } from '../report/pca.js';
 import type { EvalResult } from '../report/results.js';
 import { writeResult } from '../report/results.js';
-import { patchPixelLabels } from '../segmentation/patches.js';
-import { runSegmentation } from '../segmentation/task.js';
-import type { PatchSet } from '../segmentation/task.js';
+import { EXACT_KNN_MAX_FLOP, KNN_INDEXES, runSegmentation } from '../segmentation/task.js';
+import type { KnnIndex } from '../segmentation/task.js';
+import { patchSet } from '../segmentation/patch-set.js';
 import { backendInfo, BACKEND_CHOICES, initBackend } from '../runtime/backend.js';
 import type { BackendRequest } from '../runtime/backend.js';
 import { parseArgs, runMain } from './args.js';
@@ -53,6 +53,9 @@ export interface EvalConfig {
   scenesTest: number;
   epochs: number;
   batchSize: number;
+  featureBatch: number;
+  trainPatchStride: number;
+  knnIndex: KnnIndex;
   standardize: boolean;
   logregMaxIter: number;
   seed: number;
@@ -66,7 +69,7 @@ export interface EvalConfig {
 
 const DEFAULTS: Omit<EvalConfig, 'task' | 'checkpoint'> = {
   name: '', preset: '', weights: 'teacher', dataRoot: '', dataDir: '', probes: [], baselines: true, resolution: 0, limitTrain: 0, limitTest: 0,
-  scenesTrain: 2000, scenesTest: 500, epochs: 10, batchSize: 256, standardize: true, logregMaxIter: 1000, seed: 0,
+  scenesTrain: 2000, scenesTest: 500, epochs: 10, batchSize: 256, featureBatch: 0, trainPatchStride: 1, knnIndex: 'auto', standardize: true, logregMaxIter: 1000, seed: 0,
   out: 'results', cacheDir: '.cache/features', maxFeatureGb: 8, pcaImages: 6, backend: 'auto', threads: 2,
 };
 
@@ -92,6 +95,12 @@ Options:
   --scenes-train N, --scenes-test N  fmnist-scenes canvases per split (default 2000 / 500)
   --epochs E           probe training epochs over the 90% split (default 10)
   --batch-size B       probe batch (default 256; grid lrs are scaled by B/256)
+  --feature-batch B    images per frozen forward (default 0: automatic, at most 64 and few
+                       enough that one block's activations stay under ~0.5 GiB: 7 for ViT-L/14)
+  --train-patch-stride K   segmentation: keep every K-th training patch, streamed while the
+                       features are extracted (the reference's train_set_subsampling; default 1)
+  --knn-index I        segmentation k-NN search: exact | hnsw (approximate, hnswlib-node) | auto
+                       (default: exact unless one search would exceed ${EXACT_KNN_MAX_FLOP.toExponential(0)} FLOP)
   --no-standardize     segmentation without feature standardisation (Table 7)
   --no-baselines       only the checkpoint
   --seed S, --out DIR (default results), --cache-dir DIR (default .cache/features; '' to disable)
@@ -119,6 +128,9 @@ function parseConfig(argv: string[]): EvalConfig {
   const allowed = isSegmentation(c.task) ? SEGMENTATION_PROBES : CLASSIFICATION_PROBES;
   if (!c.probes.length) c.probes = allowed;
   for (const p of c.probes) if (!allowed.includes(p)) throw new Error(`probe '${p}' does not apply to ${c.task}: choose from ${allowed.join(', ')}`);
+  if (!Number.isInteger(c.trainPatchStride) || c.trainPatchStride < 1) throw new Error(`invalid --train-patch-stride ${c.trainPatchStride}: a positive integer`);
+  if (!Number.isInteger(c.featureBatch) || c.featureBatch < 0) throw new Error(`invalid --feature-batch ${c.featureBatch}: a positive integer (0: automatic)`);
+  if (!KNN_INDEXES.includes(c.knnIndex)) throw new Error(`invalid --knn-index '${c.knnIndex}': ${KNN_INDEXES.join(', ')}`);
   if (c.weights !== 'teacher' && c.weights !== 'student') throw new Error(`invalid --weights '${c.weights}': teacher or student`);
   if (!c.name) {
     c.name = path.basename(c.checkpoint.replace(/[/\\]+$/, '')).replace(/\.(pth|pt|safetensors)$/, '');
@@ -155,29 +167,17 @@ function segmentationData(c: EvalConfig): { train: SegmentationDataset; test: Se
   return { train: cityscapes(c.dataRoot, 'train'), test: cityscapes(c.dataRoot, 'val') };
 }
 
-/** Nearest-neighbour resize of a label map to s x s (torch 'nearest': src = floor(dst * in / out)). */
-function resizeLabels(data: Uint8Array, h: number, w: number, s: number): Int32Array {
-  const out = new Int32Array(s * s);
-  for (let y = 0; y < s; y++) {
-    const sy = Math.min(h - 1, Math.floor((y * h) / s));
-    for (let x = 0; x < s; x++) out[y * s + x] = data[sy * w + Math.min(w - 1, Math.floor((x * w) / s))];
-  }
-  return out;
+/** --feature-batch, or the largest batch up to 64 whose activations fit FEATURE_ACTIVATION_BUDGET. */
+const FEATURE_ACTIVATION_BUDGET = 2 ** 29;
+function featureBatch(c: EvalConfig, model: FeatureModel, size: number): number {
+  if (c.featureBatch > 0) return c.featureBatch;
+  return Math.max(1, Math.min(64, Math.floor(FEATURE_ACTIVATION_BUDGET / model.activationBytesPerImage(size))));
 }
 
-async function patchSet(ds: SegmentationDataset, feats: Features, size: number, p: number): Promise<PatchSet> {
-  const labels = new Int32Array(ds.size * size * size);
-  for (let i = 0; i < ds.size; i++) {
-    const { label } = await ds.load(i);
-    labels.set(resizeLabels(label.data, label.height, label.width, size), i * size * size);
-  }
-  return { feats: feats.patch, pixels: patchPixelLabels(labels, ds.size, size, size, p), images: ds.size, tokensPerImage: feats.tokens };
-}
-
-async function features(model: FeatureModel, src: ImageSource, c: EvalConfig, size: number, transform: EvalTransform, label: string): Promise<Features> {
+async function features(model: FeatureModel, src: ImageSource, c: EvalConfig, size: number, transform: EvalTransform, label: string, patchStride = 1): Promise<Features> {
   let bar: ProgressBar | undefined;
   const f = await extractFeatures(model, src, {
-    size, transform, batchSize: 64, cacheDir: c.cacheDir, maxBytes: c.maxFeatureGb * 2 ** 30,
+    size, transform, patchStride, batchSize: featureBatch(c, model, size), cacheDir: c.cacheDir, maxBytes: c.maxFeatureGb * 2 ** 30,
     onProgress: (done, total) => {
       bar ??= new ProgressBar(total, `${label} features`);
       bar.update(done);
@@ -251,7 +251,7 @@ async function evaluateModel(c: EvalConfig, model: FeatureModel, kind: EvalResul
     const train = limit(data.train, c.limitTrain);
     const test = limit(data.test, c.limitTest);
     const img = (d: SegmentationDataset): ImageSource => ({ description: d.description, size: d.size, load: async (i) => (await d.load(i)).image });
-    const ftr = await features(model, img(train), c, size, 'resize', `${model.name} train`);
+    const ftr = await features(model, img(train), c, size, 'resize', `${model.name} train`, c.trainPatchStride);
     const fte = await features(model, img(test), c, size, 'resize', `${model.name} test`);
     seconds.features = ftr.seconds + fte.seconds;
     const p = model.patchSize;
@@ -259,7 +259,7 @@ async function evaluateModel(c: EvalConfig, model: FeatureModel, kind: EvalResul
     if (c.probes.includes('knn') || c.probes.includes('logreg')) {
       const r = runSegmentation(trSet, teSet, {
         dim: ftr.patchDim, pixelsPerPatch: p * p, numLabels: 256, classes: train.numClasses, ignore: train.ignore,
-        standardize: c.standardize, seed: c.seed, logregMaxIter: c.logregMaxIter,
+        standardize: c.standardize, seed: c.seed, logregMaxIter: c.logregMaxIter, knnIndex: c.knnIndex,
         onProgress: (w) => console.error(`${model.name}: ${w}`),
       });
       const std = c.standardize ? 'standardised (train-split statistics)' : 'not standardised';
@@ -267,7 +267,8 @@ async function evaluateModel(c: EvalConfig, model: FeatureModel, kind: EvalResul
         if (!c.probes.includes(probe)) continue;
         metrics[`seg.${probe}.mIoU`] = 100 * res.mIoU;
         metrics[`seg.${probe}.acc`] = 100 * res.accuracy;
-        notes[`seg.${probe}.mIoU`] = `${res.best} chosen on 10% validation, refit on train+val; features ${std}; ignore ${train.ignore}`;
+        const search = res.index ? ` (${res.index === 'hnsw' ? 'approximate HNSW' : 'exact'} search)` : '';
+        notes[`seg.${probe}.mIoU`] = `${res.best}${search} chosen on 10% validation, refit on train+val; features ${std}; ignore ${train.ignore}${c.trainPatchStride > 1 ? `; every ${c.trainPatchStride}-th training patch` : ''}`;
         details[probe] = res.validation;
         seconds[probe] = res.seconds;
       }
@@ -294,12 +295,14 @@ runMain(async () => {
   const size = c.resolution || (c.task === 'fmnist-scenes' ? SCENES_DEFAULTS.size : enc.config.imageSize);
   if (size % enc.config.patchSize !== 0) throw new Error(`--resolution ${size} is not a multiple of the patch size ${enc.config.patchSize}`);
   console.error(`model: ${enc.source}`);
-  const models: [FeatureModel, EvalResult['kind'], string][] = [[capiFeatureModel(c.name, enc.hash, enc.params, enc.config), 'capi', enc.source]];
+  // Built one at a time, so a large model and its random-init baseline are never in memory together.
+  const models: [() => FeatureModel, EvalResult['kind'], string][] = [[() => capiFeatureModel(c.name, enc.hash, enc.params, enc.config), 'capi', enc.source]];
   if (c.baselines) {
-    models.push([randomCapiFeatureModel(enc.config, c.seed), 'baseline', 'same architecture, reference init, no training']);
-    models.push([pixelFeatureModel(enc.config.patchSize), 'baseline', `raw normalised ${enc.config.patchSize}x${enc.config.patchSize} pixel patches`]);
+    models.push([() => randomCapiFeatureModel(enc.config, c.seed), 'baseline', 'same architecture, reference init, no training']);
+    models.push([() => pixelFeatureModel(enc.config.patchSize), 'baseline', `raw normalised ${enc.config.patchSize}x${enc.config.patchSize} pixel patches`]);
   }
-  for (const [model, kind, source] of models) {
+  for (const [build, kind, source] of models) {
+    const model = build();
     const r = await evaluateModel(c, model, kind, source, size);
     const file = writeResult(c.out, r);
     console.error(`${model.name}: ${Object.entries(r.metrics).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')} -> ${file}`);

@@ -2,7 +2,7 @@
  * Feature extraction, once per (model, dataset, split, resolution, transform), cached on disk
  * (DINOv2's eval split: features extracted once, then many cheap classifiers). Batched, with
  * progress. Features that would exceed the memory budget raise an error that says how to
- * subsample, instead of being cut silently.
+ * subsample (a patch stride, fewer images), instead of being cut silently.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -29,11 +29,13 @@ export interface Features {
   grid: number;
   patchDim: number;
   globalDim: number;
-  /** [n * tokens, patchDim] */
+  /** Kept patch rows: those with (image * tokens + token) % patchStride == 0. */
+  patchStride: number;
+  /** [ceil(n * tokens / patchStride), patchDim] */
   patch: Float32Array;
   /** [n, globalDim] */
   global: Float32Array;
-  /** [n, patchDim]: mean of the patch tokens. */
+  /** [n, patchDim]: mean of all the image's patch tokens (before any stride). */
   avg: Float32Array;
   fromCache: boolean;
   seconds: number;
@@ -43,6 +45,8 @@ export interface ExtractOptions {
   size: number;
   transform: EvalTransform;
   batchSize: number;
+  /** Keep every k-th patch row (the reference's `train_set_subsampling`, eval spec 3.3); 1 keeps all. */
+  patchStride?: number;
   /** Folder of the cache; '' disables it. */
   cacheDir: string;
   /** Largest patch-feature array allowed in memory, in bytes. */
@@ -53,6 +57,9 @@ export interface ExtractOptions {
 export function evalBox(img: RawImage, transform: EvalTransform): CropBox {
   return transform === 'center-crop' ? centerCropBox(img.height, img.width, 224 / 256) : { top: 0, left: 0, height: img.height, width: img.width };
 }
+
+/** Rows r of [0, n) with r % stride == 0. */
+export const strideRows = (n: number, stride: number) => Math.ceil(n / stride);
 
 function averagePatches(patch: Float32Array, n: number, tokens: number, d: number): Float32Array {
   const avg = new Float32Array(n * d);
@@ -65,31 +72,41 @@ function averagePatches(patch: Float32Array, n: number, tokens: number, d: numbe
   return avg;
 }
 
+/**
+ * Features of every image of `data`, streamed batch by batch into preallocated arrays; with a
+ * patch stride only the kept rows are ever stored, so the budget applies to what is kept.
+ */
 export async function extractFeatures(model: FeatureModel, data: ImageSource, opts: ExtractOptions): Promise<Features> {
   const t0 = performance.now();
+  const stride = opts.patchStride ?? 1;
+  if (!Number.isInteger(stride) || stride < 1) throw new Error(`patch stride must be a positive integer (got ${stride})`);
   const grid = Math.floor(opts.size / model.patchSize);
   const tokens = grid * grid;
   const n = data.size;
-  const bytes = n * tokens * model.patchDim * 4;
+  const d = model.patchDim;
+  const kept = strideRows(n * tokens, stride);
+  const bytes = kept * d * 4;
   if (bytes > opts.maxBytes) {
     throw new Error(
-      `patch features of ${data.description} need ${(bytes / 2 ** 30).toFixed(1)} GiB (${n} images x ${tokens} patches x ${model.patchDim}) ` +
-        `over the ${(opts.maxBytes / 2 ** 30).toFixed(1)} GiB budget: raise --max-feature-gb or evaluate fewer images with --limit`,
+      `patch features of ${data.description} need ${(bytes / 2 ** 30).toFixed(1)} GiB (${kept} patch rows x ${d}) ` +
+        `over the ${(opts.maxBytes / 2 ** 30).toFixed(1)} GiB budget: raise --max-feature-gb, keep every k-th training patch ` +
+        `with --train-patch-stride (segmentation) or evaluate fewer images with --limit-train/--limit-test`,
     );
   }
-  const key = createHash('sha256').update(JSON.stringify([model.key, data.description, n, opts.size, opts.transform])).digest('hex').slice(0, 24);
+  const key = createHash('sha256').update(JSON.stringify(['v2', model.key, data.description, n, opts.size, opts.transform, stride])).digest('hex').slice(0, 24);
   const file = opts.cacheDir ? path.join(opts.cacheDir, `${key}.safetensors`) : '';
+  const result = (patch: Float32Array, global: Float32Array, avg: Float32Array, fromCache: boolean): Features => ({
+    n, tokens, grid, patchDim: d, globalDim: model.globalDim, patchStride: stride, patch, global, avg, fromCache,
+    seconds: (performance.now() - t0) / 1000,
+  });
   if (file && fs.existsSync(file)) {
     const { tensors } = readSafetensors(file);
-    const patch = tensors.get('patch')!.data as Float32Array;
-    const global = tensors.get('global')!.data as Float32Array;
-    return {
-      n, tokens, grid, patchDim: model.patchDim, globalDim: model.globalDim, patch, global,
-      avg: averagePatches(patch, n, tokens, model.patchDim), fromCache: true, seconds: (performance.now() - t0) / 1000,
-    };
+    const get = (name: string) => tensors.get(name)!.data as Float32Array;
+    return result(get('patch'), get('global'), get('avg'), true);
   }
-  const patch = new Float32Array(n * tokens * model.patchDim);
+  const patch = new Float32Array(kept * d);
   const global = new Float32Array(n * model.globalDim);
+  const avg = new Float32Array(n * d);
   const s = opts.size;
   for (let start = 0; start < n; start += opts.batchSize) {
     const b = Math.min(opts.batchSize, n - start);
@@ -99,19 +116,24 @@ export async function extractFeatures(model: FeatureModel, data: ImageSource, op
       renderImage(img, { size: s, box: evalBox(img, opts.transform), flip: false }, pixels, i * 3 * s * s);
     }
     const out = model.forward(pixels, b, s);
-    patch.set(out.patch, start * tokens * model.patchDim);
     global.set(out.global, start * model.globalDim);
+    avg.set(averagePatches(out.patch, b, tokens, d), start * d);
+    const first = start * tokens;
+    if (stride === 1) patch.set(out.patch, first * d);
+    else {
+      for (let r = Math.ceil(first / stride) * stride; r < first + b * tokens; r += stride) {
+        patch.set(out.patch.subarray((r - first) * d, (r - first + 1) * d), (r / stride) * d);
+      }
+    }
     opts.onProgress?.(start + b, n);
   }
   if (file) {
     fs.mkdirSync(opts.cacheDir, { recursive: true });
     writeSafetensors(file, new Map([
-      ['patch', { shape: [n * tokens, model.patchDim], data: patch }],
+      ['patch', { shape: [kept, d], data: patch }],
       ['global', { shape: [n, model.globalDim], data: global }],
-    ]), { model: model.key, dataset: data.description, size: String(s), transform: opts.transform });
+      ['avg', { shape: [n, d], data: avg }],
+    ]), { model: model.key, dataset: data.description, size: String(s), transform: opts.transform, patchStride: String(stride) });
   }
-  return {
-    n, tokens, grid, patchDim: model.patchDim, globalDim: model.globalDim, patch, global,
-    avg: averagePatches(patch, n, tokens, model.patchDim), fromCache: false, seconds: (performance.now() - t0) / 1000,
-  };
+  return result(patch, global, avg, false);
 }

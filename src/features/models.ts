@@ -27,6 +27,11 @@ export interface FeatureModel {
   patchSize: number;
   patchDim: number;
   globalDim: number;
+  /**
+   * Rough peak bytes of the activations one image adds to a forward at side `size` (one block's
+   * intermediates: blocks run one at a time without a gradient tape). Sizes feature batches.
+   */
+  activationBytesPerImage(size: number): number;
   /** Images [B, 3, S, S] (normalised) -> features. */
   forward(pixels: Float32Array, b: number, size: number): FeatureBatch;
   dispose(): void;
@@ -35,6 +40,13 @@ export interface FeatureModel {
 export function capiFeatureModel(name: string, key: string, params: Params, cfg: ModelConfig): FeatureModel {
   return {
     name, key, patchSize: cfg.patchSize, patchDim: cfg.dim, globalDim: cfg.predDim,
+    activationBytesPerImage(size) {
+      // T tokens x (~40 d-wide floats: norms, q/k/v, RoPE, MLP hidden and GELU terms) plus ~6
+      // copies of the heads x T x T attention scores, in float32. Calibrated on ViT-L/14 at 224:
+      // the wasm heap grew by 73 MB per image from batch 1 to batch 16 (bench:vitl); this gives 73.
+      const t = cfg.registers + Math.floor(size / cfg.patchSize) ** 2;
+      return 4 * t * (40 * Math.max(cfg.dim, cfg.predDim) + 6 * Math.max(cfg.heads, cfg.predHeads) * t);
+    },
     forward(pixels, b, size) {
       const g = Math.floor(size / cfg.patchSize);
       const n = g * g;
@@ -62,6 +74,7 @@ export function pixelFeatureModel(patchSize: number): FeatureModel {
   const d = 3 * patchSize * patchSize;
   return {
     name: 'pixel-patches', key: `pixels:${patchSize}`, patchSize, patchDim: d, globalDim: d,
+    activationBytesPerImage: (size) => 4 * 2 * 3 * size * size,
     forward(pixels, b, size) {
       const n = Math.floor(size / patchSize) ** 2;
       const patch = patchify(pixels, b, 3, size, size, patchSize);

@@ -162,10 +162,26 @@ export function prependRegisters(p: Params, tokens: tf.Tensor): tf.Tensor {
 export function encoderBlocks(
   p: Params, cfg: ModelConfig, tokens: tf.Tensor, coords: tf.Tensor, drop?: DropPath, taps?: tf.Tensor[],
 ): tf.Tensor {
-  let x = tokens;
-  for (let i = 0; i < cfg.depth; i++) {
-    x = block(p, encoderBlock(i), x, coords, cfg.heads, cfg, drop);
-    taps?.push(x);
+  return runBlocks(tokens, cfg.depth, (x, i) => block(p, encoderBlock(i), x, coords, cfg.heads, cfg, drop), taps);
+}
+
+/**
+ * x -> f(x, 0) -> f(., 1) ... Without a gradient tape each block runs in its own tidy and the
+ * previous block's output is freed, so only one block's intermediates are alive at a time (a
+ * ViT-L/14 forward otherwise keeps all 24 blocks' activations in the wasm heap until it ends).
+ */
+function runBlocks(x0: tf.Tensor, depth: number, f: (x: tf.Tensor, i: number) => tf.Tensor, taps?: tf.Tensor[]): tf.Tensor {
+  const scoped = !tf.engine().isTapeOn() && !taps;
+  let x = x0;
+  for (let i = 0; i < depth; i++) {
+    if (!scoped) {
+      x = f(x, i);
+      taps?.push(x);
+      continue;
+    }
+    const prev = x;
+    x = tf.tidy(() => f(prev, i));
+    if (prev !== x0) prev.dispose();
   }
   return x;
 }
@@ -177,12 +193,9 @@ export function predictorBlocks(
 ): tf.Tensor {
   const [b, q] = queryCoords.shape;
   const mask = p['mask_token'];
-  let x: tf.Tensor = tf.add(tf.zeros([b!, q!, mask.shape[1]!]), mask);
-  for (let i = 0; i < depth; i++) {
-    x = block(p, decoderBlock(i), x, queryCoords, cfg.predHeads, cfg, drop, { tokens: context, coords: contextCoords });
-    taps?.push(x);
-  }
-  return x;
+  const x0 = tf.add(tf.zeros([b!, q!, mask.shape[1]!]), mask);
+  const ctx = { tokens: context, coords: contextCoords };
+  return runBlocks(x0, depth, (x, i) => block(p, decoderBlock(i), x, queryCoords, cfg.predHeads, cfg, drop, ctx), taps);
 }
 
 export const finalNorm = (x: tf.Tensor, cfg: ModelConfig) => rmsNorm(x, undefined, cfg.normEps);

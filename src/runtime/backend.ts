@@ -89,3 +89,9 @@ export async function initBackend(
   log(`backend: ${info.backend} (${info.provider}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`);
   return info;
 }
+
+/** Size of the wasm backend's heap in bytes (it only grows), or undefined on other backends. */
+export function wasmHeapBytes(): number | undefined {
+  const b = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
+  return b.wasm?.HEAPU8?.buffer.byteLength;
+}

@@ -7,6 +7,8 @@
 import { Rng } from '../runtime/rng.js';
 import type { KnnMetric } from './knn.js';
 import { knnSearch, knnVotePixels } from './knn.js';
+import type { KnnResult } from './knn.js';
+import { knnSearchHnsw } from './knn-hnsw.js';
 import { disposeLogRegData, fitLogReg, LOGREG_C_GRID, LOGREG_DEFAULTS, predictLogReg, prepareLogRegData } from './logreg.js';
 import type { LogRegModel } from './logreg.js';
 import { segmentationScores } from './metrics.js';
@@ -14,12 +16,15 @@ import { patchModes } from './patches.js';
 import type { Standardizer } from './standardize.js';
 import { applyStandardizer, fitStandardizer } from './standardize.js';
 
-/** Patch features with their pixel labels: feats [n_img * T, D], pixels [n_img * T, P]. */
+/**
+ * Patch features with their pixel labels: feats [rows, D], pixels [rows, P], and the image each
+ * row comes from (rows may be a subsample of an image's patches, see `trainPatchStride`).
+ */
 export interface PatchSet {
   feats: Float32Array;
   pixels: Int32Array;
+  rowImage: Int32Array;
   images: number;
-  tokensPerImage: number;
 }
 
 export interface SegTaskOptions {
@@ -35,7 +40,23 @@ export interface SegTaskOptions {
   metrics?: KnnMetric[];
   cs?: number[];
   logregMaxIter?: number;
+  /** 'auto' (default): exact unless a search would cost more than EXACT_KNN_MAX_FLOP. */
+  knnIndex?: KnnIndex;
   onProgress?: (what: string) => void;
+}
+
+export type KnnIndex = 'exact' | 'hnsw' | 'auto';
+export const KNN_INDEXES: readonly KnnIndex[] = ['exact', 'hnsw', 'auto'];
+
+/**
+ * Largest exact search 'auto' runs: 2 n m D multiply-adds. 1e13 is ~10 minutes at the ~16 GFLOP/s
+ * the chunked matmul search reaches here (bench:eval), about ADE20K-size with ViT-S.
+ */
+export const EXACT_KNN_MAX_FLOP = 1e13;
+
+export function chooseKnnIndex(index: KnnIndex, n: number, m: number, dim: number): 'exact' | 'hnsw' {
+  if (index !== 'auto') return index;
+  return 2 * n * m * dim > EXACT_KNN_MAX_FLOP ? 'hnsw' : 'exact';
 }
 
 export interface SegResult {
@@ -45,17 +66,19 @@ export interface SegResult {
   /** Validation mIoU per setting. */
   validation: Record<string, number>;
   seconds: number;
+  /** k-NN only: which search found the neighbours. */
+  index?: 'exact' | 'hnsw';
 }
 
+/** The rows of `set` whose image is in `imgs`. */
 function selectImages(set: PatchSet, imgs: Int32Array, d: number, p: number): PatchSet {
-  const t = set.tokensPerImage;
-  const feats = new Float32Array(imgs.length * t * d);
-  const pixels = new Int32Array(imgs.length * t * p);
-  imgs.forEach((im, i) => {
-    feats.set(set.feats.subarray(im * t * d, (im + 1) * t * d), i * t * d);
-    pixels.set(set.pixels.subarray(im * t * p, (im + 1) * t * p), i * t * p);
-  });
-  return { feats, pixels, images: imgs.length, tokensPerImage: t };
+  const slot = new Int32Array(set.images).fill(-1);
+  imgs.forEach((im, i) => (slot[im] = i));
+  const rows = Int32Array.from(set.rowImage.keys()).filter((r) => slot[set.rowImage[r]] >= 0);
+  return {
+    feats: gatherRows(set.feats, rows, d), pixels: gatherRows(set.pixels, rows, p),
+    rowImage: Int32Array.from(rows, (r) => slot[set.rowImage[r]]), images: imgs.length,
+  };
 }
 
 /** Validation images: the first floor(n/10) of a seeded permutation (spec 3.2). */
@@ -103,11 +126,14 @@ export function runSegmentation(train: PatchSet, test: PatchSet, o: SegTaskOptio
   const metrics = o.metrics ?? ['cosine', 'l2'];
   let t0 = performance.now();
   const knnVal: Record<string, number> = {};
+  const index = chooseKnnIndex(o.knnIndex ?? 'auto', allRows.rows.length, test.pixels.length / p, d);
+  const search = (base: Float32Array, n: number, q: Float32Array, m: number, k: number, metric: KnnMetric): KnnResult =>
+    index === 'hnsw' ? knnSearchHnsw(base, n, q, m, d, k, metric) : knnSearch(base, n, q, m, d, k, metric);
   for (const metric of metrics) {
-    o.onProgress?.(`k-NN ${metric} on validation`);
+    o.onProgress?.(`k-NN ${metric} on validation (${index})`);
     const base = gatherRows(trX, trRows.rows, d);
     const basePixels = gatherRows(tr.pixels, trRows.rows, p);
-    const res = knnSearch(base, trRows.rows.length, vaX, va.pixels.length / p, d, Math.max(...ks), metric);
+    const res = search(base, trRows.rows.length, vaX, va.pixels.length / p, Math.max(...ks), metric);
     for (const k of ks) knnVal[`k=${k} ${metric}`] = score(va.pixels, knnVotePixels(res, k, basePixels, p, o.numLabels)).mIoU;
   }
   const knnBest = Object.entries(knnVal).reduce((a, b) => (b[1] > a[1] ? b : a))[0];
@@ -116,9 +142,9 @@ export function runSegmentation(train: PatchSet, test: PatchSet, o: SegTaskOptio
   o.onProgress?.(`k-NN refit (${knnBest}) and test`);
   const base = gatherRows(allX, allRows.rows, d);
   const basePixels = gatherRows(train.pixels, allRows.rows, p);
-  const res = knnSearch(base, allRows.rows.length, teX, test.pixels.length / p, d, bestK, bestMetric as KnnMetric);
+  const res = search(base, allRows.rows.length, teX, test.pixels.length / p, bestK, bestMetric as KnnMetric);
   const knnTest = score(test.pixels, knnVotePixels(res, bestK, basePixels, p, o.numLabels));
-  const knn: SegResult = { mIoU: knnTest.mIoU, accuracy: knnTest.accuracy, best: knnBest, validation: knnVal, seconds: (performance.now() - t0) / 1000 };
+  const knn: SegResult = { mIoU: knnTest.mIoU, accuracy: knnTest.accuracy, best: knnBest, validation: knnVal, seconds: (performance.now() - t0) / 1000, index };
 
   // Logistic regression over the C grid (ascending C, warm-started: the problem is convex).
   t0 = performance.now();
