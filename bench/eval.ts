@@ -1,8 +1,9 @@
 /**
- * `npm run bench:eval [-- --rows 200000 --dim 192 --classes 11 --queries 20000 --out bench/out]`:
+ * `npm run bench:eval [-- --rows 200000 --dim 192 --classes 11 --queries 20000 --out bench/out --hnsw false]`:
  * timings of the evaluation classifiers on features of realistic size, one figure per line:
- * the logistic-regression C grid (8 values), the k-NN grid (2 metrics x k in {1,3,10,30}) and one
- * epoch of the 30-probe attentive grid. Features are seeded Gaussian class clusters, saved as
+ * the logistic-regression C grid (8 values), the k-NN grid (2 metrics x k in {1,3,10,30}), the
+ * approximate (HNSW) search with its recall against the exact one, and one epoch of the
+ * 30-probe attentive grid. Features are seeded Gaussian class clusters, saved as
  * .npy (float32 features, int32 labels) so other tools can be timed on the very same arrays.
  */
 import * as fs from 'node:fs';
@@ -14,6 +15,8 @@ import { trainProbeGrid } from '../src/probes/train.js';
 import { initBackend } from '../src/runtime/backend.js';
 import { Rng } from '../src/runtime/rng.js';
 import { knnSearch, knnVotePixels } from '../src/segmentation/knn.js';
+import type { KnnResult } from '../src/segmentation/knn.js';
+import { knnRecall, knnSearchHnsw } from '../src/segmentation/knn-hnsw.js';
 import { disposeLogRegData, fitLogReg, LOGREG_C_GRID, LOGREG_DEFAULTS, prepareLogRegData } from '../src/segmentation/logreg.js';
 
 function clusters(n: number, dim: number, classes: number, seed: number) {
@@ -50,6 +53,7 @@ runMain(async () => {
   const maxIter = Number(take(values, 'logregMaxIter', '100'));
   const attSamples = Number(take(values, 'attentiveSamples', '4096'));
   const out = take(values, 'out', 'bench/out');
+  const hnsw = take(values, 'hnsw', 'true') !== 'false';
   const info = await initBackend('auto', Number(take(values, 'threads', '2')));
   console.log(`backend: ${info.backend} (${info.threads} threads)`);
   const train = clusters(rows, dim, classes, 1);
@@ -63,18 +67,34 @@ runMain(async () => {
 
   let t0 = performance.now();
   const data = prepareLogRegData(train.x, train.y, dim, classes);
-  let iters = 0;
-  for (const c of LOGREG_C_GRID) iters += fitLogReg(data, { ...LOGREG_DEFAULTS, maxIter, c }).iterations;
+  let iters = 0, evals = 0;
+  for (const c of LOGREG_C_GRID) {
+    const m = fitLogReg(data, { ...LOGREG_DEFAULTS, maxIter, c });
+    iters += m.iterations;
+    evals += m.evaluations;
+  }
   disposeLogRegData(data);
-  console.log(`logreg C grid (8 fits, max ${maxIter} iterations, ${iters} in all) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
+  const lrSec = (performance.now() - t0) / 1000;
+  console.log(`logreg C grid (8 fits, max ${maxIter} iterations, ${iters} in all, ${evals} loss+gradient evaluations) seconds: ${lrSec.toFixed(1)}`);
+  console.log(`logreg seconds per evaluation: ${(lrSec / evals).toFixed(3)}`);
 
   t0 = performance.now();
   const labels1 = Int32Array.from(train.y);
+  const exact: Record<string, KnnResult> = {};
   for (const metric of ['cosine', 'l2'] as const) {
-    const res = knnSearch(train.x, rows, test.x, queries, dim, 30, metric);
+    const res = (exact[metric] = knnSearch(train.x, rows, test.x, queries, dim, 30, metric));
     for (const k of [1, 3, 10, 30]) knnVotePixels(res, k, labels1, 1, classes);
   }
   console.log(`k-NN grid (2 metrics x k in 1,3,10,30, exact) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
+  if (hnsw) {
+    for (const metric of ['cosine', 'l2'] as const) {
+      t0 = performance.now();
+      const approx = knnSearchHnsw(train.x, rows, test.x, queries, dim, 30, metric);
+      const sec = (performance.now() - t0) / 1000;
+      console.log(`k-NN HNSW ${metric} (index build + ${queries} queries, k=30, defaults) seconds: ${sec.toFixed(1)}`);
+      console.log(`k-NN HNSW ${metric} recall@30 vs exact: ${knnRecall(exact[metric], approx).toFixed(4)}`);
+    }
+  }
 
   const tokens = 49;
   const att = clusters(attSamples * tokens, dim, classes, 3);

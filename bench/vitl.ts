@@ -1,5 +1,5 @@
 /**
- * `npm run bench:vitl [-- --batch 1 --batches 1]`: ViT-L/14 feature extraction at 224 from a
+ * `npm run bench:vitl [-- --batch 1 --batches 1 --pth FILE]`: ViT-L/14 feature extraction at 224 from a
  * reference-layout .pth (the released CAPI architecture: patch 14, width 1024, depth 24, 16
  * registers, 12-block predictor). No official weights can be downloaded here, so the file is
  * written with random weights in the reference layout, then loaded through the same path as
@@ -26,24 +26,28 @@ runMain(async () => {
   const info = await initBackend('auto', Number(take(values, 'threads', '2')));
   console.log(`backend: ${info.backend} (${info.threads} threads)`);
   const cfg = MODEL_PRESETS['vit-l14'];
-  const file = path.join(os.tmpdir(), `capi-vitl14-random-${process.pid}.pth`);
+  // --pth FILE: write the file there (or reuse it) and keep it, e.g. for `npm run eval -- --checkpoint FILE`.
+  const keep = take(values, 'pth', '');
+  const file = keep || path.join(os.tmpdir(), `capi-vitl14-random-${process.pid}.pth`);
   let t0 = performance.now();
   const rng = new Rng(0);
-  const sd = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, shape] of backboneShapes(cfg)) {
-    const size = shape.reduce((a, b) => a * b, 1);
-    let data: Float32Array;
-    if (name.endsWith('rope.freqs')) data = ropeFrequencies(shape[1]);
-    else if (name.endsWith('norm.weight')) data = new Float32Array(size).fill(1);
-    else {
-      const a = Math.sqrt(6 / (shape[0] + size / shape[0]));
-      data = Float32Array.from({ length: size }, () => rng.uniformIn(-a, a));
+  const reuse = keep !== '' && fs.existsSync(file);
+  if (!reuse) {
+    const sd = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, shape] of backboneShapes(cfg)) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      let data: Float32Array;
+      if (name.endsWith('rope.freqs')) data = ropeFrequencies(shape[1]);
+      else if (name.endsWith('norm.weight')) data = new Float32Array(size).fill(1);
+      else {
+        const a = Math.sqrt(6 / (shape[0] + size / shape[0]));
+        data = Float32Array.from({ length: size }, () => rng.uniformIn(-a, a));
+      }
+      sd.set(`backbone.${name}`, { shape, data });
     }
-    sd.set(`backbone.${name}`, { shape, data });
+    writePth(file, sd);
+    console.log(`wrote random reference-layout ViT-L/14 (${(fs.statSync(file).size / 2 ** 30).toFixed(2)} GiB) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
   }
-  writePth(file, sd);
-  sd.clear();
-  console.log(`wrote random reference-layout ViT-L/14 (${(fs.statSync(file).size / 2 ** 30).toFixed(2)} GiB) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
   try {
     t0 = performance.now();
     const enc = loadEncoder(file);
@@ -66,6 +70,6 @@ runMain(async () => {
     console.log(`ViT-L/14 feature extraction at 224, batch ${batch} images/s: ${((batch * batches) / sec).toFixed(3)}`);
     model.dispose();
   } finally {
-    fs.rmSync(file, { force: true });
+    if (!keep) fs.rmSync(file, { force: true });
   }
 });

@@ -12,12 +12,17 @@ import { imageFolder } from '../data/image-folder.js';
 import type { SegmentationDataset } from '../data/segmentation-datasets.js';
 import { ade20k, cityscapes, voc2012 } from '../data/segmentation-datasets.js';
 import type { EvalTransform, Features, ImageSource } from '../features/extract.js';
-import { evalBox, extractFeatures } from '../features/extract.js';
+import { averagePatches, evalBox, extractFeatures } from '../features/extract.js';
 import type { FeatureModel } from '../features/models.js';
 import { capiFeatureModel, pixelFeatureModel, randomCapiFeatureModel } from '../features/models.js';
-import { IMAGENET_MEAN, IMAGENET_STD, renderImage } from '../data/transforms.js';
+import { IMAGENET_MEAN, IMAGENET_STD, randomResizedCropFlip, renderImage } from '../data/transforms.js';
 import { loadEncoder } from '../model/io/load.js';
 import { attentiveFamily, linearFamily } from '../probes/families.js';
+import type { ProbeFamily } from '../probes/families.js';
+import type { GridResult } from '../probes/grid.js';
+import { trainProbeGridsOnline } from '../probes/online.js';
+import type { BatchFeatures, OnlineSource } from '../probes/online.js';
+import { Rng } from '../runtime/rng.js';
 import { knnClassify } from '../probes/knn-classify.js';
 import { trainProbeGrid } from '../probes/train.js';
 import { savePcaPicture } from '../report/pca.js';
@@ -31,6 +36,8 @@ import type { BackendRequest } from '../runtime/backend.js';
 import { parseArgs, runMain } from './args.js';
 import { ProgressBar } from './progress.js';
 
+const PROBE_MODES = ['fast', 'reference'] as const;
+type ProbeMode = (typeof PROBE_MODES)[number];
 const TASKS = ['fmnist', 'fmnist-scenes', 'imagenet', 'ade20k', 'voc', 'cityscapes'] as const;
 type Task = (typeof TASKS)[number];
 const CLASSIFICATION_PROBES = ['attentive', 'linear', 'knn', 'predictor-pooling', 'pca'];
@@ -54,6 +61,7 @@ export interface EvalConfig {
   epochs: number;
   batchSize: number;
   featureBatch: number;
+  probeMode: ProbeMode;
   trainPatchStride: number;
   knnIndex: KnnIndex;
   standardize: boolean;
@@ -69,7 +77,7 @@ export interface EvalConfig {
 
 const DEFAULTS: Omit<EvalConfig, 'task' | 'checkpoint'> = {
   name: '', preset: '', weights: 'teacher', dataRoot: '', dataDir: '', probes: [], baselines: true, resolution: 0, limitTrain: 0, limitTest: 0,
-  scenesTrain: 2000, scenesTest: 500, epochs: 10, batchSize: 256, featureBatch: 0, trainPatchStride: 1, knnIndex: 'auto', standardize: true, logregMaxIter: 1000, seed: 0,
+  scenesTrain: 2000, scenesTest: 500, epochs: 10, batchSize: 256, featureBatch: 0, probeMode: 'fast', trainPatchStride: 1, knnIndex: 'auto', standardize: true, logregMaxIter: 1000, seed: 0,
   out: 'results', cacheDir: '.cache/features', maxFeatureGb: 8, pcaImages: 6, backend: 'auto', threads: 2,
 };
 
@@ -93,6 +101,9 @@ Options:
   --resolution S       input side (default: the model's pretraining size; 56 for fmnist-scenes)
   --limit-train N, --limit-test N   evaluate the first N images of a split (0: all)
   --scenes-train N, --scenes-test N  fmnist-scenes canvases per split (default 2000 / 500)
+  --probe-mode M       fast (default): probes train on cached un-augmented features;
+                       reference: every batch RandomResizedCrop(0.08-1) + flip, one frozen
+                       forward shared by all grids (the paper's protocol; a forward per step)
   --epochs E           probe training epochs over the 90% split (default 10)
   --batch-size B       probe batch (default 256; grid lrs are scaled by B/256)
   --feature-batch B    images per frozen forward (default 0: automatic, at most 64 and few
@@ -130,6 +141,7 @@ function parseConfig(argv: string[]): EvalConfig {
   for (const p of c.probes) if (!allowed.includes(p)) throw new Error(`probe '${p}' does not apply to ${c.task}: choose from ${allowed.join(', ')}`);
   if (!Number.isInteger(c.trainPatchStride) || c.trainPatchStride < 1) throw new Error(`invalid --train-patch-stride ${c.trainPatchStride}: a positive integer`);
   if (!Number.isInteger(c.featureBatch) || c.featureBatch < 0) throw new Error(`invalid --feature-batch ${c.featureBatch}: a positive integer (0: automatic)`);
+  if (!PROBE_MODES.includes(c.probeMode)) throw new Error(`invalid --probe-mode '${c.probeMode}': ${PROBE_MODES.join(', ')}`);
   if (!KNN_INDEXES.includes(c.knnIndex)) throw new Error(`invalid --knn-index '${c.knnIndex}': ${KNN_INDEXES.join(', ')}`);
   if (c.weights !== 'teacher' && c.weights !== 'student') throw new Error(`invalid --weights '${c.weights}': teacher or student`);
   if (!c.name) {
@@ -187,6 +199,33 @@ async function features(model: FeatureModel, src: ImageSource, c: EvalConfig, si
   return f;
 }
 
+/**
+ * Reference-mode batches (eval spec 1.4): RandomResizedCrop(0.08-1, 3/4-4/3) + flip of each
+ * training image, one frozen forward (in feature-batch chunks), every feature source at once.
+ */
+function augmentedFeatures(c: EvalConfig, model: FeatureModel, train: LabeledDataset, size: number): BatchFeatures {
+  const rng = Rng.derive(c.seed, 0x70726f62); // its own stream: 'prob'
+  const chunk = featureBatch(c, model, size);
+  const plane = 3 * size * size;
+  return async (idx) => {
+    const n = idx.length, g = Math.floor(size / model.patchSize), t = g * g, d = model.patchDim;
+    const patch = new Float32Array(n * t * d);
+    const global = new Float32Array(n * model.globalDim);
+    for (let s = 0; s < n; s += chunk) {
+      const b = Math.min(chunk, n - s);
+      const pixels = new Float32Array(b * plane);
+      for (let i = 0; i < b; i++) {
+        const img = await train.load(idx[s + i]);
+        renderImage(img, randomResizedCropFlip(rng, img, size, [0.08, 1], 0.5), pixels, i * plane);
+      }
+      const out = model.forward(pixels, b, size);
+      patch.set(out.patch, s * t * d);
+      global.set(out.global, s * model.globalDim);
+    }
+    return { attentive: patch, 'linear(avg)': averagePatches(patch, n, t, d), 'linear(pred-pool)': global };
+  };
+}
+
 async function savePca(c: EvalConfig, model: FeatureModel, src: ImageSource, f: Features, size: number, transform: EvalTransform): Promise<string[]> {
   const dir = path.join(c.out, c.task, 'pca');
   fs.mkdirSync(dir, { recursive: true });
@@ -222,21 +261,35 @@ async function evaluateModel(c: EvalConfig, model: FeatureModel, kind: EvalResul
     const labels = (d: LabeledDataset) => Int32Array.from({ length: d.size }, (_, i) => d.label(i));
     const ytr = labels(train), yte = labels(test);
     const classes = train.numClasses;
-    const grid = async (name: string, family: typeof linearFamily, x: Float32Array, xt: Float32Array, rowShape: number[]) => {
-      let bar: ProgressBar | undefined;
-      const r = trainProbeGrid(family, { x, rowShape, labels: ytr }, { x: xt, rowShape, labels: yte }, classes, {
-        epochs: c.epochs, batchSize: c.batchSize, seed: c.seed,
-        onProgress: (d, t) => { bar ??= new ProgressBar(t, `${model.name} ${name}`); bar.update(d); },
-      });
+    const sources: OnlineSource[] = [];
+    const source = (name: string, family: ProbeFamily, x: Float32Array, xt: Float32Array, rowShape: number[]) =>
+      sources.push({ name, family, rowShape, evalTrain: { x, rowShape, labels: ytr }, test: { x: xt, rowShape, labels: yte } });
+    if (c.probes.includes('attentive')) source('attentive', attentiveFamily, ftr.patch, fte.patch, [ftr.tokens, ftr.patchDim]);
+    if (c.probes.includes('linear') || c.probes.includes('predictor-pooling')) source('linear(avg)', linearFamily, ftr.avg, fte.avg, [ftr.patchDim]);
+    if (c.probes.includes('predictor-pooling')) source('linear(pred-pool)', linearFamily, ftr.global, fte.global, [ftr.globalDim]);
+    const opts = { epochs: c.epochs, batchSize: c.batchSize, seed: c.seed };
+    const record = (name: string, r: GridResult, mode: string) => {
       metrics[`${name}.top1`] = 100 * r.testAccuracy;
-      notes[`${name}.top1`] = `best of ${r.grid.length} (lr ${r.grid[r.best].lr.toExponential(1)}, wd ${r.grid[r.best].wd}) on 10% held out; ${c.epochs} epochs on cached un-augmented features (fast mode)`;
-      details[name] = { valAccuracy: r.valAccuracy, grid: r.grid, best: r.best, iterations: r.iterations };
+      notes[`${name}.top1`] = `best of ${r.grid.length} (lr ${r.grid[r.best].lr.toExponential(1)}, wd ${r.grid[r.best].wd}) on 10% held out; ${c.epochs} epochs, ${mode}`;
+      details[name] = { valAccuracy: r.valAccuracy, grid: r.grid, best: r.best, iterations: r.iterations, probeMode: c.probeMode };
       seconds[name] = r.secondsPerEpoch * c.epochs;
       seconds[`${name}.perEpoch`] = r.secondsPerEpoch;
     };
-    if (c.probes.includes('attentive')) await grid('attentive', attentiveFamily, ftr.patch, fte.patch, [ftr.tokens, ftr.patchDim]);
-    if (c.probes.includes('linear') || c.probes.includes('predictor-pooling')) await grid('linear(avg)', linearFamily, ftr.avg, fte.avg, [ftr.patchDim]);
-    if (c.probes.includes('predictor-pooling')) await grid('linear(pred-pool)', linearFamily, ftr.global, fte.global, [ftr.globalDim]);
+    if (c.probeMode === 'fast') {
+      for (const s of sources) {
+        let bar: ProgressBar | undefined;
+        const r = trainProbeGrid(s.family, s.evalTrain, s.test, classes, {
+          ...opts, onProgress: (d, t) => { bar ??= new ProgressBar(t, `${model.name} ${s.name}`); bar.update(d); },
+        });
+        record(s.name, r, 'fast mode (cached un-augmented features)');
+      }
+    } else if (sources.length) {
+      let bar: ProgressBar | undefined;
+      const rs = await trainProbeGridsOnline(sources, ytr, classes, {
+        ...opts, onProgress: (d, t) => { bar ??= new ProgressBar(t, `${model.name} probes (reference mode)`); bar.update(d); },
+      }, augmentedFeatures(c, model, train, size));
+      for (const s of sources) record(s.name, rs[s.name], 'reference mode (RandomResizedCrop 0.08-1 + flip per batch, one frozen forward shared by every grid)');
+    }
     if (c.probes.includes('knn') || c.probes.includes('predictor-pooling')) {
       metrics['knn(avg).top1'] = 100 * knnClassify(ftr.avg, ytr, fte.avg, yte, ftr.patchDim, classes);
       notes['knn(avg).top1'] = 'weighted k-NN, k=20, T=0.07, cosine on average-pooled patch tokens';
@@ -278,7 +331,8 @@ async function evaluateModel(c: EvalConfig, model: FeatureModel, kind: EvalResul
   seconds.total = (performance.now() - t0) / 1000;
   const { backend, threads, ...restCfg } = c;
   return {
-    task: c.task, model: model.name, kind, source, metrics, notes, details,
+    // Reference-mode probes are another protocol: their own row (and file) next to the fast one.
+    task: c.task, model: c.probeMode === 'reference' && !isSegmentation(c.task) ? `${model.name} (reference probes)` : model.name, kind, source, metrics, notes, details,
     config: { ...restCfg, resolution: size }, seed: c.seed, backend: { ...backendInfo(), requested: backend, threads },
     seconds, command: `npm run eval -- ${process.argv.slice(2).join(' ')}`, createdAt: new Date().toISOString(),
   };

@@ -113,8 +113,8 @@ export function renderImage(img: RawImage, t: ImageTransform, out: Float32Array,
   }
 }
 
-/** Pretraining augmentation (spec 9): RandomResizedCrop(scale) + flip(p), drawn from `rng`. */
-export function pretrainTransform(rng: Rng, img: RawImage, size: number, scale: [number, number], flipP: number): ImageTransform {
+/** RandomResizedCrop(scale) + horizontal flip(p), drawn from `rng`: pretraining (method spec 9) and reference-mode probes (eval spec 1.4). */
+export function randomResizedCropFlip(rng: Rng, img: RawImage, size: number, scale: [number, number], flipP: number): ImageTransform {
   const box = randomResizedCropBox(rng, img.height, img.width, scale);
   return { size, box, flip: rng.uniform() < flipP };
 }

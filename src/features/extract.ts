@@ -61,7 +61,7 @@ export function evalBox(img: RawImage, transform: EvalTransform): CropBox {
 /** Rows r of [0, n) with r % stride == 0. */
 export const strideRows = (n: number, stride: number) => Math.ceil(n / stride);
 
-function averagePatches(patch: Float32Array, n: number, tokens: number, d: number): Float32Array {
+export function averagePatches(patch: Float32Array, n: number, tokens: number, d: number): Float32Array {
   const avg = new Float32Array(n * d);
   for (let i = 0; i < n; i++) {
     for (let t = 0; t < tokens; t++) {

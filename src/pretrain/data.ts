@@ -6,7 +6,7 @@
 import type { ImageDataset } from '../data/dataset.js';
 import { loadFashionMnist, locateFashionMnist } from '../data/fashion-mnist.js';
 import { imageFolder } from '../data/image-folder.js';
-import { pretrainTransform, renderImage } from '../data/transforms.js';
+import { randomResizedCropFlip, renderImage } from '../data/transforms.js';
 import { patchify } from '../model/patches.js';
 import { Rng } from '../runtime/rng.js';
 import type { PretrainConfig, TrainConfig } from './config.js';
@@ -48,6 +48,6 @@ export async function loadPretrainBatch(ds: ImageDataset, sampler: BatchSampler,
   const rng = Rng.derive(t.seed, step, STREAM.augment);
   const images = await Promise.all(Array.from(idx, (i) => ds.load(i)));
   const pixels = new Float32Array(idx.length * 3 * s * s);
-  images.forEach((img, i) => renderImage(img, pretrainTransform(rng, img, s, [t.cropScaleMin, t.cropScaleMax], t.hflip), pixels, i * 3 * s * s));
+  images.forEach((img, i) => renderImage(img, randomResizedCropFlip(rng, img, s, [t.cropScaleMin, t.cropScaleMax], t.hflip), pixels, i * 3 * s * s));
   return { size: idx.length, patches: patchify(pixels, idx.length, 3, s, s, p) };
 }

@@ -1,8 +1,8 @@
-/** Trains a stacked probe grid on cached features and selects on the held-out 10% (spec 1.4-1.6). */
+/** Trains stacked probe grids and selects on the held-out 10% (spec 1.4-1.6). */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../runtime/rng.js';
 import type { ProbeFamily } from './families.js';
-import type { GridPoint, GridResult } from './grid.js';
+import type { GridPoint, GridResult, StackedAdamW } from './grid.js';
 import { argmaxFirst, correctPerProbe, gridLoss, heldOutSplit, initStackedAdamW, probeGrid, probeLrScale, stackedAdamWStep } from './grid.js';
 
 export interface ProbeData {
@@ -20,7 +20,7 @@ export interface ProbeOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-function rows(d: ProbeData, idx: Int32Array): Float32Array {
+export function rows(d: ProbeData, idx: Int32Array): Float32Array {
   const len = d.rowShape.reduce((a, b) => a * b, 1);
   const out = new Float32Array(idx.length * len);
   idx.forEach((r, i) => out.set(d.x.subarray(r * len, (r + 1) * len), i * len));
@@ -39,16 +39,54 @@ function evaluate(family: ProbeFamily, params: Record<string, tf.Tensor>, d: Pro
   return correct.map((c) => c / Math.max(1, idx.length));
 }
 
+/** A probe grid in training: stacked parameters and their AdamW state (spec 1.5). */
+export interface GridTrainer {
+  family: ProbeFamily;
+  grid: GridPoint[];
+  classes: number;
+  params: Record<string, tf.Variable>;
+  opt: StackedAdamW;
+}
+
+export function createGridTrainer(family: ProbeFamily, grid: GridPoint[], dim: number, classes: number, rng: Rng): GridTrainer {
+  const params: Record<string, tf.Variable> = {};
+  for (const [k, t] of Object.entries(family.init(grid.length, dim, classes, rng))) params[k] = tf.variable(t);
+  return { family, grid, classes, params, opt: initStackedAdamW(params) };
+}
+
+/** One AdamW step of every probe on the batch x ([B, ...rowShape]) with labels [B]. */
+export function gridTrainStep(g: GridTrainer, x: tf.Tensor, labels: Int32Array, lrScale: number): void {
+  const y = tf.tensor1d(labels, 'int32');
+  const { grads, value } = tf.variableGrads(() => gridLoss(g.family.logits(g.params, x), y, g.classes), Object.values(g.params));
+  const byName: Record<string, tf.Tensor> = {};
+  for (const [k, v] of Object.entries(g.params)) byName[k] = grads[v.name];
+  stackedAdamWStep(g.params, byName, g.opt, g.grid, lrScale);
+  tf.dispose([y, value, grads]);
+}
+
+/** Held-out accuracy of every probe, the best one (ties: first) and its test accuracy; frees the trainer. */
+export function selectAndTest(g: GridTrainer, train: ProbeData, val: Int32Array, test: ProbeData): Pick<GridResult, 'valAccuracy' | 'best' | 'testAccuracy'> {
+  const valAccuracy = evaluate(g.family, g.params, train, val, 512);
+  const best = argmaxFirst(valAccuracy);
+  const testIdx = Int32Array.from({ length: test.labels.length }, (_, i) => i);
+  const testAccuracy = evaluate(g.family, g.params, test, testIdx, 512)[best];
+  for (const group of [g.params, g.opt.m, g.opt.v]) Object.values(group).forEach((v) => v.dispose());
+  return { valAccuracy, best, testAccuracy };
+}
+
+/** Steps for `epochs` passes over the 90% split (drop_last) and the sampler's permutations. */
+export function probeSchedule(trainRows: number, opts: ProbeOptions): { stepsPerEpoch: number; total: number } {
+  const stepsPerEpoch = Math.max(1, Math.floor(trainRows / opts.batchSize));
+  return { stepsPerEpoch, total: Math.max(1, Math.round(opts.epochs * stepsPerEpoch)) };
+}
+
+/** Fast mode: the grid on cached, un-augmented features. */
 export function trainProbeGrid(family: ProbeFamily, train: ProbeData, test: ProbeData, classes: number, opts: ProbeOptions): GridResult {
   const grid = opts.grid ?? probeGrid(opts.batchSize);
   const { train: tr, val } = heldOutSplit(train.labels.length);
   const rng = new Rng(opts.seed);
-  const dim = train.rowShape[train.rowShape.length - 1];
-  const params: Record<string, tf.Variable> = {};
-  for (const [k, t] of Object.entries(family.init(grid.length, dim, classes, rng))) params[k] = tf.variable(t);
-  const opt = initStackedAdamW(params);
-  const stepsPerEpoch = Math.max(1, Math.floor(tr.length / opts.batchSize));
-  const total = Math.max(1, Math.round(opts.epochs * stepsPerEpoch));
+  const g = createGridTrainer(family, grid, train.rowShape[train.rowShape.length - 1], classes, rng);
+  const { stepsPerEpoch, total } = probeSchedule(tr.length, opts);
   const t0 = performance.now();
   let perm = rng.permutation(tr.length);
   for (let t = 0; t < total; t++) {
@@ -56,21 +94,10 @@ export function trainProbeGrid(family: ProbeFamily, train: ProbeData, test: Prob
     if (e === 0 && t > 0) perm = rng.permutation(tr.length);
     const idx = Int32Array.from(perm.subarray(e * opts.batchSize, (e + 1) * opts.batchSize), (i) => tr[i]);
     const x = tf.tensor(rows(train, idx), [idx.length, ...train.rowShape]);
-    const y = tf.tensor1d(Int32Array.from(idx, (r) => train.labels[r]), 'int32');
-    const { grads, value } = tf.variableGrads(() => gridLoss(family.logits(params, x), y, classes), Object.values(params));
-    const byName: Record<string, tf.Tensor> = {};
-    for (const [k, v] of Object.entries(params)) byName[k] = grads[v.name];
-    stackedAdamWStep(params, byName, opt, grid, probeLrScale(t, total));
-    tf.dispose([x, y, value, grads]);
+    gridTrainStep(g, x, Int32Array.from(idx, (r) => train.labels[r]), probeLrScale(t, total));
+    x.dispose();
     opts.onProgress?.(t + 1, total);
   }
   const seconds = (performance.now() - t0) / 1000;
-  const valAccuracy = evaluate(family, params, train, val, 512);
-  const best = argmaxFirst(valAccuracy);
-  const testIdx = Int32Array.from({ length: test.labels.length }, (_, i) => i);
-  const testAccuracy = evaluate(family, params, test, testIdx, 512)[best];
-  Object.values(params).forEach((v) => v.dispose());
-  Object.values(opt.m).forEach((v) => v.dispose());
-  Object.values(opt.v).forEach((v) => v.dispose());
-  return { valAccuracy, best, testAccuracy, grid, iterations: total, secondsPerEpoch: seconds / Math.max(opts.epochs, 1e-9) };
+  return { ...selectAndTest(g, train, val, test), grid, iterations: total, secondsPerEpoch: seconds / Math.max(opts.epochs, 1e-9) };
 }

@@ -50,6 +50,11 @@ describe('eval + tables end to end', () => {
     // A second eval reuses the cached features.
     const again = cli('src/cli/eval.ts', '--task', 'fmnist', ...common, '--limit-train', '200', '--limit-test', '60', '--probes', 'knn', '--no-baselines');
     expect(again.stderr).toContain('features: from cache');
+    // Reference-mode probes (augmented batches, one forward per step): their own row.
+    cli('src/cli/eval.ts', '--task', 'fmnist', ...common, '--limit-train', '200', '--limit-test', '60', '--probes', 'attentive,predictor-pooling', '--probe-mode', 'reference', '--no-baselines');
+    const ref = JSON.parse(fs.readFileSync(path.join(results, 'fmnist', 'tiny_reference_probes_.json'), 'utf8'));
+    for (const m of ['attentive.top1', 'linear(avg).top1', 'linear(pred-pool).top1']) expect(ref.notes[m]).toContain('reference mode');
+    expect(ref.details.attentive.iterations).toBe(2); // 180 training images < one batch of 256: one step per epoch
 
     // The run exports to the reference layout, and that file loads back with the same weights.
     const pth = path.join(tmp, 'tiny.pth');
@@ -62,7 +67,7 @@ describe('eval + tables end to end', () => {
     cli('src/cli/tables.ts', '--results', results);
     const t2 = fs.readFileSync(path.join(results, 'tables', 'table2-classification.csv'), 'utf8').trim().split('\n');
     expect(t2[0]).toBe('model,fmnist attentive');
-    expect(t2.slice(1).map((l) => l.split(',')[0])).toEqual(['tiny', 'pixel-patches', 'random-init']);
+    expect(t2.slice(1).map((l) => l.split(',')[0])).toEqual(['tiny', 'tiny (reference probes)', 'pixel-patches', 'random-init']);
     const t3 = fs.readFileSync(path.join(results, 'tables', 'table3-segmentation.md'), 'utf8');
     expect(t3).toContain('| model | fmnist-scenes k-NN | fmnist-scenes linear |');
     const t5 = fs.readFileSync(path.join(results, 'tables', 'table5-pooling.csv'), 'utf8').trim().split('\n');

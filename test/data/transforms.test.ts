@@ -1,7 +1,7 @@
 /** Augmentation: seeded and reproducible, crops within the spec's range, exact resampling cases. */
 import { describe, expect, it } from 'vitest';
 import type { RawImage } from '../../src/data/dataset.js';
-import { IMAGENET_MEAN, IMAGENET_STD, pretrainTransform, randomResizedCropBox, renderImage } from '../../src/data/transforms.js';
+import { IMAGENET_MEAN, IMAGENET_STD, randomResizedCropFlip, randomResizedCropBox, renderImage } from '../../src/data/transforms.js';
 import { Rng } from '../../src/runtime/rng.js';
 
 const gray = (h: number, w: number, f: (y: number, x: number) => number): RawImage => {
@@ -29,7 +29,7 @@ describe('RandomResizedCrop + flip', () => {
   it('flips about half of the time', () => {
     const rng = new Rng(9);
     const img = gray(28, 28, () => 0);
-    const flips = Array.from({ length: 2000 }, () => pretrainTransform(rng, img, 28, [0.6, 1], 0.5).flip).filter(Boolean).length;
+    const flips = Array.from({ length: 2000 }, () => randomResizedCropFlip(rng, img, 28, [0.6, 1], 0.5).flip).filter(Boolean).length;
     expect(flips / 2000).toBeGreaterThan(0.45);
     expect(flips / 2000).toBeLessThan(0.55);
   });

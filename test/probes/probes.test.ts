@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { attentiveFamily, linearFamily } from '../../src/probes/families.js';
 import { argmaxFirst, heldOutSplit, probeGrid, probeLrScale } from '../../src/probes/grid.js';
 import { trainProbeGrid } from '../../src/probes/train.js';
+import { trainProbeGridsOnline } from '../../src/probes/online.js';
 import { Rng } from '../../src/runtime/rng.js';
 
 /**
@@ -67,5 +68,44 @@ describe('probe grids', () => {
     expect(probeLrScale(0, 100)).toBe(0);
     expect(probeLrScale(9, 100)).toBe(1);
     expect(probeLrScale(99, 100)).toBeCloseTo(0, 12);
+  });
+
+  it('reference mode: one augmented batch per step shared by every source, selection on eval features', async () => {
+    const tr = markerTask(600, 1);
+    const te = markerTask(200, 2);
+    const [tokens, dim] = [8, 64];
+    const grid = [{ lr: 5e-3, wd: 5e-4 }, { lr: 2e-2, wd: 5e-4 }];
+    const seen = new Set<number>();
+    let calls = 0;
+    const aug = new Rng(5);
+    // "Augmentation": the sample's tokens in a new random order, plus noise.
+    const batchFeatures = async (idx: Int32Array) => {
+      calls++;
+      const patch = new Float32Array(idx.length * tokens * dim);
+      const avg = new Float32Array(idx.length * dim);
+      idx.forEach((r, i) => {
+        seen.add(r);
+        const order = aug.permutation(tokens);
+        for (let t = 0; t < tokens; t++) {
+          for (let j = 0; j < dim; j++) {
+            const v = tr.x[(r * tokens + order[t]) * dim + j] + 0.05 * aug.normal();
+            patch[(i * tokens + t) * dim + j] = v;
+            avg[i * dim + j] += v / tokens;
+          }
+        }
+      });
+      return { attentive: patch, linear: avg };
+    };
+    const res = await trainProbeGridsOnline([
+      { name: 'attentive', family: attentiveFamily, rowShape: [tokens, dim], evalTrain: { x: tr.x, rowShape: [tokens, dim], labels: tr.y }, test: { x: te.x, rowShape: [tokens, dim], labels: te.y } },
+      { name: 'linear', family: linearFamily, rowShape: [dim], evalTrain: { x: tr.avg, rowShape: [dim], labels: tr.y }, test: { x: te.avg, rowShape: [dim], labels: te.y } },
+    ], tr.y, 4, { epochs: 25, batchSize: 64, seed: 0, grid }, batchFeatures);
+    expect(res.attentive.testAccuracy).toBeGreaterThan(0.9);
+    expect(res.linear.testAccuracy).toBeLessThan(0.45);
+    expect(calls).toBe(res.attentive.iterations); // one feature batch per step, shared by both grids
+    expect(res.attentive.iterations).toBe(25 * Math.floor(540 / 64));
+    const held = new Set(heldOutSplit(600).val);
+    expect([...seen].some((r) => held.has(r))).toBe(false); // held-out images are never trained on
+    expect(tf.memory().numTensors).toBeLessThan(100);
   });
 });

@@ -46,7 +46,7 @@ describe('segmentation with the approximate index', () => {
     const rows = Array.from({ length: images * tokens }, (_, r) => r).filter((r) => r % stride === 0);
     const feats = new Float32Array(rows.length * 8);
     const pixels = new Int32Array(rows.length * 4);
-    rows.forEach((r, j) => {
+    rows.forEach((_, j) => {
       const c = Math.floor(rng.uniform() * 3);
       for (let k = 0; k < 8; k++) feats[j * 8 + k] = (k === c ? 2 : 0) + rng.normal();
       pixels.fill(c, j * 4, j * 4 + 4);

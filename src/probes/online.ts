@@ -1,0 +1,58 @@
+/**
+ * Reference mode of the probe grids (eval spec 1.4-1.5): every training batch is augmented
+ * once (RandomResizedCrop + flip), the frozen model runs once, and every feature source's grid
+ * (attentive on patch tokens, linear on average pooling, linear on predictor pooling) takes one
+ * step on those shared features. Held-out selection and test use eval-transform features. The
+ * features of a batch come from a callback, so this module knows nothing of models or images.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../runtime/rng.js';
+import type { ProbeFamily } from './families.js';
+import type { GridResult } from './grid.js';
+import { heldOutSplit, probeGrid, probeLrScale } from './grid.js';
+import type { ProbeData, ProbeOptions } from './train.js';
+import { createGridTrainer, gridTrainStep, probeSchedule, selectAndTest } from './train.js';
+
+export interface OnlineSource {
+  name: string;
+  family: ProbeFamily;
+  /** Shape of one sample's features: [D] or [N, D]. */
+  rowShape: number[];
+  /** Eval-transform features of the whole training split (its held-out 10% selects). */
+  evalTrain: ProbeData;
+  test: ProbeData;
+}
+
+/** Augmented features of the training images `indices`, one array per source name. */
+export type BatchFeatures = (indices: Int32Array, step: number) => Promise<Record<string, Float32Array>>;
+
+export async function trainProbeGridsOnline(
+  sources: OnlineSource[], labels: Int32Array, classes: number, opts: ProbeOptions, batchFeatures: BatchFeatures,
+): Promise<Record<string, GridResult>> {
+  const grid = opts.grid ?? probeGrid(opts.batchSize);
+  const { train: tr, val } = heldOutSplit(labels.length);
+  const rng = new Rng(opts.seed);
+  const trainers = sources.map((s) => createGridTrainer(s.family, grid, s.rowShape[s.rowShape.length - 1], classes, rng));
+  const { stepsPerEpoch, total } = probeSchedule(tr.length, opts);
+  const t0 = performance.now();
+  let perm = rng.permutation(tr.length);
+  for (let t = 0; t < total; t++) {
+    const e = t % stepsPerEpoch;
+    if (e === 0 && t > 0) perm = rng.permutation(tr.length);
+    const idx = Int32Array.from(perm.subarray(e * opts.batchSize, (e + 1) * opts.batchSize), (i) => tr[i]);
+    const feats = await batchFeatures(idx, t);
+    const y = Int32Array.from(idx, (r) => labels[r]);
+    sources.forEach((s, k) => {
+      const x = tf.tensor(feats[s.name], [idx.length, ...s.rowShape]);
+      gridTrainStep(trainers[k], x, y, probeLrScale(t, total));
+      x.dispose();
+    });
+    opts.onProgress?.(t + 1, total);
+  }
+  const secondsPerEpoch = (performance.now() - t0) / 1000 / Math.max(opts.epochs, 1e-9);
+  const out: Record<string, GridResult> = {};
+  sources.forEach((s, k) => {
+    out[s.name] = { ...selectAndTest(trainers[k], s.evalTrain, val, s.test), grid, iterations: total, secondsPerEpoch };
+  });
+  return out;
+}
