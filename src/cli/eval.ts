@@ -333,7 +333,7 @@ async function evaluateModel(c: EvalConfig, model: FeatureModel, kind: EvalResul
   return {
     // Reference-mode probes are another protocol: their own row (and file) next to the fast one.
     task: c.task, model: c.probeMode === 'reference' && !isSegmentation(c.task) ? `${model.name} (reference probes)` : model.name, kind, source, metrics, notes, details,
-    config: { ...restCfg, resolution: size }, seed: c.seed, backend: { ...backendInfo(), requested: backend, threads },
+    config: { ...restCfg, resolution: size, featureBatch: featureBatch(c, model, size) }, seed: c.seed, backend: { ...backendInfo(), requested: backend, threads },
     seconds, command: `npm run eval -- ${process.argv.slice(2).join(' ')}`, createdAt: new Date().toISOString(),
   };
 }
