@@ -63,15 +63,13 @@ export function knnSearchHnsw(
   const scores = new Float32Array(m * kk);
   for (let q = 0; q < m; q++) {
     const row = queries.subarray(q * dim, (q + 1) * dim);
-    const { distances, neighbors } = index.searchKnn(Array.from(row), kk);
-    // hnswlib returns the farthest first for some versions: order by distance, nearest first.
-    const order = neighbors.map((_, j) => j).sort((a, b) => distances[a] - distances[b] || neighbors[a] - neighbors[b]);
+    const { distances, neighbors } = index.searchKnn(Array.from(row), kk); // nearest first
     let qq = 0;
     if (metric === 'l2') for (let j = 0; j < dim; j++) qq += row[j] * row[j];
-    order.forEach((j, r) => {
-      indices[q * kk + r] = neighbors[j];
+    neighbors.forEach((nb, j) => {
+      indices[q * kk + j] = nb;
       // hnswlib's 'l2' is the squared distance, its 'cosine' is 1 - cos.
-      scores[q * kk + r] = metric === 'l2' ? qq - distances[j] : 1 - distances[j];
+      scores[q * kk + j] = metric === 'l2' ? qq - distances[j] : 1 - distances[j];
     });
     if (q % 4096 === 4095) o.onProgress?.(n + q + 1, n + m);
   }
