@@ -12,17 +12,17 @@ import { imageFolder } from '../data/image-folder.js';
 import type { SegmentationDataset } from '../data/segmentation-datasets.js';
 import { ade20k, cityscapes, voc2012 } from '../data/segmentation-datasets.js';
 import type { EvalTransform, Features, ImageSource } from '../features/extract.js';
-import { averagePatches, evalBox, extractFeatures } from '../features/extract.js';
+import { augmentedFeatures } from '../features/augmented.js';
+import { evalBox, extractFeatures } from '../features/extract.js';
 import type { FeatureModel } from '../features/models.js';
 import { capiFeatureModel, pixelFeatureModel, randomCapiFeatureModel } from '../features/models.js';
-import { IMAGENET_MEAN, IMAGENET_STD, randomResizedCropFlip, renderImage } from '../data/transforms.js';
+import { IMAGENET_MEAN, IMAGENET_STD, renderImage } from '../data/transforms.js';
 import { loadEncoder } from '../model/io/load.js';
 import { attentiveFamily, linearFamily } from '../probes/families.js';
 import type { ProbeFamily } from '../probes/families.js';
 import type { GridResult } from '../probes/grid.js';
 import { trainProbeGridsOnline } from '../probes/online.js';
-import type { BatchFeatures, OnlineSource } from '../probes/online.js';
-import { Rng } from '../runtime/rng.js';
+import type { OnlineSource } from '../probes/online.js';
 import { knnClassify } from '../probes/knn-classify.js';
 import { trainProbeGrid } from '../probes/train.js';
 import { savePcaPicture } from '../report/pca.js';
@@ -199,33 +199,6 @@ async function features(model: FeatureModel, src: ImageSource, c: EvalConfig, si
   return f;
 }
 
-/**
- * Reference-mode batches (eval spec 1.4): RandomResizedCrop(0.08-1, 3/4-4/3) + flip of each
- * training image, one frozen forward (in feature-batch chunks), every feature source at once.
- */
-function augmentedFeatures(c: EvalConfig, model: FeatureModel, train: LabeledDataset, size: number): BatchFeatures {
-  const rng = Rng.derive(c.seed, 0x70726f62); // its own stream: 'prob'
-  const chunk = featureBatch(c, model, size);
-  const plane = 3 * size * size;
-  return async (idx) => {
-    const n = idx.length, g = Math.floor(size / model.patchSize), t = g * g, d = model.patchDim;
-    const patch = new Float32Array(n * t * d);
-    const global = new Float32Array(n * model.globalDim);
-    for (let s = 0; s < n; s += chunk) {
-      const b = Math.min(chunk, n - s);
-      const pixels = new Float32Array(b * plane);
-      for (let i = 0; i < b; i++) {
-        const img = await train.load(idx[s + i]);
-        renderImage(img, randomResizedCropFlip(rng, img, size, [0.08, 1], 0.5), pixels, i * plane);
-      }
-      const out = model.forward(pixels, b, size);
-      patch.set(out.patch, s * t * d);
-      global.set(out.global, s * model.globalDim);
-    }
-    return { attentive: patch, 'linear(avg)': averagePatches(patch, n, t, d), 'linear(pred-pool)': global };
-  };
-}
-
 async function savePca(c: EvalConfig, model: FeatureModel, src: ImageSource, f: Features, size: number, transform: EvalTransform): Promise<string[]> {
   const dir = path.join(c.out, c.task, 'pca');
   fs.mkdirSync(dir, { recursive: true });
@@ -284,10 +257,14 @@ async function evaluateModel(c: EvalConfig, model: FeatureModel, kind: EvalResul
         record(s.name, r, 'fast mode (cached un-augmented features)');
       }
     } else if (sources.length) {
+      const augmented = augmentedFeatures(model, train, size, { seed: c.seed, batchSize: featureBatch(c, model, size) });
       let bar: ProgressBar | undefined;
       const rs = await trainProbeGridsOnline(sources, ytr, classes, {
         ...opts, onProgress: (d, t) => { bar ??= new ProgressBar(t, `${model.name} probes (reference mode)`); bar.update(d); },
-      }, augmentedFeatures(c, model, train, size));
+      }, async (idx) => {
+        const f = await augmented(idx);
+        return { attentive: f.patch, 'linear(avg)': f.avg, 'linear(pred-pool)': f.global };
+      });
       for (const s of sources) record(s.name, rs[s.name], 'reference mode (RandomResizedCrop 0.08-1 + flip per batch, one frozen forward shared by every grid)');
     }
     if (c.probes.includes('knn') || c.probes.includes('predictor-pooling')) {

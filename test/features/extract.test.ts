@@ -1,7 +1,8 @@
 /**
  * Feature extraction: the training-patch stride (eval spec 3.3, `train_set_subsampling`) keeps
  * exactly every k-th patch row of the full extraction, streamed (the budget applies to what is
- * kept), with matching pixel labels; the cache keys on the stride.
+ * kept), with matching pixel labels; the cache keys on the stride. Augmented features (reference
+ * mode) are redrawn per call and reproducible from the seed.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -11,6 +12,7 @@ import { loadFashionMnist } from '../../src/data/fashion-mnist.js';
 import { fmnistScenes, SCENES_DEFAULTS } from '../../src/data/fmnist-scenes.js';
 import type { ImageSource } from '../../src/features/extract.js';
 import { extractFeatures } from '../../src/features/extract.js';
+import { augmentedFeatures } from '../../src/features/augmented.js';
 import { pixelFeatureModel } from '../../src/features/models.js';
 import { patchSet } from '../../src/segmentation/patch-set.js';
 
@@ -64,5 +66,25 @@ describe('training-patch stride', () => {
     expect(b.patch).toEqual(a.patch);
     expect(b.avg).toEqual(a.avg);
     expect(c.patch.length).toBe(2 * a.patch.length - 192); // 245 rows vs ceil(245 / 2) = 123
+  });
+});
+
+describe('augmented features (reference-mode probes)', () => {
+  it('draw a new crop and flip per call, reproducibly from the seed, with consistent pooling', async () => {
+    const idx = Int32Array.from([0, 3, 1]);
+    const a = augmentedFeatures(model, images, size, { seed: 1, batchSize: 2 });
+    const b = augmentedFeatures(model, images, size, { seed: 1, batchSize: 3 });
+    const first = await a(idx);
+    const again = await a(idx);
+    expect(first.patch.length).toBe(3 * 49 * 192);
+    expect(again.patch).not.toEqual(first.patch); // a new augmentation at every step
+    expect((await b(idx)).patch).toEqual(first.patch); // same seed, same draws, whatever the chunking
+    const full = await extractFeatures(model, images, opts);
+    expect(first.patch.subarray(0, 192)).not.toEqual(full.patch.subarray(0, 192)); // not the eval transform
+    for (let j = 0; j < 192; j++) {
+      let mean = 0;
+      for (let t = 0; t < 49; t++) mean += first.patch[t * 192 + j] / 49;
+      expect(first.avg[j]).toBeCloseTo(mean, 5);
+    }
   });
 });
