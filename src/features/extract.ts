@@ -58,9 +58,6 @@ export function evalBox(img: RawImage, transform: EvalTransform): CropBox {
   return transform === 'center-crop' ? centerCropBox(img.height, img.width, 224 / 256) : { top: 0, left: 0, height: img.height, width: img.width };
 }
 
-/** Rows r of [0, n) with r % stride == 0. */
-export const strideRows = (n: number, stride: number) => Math.ceil(n / stride);
-
 export function averagePatches(patch: Float32Array, n: number, tokens: number, d: number): Float32Array {
   const avg = new Float32Array(n * d);
   for (let i = 0; i < n; i++) {
@@ -84,7 +81,7 @@ export async function extractFeatures(model: FeatureModel, data: ImageSource, op
   const tokens = grid * grid;
   const n = data.size;
   const d = model.patchDim;
-  const kept = strideRows(n * tokens, stride);
+  const kept = Math.ceil((n * tokens) / stride); // rows r with r % stride == 0
   const bytes = kept * d * 4;
   if (bytes > opts.maxBytes) {
     throw new Error(

@@ -44,24 +44,11 @@ export const addBias = customGrad2<tf.Tensor2D, tf.Tensor1D, tf.Tensor2D>(
   },
 );
 
-/**
- * Without a gradient tape (evaluation), the transposed weight is freed right after its matmul:
- * otherwise every layer's transposed copy (and XNNPACK's packed copy of it) lives until the end
- * of the forward, which exhausts the wasm heap for ViT-L.
- */
-function linearNoGrad(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  const wt = tf.transpose(w);
-  const y = tf.matMul(x, wt) as tf.Tensor2D;
-  wt.dispose();
-  return y;
-}
-
 /** Linear layer on any leading shape: x [..., in], w [out, in] -> [..., out]. */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   const shape = x.shape;
   const inDim = shape[shape.length - 1];
-  const x2 = x.reshape([-1, inDim]) as tf.Tensor2D;
-  let y = tf.engine().isTapeOn() ? linear2d(x2, w as tf.Tensor2D) : linearNoGrad(x2, w as tf.Tensor2D);
+  let y = linear2d(x.reshape([-1, inDim]) as tf.Tensor2D, w as tf.Tensor2D);
   if (b) y = addBias(y, b as tf.Tensor1D);
   return y.reshape([...shape.slice(0, -1), w.shape[0]]);
 }

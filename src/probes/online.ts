@@ -11,7 +11,7 @@ import type { ProbeFamily } from './families.js';
 import type { GridResult } from './grid.js';
 import { heldOutSplit, probeGrid, probeLrScale } from './grid.js';
 import type { ProbeData, ProbeOptions } from './train.js';
-import { createGridTrainer, gridTrainStep, probeSchedule, selectAndTest } from './train.js';
+import { createGridTrainer, gridTrainStep, probeBatches, probeSteps, selectAndTest } from './train.js';
 
 export interface OnlineSource {
   name: string;
@@ -33,26 +33,21 @@ export async function trainProbeGridsOnline(
   const { train: tr, val } = heldOutSplit(labels.length);
   const rng = new Rng(opts.seed);
   const trainers = sources.map((s) => createGridTrainer(s.family, grid, s.rowShape[s.rowShape.length - 1], classes, rng));
-  const { stepsPerEpoch, total } = probeSchedule(tr.length, opts);
   const t0 = performance.now();
-  let perm = rng.permutation(tr.length);
-  for (let t = 0; t < total; t++) {
-    const e = t % stepsPerEpoch;
-    if (e === 0 && t > 0) perm = rng.permutation(tr.length);
-    const idx = Int32Array.from(perm.subarray(e * opts.batchSize, (e + 1) * opts.batchSize), (i) => tr[i]);
-    const feats = await batchFeatures(idx, t);
-    const y = Int32Array.from(idx, (r) => labels[r]);
+  for (const { step, total, indices } of probeBatches(tr, opts, rng)) {
+    const feats = await batchFeatures(indices, step);
+    const y = Int32Array.from(indices, (r) => labels[r]);
     sources.forEach((s, k) => {
-      const x = tf.tensor(feats[s.name], [idx.length, ...s.rowShape]);
-      gridTrainStep(trainers[k], x, y, probeLrScale(t, total));
+      const x = tf.tensor(feats[s.name], [indices.length, ...s.rowShape]);
+      gridTrainStep(trainers[k], x, y, probeLrScale(step, total));
       x.dispose();
     });
-    opts.onProgress?.(t + 1, total);
+    opts.onProgress?.(step + 1, total);
   }
   const secondsPerEpoch = (performance.now() - t0) / 1000 / Math.max(opts.epochs, 1e-9);
   const out: Record<string, GridResult> = {};
   sources.forEach((s, k) => {
-    out[s.name] = { ...selectAndTest(trainers[k], s.evalTrain, val, s.test), grid, iterations: total, secondsPerEpoch };
+    out[s.name] = { ...selectAndTest(trainers[k], s.evalTrain, val, s.test), grid, iterations: probeSteps(tr.length, opts).total, secondsPerEpoch };
   });
   return out;
 }

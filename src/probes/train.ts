@@ -74,10 +74,25 @@ export function selectAndTest(g: GridTrainer, train: ProbeData, val: Int32Array,
   return { valAccuracy, best, testAccuracy };
 }
 
-/** Steps for `epochs` passes over the 90% split (drop_last) and the sampler's permutations. */
-export function probeSchedule(trainRows: number, opts: ProbeOptions): { stepsPerEpoch: number; total: number } {
+/** Steps per pass over `trainRows` (drop_last) and in all. */
+export function probeSteps(trainRows: number, opts: ProbeOptions): { stepsPerEpoch: number; total: number } {
   const stepsPerEpoch = Math.max(1, Math.floor(trainRows / opts.batchSize));
   return { stepsPerEpoch, total: Math.max(1, Math.round(opts.epochs * stepsPerEpoch)) };
+}
+
+/**
+ * The training batches of a probe run (spec 1.4): `epochs` passes over the 90% split `rows`
+ * (drop_last), reshuffled by `rng` every pass. Lazy: the first permutation is drawn at the first
+ * batch, after the probes' initialisation has drawn from the same `rng`.
+ */
+export function* probeBatches(rows: Int32Array, opts: ProbeOptions, rng: Rng): Generator<{ step: number; total: number; indices: Int32Array }> {
+  const { stepsPerEpoch, total } = probeSteps(rows.length, opts);
+  let perm = rng.permutation(rows.length);
+  for (let step = 0; step < total; step++) {
+    const e = step % stepsPerEpoch;
+    if (e === 0 && step > 0) perm = rng.permutation(rows.length);
+    yield { step, total, indices: Int32Array.from(perm.subarray(e * opts.batchSize, (e + 1) * opts.batchSize), (i) => rows[i]) };
+  }
 }
 
 /** Fast mode: the grid on cached, un-augmented features. */
@@ -86,18 +101,13 @@ export function trainProbeGrid(family: ProbeFamily, train: ProbeData, test: Prob
   const { train: tr, val } = heldOutSplit(train.labels.length);
   const rng = new Rng(opts.seed);
   const g = createGridTrainer(family, grid, train.rowShape[train.rowShape.length - 1], classes, rng);
-  const { stepsPerEpoch, total } = probeSchedule(tr.length, opts);
   const t0 = performance.now();
-  let perm = rng.permutation(tr.length);
-  for (let t = 0; t < total; t++) {
-    const e = t % stepsPerEpoch;
-    if (e === 0 && t > 0) perm = rng.permutation(tr.length);
-    const idx = Int32Array.from(perm.subarray(e * opts.batchSize, (e + 1) * opts.batchSize), (i) => tr[i]);
-    const x = tf.tensor(rows(train, idx), [idx.length, ...train.rowShape]);
-    gridTrainStep(g, x, Int32Array.from(idx, (r) => train.labels[r]), probeLrScale(t, total));
+  for (const { step, total, indices } of probeBatches(tr, opts, rng)) {
+    const x = tf.tensor(rows(train, indices), [indices.length, ...train.rowShape]);
+    gridTrainStep(g, x, Int32Array.from(indices, (r) => train.labels[r]), probeLrScale(step, total));
     x.dispose();
-    opts.onProgress?.(t + 1, total);
+    opts.onProgress?.(step + 1, total);
   }
   const seconds = (performance.now() - t0) / 1000;
-  return { ...selectAndTest(g, train, val, test), grid, iterations: total, secondsPerEpoch: seconds / Math.max(opts.epochs, 1e-9) };
+  return { ...selectAndTest(g, train, val, test), grid, iterations: probeSteps(tr.length, opts).total, secondsPerEpoch: seconds / Math.max(opts.epochs, 1e-9) };
 }

@@ -92,7 +92,7 @@ const dot = (a: Float32Array | Float64Array, b: Float32Array | Float64Array) => 
 };
 const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
-/** Minimises the objective from `init` (or zeros) with L-BFGS + backtracking (Armijo, quadratic interpolation) line search. */
+/** Minimises the objective from `init` (or zeros) with L-BFGS and an Armijo / approximate-Wolfe line search. */
 export function fitLogReg(d: LogRegData, opts: LogRegOptions, init?: Float32Array): LogRegModel {
   const size = d.dim * d.classes + d.classes;
   let theta = init ? Float32Array.from(init) : new Float32Array(size);

@@ -129,12 +129,12 @@ export function runSegmentation(train: PatchSet, test: PatchSet, o: SegTaskOptio
   const index = chooseKnnIndex(o.knnIndex ?? 'auto', allRows.rows.length, test.pixels.length / p, d);
   const search = (base: Float32Array, n: number, q: Float32Array, m: number, k: number, metric: KnnMetric): KnnResult =>
     index === 'hnsw' ? knnSearchHnsw(base, n, q, m, d, k, metric) : knnSearch(base, n, q, m, d, k, metric);
+  const trBase = gatherRows(trX, trRows.rows, d);
+  const trBasePixels = gatherRows(tr.pixels, trRows.rows, p);
   for (const metric of metrics) {
     o.onProgress?.(`k-NN ${metric} on validation (${index})`);
-    const base = gatherRows(trX, trRows.rows, d);
-    const basePixels = gatherRows(tr.pixels, trRows.rows, p);
-    const res = search(base, trRows.rows.length, vaX, va.pixels.length / p, Math.max(...ks), metric);
-    for (const k of ks) knnVal[`k=${k} ${metric}`] = score(va.pixels, knnVotePixels(res, k, basePixels, p, o.numLabels)).mIoU;
+    const res = search(trBase, trRows.rows.length, vaX, va.pixels.length / p, Math.max(...ks), metric);
+    for (const k of ks) knnVal[`k=${k} ${metric}`] = score(va.pixels, knnVotePixels(res, k, trBasePixels, p, o.numLabels)).mIoU;
   }
   const knnBest = Object.entries(knnVal).reduce((a, b) => (b[1] > a[1] ? b : a))[0];
   const [kStr, bestMetric] = knnBest.split(' ');
