@@ -8,15 +8,16 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs, runMain, take } from '../src/cli/args.js';
+import { z } from 'zod';
+import { commandConfig, isMain, runMain } from '../src/cli/command.js';
 import { attentiveFamily } from '../src/probes/families.js';
 import { probeGrid } from '../src/probes/grid.js';
 import { trainProbeGrid } from '../src/probes/train.js';
 import { initBackend } from '../src/runtime/backend.js';
 import { Rng } from '../src/runtime/rng.js';
-import { knnSearch, knnVotePixels } from '../src/segmentation/knn.js';
-import type { KnnResult } from '../src/segmentation/knn.js';
-import { knnRecall, knnSearchHnsw } from '../src/segmentation/knn-hnsw.js';
+import { knnSearch, knnVotePixels } from '../src/features/knn.js';
+import type { KnnResult } from '../src/features/knn.js';
+import { knnRecall, knnSearchHnsw } from '../src/features/knn-hnsw.js';
 import { disposeLogRegData, fitLogReg, LOGREG_C_GRID, LOGREG_DEFAULTS, prepareLogRegData } from '../src/segmentation/logreg.js';
 
 function clusters(n: number, dim: number, classes: number, seed: number) {
@@ -35,7 +36,7 @@ function clusters(n: number, dim: number, classes: number, seed: number) {
 function writeNpy(file: string, data: Float32Array | Int32Array, shape: number[]): void {
   const descr = data instanceof Float32Array ? '<f4' : '<i4';
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  header += ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
+  header += `${' '.repeat(64 - ((10 + header.length + 1) % 64))}\n`;
   const pre = Buffer.alloc(10);
   pre.write('\x93NUMPY', 0, 'latin1');
   pre[6] = 1;
@@ -44,17 +45,29 @@ function writeNpy(file: string, data: Float32Array | Int32Array, shape: number[]
   fs.writeFileSync(file, Buffer.concat([pre, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]));
 }
 
-runMain(async () => {
-  const { values } = parseArgs(process.argv.slice(2));
-  const rows = Number(take(values, 'rows', '200000'));
-  const dim = Number(take(values, 'dim', '192'));
-  const classes = Number(take(values, 'classes', '11'));
-  const queries = Number(take(values, 'queries', '20000'));
-  const maxIter = Number(take(values, 'logregMaxIter', '100'));
-  const attSamples = Number(take(values, 'attentiveSamples', '4096'));
-  const out = take(values, 'out', 'bench/out');
-  const hnsw = take(values, 'hnsw', 'true') !== 'false';
-  const info = await initBackend('auto', Number(take(values, 'threads', '2')));
+const count = (def: number, description: string) => z.number().int().min(1).default(def).describe(description);
+
+export const BENCH_EVAL = {
+  usage: 'npm run bench:eval -- [options]',
+  summary: 'Timings of the evaluation classifiers on synthetic features of realistic size (saved as .npy).',
+  schema: z.object({
+    rows: count(200000, 'training feature rows'),
+    dim: count(192, 'feature dimension'),
+    classes: count(11, 'classes'),
+    queries: count(20000, 'test rows'),
+    logregMaxIter: count(100, 'L-BFGS iterations per C'),
+    attentiveSamples: count(4096, 'samples of the attentive-grid epoch'),
+    out: z.string().min(1).default('bench/out').describe('folder of the .npy files'),
+    hnsw: z.boolean().default(true).describe('also time the approximate (HNSW) search'),
+    threads: z.number().int().min(1).default(2).describe('wasm threads'),
+  }),
+};
+
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  const parsed = commandConfig(BENCH_EVAL, argv);
+  if (!parsed) return;
+  const { rows, dim, classes, queries, logregMaxIter: maxIter, attentiveSamples: attSamples, out, hnsw, threads } = parsed.config;
+  const info = await initBackend('auto', threads);
   console.log(`backend: ${info.backend} (${info.threads} threads)`);
   const train = clusters(rows, dim, classes, 1);
   const test = clusters(queries, dim, classes, 2);
@@ -67,7 +80,8 @@ runMain(async () => {
 
   let t0 = performance.now();
   const data = prepareLogRegData(train.x, train.y, dim, classes);
-  let iters = 0, evals = 0;
+  let iters = 0,
+    evals = 0;
   for (const c of LOGREG_C_GRID) {
     const m = fitLogReg(data, { ...LOGREG_DEFAULTS, maxIter, c });
     iters += m.iterations;
@@ -75,14 +89,17 @@ runMain(async () => {
   }
   disposeLogRegData(data);
   const lrSec = (performance.now() - t0) / 1000;
-  console.log(`logreg C grid (8 fits, max ${maxIter} iterations, ${iters} in all, ${evals} loss+gradient evaluations) seconds: ${lrSec.toFixed(1)}`);
+  console.log(
+    `logreg C grid (8 fits, max ${maxIter} iterations, ${iters} in all, ${evals} loss+gradient evaluations) seconds: ${lrSec.toFixed(1)}`,
+  );
   console.log(`logreg seconds per evaluation: ${(lrSec / evals).toFixed(3)}`);
 
   t0 = performance.now();
   const labels1 = Int32Array.from(train.y);
   const exact: Record<string, KnnResult> = {};
   for (const metric of ['cosine', 'l2'] as const) {
-    const res = (exact[metric] = knnSearch(train.x, rows, test.x, queries, dim, 30, metric));
+    const res = knnSearch(train.x, rows, test.x, queries, dim, 30, metric);
+    exact[metric] = res;
     for (const k of [1, 3, 10, 30]) knnVotePixels(res, k, labels1, 1, classes);
   }
   console.log(`k-NN grid (2 metrics x k in 1,3,10,30, exact) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
@@ -99,8 +116,21 @@ runMain(async () => {
   const tokens = 49;
   const att = clusters(attSamples * tokens, dim, classes, 3);
   const attLabels = Int32Array.from({ length: attSamples }, (_, i) => att.y[i * tokens]);
-  const r = trainProbeGrid(attentiveFamily, { x: att.x, rowShape: [tokens, dim], labels: attLabels }, { x: att.x.subarray(0, 256 * tokens * dim), rowShape: [tokens, dim], labels: attLabels.subarray(0, 256) }, classes, {
-    epochs: 1, batchSize: 256, seed: 0, grid: probeGrid(256),
-  });
-  console.log(`attentive grid (30 probes, ${attSamples} samples x ${tokens} tokens x ${dim}) seconds per epoch: ${r.secondsPerEpoch.toFixed(1)}`);
-});
+  const r = trainProbeGrid(
+    attentiveFamily,
+    { x: att.x, rowShape: [tokens, dim], labels: attLabels },
+    { x: att.x.subarray(0, 256 * tokens * dim), rowShape: [tokens, dim], labels: attLabels.subarray(0, 256) },
+    classes,
+    {
+      epochs: 1,
+      batchSize: 256,
+      seed: 0,
+      grid: probeGrid(256),
+    },
+  );
+  console.log(
+    `attentive grid (30 probes, ${attSamples} samples x ${tokens} tokens x ${dim}) seconds per epoch: ${r.secondsPerEpoch.toFixed(1)}`,
+  );
+}
+
+if (isMain(import.meta.url)) runMain(main);

@@ -6,18 +6,27 @@
  * pipeline is not timed); the first steps are warm-up.
  */
 import * as tf from '@tensorflow/tfjs';
-import { parseArgs, runMain, take } from '../src/cli/args.js';
-import { resolvePretrainConfig } from '../src/pretrain/config.js';
+import { z } from 'zod';
+import { commandConfig, isMain, runMain } from '../src/cli/command.js';
+import { CONFIG_OVERRIDE_FIELDS, FMNIST_TINY_DEFAULTS, PRESET_NAMES, resolvePretrainConfig } from '../src/pretrain/config.js';
 import { trainFlopsPerImage } from '../src/pretrain/flops.js';
 import { disposeState, initState, stepMaskCounts, trainStep } from '../src/pretrain/step.js';
-import { initBackend } from '../src/runtime/backend.js';
-import type { BackendRequest } from '../src/runtime/backend.js';
+import { BACKEND_FIELDS, initBackend } from '../src/runtime/backend.js';
 import { Rng } from '../src/runtime/rng.js';
 
 /** The shape we also measure in other frameworks on this machine (issue: pretraining bench). */
-const COMPARISON: Record<string, string> = {
-  dim: '192', depth: '6', heads: '3', predDim: '192', predDepth: '3', predHeads: '3', registers: '4',
-  numClusters: '1024', batchSize: '128', numPredictions: '8', dropPath: '0',
+const COMPARISON: Record<string, number> = {
+  dim: 192,
+  depth: 6,
+  heads: 3,
+  predDim: 192,
+  predDepth: 3,
+  predHeads: 3,
+  registers: 4,
+  numClusters: 1024,
+  batchSize: 128,
+  numPredictions: 8,
+  dropPath: 0,
 };
 
 function matmulGflops(): number {
@@ -38,7 +47,7 @@ function matmulGflops(): number {
   return (2 * 1024 ** 3) / sec / 1e9;
 }
 
-function benchConfig(label: string, preset: string, overrides: Record<string, string>, steps: number, peak: number): void {
+function benchConfig(label: string, preset: string, overrides: Record<string, unknown>, steps: number, peak: number): void {
   const cfg = resolvePretrainConfig(preset, overrides);
   const state = initState(cfg);
   const b = cfg.train.batchSize;
@@ -62,20 +71,38 @@ function benchConfig(label: string, preset: string, overrides: Record<string, st
   console.log(`${label} ratio to matmul peak: ${(achieved / peak).toFixed(3)}`);
 }
 
-runMain(async () => {
-  const { values } = parseArgs(process.argv.slice(2));
-  const backend = take(values, 'backend', 'auto') as BackendRequest;
-  const threads = Number(take(values, 'threads', '2'));
-  const steps = Number(take(values, 'benchSteps', '5'));
+const RUN_FIELDS = {
+  preset: z
+    .enum(PRESET_NAMES as [string, ...string[]])
+    .default('fmnist-tiny')
+    .describe('the shape to time (with the overrides below)'),
+  benchSteps: z.number().int().min(1).default(5).describe('timed steps (after 2 warm-up steps)'),
+  ...BACKEND_FIELDS,
+};
+
+export const BENCH_PRETRAIN = {
+  usage: 'npm run bench:pretrain -- [--preset P] [--<field> value ...]',
+  summary: 'Train-step throughput. Without shape options: fmnist-tiny and the comparison shape; with any, that shape.',
+  schema: z.object({ ...RUN_FIELDS, ...CONFIG_OVERRIDE_FIELDS }),
+  shownDefaults: FMNIST_TINY_DEFAULTS(),
+};
+
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  const parsed = commandConfig(BENCH_PRETRAIN, argv);
+  if (!parsed) return;
+  const { backend, threads, benchSteps: steps } = parsed.config;
+  const values = Object.fromEntries(Object.entries(parsed.values).filter(([k]) => !['backend', 'threads', 'benchSteps'].includes(k)));
   const info = await initBackend(backend, threads);
   const peak = matmulGflops();
   console.log(`backend: ${info.backend} (${info.threads} threads)`);
   console.log(`matmul 1024^3 GFLOP/s: ${peak.toFixed(1)}`);
   if (Object.keys(values).length > 0) {
-    const preset = take(values, 'preset', 'fmnist-tiny');
-    benchConfig(preset, preset, values, steps, peak);
+    const { preset, ...overrides } = { preset: 'fmnist-tiny', ...values } as Record<string, unknown> & { preset: string };
+    benchConfig(preset, preset, overrides, steps, peak);
     return;
   }
   benchConfig('fmnist-tiny', 'fmnist-tiny', {}, steps, peak);
   benchConfig('comparison', 'fmnist-tiny', COMPARISON, steps, peak);
-});
+}
+
+if (isMain(import.meta.url)) runMain(main);

@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { parseArgs, runMain, take } from '../src/cli/args.js';
+import { z } from 'zod';
+import { commandConfig, isMain, runMain } from '../src/cli/command.js';
 import { capiFeatureModel } from '../src/features/models.js';
 import { backboneShapes } from '../src/model/capi.js';
 import { MODEL_PRESETS } from '../src/model/config.js';
@@ -19,15 +20,24 @@ import { ropeFrequencies } from '../src/model/layers.js';
 import { initBackend, wasmHeapBytes } from '../src/runtime/backend.js';
 import { Rng } from '../src/runtime/rng.js';
 
-runMain(async () => {
-  const { values } = parseArgs(process.argv.slice(2));
-  const batch = Number(take(values, 'batch', '1'));
-  const batches = Number(take(values, 'batches', '1'));
-  const info = await initBackend('auto', Number(take(values, 'threads', '2')));
+export const BENCH_VITL = {
+  usage: 'npm run bench:vitl -- [--batch B --batches N --pth FILE]',
+  summary: 'ViT-L/14 feature extraction at 224 from a reference-layout .pth (random weights): images/s and the wasm heap.',
+  schema: z.object({
+    batch: z.number().int().min(1).default(1).describe('images per forward'),
+    batches: z.number().int().min(1).default(1).describe('timed forwards'),
+    pth: z.string().default('').describe("write the random-weight .pth here (or reuse it) and keep it; '': a temp file"),
+    threads: z.number().int().min(1).default(2).describe('wasm threads'),
+  }),
+};
+
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  const parsed = commandConfig(BENCH_VITL, argv);
+  if (!parsed) return;
+  const { batch, batches, pth: keep, threads } = parsed.config;
+  const info = await initBackend('auto', threads);
   console.log(`backend: ${info.backend} (${info.threads} threads)`);
   const cfg = MODEL_PRESETS['vit-l14'];
-  // --pth FILE: write the file there (or reuse it) and keep it, e.g. for `npm run eval -- --checkpoint FILE`.
-  const keep = take(values, 'pth', '');
   const file = keep || path.join(os.tmpdir(), `capi-vitl14-random-${process.pid}.pth`);
   let t0 = performance.now();
   const rng = new Rng(0);
@@ -46,7 +56,9 @@ runMain(async () => {
       sd.set(`backbone.${name}`, { shape, data });
     }
     writePth(file, sd);
-    console.log(`wrote random reference-layout ViT-L/14 (${(fs.statSync(file).size / 2 ** 30).toFixed(2)} GiB) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
+    console.log(
+      `wrote random reference-layout ViT-L/14 (${(fs.statSync(file).size / 2 ** 30).toFixed(2)} GiB) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`,
+    );
   }
   try {
     t0 = performance.now();
@@ -54,7 +66,8 @@ runMain(async () => {
     console.log(`loaded (encoder + predictor block 1) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
     const model = capiFeatureModel('vit-l14', enc.hash, enc.params, enc.config);
     const pixels = Float32Array.from({ length: batch * 3 * 224 * 224 }, () => rng.normal());
-    const heap = () => `wasm heap ${((wasmHeapBytes() ?? 0) / 2 ** 30).toFixed(2)} GiB, tfjs tensors ${(tf.memory().numBytes / 2 ** 30).toFixed(2)} GiB`;
+    const heap = () =>
+      `wasm heap ${((wasmHeapBytes() ?? 0) / 2 ** 30).toFixed(2)} GiB, tfjs tensors ${(tf.memory().numBytes / 2 ** 30).toFixed(2)} GiB`;
     console.log(`after load: ${heap()}`);
     model.forward(pixels, 1, 224); // warm-up at batch 1
     console.log(`after a batch-1 forward: ${heap()}`);
@@ -72,4 +85,6 @@ runMain(async () => {
   } finally {
     if (!keep) fs.rmSync(file, { force: true });
   }
-});
+}
+
+if (isMain(import.meta.url)) runMain(main);

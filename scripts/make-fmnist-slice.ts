@@ -11,7 +11,10 @@ import { locateFashionMnist, readIdx } from '../src/data/fashion-mnist.js';
 const src = locateFashionMnist(process.argv[2]);
 const out = 'data/fmnist-slice';
 fs.mkdirSync(out, { recursive: true });
-for (const [split, n] of [['train', 1000], ['t10k', 200]] as const) {
+for (const [split, n] of [
+  ['train', 1000],
+  ['t10k', 200],
+] as const) {
   for (const kind of ['images-idx3', 'labels-idx1'] as const) {
     const stem = `${split}-${kind}-ubyte`;
     const { dims, data } = readIdx(path.join(src, `${stem}.gz`));

@@ -1,29 +1,32 @@
 /** `npm run export -- --checkpoint RUN --out FILE.pth|FILE.safetensors`: weights in the reference layout. */
 import * as fs from 'node:fs';
+import { z } from 'zod';
 import { loadEncoder } from '../model/io/load.js';
 import { writePth } from '../model/io/pth-writer.js';
 import { toReferenceStateDict } from '../model/io/reference.js';
 import { writeSafetensors } from '../model/io/safetensors.js';
 import { initBackend } from '../runtime/backend.js';
-import { parseArgs, runMain, take } from './args.js';
+import { commandConfig, isMain, runMain } from './command.js';
 
-const HELP = `Usage: npm run export -- --checkpoint RUN_OR_FILE --out FILE.pth|FILE.safetensors
+export const EXPORT_COMMAND = {
+  usage: 'npm run export -- --checkpoint RUN_OR_FILE --out FILE.pth|FILE.safetensors',
+  summary:
+    'Writes the encoder-predictor weights (the EMA teacher of a capi-ts run) in the reference\n' +
+    "implementation's layout: keys backbone.<name>, float32, linear weights out x in. A .pth file\n" +
+    'loads with torch.load and the reference hub loader (it keeps backbone.* and strips the prefix).',
+  schema: z.object({
+    checkpoint: z.string().min(1).describe('a capi-ts run folder, teacher export, checkpoint.safetensors, or a reference file'),
+    out: z
+      .string()
+      .regex(/\.(pth|pt|safetensors)$/, 'a file name ending in .pth, .pt or .safetensors')
+      .describe('the file to write (.pth or .safetensors)'),
+  }),
+};
 
-Writes the encoder-predictor weights (the EMA teacher of a capi-ts run) in the reference
-implementation's layout: keys backbone.<name>, float32, linear weights out x in. A .pth file
-loads with torch.load and the reference hub loader (it keeps backbone.* and strips the prefix).`;
-
-runMain(async () => {
-  const { values } = parseArgs(process.argv.slice(2));
-  if (values.help) {
-    console.log(HELP);
-    return;
-  }
-  const checkpoint = take(values, 'checkpoint', '');
-  const out = take(values, 'out', '');
-  if (!checkpoint || !out) throw new Error('export needs --checkpoint RUN_OR_FILE and --out FILE (see --help)');
-  if (!/\.(pth|pt|safetensors)$/.test(out)) throw new Error(`--out ${out}: use a .pth or .safetensors file name`);
-  if (Object.keys(values).length) throw new Error(`unknown option --${Object.keys(values)[0]} (see --help)`);
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  const parsed = commandConfig(EXPORT_COMMAND, argv);
+  if (!parsed) return;
+  const { checkpoint, out } = parsed.config;
   await initBackend('auto', 2, () => {});
   const enc = loadEncoder(checkpoint, { evalOnly: false });
   const sd = new Map<string, { shape: number[]; data: Float32Array }>();
@@ -31,4 +34,6 @@ runMain(async () => {
   if (out.endsWith('.safetensors')) writeSafetensors(out, sd, { format: 'reference-layout', source: enc.source });
   else writePth(out, sd);
   console.error(`wrote ${out}: ${sd.size} tensors from ${enc.source} (${(fs.statSync(out).size / 2 ** 20).toFixed(1)} MiB)`);
-});
+}
+
+if (isMain(import.meta.url)) runMain(main);

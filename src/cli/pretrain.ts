@@ -1,64 +1,64 @@
-/** `npm run pretrain -- --preset fmnist-tiny --out runs/NAME [--steps N] [--resume] [field value ...]` */
+/** `npm run pretrain -- --preset fmnist-tiny --out runs/NAME [--steps N] [--resume] [--<field> value ...]` */
 import * as path from 'node:path';
-import { MODEL_PRESETS } from '../model/config.js';
-import { resolvePretrainConfig, PRESET_NAMES } from '../pretrain/config.js';
+import { z } from 'zod';
+import { CONFIG_OVERRIDE_FIELDS, FMNIST_TINY_DEFAULTS, PRESET_NAMES, resolvePretrainConfig } from '../pretrain/config.js';
 import { runPretraining } from '../pretrain/loop.js';
-import { BACKEND_CHOICES, initBackend } from '../runtime/backend.js';
-import type { BackendRequest } from '../runtime/backend.js';
-import { parseArgs, runMain, take } from './args.js';
+import { BACKEND_FIELDS, initBackend } from '../runtime/backend.js';
+import { commandConfig, isMain, runMain } from './command.js';
 import { ProgressBar } from './progress.js';
 
-const HELP = `Usage: npm run pretrain -- [options] [--<field> <value> ...]
+const RUN_FIELDS = {
+  preset: z
+    .enum(PRESET_NAMES as [string, ...string[]])
+    .default('fmnist-tiny')
+    .describe('model and training preset'),
+  out: z.string().default('').describe("run folder; '': runs/<preset>"),
+  resume: z.boolean().default(false).describe('continue the run in --out from its checkpoint'),
+  stopAfter: z.number().int().min(0).default(0).describe('stop (with a checkpoint) after N steps in total; resume later'),
+  ...BACKEND_FIELDS,
+};
 
-Pretrains a CAPI encoder (teacher export, checkpoints and metrics under --out).
+/** Run flags, then every model and training field (given ones override the preset). */
+export const PRETRAIN_COMMAND = {
+  usage: 'npm run pretrain -- [--preset P] [--out DIR] [--resume] [--<field> value ...]',
+  summary:
+    'Pretrains a CAPI encoder; teacher export, checkpoints and metrics under --out.\nDefaults shown are the fmnist-tiny preset; other presets change the model and a few training fields.',
+  schema: z.object({ ...RUN_FIELDS, ...CONFIG_OVERRIDE_FIELDS }),
+  aliases: { batch: 'batchSize' },
+  shownDefaults: FMNIST_TINY_DEFAULTS(),
+  epilog:
+    'Outputs: config.json (resolved config, backend, seed), metrics.jsonl (one line per step),\n' +
+    '         checkpoint.safetensors (resume), teacher/ (tfjs weights of the EMA encoder + predictor).',
+};
 
-Options:
-  --preset NAME      ${PRESET_NAMES.join(' | ')} (default fmnist-tiny)
-  --out DIR          run folder (default runs/<preset>)
-  --resume           continue the run in --out from its checkpoint
-  --stop-after N     stop (with a checkpoint) after N steps in total; resume later
-  --backend NAME     ${BACKEND_CHOICES.join(' | ')} (default auto)
-  --threads N        wasm threads (default 2)
-  --batch B          alias of --batch-size
-  --help             this text
-
-Config fields (any can be set, e.g. --lr 1e-3 --steps 500 --data path/to/images):
-  model: ${Object.keys(MODEL_PRESETS['fmnist-tiny']).join(', ')}
-  train: data (fmnist | image folder), dataDir, batchSize, epochs, steps, seed, lr, finalLr,
-         warmupFraction, truncation, weightDecay, beta1, beta2, eps, teacherMomentum, clusterLr,
-         clusterWeightDecay, studentTemp, targetTemp, clusterTemp, skIterations, positionwiseSK,
-         masking (inverse-block | block | uniform), maskRatio, roll, predictionSubsampling,
-         numPredictions, dropPath, cropScaleMin, cropScaleMax, hflip, checkpointEvery, logEvery
-Outputs: config.json (resolved config, backend, seed), metrics.jsonl (one line per step),
-         checkpoint.safetensors (resume), teacher/ (tfjs weights of the EMA encoder + predictor).`;
-
-runMain(async () => {
-  const { values } = parseArgs(process.argv.slice(2));
-  if (values.help) {
-    console.log(HELP);
-    return;
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  const parsed = commandConfig(PRETRAIN_COMMAND, argv);
+  if (!parsed) return;
+  const { preset, resume, stopAfter, backend: backendName, threads } = parsed.config;
+  const out = parsed.config.out || path.join('runs', preset);
+  const overrides = Object.fromEntries(Object.entries(parsed.values).filter(([k]) => !(k in RUN_FIELDS)));
+  if (resume && Object.keys(overrides).length > 0) {
+    throw new Error(
+      `--resume continues the saved config; drop the overrides ${Object.keys(overrides)
+        .map((k) => `--${k}`)
+        .join(' ')}`,
+    );
   }
-  const preset = take(values, 'preset', 'fmnist-tiny');
-  const out = take(values, 'out', path.join('runs', preset));
-  const resume = take(values, 'resume', 'false') === 'true';
-  const stopAfter = Number(take(values, 'stopAfter', '0'));
-  const backendName = take(values, 'backend', 'auto') as BackendRequest;
-  const threads = Number(take(values, 'threads', '2'));
-  if ('batch' in values) values.batchSize = take(values, 'batch', '');
-  if (!BACKEND_CHOICES.includes(backendName)) throw new Error(`invalid --backend '${backendName}': choose ${BACKEND_CHOICES.join(', ')}`);
-  if (!Number.isInteger(stopAfter) || stopAfter < 0) throw new Error(`invalid --stop-after '${stopAfter}': a non-negative integer`);
-  if (resume && Object.keys(values).length > 0) {
-    throw new Error(`--resume continues the saved config; drop the overrides ${Object.keys(values).map((k) => `--${k}`).join(' ')}`);
-  }
-  const cfg = resolvePretrainConfig(preset, values);
+  const cfg = resolvePretrainConfig(preset, overrides);
   const backend = await initBackend(backendName, threads);
   let bar: ProgressBar | undefined;
   const result = await runPretraining(cfg, {
-    out, resume, stopAfter, backend,
+    out,
+    resume,
+    stopAfter,
+    backend,
     log: (l) => console.error(l),
     onStep: (m, total) => {
       bar ??= new ProgressBar(total, 'pretrain', m.step);
-      bar.update(m.step + 1, `loss ${m.capiLoss.toFixed(3)} clust ${m.clusteringLoss.toFixed(3)} H ${m.targetEntropy.toFixed(2)} ${m.imagesPerSec.toFixed(1)} img/s`);
+      bar.update(
+        m.step + 1,
+        `loss ${m.capiLoss.toFixed(3)} clust ${m.clusteringLoss.toFixed(3)} H ${m.targetEntropy.toFixed(2)} ${m.imagesPerSec.toFixed(1)} img/s`,
+      );
     },
   });
   bar?.finish();
@@ -73,4 +73,6 @@ runMain(async () => {
         `target entropy ${mean(last, (x) => x.targetEntropy).toFixed(2)}, ${mean(r, (x) => x.imagesPerSec).toFixed(1)} img/s; outputs in ${out}`,
     );
   }
-});
+}
+
+if (isMain(import.meta.url)) runMain(main);

@@ -3,7 +3,11 @@ export class ProgressBar {
   private lastPlain = 0;
   private readonly start = performance.now();
 
-  constructor(private readonly total: number, private readonly label: string, private readonly initial = 0) {}
+  constructor(
+    private readonly total: number,
+    private readonly label: string,
+    private readonly initial = 0,
+  ) {}
 
   update(done: number, info = ''): void {
     const elapsed = (performance.now() - this.start) / 1000;

@@ -1,24 +1,23 @@
 /** `npm run tables [-- --results DIR]`: every result under results/ as Table 2/3/5-style tables (CSV + Markdown). */
 import * as path from 'node:path';
+import { z } from 'zod';
+import { buildTables, tableCsv, tableMarkdown } from '../report/tables.js';
 import { readResults } from '../report/results.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
-import { buildTables, tableCsv, tableMarkdown } from '../report/tables.js';
-import { parseArgs, runMain, take } from './args.js';
+import { commandConfig, isMain, runMain } from './command.js';
 
-const HELP = `Usage: npm run tables -- [--results DIR]
+export const TABLES_COMMAND = {
+  usage: 'npm run tables -- [--results DIR]',
+  summary:
+    "Reads every <results>/<task>/<model>.json written by 'npm run eval' and writes comparison tables\n" +
+    '(rows: models, columns: datasets x probes) as <results>/tables/<name>.csv and .md, plus README.md with all of them.',
+  schema: z.object({ results: z.string().min(1).default('results').describe('folder of the eval results') }),
+};
 
-Reads every results/<task>/<model>.json written by 'npm run eval' and writes comparison tables
-(rows: models, columns: datasets x probes) as results/tables/<name>.csv and .md, plus
-results/tables/README.md with all of them.`;
-
-runMain(async () => {
-  const { values } = parseArgs(process.argv.slice(2));
-  if (values.help) {
-    console.log(HELP);
-    return;
-  }
-  const dir = take(values, 'results', 'results');
-  if (Object.keys(values).length) throw new Error(`unknown option --${Object.keys(values)[0]} (see --help)`);
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  const parsed = commandConfig(TABLES_COMMAND, argv);
+  if (!parsed) return;
+  const dir = parsed.config.results;
   const results = readResults(dir);
   if (!results.length) throw new Error(`no results under ${dir}: run 'npm run eval -- --task fmnist --checkpoint runs/NAME' first`);
   const tables = buildTables(results);
@@ -29,4 +28,6 @@ runMain(async () => {
   }
   writeFileAtomic(path.join(out, 'README.md'), `# capi-ts results\n\n${tables.map(tableMarkdown).join('\n')}`);
   console.error(`wrote ${tables.length} tables from ${results.length} results to ${out}`);
-});
+}
+
+if (isMain(import.meta.url)) runMain(main);

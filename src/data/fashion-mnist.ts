@@ -9,9 +9,7 @@ import type { LabeledDataset, RawImage } from './dataset.js';
 
 export const DEBIAN_FMNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
-export const FMNIST_CLASSES = [
-  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
-];
+export const FMNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
 export type FmnistSplit = 'train' | 't10k';
 
@@ -52,7 +50,9 @@ export function loadFashionMnist(dir: string, split: FmnistSplit, limit = Infini
   const imagesFile = findFile(dir, `${split}-images-idx3-ubyte`);
   const labelsFile = findFile(dir, `${split}-labels-idx1-ubyte`);
   if (!imagesFile || !labelsFile) {
-    throw new Error(`Fashion-MNIST ${split} split not found in ${dir}: expected ${split}-images-idx3-ubyte[.gz] and ${split}-labels-idx1-ubyte[.gz]`);
+    throw new Error(
+      `Fashion-MNIST ${split} split not found in ${dir}: expected ${split}-images-idx3-ubyte[.gz] and ${split}-labels-idx1-ubyte[.gz]`,
+    );
   }
   const images = readIdx(imagesFile);
   const labels = readIdx(labelsFile);

@@ -7,7 +7,7 @@
  */
 import type { LabeledDataset } from './dataset.js';
 import type { SegmentationDataset } from './segmentation-datasets.js';
-import { Rng } from '../runtime/rng.js';
+import { Rng, STREAM } from '../runtime/rng.js';
 
 export interface ScenesOptions {
   size: number;
@@ -22,10 +22,28 @@ export interface ScenesOptions {
 }
 
 export const SCENES_DEFAULTS: Omit<ScenesOptions, 'count'> = {
-  size: 56, seed: 0, minItems: 2, maxItems: 4, minScale: 0.7, maxScale: 1.3, threshold: 40,
+  size: 56,
+  seed: 0,
+  minItems: 2,
+  maxItems: 4,
+  minScale: 0.7,
+  maxScale: 1.3,
+  threshold: 40,
 };
 
-export const SCENE_CLASSES = ['background', 'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+export const SCENE_CLASSES = [
+  'background',
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+];
 
 /** Renders canvas `index`: grey pixels [S*S] and labels [S*S]. */
 export async function renderScene(items: LabeledDataset, opts: ScenesOptions, splitKey: number, index: number) {
@@ -37,7 +55,8 @@ export async function renderScene(items: LabeledDataset, opts: ScenesOptions, sp
   const g = [0, 1].map(() => ({ fx: rng.uniformIn(-0.5, 0.5), fy: rng.uniformIn(-0.5, 0.5), ph: rng.uniformIn(0, 2 * Math.PI) }));
   for (let y = 0; y < s; y++) {
     for (let x = 0; x < s; x++) {
-      const v = 25 + 12 * Math.sin(g[0].fx * x + g[0].fy * y + g[0].ph) + 12 * Math.sin(g[1].fx * x + g[1].fy * y + g[1].ph) + 8 * rng.normal();
+      const v =
+        25 + 12 * Math.sin(g[0].fx * x + g[0].fy * y + g[0].ph) + 12 * Math.sin(g[1].fx * x + g[1].fy * y + g[1].ph) + 8 * rng.normal();
       pixels[y * s + x] = Math.max(0, Math.min(70, Math.round(v)));
     }
   }
@@ -66,7 +85,7 @@ export async function renderScene(items: LabeledDataset, opts: ScenesOptions, sp
 }
 
 export function fmnistScenes(items: LabeledDataset, split: 'train' | 'test', opts: ScenesOptions): SegmentationDataset {
-  const splitKey = split === 'train' ? 1 : 2;
+  const splitKey = split === 'train' ? STREAM.scenesTrain : STREAM.scenesTest;
   return {
     description: `fmnist-scenes:${split} (${opts.count} canvases ${opts.size}x${opts.size}, seed ${opts.seed}, items from ${items.description})`,
     size: opts.count,
@@ -74,7 +93,10 @@ export function fmnistScenes(items: LabeledDataset, split: 'train' | 'test', opt
     ignore: [255],
     load: async (i) => {
       const { pixels, labels } = await renderScene(items, opts, splitKey, i);
-      return { image: { data: pixels, height: opts.size, width: opts.size, channels: 1 }, label: { data: labels, height: opts.size, width: opts.size } };
+      return {
+        image: { data: pixels, height: opts.size, width: opts.size, channels: 1 },
+        label: { data: labels, height: opts.size, width: opts.size },
+      };
     },
   };
 }

@@ -47,7 +47,14 @@ export function imageFolder(dir: string, shortSide = 0): LabeledDataset {
   }
   const files = listImages(dir);
   if (files.length === 0) throw new Error(`no images (jpg, png, webp, bmp, tif) found under ${dir}`);
-  const classNames = [...new Set(files.map((f) => path.relative(dir, f).split(path.sep)).filter((p) => p.length > 1).map((p) => p[0]))].sort();
+  const classNames = [
+    ...new Set(
+      files
+        .map((f) => path.relative(dir, f).split(path.sep))
+        .filter((p) => p.length > 1)
+        .map((p) => p[0]),
+    ),
+  ].sort();
   const classIndex = new Map(classNames.map((c, i) => [c, i]));
   const labels = files.map((f) => classIndex.get(path.relative(dir, f).split(path.sep)[0]) ?? 0);
   return {

@@ -14,7 +14,9 @@ export interface LabelMap {
 
 function paeth(a: number, b: number, c: number): number {
   const p = a + b - c;
-  const pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+  const pa = Math.abs(p - a),
+    pb = Math.abs(p - b),
+    pc = Math.abs(p - c);
   return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
 }
 
@@ -25,7 +27,11 @@ export function readLabelPng(file: string): LabelMap {
   };
   if (buf.length < 8 || buf.readUInt32BE(0) !== 0x89504e47) fail('not a PNG file');
   let o = 8;
-  let width = 0, height = 0, bitDepth = 0, colorType = 0, interlace = 0;
+  let width = 0,
+    height = 0,
+    bitDepth = 0,
+    colorType = 0,
+    interlace = 0;
   const idat: Buffer[] = [];
   while (o + 8 <= buf.length) {
     const len = buf.readUInt32BE(o);
@@ -64,12 +70,23 @@ export function readLabelPng(file: string): LabelMap {
       const c = x > 0 ? prev[x - 1] : 0;
       const v = line[x];
       switch (f) {
-        case 0: row[x] = v; break;
-        case 1: row[x] = v + a; break;
-        case 2: row[x] = v + b; break;
-        case 3: row[x] = v + ((a + b) >> 1); break;
-        case 4: row[x] = v + paeth(a, b, c); break;
-        default: fail(`unknown PNG filter ${f}`);
+        case 0:
+          row[x] = v;
+          break;
+        case 1:
+          row[x] = v + a;
+          break;
+        case 2:
+          row[x] = v + b;
+          break;
+        case 3:
+          row[x] = v + ((a + b) >> 1);
+          break;
+        case 4:
+          row[x] = v + paeth(a, b, c);
+          break;
+        default:
+          fail(`unknown PNG filter ${f}`);
       }
     }
   }

@@ -25,27 +25,49 @@ export interface SegmentationDataset {
   load(index: number): Promise<SegSample>;
 }
 
+/** Label sets: values 0..classes-1 are scored, `ignore` values are removed (eval spec 3.8). */
+export const SEG_LABELS = {
+  ade20k: { classes: 151, ignore: [0, 255] },
+  voc: { classes: 21, ignore: [255] },
+  cityscapes: { classes: 19, ignore: [255] },
+} as const;
+
 function requirePath(p: string, what: string): string {
   if (!fs.existsSync(p)) throw new Error(`${what} not found: ${p} is missing (check --data-root and the dataset layout)`);
   return p;
 }
 
-function pairs(images: string[], labelOf: (img: string) => string, description: string, numClasses: number, ignore: number[]): SegmentationDataset {
+function pairs(
+  images: string[],
+  labelOf: (img: string) => string,
+  description: string,
+  labels: { classes: number; ignore: readonly number[] },
+): SegmentationDataset {
   for (const img of images.slice(0, 1)) requirePath(labelOf(img), `label map for ${img}`);
   return {
-    description, size: images.length, numClasses, ignore,
+    description,
+    size: images.length,
+    numClasses: labels.classes,
+    ignore: [...labels.ignore],
     load: async (i) => {
       const image = await decodeImage(images[i]);
       const label = readLabelPng(requirePath(labelOf(images[i]), `label map for ${images[i]}`));
       if (label.height !== image.height || label.width !== image.width) {
-        throw new Error(`${labelOf(images[i])}: label map is ${label.width}x${label.height} but its image is ${image.width}x${image.height}`);
+        throw new Error(
+          `${labelOf(images[i])}: label map is ${label.width}x${label.height} but its image is ${image.width}x${image.height}`,
+        );
       }
       return { image, label };
     },
   };
 }
 
-const sorted = (dir: string, ext: string) => fs.readdirSync(dir).filter((f) => f.endsWith(ext)).sort().map((f) => path.join(dir, f));
+const sorted = (dir: string, ext: string) =>
+  fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(ext))
+    .sort()
+    .map((f) => path.join(dir, f));
 
 /** ADE20K: ADEChallengeData2016/{images,annotations}/{training,validation}; 150 classes 1..150, 0 ignored. */
 export function ade20k(root: string, split: 'training' | 'validation'): SegmentationDataset {
@@ -54,7 +76,7 @@ export function ade20k(root: string, split: 'training' | 'validation'): Segmenta
   const annDir = requirePath(path.join(base, 'annotations', split), 'ADE20K annotations');
   const images = sorted(imgDir, '.jpg');
   if (!images.length) throw new Error(`ADE20K images not found: no .jpg in ${imgDir}`);
-  return pairs(images, (img) => path.join(annDir, `${path.basename(img, '.jpg')}.png`), `ade20k:${split} (${base})`, 151, [0, 255]);
+  return pairs(images, (img) => path.join(annDir, `${path.basename(img, '.jpg')}.png`), `ade20k:${split} (${base})`, SEG_LABELS.ade20k);
 }
 
 /** Pascal VOC 2012: ImageSets/Segmentation/<split>.txt, JPEGImages, SegmentationClass; 21 classes, 255 ignored. */
@@ -65,18 +87,26 @@ export function voc2012(root: string, split: 'train' | 'val'): SegmentationDatas
   const ids = fs.readFileSync(list, 'utf8').split(/\s+/).filter(Boolean);
   const images = ids.map((id) => path.join(base, 'JPEGImages', `${id}.jpg`));
   for (const img of images.slice(0, 1)) requirePath(img, 'VOC image');
-  return pairs(images, (img) => path.join(base, 'SegmentationClass', `${path.basename(img, '.jpg')}.png`), `voc2012:${split} (${base})`, 21, [255]);
+  return pairs(
+    images,
+    (img) => path.join(base, 'SegmentationClass', `${path.basename(img, '.jpg')}.png`),
+    `voc2012:${split} (${base})`,
+    SEG_LABELS.voc,
+  );
 }
 
 /** Cityscapes: leftImg8bit/<split>/<city>/*_leftImg8bit.png with gtFine/<split>/<city>/*_gtFine_labelTrainIds.png; 19 classes, 255 ignored. */
 export function cityscapes(root: string, split: 'train' | 'val'): SegmentationDataset {
   const imgRoot = requirePath(path.join(root, 'leftImg8bit', split), 'Cityscapes images');
   const gtRoot = requirePath(path.join(root, 'gtFine', split), 'Cityscapes gtFine labels');
-  const images = fs.readdirSync(imgRoot).sort().flatMap((city) => sorted(path.join(imgRoot, city), '_leftImg8bit.png'));
+  const images = fs
+    .readdirSync(imgRoot)
+    .sort()
+    .flatMap((city) => sorted(path.join(imgRoot, city), '_leftImg8bit.png'));
   if (!images.length) throw new Error(`Cityscapes images not found: no *_leftImg8bit.png under ${imgRoot}`);
   const labelOf = (img: string) => {
     const city = path.basename(path.dirname(img));
     return path.join(gtRoot, city, path.basename(img).replace('_leftImg8bit.png', '_gtFine_labelTrainIds.png'));
   };
-  return pairs(images, labelOf, `cityscapes:${split} (${root})`, 19, [255]);
+  return pairs(images, labelOf, `cityscapes:${split} (${root})`, SEG_LABELS.cityscapes);
 }

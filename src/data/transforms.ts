@@ -18,7 +18,11 @@ export interface CropBox {
 
 /** torchvision RandomResizedCrop.get_params: 10 tries of area/log-aspect sampling, then centre crop. */
 export function randomResizedCropBox(
-  rng: Rng, h: number, w: number, scale: [number, number], ratio: [number, number] = [3 / 4, 4 / 3],
+  rng: Rng,
+  h: number,
+  w: number,
+  scale: [number, number],
+  ratio: [number, number] = [3 / 4, 4 / 3],
 ): CropBox {
   const area = h * w;
   const logRatio = [Math.log(ratio[0]), Math.log(ratio[1])];
@@ -32,7 +36,8 @@ export function randomResizedCropBox(
     }
   }
   const inRatio = w / h;
-  let cw = w, ch = h;
+  let cw = w,
+    ch = h;
   if (inRatio < ratio[0]) ch = Math.round(w / ratio[0]);
   else if (inRatio > ratio[1]) cw = Math.round(h * ratio[1]);
   return { top: Math.floor((h - ch) / 2), left: Math.floor((w - cw) / 2), height: ch, width: cw };

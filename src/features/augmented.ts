@@ -5,7 +5,7 @@
  */
 import type { ImageDataset } from '../data/dataset.js';
 import { randomResizedCropFlip, renderImage } from '../data/transforms.js';
-import { Rng } from '../runtime/rng.js';
+import { Rng, STREAM } from '../runtime/rng.js';
 import { averagePatches } from './extract.js';
 import type { FeatureModel } from './models.js';
 
@@ -19,11 +19,16 @@ export interface AugmentedBatch {
 }
 
 export function augmentedFeatures(
-  model: FeatureModel, images: ImageDataset, size: number, opts: { seed: number; batchSize: number },
+  model: FeatureModel,
+  images: ImageDataset,
+  size: number,
+  opts: { seed: number; batchSize: number },
 ): (indices: Int32Array) => Promise<AugmentedBatch> {
-  const rng = Rng.derive(opts.seed, 0x70726f62); // a stream of its own ('prob')
+  const rng = Rng.derive(opts.seed, STREAM.probeAugment);
   const plane = 3 * size * size;
-  const g = Math.floor(size / model.patchSize), t = g * g, d = model.patchDim;
+  const g = Math.floor(size / model.patchSize),
+    t = g * g,
+    d = model.patchDim;
   return async (idx) => {
     const n = idx.length;
     const patch = new Float32Array(n * t * d);

@@ -55,7 +55,9 @@ export interface ExtractOptions {
 }
 
 export function evalBox(img: RawImage, transform: EvalTransform): CropBox {
-  return transform === 'center-crop' ? centerCropBox(img.height, img.width, 224 / 256) : { top: 0, left: 0, height: img.height, width: img.width };
+  return transform === 'center-crop'
+    ? centerCropBox(img.height, img.width, 224 / 256)
+    : { top: 0, left: 0, height: img.height, width: img.width };
 }
 
 export function averagePatches(patch: Float32Array, n: number, tokens: number, d: number): Float32Array {
@@ -90,10 +92,22 @@ export async function extractFeatures(model: FeatureModel, data: ImageSource, op
         `with --train-patch-stride (segmentation) or evaluate fewer images with --limit-train/--limit-test`,
     );
   }
-  const key = createHash('sha256').update(JSON.stringify(['v2', model.key, data.description, n, opts.size, opts.transform, stride])).digest('hex').slice(0, 24);
+  const key = createHash('sha256')
+    .update(JSON.stringify(['v2', model.key, data.description, n, opts.size, opts.transform, stride]))
+    .digest('hex')
+    .slice(0, 24);
   const file = opts.cacheDir ? path.join(opts.cacheDir, `${key}.safetensors`) : '';
   const result = (patch: Float32Array, global: Float32Array, avg: Float32Array, fromCache: boolean): Features => ({
-    n, tokens, grid, patchDim: d, globalDim: model.globalDim, patchStride: stride, patch, global, avg, fromCache,
+    n,
+    tokens,
+    grid,
+    patchDim: d,
+    globalDim: model.globalDim,
+    patchStride: stride,
+    patch,
+    global,
+    avg,
+    fromCache,
     seconds: (performance.now() - t0) / 1000,
   });
   if (file && fs.existsSync(file)) {
@@ -126,11 +140,15 @@ export async function extractFeatures(model: FeatureModel, data: ImageSource, op
   }
   if (file) {
     fs.mkdirSync(opts.cacheDir, { recursive: true });
-    writeSafetensors(file, new Map([
-      ['patch', { shape: [kept, d], data: patch }],
-      ['global', { shape: [n, model.globalDim], data: global }],
-      ['avg', { shape: [n, d], data: avg }],
-    ]), { model: model.key, dataset: data.description, size: String(s), transform: opts.transform, patchStride: String(stride) });
+    writeSafetensors(
+      file,
+      new Map([
+        ['patch', { shape: [kept, d], data: patch }],
+        ['global', { shape: [n, model.globalDim], data: global }],
+        ['avg', { shape: [n, d], data: avg }],
+      ]),
+      { model: model.key, dataset: data.description, size: String(s), transform: opts.transform, patchStride: String(stride) },
+    );
   }
   return result(patch, global, avg, false);
 }

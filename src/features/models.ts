@@ -39,7 +39,11 @@ export interface FeatureModel {
 
 export function capiFeatureModel(name: string, key: string, params: Params, cfg: ModelConfig): FeatureModel {
   return {
-    name, key, patchSize: cfg.patchSize, patchDim: cfg.dim, globalDim: cfg.predDim,
+    name,
+    key,
+    patchSize: cfg.patchSize,
+    patchDim: cfg.dim,
+    globalDim: cfg.predDim,
     activationBytesPerImage(size) {
       // T tokens x (~40 d-wide floats: norms, q/k/v, RoPE, MLP hidden and GELU terms) plus ~6
       // copies of the heads x T x T attention scores, in float32. Calibrated on ViT-L/14 at 224:
@@ -73,7 +77,11 @@ export function randomCapiFeatureModel(cfg: ModelConfig, seed: number): FeatureM
 export function pixelFeatureModel(patchSize: number): FeatureModel {
   const d = 3 * patchSize * patchSize;
   return {
-    name: 'pixel-patches', key: `pixels:${patchSize}`, patchSize, patchDim: d, globalDim: d,
+    name: 'pixel-patches',
+    key: `pixels:${patchSize}`,
+    patchSize,
+    patchDim: d,
+    globalDim: d,
     activationBytesPerImage: (size) => 4 * 2 * 3 * size * size,
     forward(pixels, b, size) {
       const n = Math.floor(size / patchSize) ** 2;

@@ -7,7 +7,15 @@ import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../runtime/rng.js';
 import type { ModelConfig } from './config.js';
 import {
-  applyRope, gelu, linear, mergeHeads, rmsNorm, ropeAngles, ropeFrequencies, scaledDotProductAttention, splitHeads,
+  applyRope,
+  gelu,
+  linear,
+  mergeHeads,
+  rmsNorm,
+  ropeAngles,
+  ropeFrequencies,
+  scaledDotProductAttention,
+  splitHeads,
 } from './layers.js';
 
 export type Params = Record<string, tf.Tensor>;
@@ -18,7 +26,10 @@ export const decoderBlock = (i: number) => `decoder.blocks.${i}.`;
 /** Names and shapes of every backbone parameter, in the reference's state-dict order. */
 export function backboneShapes(cfg: ModelConfig): [string, number[]][] {
   const { dim: d, predDim: dp, registers: r, patchSize: p, inChans: c } = cfg;
-  const shapes: [string, number[]][] = [['mask_token', [1, dp]], ['registers', [1, r, d]]];
+  const shapes: [string, number[]][] = [
+    ['mask_token', [1, dp]],
+    ['registers', [1, r, d]],
+  ];
   const block = (prefix: string, width: number, ctxWidth: number, headDim: number) => {
     const h = cfg.mlpRatio * width;
     shapes.push(
@@ -89,7 +100,11 @@ function residual(
   branch: (xs: tf.Tensor, select: (t: tf.Tensor) => tf.Tensor) => tf.Tensor,
 ): tf.Tensor {
   const b = x.shape[0]!;
-  if (!drop || drop.rate <= 0) return tf.add(x, branch(x, (t) => t));
+  if (!drop || drop.rate <= 0)
+    return tf.add(
+      x,
+      branch(x, (t) => t),
+    );
   const nKeep = Math.max(Math.floor(b * (1 - drop.rate)), 1);
   const keep = drop.rng.permutation(b).slice(0, nKeep);
   // Position of each sample in the kept subset, or nKeep (a zero row) when dropped.
@@ -108,7 +123,14 @@ interface Rope {
 }
 
 function attention(
-  p: Params, prefix: string, xq: tf.Tensor, xkv: tf.Tensor, rq: Rope, rk: Rope, heads: number, cfg: ModelConfig,
+  p: Params,
+  prefix: string,
+  xq: tf.Tensor,
+  xkv: tf.Tensor,
+  rq: Rope,
+  rk: Rope,
+  heads: number,
+  cfg: ModelConfig,
 ): tf.Tensor {
   const w = (n: string) => p[`${prefix}residual1.fn.${n}.weight`];
   let q = splitHeads(linear(xq, w('q_proj')), heads);
@@ -129,8 +151,14 @@ function mlp(p: Params, prefix: string, x: tf.Tensor): tf.Tensor {
  * the (normed) queries x to the (un-normed) context (spec 6).
  */
 function block(
-  p: Params, prefix: string, x: tf.Tensor, coords: tf.Tensor, heads: number, cfg: ModelConfig,
-  drop: DropPath | undefined, context?: { tokens: tf.Tensor; coords: tf.Tensor },
+  p: Params,
+  prefix: string,
+  x: tf.Tensor,
+  coords: tf.Tensor,
+  heads: number,
+  cfg: ModelConfig,
+  drop: DropPath | undefined,
+  context?: { tokens: tf.Tensor; coords: tf.Tensor },
 ): tf.Tensor {
   const freqs = p[`${prefix}residual1.fn.rope.freqs`];
   const rq = ropeAngles(coords, freqs);
@@ -153,14 +181,19 @@ export function embedPatches(p: Params, patches: tf.Tensor): tf.Tensor {
 
 /** [registers; patch tokens]: [B, R + n, d]. */
 export function prependRegisters(p: Params, tokens: tf.Tensor): tf.Tensor {
-  const reg = p['registers'];
+  const reg = p.registers;
   const b = tokens.shape[0]!;
   return tf.concat([tf.add(tf.zeros([b, reg.shape[1]!, reg.shape[2]!]), reg), tokens], 1);
 }
 
 /** Encoder blocks on tokens [B, T, d] with coordinates [B, T, 2]; returns the output before enc_norm. */
 export function encoderBlocks(
-  p: Params, cfg: ModelConfig, tokens: tf.Tensor, coords: tf.Tensor, drop?: DropPath, taps?: tf.Tensor[],
+  p: Params,
+  cfg: ModelConfig,
+  tokens: tf.Tensor,
+  coords: tf.Tensor,
+  drop?: DropPath,
+  taps?: tf.Tensor[],
 ): tf.Tensor {
   return runBlocks(tokens, cfg.depth, (x, i) => block(p, encoderBlock(i), x, coords, cfg.heads, cfg, drop), taps);
 }
@@ -188,11 +221,17 @@ function runBlocks(x0: tf.Tensor, depth: number, f: (x: tf.Tensor, i: number) =>
 
 /** Predictor blocks: [MSK] queries at `queryCoords` [B, q, 2] attending to the normed context. */
 export function predictorBlocks(
-  p: Params, cfg: ModelConfig, queryCoords: tf.Tensor, context: tf.Tensor, contextCoords: tf.Tensor,
-  drop?: DropPath, depth = cfg.predDepth, taps?: tf.Tensor[],
+  p: Params,
+  cfg: ModelConfig,
+  queryCoords: tf.Tensor,
+  context: tf.Tensor,
+  contextCoords: tf.Tensor,
+  drop?: DropPath,
+  depth = cfg.predDepth,
+  taps?: tf.Tensor[],
 ): tf.Tensor {
   const [b, q] = queryCoords.shape;
-  const mask = p['mask_token'];
+  const mask = p.mask_token;
   const x0 = tf.add(tf.zeros([b!, q!, mask.shape[1]!]), mask);
   const ctx = { tokens: context, coords: contextCoords };
   return runBlocks(x0, depth, (x, i) => block(p, decoderBlock(i), x, queryCoords, cfg.predHeads, cfg, drop, ctx), taps);
@@ -213,7 +252,12 @@ export interface StudentOutputs {
  * visible patches in raster order; `encCoords` [B, R + n_v, 2] and `predCoords` [B, n_q, 2].
  */
 export function studentForward(
-  p: Params, cfg: ModelConfig, visiblePatches: tf.Tensor, encCoords: tf.Tensor, predCoords: tf.Tensor, drop?: DropPath,
+  p: Params,
+  cfg: ModelConfig,
+  visiblePatches: tf.Tensor,
+  encCoords: tf.Tensor,
+  predCoords: tf.Tensor,
+  drop?: DropPath,
 ): StudentOutputs {
   const tokens = prependRegisters(p, embedPatches(p, visiblePatches));
   const context = finalNorm(encoderBlocks(p, cfg, tokens, encCoords, drop), cfg);

@@ -36,7 +36,11 @@ export function registerEdgeCoords(r: number): Float32Array {
 
 /** Coordinates [B, R + n, 2] for registers followed by the given patch positions of each image. */
 export function tokenCoords(
-  gridH: number, gridW: number, registers: number, positions: Int32Array[], scaleToVisible: boolean,
+  gridH: number,
+  gridW: number,
+  registers: number,
+  positions: Int32Array[],
+  scaleToVisible: boolean,
 ): Float32Array {
   const rows = torchLinspace01(gridH);
   const cols = torchLinspace01(gridW);
@@ -47,14 +51,19 @@ export function tokenCoords(
   const out = new Float32Array(b * t * 2);
   for (let i = 0; i < b; i++) {
     const base = i * t * 2;
-    let uMin = Infinity, uMax = -Infinity, vMin = Infinity, vMax = -Infinity;
+    let uMin = Infinity,
+      uMax = -Infinity,
+      vMin = Infinity,
+      vMax = -Infinity;
     positions[i].forEach((pos, j) => {
       const u = rows[Math.floor(pos / gridW)];
       const v = cols[pos % gridW];
       out[base + 2 * (registers + j)] = u;
       out[base + 2 * (registers + j) + 1] = v;
-      uMin = Math.min(uMin, u); uMax = Math.max(uMax, u);
-      vMin = Math.min(vMin, v); vMax = Math.max(vMax, v);
+      uMin = Math.min(uMin, u);
+      uMax = Math.max(uMax, u);
+      vMin = Math.min(vMin, v);
+      vMax = Math.max(vMax, v);
     });
     for (let k = 0; k < registers; k++) {
       let u = reg[2 * k];

@@ -39,8 +39,12 @@ export function studentHeadLogits(p: Params, z: tf.Tensor): tf.Tensor {
 export function clusteringLogits(p: Params, x: tf.Tensor): tf.Tensor {
   const shape = x.shape;
   const xn = l2Normalize(x, 1e-7).reshape([-1, shape[shape.length - 1]]) as tf.Tensor2D;
-  const y = addBias(linear2d(xn, p[CLUSTER_W] as tf.Tensor2D), p[CLUSTER_B] as tf.Tensor1D);
-  return y.reshape([...shape.slice(0, -1), p[CLUSTER_W].shape[0]]);
+  return prototypeLogits(p, xn).reshape([...shape.slice(0, -1), p[CLUSTER_W].shape[0]]);
+}
+
+/** C x_hat + b for already normalised tokens x_hat [M, d] -> [M, K]. */
+function prototypeLogits(p: Params, xhat: tf.Tensor2D): tf.Tensor2D {
+  return addBias(linear2d(xhat, p[CLUSTER_W] as tf.Tensor2D), p[CLUSTER_B] as tf.Tensor1D) as tf.Tensor2D;
 }
 
 export interface SinkhornOptions {
@@ -101,7 +105,7 @@ export function onlineClustering(p: Params, x: tf.Tensor, sk: SinkhornOptions, c
     const k = p[CLUSTER_W].shape[0];
     const m = n! * b!;
     const xhat = l2Normalize(x, 1e-7).reshape([m, d!]) as tf.Tensor2D;
-    const logits = addBias(linear2d(xhat, p[CLUSTER_W] as tf.Tensor2D), p[CLUSTER_B] as tf.Tensor1D); // [M, K]
+    const logits = prototypeLogits(p, xhat); // [M, K]
     const assignments = sinkhornKnopp(logits.reshape([n!, b!, k]), sk);
     const a = assignments.reshape([m, k]);
     const z = tf.div(logits, clusterTemp);

@@ -6,7 +6,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-type BinaryGrad = (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+type BinaryGrad = (
+  a: tf.Tensor,
+  b: tf.Tensor,
+  save: tf.GradSaveFunc,
+) => {
   value: tf.Tensor;
   gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[];
 };
@@ -17,32 +21,28 @@ function customGrad2<A extends tf.Tensor, B extends tf.Tensor, R extends tf.Tens
 }
 
 /** y = x @ w^T for x [M, in], w [out, in]; the gradient uses only 2-D plain matmuls. */
-export const linear2d = customGrad2<tf.Tensor2D, tf.Tensor2D, tf.Tensor2D>(
-  (x, w, save) => {
-    save([x, w]);
-    const value = tf.matMul(x as tf.Tensor2D, tf.transpose(w as tf.Tensor2D));
-    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [xs, ws] = saved as tf.Tensor2D[];
-      const dx = tf.matMul(dy as tf.Tensor2D, ws); // [M, out] @ [out, in]
-      const dwT = tf.matMul(tf.transpose(xs), dy as tf.Tensor2D); // [in, out]
-      return [dx, tf.transpose(dwT)];
-    };
-    return { value, gradFunc };
-  },
-);
+export const linear2d = customGrad2<tf.Tensor2D, tf.Tensor2D, tf.Tensor2D>((x, w, save) => {
+  save([x, w]);
+  const value = tf.matMul(x as tf.Tensor2D, tf.transpose(w as tf.Tensor2D));
+  const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
+    const [xs, ws] = saved as tf.Tensor2D[];
+    const dx = tf.matMul(dy as tf.Tensor2D, ws); // [M, out] @ [out, in]
+    const dwT = tf.matMul(tf.transpose(xs), dy as tf.Tensor2D); // [in, out]
+    return [dx, tf.transpose(dwT)];
+  };
+  return { value, gradFunc };
+});
 
 /** y = x + b for x [M, n], b [n]; the bias gradient is ones[1, M] @ dy (fast on wasm). */
-export const addBias = customGrad2<tf.Tensor2D, tf.Tensor1D, tf.Tensor2D>(
-  (x, b, save) => {
-    save([]);
-    const value = tf.add(x, b);
-    const gradFunc = (dy: tf.Tensor) => {
-      const ones = tf.ones([1, dy.shape[0]!]) as tf.Tensor2D;
-      return [dy, tf.matMul(ones, dy as tf.Tensor2D).reshape([dy.shape[1]!])];
-    };
-    return { value, gradFunc };
-  },
-);
+export const addBias = customGrad2<tf.Tensor2D, tf.Tensor1D, tf.Tensor2D>((x, b, save) => {
+  save([]);
+  const value = tf.add(x, b);
+  const gradFunc = (dy: tf.Tensor) => {
+    const ones = tf.ones([1, dy.shape[0]!]) as tf.Tensor2D;
+    return [dy, tf.matMul(ones, dy as tf.Tensor2D).reshape([dy.shape[1]!])];
+  };
+  return { value, gradFunc };
+});
 
 /** Linear layer on any leading shape: x [..., in], w [out, in] -> [..., out]. */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
@@ -84,7 +84,7 @@ export function ropeFrequencies(headDim: number, maxFreq = 7, minFreq = 7e-4): F
   const q = headDim / 4;
   const out = new Float32Array(2 * headDim);
   for (let j = 0; j < q; j++) {
-    const f = maxFreq * Math.pow(minFreq / maxFreq, j / (q - 1));
+    const f = maxFreq * (minFreq / maxFreq) ** (j / (q - 1));
     const w = 2 * Math.PI * f;
     out[j] = w; // row 0: g = [f, f] on the first half
     out[j + q] = w;
@@ -150,13 +150,25 @@ export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, mode: Ro
 
 /**
  * cos and sin of the RoPE angles for coords [B, n, 2] and freqs [2, D], shaped [B, 1, n, D].
- * Memoised per coordinates tensor and frequency values: in training every layer holds the same
- * frozen frequencies, so one forward computes them once instead of once per layer.
+ * Memoised per coordinates tensor and frequency values: every layer holds the same frozen
+ * frequencies, so one forward computes them once instead of once per layer. The values' key is
+ * read once per tensor buffer (a variable's buffer changes only when it is assigned: the EMA
+ * teacher's every step), not once per block.
  */
 const ropeMemo = new WeakMap<tf.Tensor, Map<string, { cos: tf.Tensor; sin: tf.Tensor }>>();
+const freqKeys = new WeakMap<object, string>();
+
+function freqKey(freqs: tf.Tensor): string {
+  let key = freqKeys.get(freqs.dataId);
+  if (key === undefined) {
+    key = Array.from(freqs.dataSync()).join(',');
+    freqKeys.set(freqs.dataId, key);
+  }
+  return key;
+}
 
 export function ropeAngles(coords: tf.Tensor, freqs: tf.Tensor): { cos: tf.Tensor; sin: tf.Tensor } {
-  const key = Array.from(freqs.dataSync()).join(',');
+  const key = freqKey(freqs);
   let perCoords = ropeMemo.get(coords);
   const hit = perCoords?.get(key);
   if (hit && !hit.cos.isDisposed && !hit.sin.isDisposed) return hit;
@@ -164,7 +176,10 @@ export function ropeAngles(coords: tf.Tensor, freqs: tf.Tensor): { cos: tf.Tenso
   const d = freqs.shape[1]!;
   const angle = tf.matMul(coords.reshape([b! * n!, 2]) as tf.Tensor2D, freqs as tf.Tensor2D).reshape([b!, 1, n!, d]);
   const result = { cos: tf.cos(angle), sin: tf.sin(angle) };
-  if (!perCoords) ropeMemo.set(coords, (perCoords = new Map()));
+  if (!perCoords) {
+    perCoords = new Map();
+    ropeMemo.set(coords, perCoords);
+  }
   perCoords.set(key, result);
   return result;
 }
@@ -182,17 +197,15 @@ export function mergeHeads(x: tf.Tensor): tf.Tensor {
 }
 
 /** a @ b for 2-D a [M, K], b [K, N]; the gradient transposes explicitly (fast path on wasm). */
-export const matMul2d = customGrad2<tf.Tensor2D, tf.Tensor2D, tf.Tensor2D>(
-  (a, b, save) => {
-    save([a, b]);
-    const value = tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
-    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [as, bs] = saved as tf.Tensor2D[];
-      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(bs)), tf.matMul(tf.transpose(as), dy as tf.Tensor2D)];
-    };
-    return { value, gradFunc };
-  },
-);
+export const matMul2d = customGrad2<tf.Tensor2D, tf.Tensor2D, tf.Tensor2D>((a, b, save) => {
+  save([a, b]);
+  const value = tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
+  const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
+    const [as, bs] = saved as tf.Tensor2D[];
+    return [tf.matMul(dy as tf.Tensor2D, tf.transpose(bs)), tf.matMul(tf.transpose(as), dy as tf.Tensor2D)];
+  };
+  return { value, gradFunc };
+});
 
 /** Rows per attention group: the block-diagonal trick below wastes g-fold flops to save op count. */
 const ATTENTION_GROUP_ROWS = 256;
@@ -218,7 +231,7 @@ function blockDiagonalMask(g: number, nq: number, nk: number): tf.Tensor2D {
  * Batched matmuls leave XNNPACK on wasm (about 1 GFLOP/s), so the (batch x head) pairs are
  * processed as 2-D matmuls, g pairs at a time stacked block-diagonally with a mask: with short
  * sequences this cuts the op count g-fold for a g-fold flop overhead, which measured faster
- * (shared notes, pattern 2; bench/attention.ts).
+ * (shared notes, pattern 2).
  */
 export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): tf.Tensor {
   const [b, h, nq, d] = q.shape as number[];

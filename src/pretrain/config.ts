@@ -1,70 +1,65 @@
-/** The `pretrain` command's configuration: one typed object, presets by name, validated. */
+/** The `pretrain` command's configuration: one zod schema (types, defaults, validation), presets by name. */
+import { z } from 'zod';
 import type { ModelConfig } from '../model/config.js';
-import { MODEL_PRESETS, validateModelConfig } from '../model/config.js';
-import type { MaskingMode } from './masking.js';
+import { MODEL_PRESETS, ModelConfigSchema } from '../model/config.js';
+import { validate } from '../runtime/schema.js';
 
-export interface TrainConfig {
-  /** 'fmnist' (Fashion-MNIST train split) or a folder of images. */
-  data: string;
-  /** Where the Fashion-MNIST idx files are; empty: the Debian package's location. */
-  dataDir: string;
-  batchSize: number;
-  /** Length of the run in epochs over the data; `steps` > 0 overrides it. */
-  epochs: number;
-  steps: number;
-  seed: number;
-  // Student optimiser (spec 8.1, 8.2)
-  lr: number;
-  finalLr: number;
-  warmupFraction: number;
-  truncation: number;
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  /** Peak teacher momentum; defaults to 1 - lr (spec 8.2 identity). */
-  teacherMomentum: number;
-  /** Clustering optimiser (spec 5.4); lr defaults to lr / 2. */
-  clusterLr: number;
-  clusterWeightDecay: number;
-  // Losses and clustering (spec 5, 7)
-  studentTemp: number;
-  targetTemp: number;
-  clusterTemp: number;
-  skIterations: number;
-  positionwiseSK: boolean;
-  // Masking (spec 3)
-  masking: MaskingMode;
-  maskRatio: number;
-  roll: boolean;
-  predictionSubsampling: number;
-  /** Predictions per image; 0: floor(n_mask * predictionSubsampling). */
-  numPredictions: number;
-  dropPath: number;
-  // Augmentation (spec 9)
-  cropScaleMin: number;
-  cropScaleMax: number;
-  hflip: number;
-  // Run bookkeeping
-  checkpointEvery: number;
-  logEvery: number;
-}
+const unit = z.number().min(0).max(1);
+
+export const TrainConfigSchema = z
+  .object({
+    data: z.string().min(1).default('fmnist').describe("'fmnist' (Fashion-MNIST train split) or a folder of images"),
+    dataDir: z.string().default('').describe("Fashion-MNIST idx files; '': the Debian package's location"),
+    batchSize: z.number().int().min(1).default(256).describe('images per step'),
+    epochs: z.number().gt(0).default(1).describe('run length in epochs over the data (--steps overrides)'),
+    steps: z.number().int().min(0).default(0).describe('run length in steps; 0: from --epochs'),
+    seed: z.number().int().min(0).default(0).describe('every random draw derives from (seed, step)'),
+    // Student optimiser (spec 8.1, 8.2)
+    lr: z.number().gt(0).default(1e-3).describe('peak learning rate'),
+    finalLr: z.number().min(0).default(0).describe('learning rate at the end of the cosine'),
+    warmupFraction: unit.default(0.1).describe('linear warmup, fraction of the run'),
+    truncation: unit.default(0.8).describe('truncated cosine: fraction of the cosine that is run'),
+    weightDecay: z.number().min(0).default(0.1).describe('AdamW weight decay'),
+    beta1: unit.default(0.9).describe('AdamW beta1'),
+    beta2: unit.default(0.95).describe('AdamW beta2'),
+    eps: z.number().gt(0).default(1e-8).describe('AdamW epsilon'),
+    teacherMomentum: unit.optional().describe('peak EMA teacher momentum; default 1 - lr (spec 8.2)'),
+    // Clustering optimiser (spec 5.4)
+    clusterLr: z.number().gt(0).optional().describe('clustering-head learning rate; default lr / 2'),
+    clusterWeightDecay: z.number().min(0).default(0.01).describe('clustering-head weight decay'),
+    // Losses and clustering (spec 5, 7)
+    studentTemp: z.number().gt(0).default(0.12).describe('student softmax temperature'),
+    targetTemp: z.number().gt(0).default(0.06).describe('Sinkhorn-Knopp temperature'),
+    clusterTemp: z.number().gt(0).default(0.12).describe('clustering-loss temperature'),
+    skIterations: z.number().int().min(1).default(3).describe('Sinkhorn-Knopp iterations'),
+    positionwiseSK: z.boolean().default(true).describe('position-wise Sinkhorn-Knopp (CAPI); false: standard'),
+    // Masking (spec 3)
+    masking: z.enum(['inverse-block', 'block', 'uniform']).default('inverse-block').describe('mask shape'),
+    maskRatio: z.number().min(0).lt(1).default(0.65).describe('fraction of patches masked (< 1: some must stay visible)'),
+    roll: z.boolean().default(true).describe('roll the (inverse) block mask circularly'),
+    predictionSubsampling: unit.default(0.05).describe('fraction of masked patches predicted'),
+    numPredictions: z.number().int().min(0).default(0).describe('predictions per image; 0: from predictionSubsampling'),
+    dropPath: z.number().min(0).lt(1).default(0.2).describe('stochastic depth rate'),
+    // Augmentation (spec 9)
+    cropScaleMin: z.number().gt(0).max(1).default(0.6).describe('RandomResizedCrop smallest area fraction'),
+    cropScaleMax: z.number().gt(0).max(1).default(1).describe('RandomResizedCrop largest area fraction'),
+    hflip: unit.default(0.5).describe('horizontal flip probability'),
+    checkpointEvery: z.number().int().min(1).default(100).describe('steps between checkpoints'),
+  })
+  .superRefine((t, ctx) => {
+    if (t.cropScaleMin > t.cropScaleMax) {
+      ctx.addIssue({ code: 'custom', path: ['cropScaleMin'], message: `must be <= cropScaleMax ${t.cropScaleMax}` });
+    }
+  });
+
+/** A resolved training config: the optional fields filled (teacherMomentum, clusterLr). */
+export type TrainConfig = Required<z.output<typeof TrainConfigSchema>>;
 
 export interface PretrainConfig {
   preset: string;
   model: ModelConfig;
   train: TrainConfig;
 }
-
-const TRAIN_DEFAULTS: TrainConfig = {
-  data: 'fmnist', dataDir: '', batchSize: 256, epochs: 1, steps: 0, seed: 0,
-  lr: 1e-3, finalLr: 0, warmupFraction: 0.1, truncation: 0.8, weightDecay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8,
-  teacherMomentum: NaN, clusterLr: NaN, clusterWeightDecay: 0.01,
-  studentTemp: 0.12, targetTemp: 0.06, clusterTemp: 0.12, skIterations: 3, positionwiseSK: true,
-  masking: 'inverse-block', maskRatio: 0.65, roll: true, predictionSubsampling: 0.05, numPredictions: 0, dropPath: 0.2,
-  cropScaleMin: 0.6, cropScaleMax: 1, hflip: 0.5,
-  checkpointEvery: 100, logEvery: 1,
-};
 
 /** Training presets; the model part comes from MODEL_PRESETS under the same name. */
 const TRAIN_PRESETS: Record<string, Partial<TrainConfig>> = {
@@ -78,56 +73,40 @@ const TRAIN_PRESETS: Record<string, Partial<TrainConfig>> = {
 
 export const PRESET_NAMES = Object.keys(MODEL_PRESETS);
 
-/** Preset + overrides (flat field names of either part) -> resolved, validated config. */
+/**
+ * Preset + overrides (flat field names of either part) -> resolved, validated config; an invalid
+ * value throws one line naming the field as a flag, the value and the allowed range.
+ */
 export function resolvePretrainConfig(preset: string, overrides: Record<string, unknown> = {}): PretrainConfig {
   const modelPreset = MODEL_PRESETS[preset];
   if (!modelPreset) throw new Error(`unknown preset '${preset}': choose one of ${PRESET_NAMES.join(', ')}`);
-  const model: ModelConfig = { ...modelPreset };
-  const train: TrainConfig = { ...TRAIN_DEFAULTS, ...TRAIN_PRESETS[preset] };
+  const modelKeys = new Set(Object.keys(ModelConfigSchema.shape));
+  const trainKeys = new Set(Object.keys(TrainConfigSchema.shape));
+  const model: Record<string, unknown> = { ...modelPreset };
+  const train: Record<string, unknown> = { ...TRAIN_PRESETS[preset] };
   for (const [key, value] of Object.entries(overrides)) {
-    const target: Record<string, unknown> | undefined =
-      key in model ? (model as unknown as Record<string, unknown>) : key in train ? (train as unknown as Record<string, unknown>) : undefined;
-    if (!target) throw new Error(`unknown config field '${key}': see --help for the list of fields`);
-    target[key] = coerce(key, value, target[key]);
+    if (modelKeys.has(key)) model[key] = value;
+    else if (trainKeys.has(key)) train[key] = value;
+    else throw new Error(`unknown config field '${key}': see --help for the list of fields`);
   }
-  if (Number.isNaN(train.teacherMomentum)) train.teacherMomentum = 1 - train.lr;
-  if (Number.isNaN(train.clusterLr)) train.clusterLr = train.lr / 2;
-  validateModelConfig(model);
-  validateTrainConfig(train);
-  return { preset, model, train };
-}
-
-/** Converts a CLI string to the type of the field's default. */
-function coerce(key: string, value: unknown, current: unknown): unknown {
-  if (typeof value !== 'string') return value;
-  if (typeof current === 'number') {
-    const n = Number(value);
-    if (value.trim() === '' || Number.isNaN(n)) throw new Error(`invalid config value: ${key} must be a number (got '${value}')`);
-    return n;
-  }
-  if (typeof current === 'boolean') {
-    if (value === 'true' || value === '') return true;
-    if (value === 'false') return false;
-    throw new Error(`invalid config value: ${key} must be true or false (got '${value}')`);
-  }
-  return value;
-}
-
-function validateTrainConfig(t: TrainConfig): void {
-  const bad = (field: string, why: string) => {
-    throw new Error(`invalid config value: ${field} ${why}`);
+  const t = validate(TrainConfigSchema, train);
+  return {
+    preset,
+    model: validate(ModelConfigSchema, model),
+    train: { ...t, teacherMomentum: t.teacherMomentum ?? 1 - t.lr, clusterLr: t.clusterLr ?? t.lr / 2 },
   };
-  const posInt = ['batchSize', 'skIterations', 'checkpointEvery', 'logEvery'] as const;
-  for (const k of posInt) if (!Number.isInteger(t[k]) || t[k] <= 0) bad(k, `must be a positive integer (got ${t[k]})`);
-  const nonNegInt = ['steps', 'numPredictions', 'seed'] as const;
-  for (const k of nonNegInt) if (!Number.isInteger(t[k]) || t[k] < 0) bad(k, `must be a non-negative integer (got ${t[k]})`);
-  if (!(t.epochs > 0)) bad('epochs', `must be > 0 (got ${t.epochs})`);
-  const unit = ['maskRatio', 'dropPath', 'hflip', 'warmupFraction', 'truncation', 'predictionSubsampling', 'beta1', 'beta2', 'teacherMomentum'] as const;
-  for (const k of unit) if (!(t[k] >= 0 && t[k] <= 1)) bad(k, `must be in [0, 1] (got ${t[k]})`);
-  const positive = ['lr', 'clusterLr', 'studentTemp', 'targetTemp', 'clusterTemp', 'eps'] as const;
-  for (const k of positive) if (!(t[k] > 0)) bad(k, `must be > 0 (got ${t[k]})`);
-  if (!(t.cropScaleMin > 0 && t.cropScaleMin <= t.cropScaleMax && t.cropScaleMax <= 1)) {
-    bad('cropScaleMin', `must satisfy 0 < cropScaleMin <= cropScaleMax <= 1 (got ${t.cropScaleMin}, ${t.cropScaleMax})`);
-  }
-  if (!['inverse-block', 'block', 'uniform'].includes(t.masking)) bad('masking', `must be inverse-block, block or uniform (got ${t.masking})`);
 }
+
+/** Every model and training field, optional: the overrides a command accepts on top of a preset. */
+export const CONFIG_OVERRIDE_FIELDS = Object.fromEntries(
+  [...Object.entries(ModelConfigSchema.shape), ...Object.entries(TrainConfigSchema.shape)].map(([k, v]) => [
+    k,
+    (v as z.ZodType).optional(),
+  ]),
+);
+
+/** The fmnist-tiny values of every field, for --help. */
+export const FMNIST_TINY_DEFAULTS = (): Record<string, unknown> => {
+  const c = resolvePretrainConfig('fmnist-tiny');
+  return { ...c.model, ...c.train };
+};

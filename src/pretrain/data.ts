@@ -8,11 +8,9 @@ import { loadFashionMnist, locateFashionMnist } from '../data/fashion-mnist.js';
 import { imageFolder } from '../data/image-folder.js';
 import { randomResizedCropFlip, renderImage } from '../data/transforms.js';
 import { patchify } from '../model/patches.js';
-import { Rng } from '../runtime/rng.js';
+import { Rng, STREAM } from '../runtime/rng.js';
 import type { PretrainConfig, TrainConfig } from './config.js';
 import type { PretrainBatch } from './step.js';
-
-const STREAM = { shuffle: 11, augment: 12 } as const;
 
 export function openPretrainDataset(t: TrainConfig, imageSize: number): ImageDataset {
   if (t.data === 'fmnist') return loadFashionMnist(locateFashionMnist(t.dataDir || undefined), 'train');
@@ -25,7 +23,11 @@ export class BatchSampler {
   private perm: Int32Array = new Int32Array(0);
   readonly stepsPerEpoch: number;
 
-  constructor(private readonly size: number, private readonly batchSize: number, private readonly seed: number) {
+  constructor(
+    private readonly size: number,
+    private readonly batchSize: number,
+    private readonly seed: number,
+  ) {
     if (size < batchSize) throw new Error(`dataset has ${size} images, fewer than one batch of ${batchSize}: lower --batchSize`);
     this.stepsPerEpoch = Math.floor(size / batchSize);
   }
@@ -41,13 +43,20 @@ export class BatchSampler {
   }
 }
 
-export async function loadPretrainBatch(ds: ImageDataset, sampler: BatchSampler, cfg: PretrainConfig, step: number): Promise<PretrainBatch> {
+export async function loadPretrainBatch(
+  ds: ImageDataset,
+  sampler: BatchSampler,
+  cfg: PretrainConfig,
+  step: number,
+): Promise<PretrainBatch> {
   const { imageSize: s, patchSize: p } = cfg.model;
   const t = cfg.train;
   const idx = sampler.indices(step);
   const rng = Rng.derive(t.seed, step, STREAM.augment);
   const images = await Promise.all(Array.from(idx, (i) => ds.load(i)));
   const pixels = new Float32Array(idx.length * 3 * s * s);
-  images.forEach((img, i) => renderImage(img, randomResizedCropFlip(rng, img, s, [t.cropScaleMin, t.cropScaleMax], t.hflip), pixels, i * 3 * s * s));
+  images.forEach((img, i) =>
+    renderImage(img, randomResizedCropFlip(rng, img, s, [t.cropScaleMin, t.cropScaleMax], t.hflip), pixels, i * 3 * s * s),
+  );
   return { size: idx.length, patches: patchify(pixels, idx.length, 3, s, s, p) };
 }

@@ -61,18 +61,35 @@ export async function runPretraining(requested: PretrainConfig, opts: RunOptions
   const sampler = new BatchSampler(dataset.size, cfg.train.batchSize, cfg.train.seed);
   const counts = stepMaskCounts(cfg);
   const flops = trainFlopsPerImage(cfg.model, counts);
-  writeFileAtomic(path.join(opts.out, 'config.json'), JSON.stringify({
-    ...cfg, backend: opts.backend, dataset: dataset.description, datasetSize: dataset.size, totalSteps: total,
-    stepsPerEpoch: sampler.stepsPerEpoch, masking: counts, trainGflopPerImage: flops / 1e9,
-  }, null, 2));
+  writeFileAtomic(
+    path.join(opts.out, 'config.json'),
+    JSON.stringify(
+      {
+        ...cfg,
+        backend: opts.backend,
+        dataset: dataset.description,
+        datasetSize: dataset.size,
+        totalSteps: total,
+        stepsPerEpoch: sampler.stepsPerEpoch,
+        masking: counts,
+        trainGflopPerImage: flops / 1e9,
+      },
+      null,
+      2,
+    ),
+  );
   opts.log(`data: ${dataset.description}, ${dataset.size} images, ${sampler.stepsPerEpoch} steps/epoch, ${total} steps total`);
   opts.log(`masking: ${counts.nVisible} visible / ${counts.nMasked} masked of ${counts.nTokens}, ${counts.nPredict} predictions per image`);
 
   // Metrics of steps beyond the checkpoint (a crash after the last save) are dropped on resume.
   const metricsFile = path.join(opts.out, 'metrics.jsonl');
-  const kept = fs.existsSync(metricsFile) && opts.resume
-    ? fs.readFileSync(metricsFile, 'utf8').split('\n').filter((l) => l && JSON.parse(l).step < state.step)
-    : [];
+  const kept =
+    fs.existsSync(metricsFile) && opts.resume
+      ? fs
+          .readFileSync(metricsFile, 'utf8')
+          .split('\n')
+          .filter((l) => l && JSON.parse(l).step < state.step)
+      : [];
   writeFileAtomic(metricsFile, kept.map((l) => `${l}\n`).join(''));
 
   let interrupted = false;
@@ -103,7 +120,9 @@ export async function runPretraining(requested: PretrainConfig, opts: RunOptions
       opts.onStep?.(rec, total);
       nanSteps = Number.isFinite(m.capiLoss) && Number.isFinite(m.clusteringLoss) ? 0 : nanSteps + 1;
       if (nanSteps >= MAX_NAN_STEPS) {
-        throw new Error(`training diverged: non-finite loss for ${nanSteps} consecutive steps at step ${m.step}; lower --lr or check the data`);
+        throw new Error(
+          `training diverged: non-finite loss for ${nanSteps} consecutive steps at step ${m.step}; lower --lr or check the data`,
+        );
       }
       const done = state.step >= total;
       const stop = interrupted || (opts.stopAfter > 0 && state.step >= opts.stopAfter);

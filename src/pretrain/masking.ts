@@ -19,15 +19,6 @@ export function maskCounts(nTokens: number, maskRatio: number, predictionSubsamp
   return { nTokens, nMasked, nVisible: nTokens - nMasked, nPredict };
 }
 
-/** The random draws of one block mask, in the reference's call order. */
-export interface BlockDraws {
-  logAspect: number;
-  top: number;
-  left: number;
-  rowShift: number;
-  colShift: number;
-}
-
 export type MaskingMode = 'inverse-block' | 'block' | 'uniform';
 
 /** Source of the five draws; `rng`-backed in training, recorded values in tests. */
@@ -75,7 +66,10 @@ export function sampleBlock(h: number, w: number, nBlk: number, roll: boolean, d
 export function sampleMask(h: number, w: number, counts: MaskCounts, mode: MaskingMode, roll: boolean, rng: Rng): Uint8Array {
   if (mode === 'uniform') {
     const mask = new Uint8Array(h * w);
-    rng.permutation(h * w).slice(0, counts.nMasked).forEach((i) => (mask[i] = 1));
+    rng
+      .permutation(h * w)
+      .slice(0, counts.nMasked)
+      .forEach((i) => (mask[i] = 1));
     return mask;
   }
   if (mode === 'block') return sampleBlock(h, w, counts.nMasked, roll, rngDraws(rng));
@@ -100,7 +94,13 @@ export function splitMask(mask: Uint8Array, nPredict: number, rng: Rng): { visib
 }
 
 export function sampleMaskedBatch(
-  b: number, h: number, w: number, counts: MaskCounts, mode: MaskingMode, roll: boolean, rng: Rng,
+  b: number,
+  h: number,
+  w: number,
+  counts: MaskCounts,
+  mode: MaskingMode,
+  roll: boolean,
+  rng: Rng,
 ): MaskedBatch {
   const visible: Int32Array[] = [];
   const predict: Int32Array[] = [];

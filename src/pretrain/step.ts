@@ -12,9 +12,9 @@ import { gridSize } from '../model/config.js';
 import { allPositions, patchCoords, tokenCoords } from '../model/coords.js';
 import { initClusteringHead, initStudentHead, meanEntropy, onlineClustering, softCrossEntropy, studentHeadLogits } from '../model/heads.js';
 import { selectPatches } from '../model/patches.js';
-import { Rng } from '../runtime/rng.js';
-import type { AdamWState } from './adamw.js';
-import { adamwStep, initAdamW } from './adamw.js';
+import { Rng, STREAM } from '../runtime/rng.js';
+import type { AdamWState } from '../runtime/adamw.js';
+import { adamwStep, initAdamW } from '../runtime/adamw.js';
 import type { PretrainConfig } from './config.js';
 import type { MaskCounts } from './masking.js';
 import { maskCounts, sampleMaskedBatch } from './masking.js';
@@ -53,9 +53,6 @@ export interface StepMetrics {
   momentum: number;
 }
 
-/** Random streams of one step. */
-const STREAM = { mask: 1, dropPath: 2 } as const;
-
 function toVariables(params: Params, trainable: boolean): Variables {
   const out: Variables = {};
   for (const [name, t] of Object.entries(params)) {
@@ -70,7 +67,7 @@ export function trainableStudentNames(state: CapiState): string[] {
 
 /** Fresh state: reference init, teacher = exact copy of the student (spec 8.3). */
 export function initState(cfg: PretrainConfig): CapiState {
-  const rng = Rng.derive(cfg.train.seed, 0xc0ffee);
+  const rng = Rng.derive(cfg.train.seed, STREAM.init);
   const m = cfg.model;
   const backbone = initBackbone(m, rng);
   const head = initStudentHead(m.predDim, m.numClusters, rng);
@@ -139,8 +136,10 @@ export function trainStep(state: CapiState, batch: PretrainBatch, cfg: PretrainC
     const coords = tf.tensor3d(tokenCoords(g, g, mc.registers, allPositions(b, n), false), [b, mc.registers + n, 2]);
     const tokens = encodeFull(state.teacher, mc, patches, coords).slice([0, mc.registers, 0], [-1, -1, -1]);
     const clustering = onlineClustering(
-      state.clustering, tf.transpose(tokens, [1, 0, 2]),
-      { temperature: tc.targetTemp, iterations: tc.skIterations, positionwise: tc.positionwiseSK }, tc.clusterTemp,
+      state.clustering,
+      tf.transpose(tokens, [1, 0, 2]),
+      { temperature: tc.targetTemp, iterations: tc.skIterations, positionwise: tc.positionwiseSK },
+      tc.clusterTemp,
     );
     const predictAbs = Int32Array.from(masks.predict.flatMap((p, i) => Array.from(p, (x) => i * n + x)));
     const assignImageMajor = tf.transpose(clustering.assignments, [1, 0, 2]).reshape([b * n, mc.numClusters]);
@@ -151,27 +150,37 @@ export function trainStep(state: CapiState, batch: PretrainBatch, cfg: PretrainC
 
   // 3. Student on the visible patches, predictor at the prediction positions, head, loss.
   const visible = tf.tensor3d(selectPatches(batch.patches, n, patchLen, masks.visible), [b, counts.nVisible, patchLen]);
-  const encCoords = tf.tensor3d(tokenCoords(g, g, mc.registers, masks.visible, mc.scaleRegistersToVisible), [b, mc.registers + counts.nVisible, 2]);
+  const encCoords = tf.tensor3d(tokenCoords(g, g, mc.registers, masks.visible, mc.scaleRegistersToVisible), [
+    b,
+    mc.registers + counts.nVisible,
+    2,
+  ]);
   const predCoords = tf.tensor3d(patchCoords(g, g, masks.predict), [b, counts.nPredict, 2]);
   const drop = tc.dropPath > 0 ? { rate: tc.dropPath, rng: Rng.derive(tc.seed, t, STREAM.dropPath) } : undefined;
   const names = trainableStudentNames(state);
-  const { value: capiLoss, grads } = tf.variableGrads(() => {
-    const out = studentForward(state.student, mc, visible, encCoords, predCoords, drop);
-    const logits = studentHeadLogits(state.student, out.predictions);
-    return tf.mean(softCrossEntropy(logits, teacherOut.targets, tc.studentTemp)) as tf.Scalar;
-  }, names.map((k) => state.student[k]));
+  const { value: capiLoss, grads } = tf.variableGrads(
+    () => {
+      const out = studentForward(state.student, mc, visible, encCoords, predCoords, drop);
+      const logits = studentHeadLogits(state.student, out.predictions);
+      return tf.mean(softCrossEntropy(logits, teacherOut.targets, tc.studentTemp)) as tf.Scalar;
+    },
+    names.map((k) => state.student[k]),
+  );
   const byName: Record<string, tf.Tensor> = {};
   names.forEach((k) => (byName[k] = grads[state.student[k].name]));
 
   // 4. Student AdamW. 5. EMA of the backbone. 6. Clustering AdamW.
   const adam = { beta1: tc.beta1, beta2: tc.beta2, eps: tc.eps };
-  adamwStep(state.student, byName, state.studentOpt, adam, lr, tc.weightDecay, studentParamGroup);
+  adamwStep(state.student, byName, state.studentOpt, adam, (name) => {
+    const { lrMult, wdMult } = studentParamGroup(name);
+    return { lr: lr * lrMult, weightDecay: tc.weightDecay * wdMult };
+  });
   tf.tidy(() => {
     for (const [name, tv] of Object.entries(state.teacher)) {
       tv.assign(tf.add(tf.mul(tv, momentum), tf.mul(state.student[name], 1 - momentum)));
     }
   });
-  adamwStep(state.clustering, teacherOut.grads, state.clusterOpt, adam, clusterLr, tc.clusterWeightDecay, () => ({ lrMult: 1, wdMult: 1 }));
+  adamwStep(state.clustering, teacherOut.grads, state.clusterOpt, adam, () => ({ lr: clusterLr, weightDecay: tc.clusterWeightDecay }));
 
   const metrics: StepMetrics = {
     step: t,
@@ -179,7 +188,9 @@ export function trainStep(state: CapiState, batch: PretrainBatch, cfg: PretrainC
     clusteringLoss: teacherOut.loss.dataSync()[0],
     targetEntropy: teacherOut.entropy.dataSync()[0],
     clustersUsed: new Set(teacherOut.used.dataSync()).size,
-    lr, clusterLr, momentum,
+    lr,
+    clusterLr,
+    momentum,
   };
   tf.dispose([visible, encCoords, predCoords, capiLoss, grads, teacherOut]);
   state.step = t + 1;

@@ -5,6 +5,7 @@
  * best held-out accuracy (ties -> first in lr-major, wd-minor order).
  */
 import * as tf from '@tensorflow/tfjs';
+import type { AdamWConfig, AdamWHyper } from '../runtime/adamw.js';
 import { Rng } from '../runtime/rng.js';
 
 export const PROBE_LRS = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2];
@@ -35,47 +36,27 @@ export function probeLrScale(t: number, total: number): number {
   return rest <= 1 ? 0 : (1 + Math.cos((Math.PI * (t - warm)) / (rest - 1))) / 2;
 }
 
-export interface StackedAdamW {
-  m: Record<string, tf.Variable>;
-  v: Record<string, tf.Variable>;
-  t: number;
-}
-
-export function initStackedAdamW(params: Record<string, tf.Variable>): StackedAdamW {
-  const m: Record<string, tf.Variable> = {};
-  const v: Record<string, tf.Variable> = {};
-  for (const [k, p] of Object.entries(params)) {
-    m[k] = tf.variable(tf.zerosLike(p), false);
-    v[k] = tf.variable(tf.zerosLike(p), false);
-  }
-  return { m, v, t: 0 };
-}
+/** The probes' AdamW (spec 1.4): betas (0.9, 0.95), eps 1e-8. */
+export const PROBE_ADAMW: AdamWConfig = { beta1: 0.9, beta2: 0.95, eps: 1e-8 };
 
 /**
- * AdamW on parameters stacked over probes (leading axis P), each probe with its own lr and wd.
- * Parameters whose name contains 'bias' get no weight decay (spec 1.4).
+ * Each stacked probe's lr (scaled by the schedule) and wd as tensors over the leading probe axis
+ * P; parameters whose name contains 'bias' get no weight decay (spec 1.4).
  */
-export function stackedAdamWStep(
-  params: Record<string, tf.Variable>, grads: Record<string, tf.Tensor>, st: StackedAdamW, grid: GridPoint[], scale: number,
-): void {
-  st.t += 1;
-  const bc1 = 1 - 0.9 ** st.t;
-  const bc2 = Math.sqrt(1 - 0.95 ** st.t);
-  for (const [name, p] of Object.entries(params)) {
-    tf.tidy(() => {
-      const shape = [grid.length, ...p.shape.slice(1).map(() => 1)];
-      const lr = tf.tensor(grid.map((g) => g.lr * scale), shape);
-      const wd = tf.tensor(grid.map((g) => (name.includes('bias') ? 0 : g.wd)), shape);
-      const g = grads[name];
-      const m = tf.add(tf.mul(st.m[name], 0.9), tf.mul(g, 0.1));
-      const v = tf.add(tf.mul(st.v[name], 0.95), tf.mul(tf.mul(g, g), 0.05));
-      st.m[name].assign(m);
-      st.v[name].assign(v);
-      const decayed = tf.mul(p, tf.sub(1, tf.mul(lr, wd)));
-      const update = tf.mul(tf.div(m, tf.add(tf.div(tf.sqrt(v), bc2), 1e-8)), tf.div(lr, bc1));
-      p.assign(tf.sub(decayed, update));
-    });
-  }
+export function probeHyper(grid: GridPoint[], scale: number, params: Record<string, tf.Variable>): (name: string) => AdamWHyper {
+  return (name) => {
+    const shape = [grid.length, ...params[name].shape.slice(1).map(() => 1)];
+    return {
+      lr: tf.tensor(
+        grid.map((g) => g.lr * scale),
+        shape,
+      ),
+      weightDecay: tf.tensor(
+        grid.map((g) => (name.includes('bias') ? 0 : g.wd)),
+        shape,
+      ),
+    };
+  };
 }
 
 /** Mean cross-entropy over probes and batch for logits [P, B, C] and labels [B]. */
@@ -90,15 +71,24 @@ export function truncNormal(shape: number[], rng: Rng, std = 0.02): tf.Tensor {
   const v = new Float32Array(size);
   for (let i = 0; i < size; i++) {
     let x: number;
-    do x = rng.normal(); while (Math.abs(x) > 2);
+    do x = rng.normal();
+    while (Math.abs(x) > 2);
     v[i] = std * x;
   }
   return tf.tensor(v, shape);
 }
 
-export interface GridResult {
-  /** Held-out accuracy per grid point. */
+/** Held-out accuracy of every probe after `step` training steps. */
+export interface HeldOutPoint {
+  step: number;
   valAccuracy: number[];
+}
+
+export interface GridResult {
+  /** Held-out accuracy per grid point at the end (what selects). */
+  valAccuracy: number[];
+  /** Held-out accuracies during training, the last point at the end. */
+  curve: HeldOutPoint[];
   best: number;
   testAccuracy: number;
   grid: GridPoint[];

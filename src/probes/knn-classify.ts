@@ -2,12 +2,25 @@
  * Weighted k-NN classification on l2-normalised global vectors (DINO style: k = 20, weights
  * exp(cos / 0.07)); the eval spec leaves Table 5's k-NN protocol unspecified [INFERRED].
  */
-import { knnSearch } from '../segmentation/knn.js';
+import { knnSearch } from '../features/knn.js';
+
+export interface KnnClassifyOptions {
+  k?: number;
+  temperature?: number;
+  onProgress?: (done: number, total: number) => void;
+}
 
 export function knnClassify(
-  train: Float32Array, trainLabels: Int32Array, test: Float32Array, testLabels: Int32Array, dim: number, classes: number, k = 20, temperature = 0.07,
+  train: Float32Array,
+  trainLabels: Int32Array,
+  test: Float32Array,
+  testLabels: Int32Array,
+  dim: number,
+  classes: number,
+  opts: KnnClassifyOptions = {},
 ): number {
-  const res = knnSearch(train, trainLabels.length, test, testLabels.length, dim, k, 'cosine');
+  const { k = 20, temperature = 0.07 } = opts;
+  const res = knnSearch(train, trainLabels.length, test, testLabels.length, dim, k, 'cosine', { onProgress: opts.onProgress });
   let correct = 0;
   const votes = new Float64Array(classes);
   for (let q = 0; q < testLabels.length; q++) {

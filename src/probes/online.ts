@@ -11,7 +11,7 @@ import type { ProbeFamily } from './families.js';
 import type { GridResult } from './grid.js';
 import { heldOutSplit, probeGrid, probeLrScale } from './grid.js';
 import type { ProbeData, ProbeOptions } from './train.js';
-import { createGridTrainer, gridTrainStep, probeBatches, probeSteps, selectAndTest } from './train.js';
+import { createGridTrainer, gridTrainStep, HeldOutCurve, heldOutAccuracy, probeBatches, probeSteps, selectAndTest } from './train.js';
 
 export interface OnlineSource {
   name: string;
@@ -27,27 +27,41 @@ export interface OnlineSource {
 export type BatchFeatures = (indices: Int32Array, step: number) => Promise<Record<string, Float32Array>>;
 
 export async function trainProbeGridsOnline(
-  sources: OnlineSource[], labels: Int32Array, classes: number, opts: ProbeOptions, batchFeatures: BatchFeatures,
+  sources: OnlineSource[],
+  labels: Int32Array,
+  classes: number,
+  opts: ProbeOptions,
+  batchFeatures: BatchFeatures,
 ): Promise<Record<string, GridResult>> {
   const grid = opts.grid ?? probeGrid(opts.batchSize);
   const { train: tr, val } = heldOutSplit(labels.length);
   const rng = new Rng(opts.seed);
   const trainers = sources.map((s) => createGridTrainer(s.family, grid, s.rowShape[s.rowShape.length - 1], classes, rng));
+  const total = probeSteps(tr.length, opts).total;
+  const curves = sources.map(() => new HeldOutCurve(total, opts.curvePoints));
   const t0 = performance.now();
-  for (const { step, total, indices } of probeBatches(tr, opts, rng)) {
+  for (const { step, indices } of probeBatches(tr, opts, rng)) {
     const feats = await batchFeatures(indices, step);
     const y = Int32Array.from(indices, (r) => labels[r]);
     sources.forEach((s, k) => {
       const x = tf.tensor(feats[s.name], [indices.length, ...s.rowShape]);
       gridTrainStep(trainers[k], x, y, probeLrScale(step, total));
       x.dispose();
+      if (curves[k].due(step + 1)) curves[k].record(step + 1, heldOutAccuracy(trainers[k], s.evalTrain, val));
     });
-    opts.onProgress?.(step + 1, total);
+    const best = curves.map((c) => c.best()).filter((b) => b !== undefined);
+    opts.onProgress?.(step + 1, total, best.length ? Math.max(...best) : undefined);
   }
   const secondsPerEpoch = (performance.now() - t0) / 1000 / Math.max(opts.epochs, 1e-9);
   const out: Record<string, GridResult> = {};
   sources.forEach((s, k) => {
-    out[s.name] = { ...selectAndTest(trainers[k], s.evalTrain, val, s.test), grid, iterations: probeSteps(tr.length, opts).total, secondsPerEpoch };
+    out[s.name] = {
+      ...selectAndTest(trainers[k], curves[k].final(), s.test),
+      grid,
+      iterations: total,
+      curve: curves[k].points,
+      secondsPerEpoch,
+    };
   });
   return out;
 }

@@ -2,8 +2,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../runtime/rng.js';
 import type { ProbeFamily } from './families.js';
-import type { GridPoint, GridResult, StackedAdamW } from './grid.js';
-import { argmaxFirst, correctPerProbe, gridLoss, heldOutSplit, initStackedAdamW, probeGrid, probeLrScale, stackedAdamWStep } from './grid.js';
+import type { AdamWState } from '../runtime/adamw.js';
+import { adamwStep, initAdamW } from '../runtime/adamw.js';
+import type { GridPoint, GridResult, HeldOutPoint } from './grid.js';
+import { argmaxFirst, correctPerProbe, gridLoss, heldOutSplit, PROBE_ADAMW, probeGrid, probeHyper, probeLrScale } from './grid.js';
 
 export interface ProbeData {
   /** Rows of `rowLen` values: [n, D] or [n, N, D] flattened. */
@@ -17,8 +19,14 @@ export interface ProbeOptions {
   batchSize: number;
   seed: number;
   grid?: GridPoint[];
-  onProgress?: (done: number, total: number) => void;
+  /** Held-out accuracy is measured at this many evenly spaced steps (the last one selects). */
+  curvePoints?: number;
+  /** Steps done, of all; the best held-out accuracy measured so far. */
+  onProgress?: (done: number, total: number, bestHeldOut?: number) => void;
 }
+
+/** Default number of held-out measurements over a probe run. */
+export const CURVE_POINTS = 10;
 
 export function rows(d: ProbeData, idx: Int32Array): Float32Array {
   const len = d.rowShape.reduce((a, b) => a * b, 1);
@@ -33,7 +41,10 @@ function evaluate(family: ProbeFamily, params: Record<string, tf.Tensor>, d: Pro
   for (let s = 0; s < idx.length; s += batch) {
     const part = idx.subarray(s, s + batch);
     const logits = tf.tidy(() => family.logits(params, tf.tensor(rows(d, part), [part.length, ...d.rowShape])));
-    correctPerProbe(logits, Int32Array.from(part, (r) => d.labels[r])).forEach((c, k) => (correct[k] += c));
+    correctPerProbe(
+      logits,
+      Int32Array.from(part, (r) => d.labels[r]),
+    ).forEach((c, k) => (correct[k] += c));
     logits.dispose();
   }
   return correct.map((c) => c / Math.max(1, idx.length));
@@ -45,13 +56,13 @@ export interface GridTrainer {
   grid: GridPoint[];
   classes: number;
   params: Record<string, tf.Variable>;
-  opt: StackedAdamW;
+  opt: AdamWState;
 }
 
 export function createGridTrainer(family: ProbeFamily, grid: GridPoint[], dim: number, classes: number, rng: Rng): GridTrainer {
   const params: Record<string, tf.Variable> = {};
   for (const [k, t] of Object.entries(family.init(grid.length, dim, classes, rng))) params[k] = tf.variable(t);
-  return { family, grid, classes, params, opt: initStackedAdamW(params) };
+  return { family, grid, classes, params, opt: initAdamW(params) };
 }
 
 /** One AdamW step of every probe on the batch x ([B, ...rowShape]) with labels [B]. */
@@ -60,18 +71,56 @@ export function gridTrainStep(g: GridTrainer, x: tf.Tensor, labels: Int32Array, 
   const { grads, value } = tf.variableGrads(() => gridLoss(g.family.logits(g.params, x), y, g.classes), Object.values(g.params));
   const byName: Record<string, tf.Tensor> = {};
   for (const [k, v] of Object.entries(g.params)) byName[k] = grads[v.name];
-  stackedAdamWStep(g.params, byName, g.opt, g.grid, lrScale);
+  adamwStep(g.params, byName, g.opt, PROBE_ADAMW, probeHyper(g.grid, lrScale, g.params));
   tf.dispose([y, value, grads]);
 }
 
-/** Held-out accuracy of every probe, the best one (ties: first) and its test accuracy; frees the trainer. */
-export function selectAndTest(g: GridTrainer, train: ProbeData, val: Int32Array, test: ProbeData): Pick<GridResult, 'valAccuracy' | 'best' | 'testAccuracy'> {
-  const valAccuracy = evaluate(g.family, g.params, train, val, 512);
+/** Held-out accuracy of every probe of the grid. */
+export function heldOutAccuracy(g: GridTrainer, train: ProbeData, val: Int32Array): number[] {
+  return evaluate(g.family, g.params, train, val, 512);
+}
+
+/** The best probe by its final held-out accuracy (ties: first) and its test accuracy; frees the trainer. */
+export function selectAndTest(
+  g: GridTrainer,
+  valAccuracy: number[],
+  test: ProbeData,
+): Pick<GridResult, 'valAccuracy' | 'best' | 'testAccuracy'> {
   const best = argmaxFirst(valAccuracy);
   const testIdx = Int32Array.from({ length: test.labels.length }, (_, i) => i);
   const testAccuracy = evaluate(g.family, g.params, test, testIdx, 512)[best];
   for (const group of [g.params, g.opt.m, g.opt.v]) Object.values(group).forEach((v) => v.dispose());
   return { valAccuracy, best, testAccuracy };
+}
+
+/**
+ * Held-out measurements during a run: at `points` evenly spaced steps, the last one at the end
+ * (whose accuracies select the probe). Records the curve and the best accuracy seen so far.
+ */
+export class HeldOutCurve {
+  readonly points: HeldOutPoint[] = [];
+  private readonly at: Set<number>;
+
+  constructor(total: number, points = CURVE_POINTS) {
+    const n = Math.max(1, Math.min(points, total));
+    this.at = new Set(Array.from({ length: n }, (_, j) => Math.round((total * (j + 1)) / n)));
+  }
+
+  due(stepsDone: number): boolean {
+    return this.at.has(stepsDone);
+  }
+
+  record(step: number, valAccuracy: number[]): void {
+    this.points.push({ step, valAccuracy });
+  }
+
+  best(): number | undefined {
+    return this.points.length ? Math.max(...this.points.map((p) => Math.max(...p.valAccuracy))) : undefined;
+  }
+
+  final(): number[] {
+    return this.points[this.points.length - 1].valAccuracy;
+  }
 }
 
 /** Steps per pass over `trainRows` (drop_last) and in all. */
@@ -85,7 +134,11 @@ export function probeSteps(trainRows: number, opts: ProbeOptions): { stepsPerEpo
  * (drop_last), reshuffled by `rng` every pass. Lazy: the first permutation is drawn at the first
  * batch, after the probes' initialisation has drawn from the same `rng`.
  */
-export function* probeBatches(rows: Int32Array, opts: ProbeOptions, rng: Rng): Generator<{ step: number; total: number; indices: Int32Array }> {
+export function* probeBatches(
+  rows: Int32Array,
+  opts: ProbeOptions,
+  rng: Rng,
+): Generator<{ step: number; total: number; indices: Int32Array }> {
   const { stepsPerEpoch, total } = probeSteps(rows.length, opts);
   let perm = rng.permutation(rows.length);
   for (let step = 0; step < total; step++) {
@@ -101,13 +154,27 @@ export function trainProbeGrid(family: ProbeFamily, train: ProbeData, test: Prob
   const { train: tr, val } = heldOutSplit(train.labels.length);
   const rng = new Rng(opts.seed);
   const g = createGridTrainer(family, grid, train.rowShape[train.rowShape.length - 1], classes, rng);
+  const total = probeSteps(tr.length, opts).total;
+  const curve = new HeldOutCurve(total, opts.curvePoints);
   const t0 = performance.now();
-  for (const { step, total, indices } of probeBatches(tr, opts, rng)) {
+  for (const { step, indices } of probeBatches(tr, opts, rng)) {
     const x = tf.tensor(rows(train, indices), [indices.length, ...train.rowShape]);
-    gridTrainStep(g, x, Int32Array.from(indices, (r) => train.labels[r]), probeLrScale(step, total));
+    gridTrainStep(
+      g,
+      x,
+      Int32Array.from(indices, (r) => train.labels[r]),
+      probeLrScale(step, total),
+    );
     x.dispose();
-    opts.onProgress?.(step + 1, total);
+    if (curve.due(step + 1)) curve.record(step + 1, heldOutAccuracy(g, train, val));
+    opts.onProgress?.(step + 1, total, curve.best());
   }
   const seconds = (performance.now() - t0) / 1000;
-  return { ...selectAndTest(g, train, val, test), grid, iterations: probeSteps(tr.length, opts).total, secondsPerEpoch: seconds / Math.max(opts.epochs, 1e-9) };
+  return {
+    ...selectAndTest(g, curve.final(), test),
+    grid,
+    iterations: total,
+    curve: curve.points,
+    secondsPerEpoch: seconds / Math.max(opts.epochs, 1e-9),
+  };
 }

@@ -45,14 +45,24 @@ export function pcaRgb(proj: Float64Array, gh: number, gw: number, scale: number
 
 /** Saves [input | PCA RGB] side by side. `image` is RGB or grey bytes of side `size`. */
 export async function savePcaPicture(
-  file: string, image: Uint8Array, channels: number, size: number, feats: Float32Array, grid: number, dim: number,
+  file: string,
+  image: Uint8Array,
+  channels: number,
+  size: number,
+  feats: Float32Array,
+  grid: number,
+  dim: number,
 ): Promise<void> {
   const proj = pcaProjections(feats, grid * grid, dim, 3);
   const scale = Math.max(1, Math.round(size / grid));
   const side = grid * scale;
   const rgb = pcaRgb(proj, grid, grid, scale);
   const input = await sharp(Buffer.from(image), { raw: { width: size, height: size, channels: channels as 1 | 3 } })
-    .toColourspace('srgb').resize(side, side, { kernel: 'nearest' }).removeAlpha().raw().toBuffer();
+    .toColourspace('srgb')
+    .resize(side, side, { kernel: 'nearest' })
+    .removeAlpha()
+    .raw()
+    .toBuffer();
   const rgbInput = input.length === side * side ? Buffer.from(Array.from(input).flatMap((v) => [v, v, v])) : input;
   const canvas = Buffer.alloc(side * 2 * side * 3);
   for (let y = 0; y < side; y++) {
@@ -60,6 +70,8 @@ export async function savePcaPicture(
     Buffer.from(rgb.buffer, rgb.byteOffset + y * side * 3, side * 3).copy(canvas, (y * side * 2 + side) * 3);
   }
   const tmp = `${file}.tmp-${process.pid}.png`;
-  await sharp(canvas, { raw: { width: side * 2, height: side, channels: 3 } }).png().toFile(tmp);
+  await sharp(canvas, { raw: { width: side * 2, height: side, channels: 3 } })
+    .png()
+    .toFile(tmp);
   renameSync(tmp, file);
 }

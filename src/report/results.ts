@@ -5,31 +5,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
+import type { EvalResult } from '../eval/result.js';
+import type { MetricKey } from '../eval/metrics.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
 
-export interface EvalResult {
-  task: string;
-  model: string;
-  /** 'capi' for a checkpoint, 'baseline' for random-init / pixel features. */
-  kind: 'capi' | 'baseline';
-  source: string;
-  /** Flat metric name -> value (accuracies and mIoU in %). */
-  metrics: Record<string, number>;
-  /** How each metric was produced (e.g. attentive probe mode, selected hyper-parameters). */
-  notes: Record<string, string>;
-  details: Record<string, unknown>;
-  config: Record<string, unknown>;
-  seed: number;
-  backend: unknown;
-  seconds: Record<string, number>;
-  command: string;
-  createdAt: string;
-}
-
+export type { EvalResult };
 
 export function markdownTable(header: string[], rows: (string | number)[][]): string {
   const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
-  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n') + '\n';
+  return `${[line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n')}\n`;
 }
 
 export const fmt = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(1));
@@ -37,10 +21,17 @@ export const fmt = (v: number | undefined) => (v === undefined || Number.isNaN(v
 export function writeResult(dir: string, r: EvalResult): string {
   const base = path.join(dir, r.task, r.model.replace(/[^A-Za-z0-9._-]+/g, '_'));
   writeFileAtomic(`${base}.json`, JSON.stringify(r, null, 2));
-  const rows = Object.entries(r.metrics).map(([k, v]) => [r.task, r.model, k, v.toFixed(2), r.notes[k] ?? '']);
+  const entries = Object.entries(r.metrics) as [MetricKey, number][];
+  const rows = entries.map(([k, v]) => [r.task, r.model, k, v.toFixed(2), r.notes[k] ?? '']);
   writeFileAtomic(`${base}.csv`, stringify([['task', 'model', 'metric', 'value', 'how'], ...rows]));
-  writeFileAtomic(`${base}.md`, `# ${r.task}: ${r.model}\n\nSource: ${r.source}. Seed ${r.seed}. Command: \`${r.command}\`\n\n` +
-    markdownTable(['metric', 'value', 'how'], Object.entries(r.metrics).map(([k, v]) => [k, fmt(v), r.notes[k] ?? ''])));
+  writeFileAtomic(
+    `${base}.md`,
+    `# ${r.task}: ${r.model}\n\nSource: ${r.source}. Seed ${r.seed}. Command: \`${r.command}\`\n\n` +
+      markdownTable(
+        ['metric', 'value', 'how'],
+        entries.map(([k, v]) => [k, fmt(v), r.notes[k] ?? '']),
+      ),
+  );
   return `${base}.json`;
 }
 

@@ -4,6 +4,7 @@
  * logistic regression), Table 5 (predictor pooling vs average pooling, linear and k-NN).
  */
 import { stringify } from 'csv-stringify/sync';
+import type { MetricKey } from '../eval/metrics.js';
 import type { EvalResult } from './results.js';
 import { fmt, markdownTable } from './results.js';
 
@@ -14,12 +15,29 @@ export interface Table {
   rows: (string | number)[][];
 }
 
-const TABLES: { name: string; title: string; columns: [string, string][] }[] = [
-  { name: 'table2-classification', title: 'Classification, attentive probe on patch tokens, top-1 (%)', columns: [['attentive.top1', 'attentive']] },
-  { name: 'table3-segmentation', title: 'Segmentation with frozen patch features, mIoU (%)', columns: [['seg.knn.mIoU', 'k-NN'], ['seg.logreg.mIoU', 'linear']] },
+const TABLES: { name: string; title: string; columns: [MetricKey, string][] }[] = [
   {
-    name: 'table5-pooling', title: 'Global representations: predictor pooling vs average pooling, top-1 (%)',
-    columns: [['linear(pred-pool).top1', 'pred-pool linear'], ['linear(avg).top1', 'avg linear'], ['knn(pred-pool).top1', 'pred-pool k-NN'], ['knn(avg).top1', 'avg k-NN']],
+    name: 'table2-classification',
+    title: 'Classification, attentive probe on patch tokens, top-1 (%)',
+    columns: [['attentive.top1', 'attentive']],
+  },
+  {
+    name: 'table3-segmentation',
+    title: 'Segmentation with frozen patch features, mIoU (%)',
+    columns: [
+      ['seg.knn.mIoU', 'k-NN'],
+      ['seg.logreg.mIoU', 'linear'],
+    ],
+  },
+  {
+    name: 'table5-pooling',
+    title: 'Global representations: predictor pooling vs average pooling, top-1 (%)',
+    columns: [
+      ['linear(pred-pool).top1', 'pred-pool linear'],
+      ['linear(avg).top1', 'avg linear'],
+      ['knn(pred-pool).top1', 'pred-pool k-NN'],
+      ['knn(avg).top1', 'avg k-NN'],
+    ],
   },
 ];
 
@@ -28,10 +46,13 @@ export function buildTables(results: EvalResult[]): Table[] {
   for (const t of TABLES) {
     const tasks = [...new Set(results.filter((r) => t.columns.some(([m]) => m in r.metrics)).map((r) => r.task))].sort();
     if (!tasks.length) continue;
-    const cols = tasks.flatMap((task) => t.columns.filter(([m]) => results.some((r) => r.task === task && m in r.metrics)).map(([m, label]) => ({ task, m, label })));
+    const cols = tasks.flatMap((task) =>
+      t.columns.filter(([m]) => results.some((r) => r.task === task && m in r.metrics)).map(([m, label]) => ({ task, m, label })),
+    );
     const models = [...new Set(results.filter((r) => tasks.includes(r.task)).map((r) => r.model))];
     models.sort((a, b) => {
-      const ka = results.find((r) => r.model === a)!.kind, kb = results.find((r) => r.model === b)!.kind;
+      const ka = results.find((r) => r.model === a)!.kind,
+        kb = results.find((r) => r.model === b)!.kind;
       return ka === kb ? a.localeCompare(b) : ka === 'capi' ? -1 : 1;
     });
     const rows = models.map((model) => [

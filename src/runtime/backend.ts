@@ -4,11 +4,18 @@
  * record it.
  */
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
 import { withThreadedWasm } from './wasm-threads.js';
 import { registerWasmKernels } from './wasm-kernels.js';
 
-export type BackendRequest = 'auto' | 'node-gpu' | 'node' | 'wasm' | 'cpu';
-export const BACKEND_CHOICES: readonly BackendRequest[] = ['auto', 'node-gpu', 'node', 'wasm', 'cpu'];
+export const BACKEND_CHOICES = ['auto', 'node-gpu', 'node', 'wasm', 'cpu'] as const;
+export type BackendRequest = (typeof BACKEND_CHOICES)[number];
+
+/** The backend flags every command shares (schema fields, src/runtime/schema.ts). */
+export const BACKEND_FIELDS = {
+  backend: z.enum(BACKEND_CHOICES).default('auto').describe('tfjs backend; auto: the first that loads, in the order above'),
+  threads: z.number().int().min(1).max(64).default(2).describe('wasm threads'),
+};
 
 export interface BackendInfo {
   /** tfjs backend name actually in use ('tensorflow', 'wasm' or 'cpu'). */
@@ -80,9 +87,7 @@ export async function initBackend(
     if (await tf.setBackend('cpu')) info = { backend: 'cpu', provider: 'tfjs-backend-cpu', threads: 1 };
   }
   if (!info) {
-    throw new Error(
-      `backend '${request}' is not available: install @tensorflow/tfjs-${request} or use --backend wasm|cpu`,
-    );
+    throw new Error(`backend '${request}' is not available: install @tensorflow/tfjs-${request} or use --backend wasm|cpu`);
   }
   if (info.backend === 'wasm') registerWasmKernels();
   current = info;

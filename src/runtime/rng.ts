@@ -88,3 +88,23 @@ export class Rng {
     return p;
   }
 }
+
+/**
+ * Every random stream of the project, in one place: `Rng.derive(seed, [step or index,] STREAM.x)`
+ * keeps the streams independent and each draw a pure function of its keys (so runs resume and
+ * features cache exactly). Values are part of the results: changing one changes numbers.
+ */
+export const STREAM = {
+  /** Pretraining: masks and drop-path of step t, data order of epoch e, augmentation of step t. */
+  mask: 1,
+  dropPath: 2,
+  shuffle: 11,
+  augment: 12,
+  /** fmnist-scenes canvases of the train and test splits. */
+  scenesTrain: 1,
+  scenesTest: 2,
+  /** Weight initialisation of a pretraining run. */
+  init: 0xc0ffee,
+  /** Augmented batches of the reference-mode probes ('prob'). */
+  probeAugment: 0x70726f62,
+} as const;

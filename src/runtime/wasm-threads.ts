@@ -23,8 +23,7 @@ export async function withThreadedWasm<T>(init: () => Promise<T>): Promise<T> {
   const wasmMain = require.resolve('@tensorflow/tfjs-backend-wasm');
   const wasmOut = path.join(path.dirname(wasmMain), '..', 'wasm-out');
   const threadedJs = path.join(wasmOut, 'tfjs-backend-wasm-threaded-simd.js');
-  const workerSource: string = require(path.join(wasmOut, 'tfjs-backend-wasm-threaded-simd.worker.js'))
-    .wasmWorkerContents;
+  const workerSource: string = require(path.join(wasmOut, 'tfjs-backend-wasm-threaded-simd.worker.js')).wasmWorkerContents;
   const workerFile = path.join(os.tmpdir(), `capi-ts-wasm-worker-${process.pid}.cjs`);
   // tfjs escapes newlines before turning the source into a Blob; do the same for the file.
   fs.writeFileSync(workerFile, workerSource.replace(/\n/g, '\\n'));

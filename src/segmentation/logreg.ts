@@ -15,6 +15,8 @@ export interface LogRegOptions {
   /** L-BFGS history size. */
   memory: number;
   maxLineSearch: number;
+  /** Called after every iteration with the loss and the gradient's max-abs entry (scaled objective). */
+  onIteration?: (iteration: number, loss: number, gradMax: number) => void;
 }
 
 export const LOGREG_DEFAULTS: Omit<LogRegOptions, 'c'> = { maxIter: 1000, gradTol: 1e-6, memory: 5, maxLineSearch: 50 };
@@ -54,7 +56,9 @@ export function prepareLogRegData(x: Float32Array, labels: Int32Array, dim: numb
       x: xt,
       xT: tf.transpose(xt) as tf.Tensor2D,
       y: tf.oneHot(tf.tensor1d(labels, 'int32'), classes).toFloat() as tf.Tensor2D,
-      n, dim, classes,
+      n,
+      dim,
+      classes,
     };
   });
 }
@@ -171,11 +175,17 @@ export function fitLogReg(d: LogRegData, opts: LogRegOptions, init?: Float32Arra
     }
     theta = next;
     ({ loss, grad } = nextEval);
+    opts.onIteration?.(it + 1, loss, maxAbs(grad));
   }
   return {
     weights: theta.slice(0, d.dim * d.classes),
     bias: theta.slice(d.dim * d.classes),
-    dim: d.dim, classes: d.classes, iterations: it, evaluations, gradMax: maxAbs(grad), loss,
+    dim: d.dim,
+    classes: d.classes,
+    iterations: it,
+    evaluations,
+    gradMax: maxAbs(grad),
+    loss,
   };
 }
 

@@ -39,5 +39,10 @@ export function segmentationScores(gt: ArrayLike<number>, pred: ArrayLike<number
     perClass.set(c, t / ((gtCount.get(c) ?? 0) + (predCount.get(c) ?? 0) - t));
   }
   const ious = [...perClass.values()];
-  return { mIoU: ious.length ? ious.reduce((a, b) => a + b, 0) / ious.length : 0, accuracy: pixels ? correct / pixels : 0, perClass, pixels };
+  return {
+    mIoU: ious.length ? ious.reduce((a, b) => a + b, 0) / ious.length : 0,
+    accuracy: pixels ? correct / pixels : 0,
+    perClass,
+    pixels,
+  };
 }

@@ -63,3 +63,49 @@ export function patchModes(pixelLabels: Int32Array, pixelsPerPatch: number, numL
   }
   return out;
 }
+
+/** Nearest-neighbour resize of a label map to s x s (torch 'nearest': src = floor(dst * in / out)). */
+export function resizeLabels(data: Uint8Array, h: number, w: number, s: number): Int32Array {
+  const out = new Int32Array(s * s);
+  for (let y = 0; y < s; y++) {
+    const sy = Math.min(h - 1, Math.floor((y * h) / s));
+    for (let x = 0; x < s; x++) out[y * s + x] = data[sy * w + Math.min(w - 1, Math.floor((x * w) / s))];
+  }
+  return out;
+}
+
+/** A split's pixel labels per kept patch row, independent of the model: computed once per evaluation. */
+export interface PatchLabels {
+  /** [rows, p * p] */
+  pixels: Int32Array;
+  /** [rows]: the image each row belongs to. */
+  rowImage: Int32Array;
+  images: number;
+}
+
+/**
+ * Pixel labels of the patch rows that feature extraction keeps with `stride` (rows r of the
+ * image-major [n * T] patch list with r % stride == 0), at the evaluation side `size`.
+ */
+export async function patchLabels(
+  n: number,
+  label: (i: number) => Promise<{ data: Uint8Array; height: number; width: number }>,
+  size: number,
+  p: number,
+  stride = 1,
+): Promise<PatchLabels> {
+  const t = Math.floor(size / p) ** 2;
+  const pp = p * p;
+  const rows = Math.ceil((n * t) / stride);
+  const pixels = new Int32Array(rows * pp);
+  const rowImage = new Int32Array(rows);
+  for (let i = 0; i < n; i++) {
+    const l = await label(i);
+    const perPatch = patchPixelLabels(resizeLabels(l.data, l.height, l.width, size), 1, size, size, p); // [T, p*p]
+    for (let r = Math.ceil((i * t) / stride) * stride; r < (i + 1) * t; r += stride) {
+      pixels.set(perPatch.subarray((r - i * t) * pp, (r - i * t + 1) * pp), (r / stride) * pp);
+      rowImage[r / stride] = i;
+    }
+  }
+  return { pixels, rowImage, images: n };
+}

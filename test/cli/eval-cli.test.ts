@@ -26,14 +26,49 @@ function cli(script: string, ...args: string[]) {
 describe('eval + tables end to end', () => {
   it('evaluates a tiny checkpoint and two baselines on fmnist and fmnist-scenes, then builds the tables', async () => {
     const run = path.join(tmp, 'tiny');
-    const r = await runPretraining(tinyConfig({ dataDir: SLICE, steps: 3 }), { out: run, resume: false, stopAfter: 0, backend: backendInfo(), log: () => {} });
+    const r = await runPretraining(tinyConfig({ dataDir: SLICE, steps: 3 }), {
+      out: run,
+      resume: false,
+      stopAfter: 0,
+      backend: backendInfo(),
+      log: () => {},
+    });
     disposeState(r.state);
     const results = path.join(tmp, 'results');
-    const common = ['--checkpoint', run, '--dataDir', SLICE, '--out', results, '--cache-dir', path.join(tmp, 'cache'), '--epochs', '2', '--backend', 'wasm'];
+    const common = [
+      '--checkpoint',
+      run,
+      '--dataDir',
+      SLICE,
+      '--out',
+      results,
+      '--cache-dir',
+      path.join(tmp, 'cache'),
+      '--epochs',
+      '2',
+      '--backend',
+      'wasm',
+    ];
     cli('src/cli/eval.ts', '--task', 'fmnist', ...common, '--limit-train', '200', '--limit-test', '60', '--pca-images', '2');
-    cli('src/cli/eval.ts', '--task', 'fmnist-scenes', ...common, '--scenes-train', '30', '--scenes-test', '10', '--logreg-max-iter', '30', '--pca-images', '1');
+    cli(
+      'src/cli/eval.ts',
+      '--task',
+      'fmnist-scenes',
+      ...common,
+      '--scenes-train',
+      '30',
+      '--scenes-test',
+      '10',
+      '--logreg-max-iter',
+      '30',
+      '--pca-images',
+      '1',
+    );
     for (const task of ['fmnist', 'fmnist-scenes']) {
-      const files = fs.readdirSync(path.join(results, task)).filter((f) => f.endsWith('.json')).sort();
+      const files = fs
+        .readdirSync(path.join(results, task))
+        .filter((f) => f.endsWith('.json'))
+        .sort();
       expect(files).toEqual(['pixel-patches.json', 'random-init.json', 'tiny.json']);
     }
     const fm = JSON.parse(fs.readFileSync(path.join(results, 'fmnist', 'tiny.json'), 'utf8'));
@@ -48,10 +83,36 @@ describe('eval + tables end to end', () => {
     for (const m of ['seg.knn.mIoU', 'seg.knn.acc', 'seg.logreg.mIoU', 'seg.logreg.acc']) expect(seg.metrics[m]).toBeGreaterThan(0);
     expect(fs.readdirSync(path.join(results, 'fmnist', 'pca')).filter((f) => f.endsWith('.png')).length).toBe(6);
     // A second eval reuses the cached features.
-    const again = cli('src/cli/eval.ts', '--task', 'fmnist', ...common, '--limit-train', '200', '--limit-test', '60', '--probes', 'knn', '--no-baselines');
+    const again = cli(
+      'src/cli/eval.ts',
+      '--task',
+      'fmnist',
+      ...common,
+      '--limit-train',
+      '200',
+      '--limit-test',
+      '60',
+      '--probes',
+      'knn',
+      '--no-baselines',
+    );
     expect(again.stderr).toContain('features: from cache');
     // Reference-mode probes (augmented batches, one forward per step): their own row.
-    cli('src/cli/eval.ts', '--task', 'fmnist', ...common, '--limit-train', '200', '--limit-test', '60', '--probes', 'attentive,predictor-pooling', '--probe-mode', 'reference', '--no-baselines');
+    cli(
+      'src/cli/eval.ts',
+      '--task',
+      'fmnist',
+      ...common,
+      '--limit-train',
+      '200',
+      '--limit-test',
+      '60',
+      '--probes',
+      'attentive,predictor-pooling',
+      '--probe-mode',
+      'reference',
+      '--no-baselines',
+    );
     const ref = JSON.parse(fs.readFileSync(path.join(results, 'fmnist', 'tiny_reference_probes_.json'), 'utf8'));
     for (const m of ['attentive.top1', 'linear(avg).top1', 'linear(pred-pool).top1']) expect(ref.notes[m]).toContain('reference mode');
     expect(ref.details.attentive.iterations).toBe(2); // 180 training images < one batch of 256: one step per epoch
@@ -61,16 +122,28 @@ describe('eval + tables end to end', () => {
     cli('src/cli/export.ts', '--checkpoint', run, '--out', pth);
     const exported = loadEncoder(pth, { evalOnly: false, imageSize: 28 });
     const own = loadEncoder(run);
-    expect(exported.config).toMatchObject({ dim: own.config.dim, depth: own.config.depth, predDepth: own.config.predDepth, registers: own.config.registers });
-    for (const [name, t] of Object.entries(own.params)) expect(Array.from(exported.params[name].dataSync()), name).toEqual(Array.from(t.dataSync()));
+    expect(exported.config).toMatchObject({
+      dim: own.config.dim,
+      depth: own.config.depth,
+      predDepth: own.config.predDepth,
+      registers: own.config.registers,
+    });
+    for (const [name, t] of Object.entries(own.params))
+      expect(Array.from(exported.params[name].dataSync()), name).toEqual(Array.from(t.dataSync()));
 
     cli('src/cli/tables.ts', '--results', results);
-    const t2 = fs.readFileSync(path.join(results, 'tables', 'table2-classification.csv'), 'utf8').trim().split('\n');
+    const t2 = fs
+      .readFileSync(path.join(results, 'tables', 'table2-classification.csv'), 'utf8')
+      .trim()
+      .split('\n');
     expect(t2[0]).toBe('model,fmnist attentive');
     expect(t2.slice(1).map((l) => l.split(',')[0])).toEqual(['tiny', 'tiny (reference probes)', 'pixel-patches', 'random-init']);
     const t3 = fs.readFileSync(path.join(results, 'tables', 'table3-segmentation.md'), 'utf8');
     expect(t3).toContain('| model | fmnist-scenes k-NN | fmnist-scenes linear |');
-    const t5 = fs.readFileSync(path.join(results, 'tables', 'table5-pooling.csv'), 'utf8').trim().split('\n');
+    const t5 = fs
+      .readFileSync(path.join(results, 'tables', 'table5-pooling.csv'), 'utf8')
+      .trim()
+      .split('\n');
     expect(t5[0].split(',').length).toBe(5);
     for (const line of [...t2, ...t5]) expect(line.split(',').every((c) => c.length > 0)).toBe(true);
   });

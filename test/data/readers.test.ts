@@ -21,7 +21,9 @@ const SLICE = path.resolve('data/fmnist-slice');
 
 async function jpeg(file: string, w: number, h: number, shade: number) {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  await sharp({ create: { width: w, height: h, channels: 3, background: { r: shade, g: 255 - shade, b: 80 } } }).jpeg().toFile(file);
+  await sharp({ create: { width: w, height: h, channels: 3, background: { r: shade, g: 255 - shade, b: 80 } } })
+    .jpeg()
+    .toFile(file);
 }
 function labelPng(file: string, w: number, h: number, palette: boolean, f: (y: number, x: number) => number) {
   fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -45,19 +47,27 @@ describe('Fashion-MNIST', () => {
   });
 
   it('a missing folder names it and says how to get the data', () => {
-    expect(() => locateFashionMnist(path.join(tmp, 'none'))).toThrow(/Fashion-MNIST not found in .*none .*apt-get install dataset-fashion-mnist/);
+    expect(() => locateFashionMnist(path.join(tmp, 'none'))).toThrow(
+      /Fashion-MNIST not found in .*none .*apt-get install dataset-fashion-mnist/,
+    );
   });
 });
 
 describe('on-disk layouts', () => {
   beforeAll(async () => {
     // ImageNet-style class folders
-    for (const [cls, n] of [['n01', 2], ['n02', 3]] as const) for (let i = 0; i < n; i++) await jpeg(path.join(tmp, 'imagenet', 'train', cls, `${i}.JPEG`), 40, 30, 50 * i);
+    for (const [cls, n] of [
+      ['n01', 2],
+      ['n02', 3],
+    ] as const)
+      for (let i = 0; i < n; i++) await jpeg(path.join(tmp, 'imagenet', 'train', cls, `${i}.JPEG`), 40, 30, 50 * i);
     // ADE20K
     const ade = path.join(tmp, 'ade', 'ADEChallengeData2016');
     for (const split of ['training', 'validation']) {
       await jpeg(path.join(ade, 'images', split, `ADE_${split}_00000001.jpg`), 20, 16, 10);
-      labelPng(path.join(ade, 'annotations', split, `ADE_${split}_00000001.png`), 20, 16, false, (y, x) => (x < 10 ? 0 : 1 + ((y + x) % 150)));
+      labelPng(path.join(ade, 'annotations', split, `ADE_${split}_00000001.png`), 20, 16, false, (y, x) =>
+        x < 10 ? 0 : 1 + ((y + x) % 150),
+      );
     }
     // VOC 2012
     const voc = path.join(tmp, 'voc', 'VOCdevkit', 'VOC2012');
@@ -71,7 +81,9 @@ describe('on-disk layouts', () => {
     const cs = path.join(tmp, 'cityscapes');
     const stem = 'aachen_000000_000019';
     await jpeg(path.join(cs, 'leftImg8bit', 'val', 'aachen', `${stem}_leftImg8bit.png`), 16, 8, 30);
-    labelPng(path.join(cs, 'gtFine', 'val', 'aachen', `${stem}_gtFine_labelTrainIds.png`), 16, 8, false, (_y, x) => (x === 0 ? 255 : x % 19));
+    labelPng(path.join(cs, 'gtFine', 'val', 'aachen', `${stem}_gtFine_labelTrainIds.png`), 16, 8, false, (_y, x) =>
+      x === 0 ? 255 : x % 19,
+    );
   });
 
   it('ImageNet-style folders: class = sorted folder index', async () => {

@@ -14,12 +14,16 @@ import type { ImageSource } from '../../src/features/extract.js';
 import { extractFeatures } from '../../src/features/extract.js';
 import { augmentedFeatures } from '../../src/features/augmented.js';
 import { pixelFeatureModel } from '../../src/features/models.js';
-import { patchSet } from '../../src/segmentation/patch-set.js';
+import { patchLabels } from '../../src/segmentation/patches.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-extract-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const scenes = fmnistScenes(loadFashionMnist(path.resolve('data/fmnist-slice'), 'train'), 'train', { ...SCENES_DEFAULTS, count: 5, seed: 3 });
+const scenes = fmnistScenes(loadFashionMnist(path.resolve('data/fmnist-slice'), 'train'), 'train', {
+  ...SCENES_DEFAULTS,
+  count: 5,
+  seed: 3,
+});
 const images: ImageSource = { description: scenes.description, size: scenes.size, load: async (i) => (await scenes.load(i)).image };
 const model = pixelFeatureModel(8);
 const size = 56; // 7 x 7 = 49 patches per image, 192 dims
@@ -39,8 +43,10 @@ describe('training-patch stride', () => {
     expect(sub.avg).toEqual(full.avg); // averages use every token, whatever is kept
     expect(sub.global).toEqual(full.global);
 
-    const fullSet = await patchSet(scenes, full, size, 8);
-    const subSet = await patchSet(scenes, sub, size, 8);
+    const label = async (i: number) => (await scenes.load(i)).label;
+    const fullSet = await patchLabels(scenes.size, label, size, 8);
+    const subSet = await patchLabels(scenes.size, label, size, 8, k);
+    expect(subSet.pixels.length / 64).toBe(sub.patch.length / d);
     const pp = 64;
     for (let j = 0; j * k < rows; j++) {
       expect(subSet.pixels.subarray(j * pp, (j + 1) * pp)).toEqual(fullSet.pixels.subarray(j * k * pp, (j * k + 1) * pp));

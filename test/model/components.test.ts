@@ -33,7 +33,10 @@ describe.skipIf(!HAVE_FIXTURE)('components vs reference fixture', () => {
     const p = loadReferenceParams();
     tf.tidy(() => {
       const freqs = p['decoder.blocks.0.residual1.fn.rope.freqs'] as tf.Tensor2D;
-      const cases = [['q', 'pre_coords_dec', 5], ['k', 'pre_coords_enc', 14]] as const;
+      const cases = [
+        ['q', 'pre_coords_dec', 5],
+        ['k', 'pre_coords_enc', 14],
+      ] as const;
       for (const [which, coordsName, n] of cases) {
         const coords = tf.tensor2d(readF32(coordsName), [2 * n, 2]);
         const angle = tf.matMul(coords, freqs).reshape([2, 1, n, 16]);

@@ -17,8 +17,12 @@ describe('layers vs plain tfjs ops', () => {
       const m = tf.randomNormal([5, 4], 0, 1, 'float32', 3) as tf.Tensor2D;
       const b = tf.randomNormal([3], 0, 1, 'float32', 4) as tf.Tensor1D;
       const up = tf.randomNormal([7, 3], 0, 1, 'float32', 5);
-      const ours = tf.grads((x_: tf.Tensor, w_: tf.Tensor, b_: tf.Tensor) => tf.sum(tf.mul(addBias(linear2d(x_ as tf.Tensor2D, w_ as tf.Tensor2D), b_ as tf.Tensor1D), up)));
-      const plain = tf.grads((x_: tf.Tensor, w_: tf.Tensor, b_: tf.Tensor) => tf.sum(tf.mul(tf.add(tf.matMul(x_, w_, false, true), b_), up)));
+      const ours = tf.grads((x_: tf.Tensor, w_: tf.Tensor, b_: tf.Tensor) =>
+        tf.sum(tf.mul(addBias(linear2d(x_ as tf.Tensor2D, w_ as tf.Tensor2D), b_ as tf.Tensor1D), up)),
+      );
+      const plain = tf.grads((x_: tf.Tensor, w_: tf.Tensor, b_: tf.Tensor) =>
+        tf.sum(tf.mul(tf.add(tf.matMul(x_, w_, false, true), b_), up)),
+      );
       ours([x, w, b]).forEach((g, i) => close(g, plain([x, w, b])[i]));
       const up2 = tf.randomNormal([7, 4], 0, 1, 'float32', 6);
       const g1 = tf.grads((a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(matMul2d(a as tf.Tensor2D, c as tf.Tensor2D), up2)))([x, m]);
@@ -59,8 +63,7 @@ describe('layers vs plain tfjs ops', () => {
       const k = tf.randomNormal([6, 2, 13, 16], 0, 1, 'float32', 11);
       const v = tf.randomNormal([6, 2, 13, 16], 0, 1, 'float32', 12);
       const up = tf.randomNormal([6, 2, 9, 16], 0, 1, 'float32', 13);
-      const plain = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
-        tf.matMul(tf.softmax(tf.mul(tf.matMul(a, b, false, true), 0.25)), c);
+      const plain = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.matMul(tf.softmax(tf.mul(tf.matMul(a, b, false, true), 0.25)), c);
       close(scaledDotProductAttention(q, k, v), plain(q, k, v), 1e-5);
       const g1 = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(scaledDotProductAttention(a, b, c), up)))([q, k, v]);
       const g2 = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(plain(a, b, c), up)))([q, k, v]);

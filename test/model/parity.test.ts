@@ -5,7 +5,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Params } from '../../src/model/capi.js';
-import { encoderBlocks, evalForward, finalNorm, predictorBlocks, prependRegisters, embedPatches, studentForward } from '../../src/model/capi.js';
+import {
+  encoderBlocks,
+  evalForward,
+  finalNorm,
+  predictorBlocks,
+  prependRegisters,
+  embedPatches,
+  studentForward,
+} from '../../src/model/capi.js';
 import { allPositions, patchCoords, tokenCoords } from '../../src/model/coords.js';
 import { clusteringLogits, meanEntropy, sinkhornKnopp, softCrossEntropy, studentHeadLogits } from '../../src/model/heads.js';
 import { patchify, selectPatches } from '../../src/model/patches.js';
@@ -13,7 +21,10 @@ import { HAVE_FIXTURE, maxAbsDiff, readF32, readF64, readI64 } from '../fixture.
 import { loadReferenceParams, TINY_REF_CONFIG as cfg } from './reference-model.js';
 
 const TOL = 1e-4;
-const B = 2, N = 16, R = 8, G = 4;
+const B = 2,
+  N = 16,
+  R = 8,
+  G = 4;
 
 /** Per-image positions from batch-absolute indices. */
 function perImage(abs: Int32Array, b: number, n: number): Int32Array[] {

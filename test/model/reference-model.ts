@@ -6,9 +6,23 @@ import { fromReferenceStateDict } from '../../src/model/io/reference.js';
 import { fixturePath } from '../fixture.js';
 
 export const TINY_REF_CONFIG: ModelConfig = {
-  imageSize: 16, patchSize: 4, inChans: 3, dim: 64, depth: 2, heads: 4,
-  predDim: 64, predDepth: 2, predHeads: 4, mlpRatio: 4, registers: 8, normEps: 1e-5,
-  ropeMode: 'reference', ropeMaxFreq: 7, ropeMinFreq: 7e-4, scaleRegistersToVisible: true, numClusters: 32,
+  imageSize: 16,
+  patchSize: 4,
+  inChans: 3,
+  dim: 64,
+  depth: 2,
+  heads: 4,
+  predDim: 64,
+  predDepth: 2,
+  predHeads: 4,
+  mlpRatio: 4,
+  registers: 8,
+  normEps: 1e-5,
+  ropeMode: 'reference',
+  ropeMaxFreq: 7,
+  ropeMinFreq: 7e-4,
+  scaleRegistersToVisible: true,
+  numClusters: 32,
 };
 
 export function loadReferenceParams(file = 'model.pth'): Params {

@@ -3,7 +3,9 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { sinkhornKnopp } from '../../src/model/heads.js';
 
-const N = 16, B = 64, K = 32;
+const N = 16,
+  B = 64,
+  K = 32;
 
 /** Logits with a strong per-position bias, so the plain softmax is far from balanced per position. */
 function biasedLogits(): tf.Tensor {
@@ -36,7 +38,9 @@ describe('Sinkhorn-Knopp', () => {
     tf.tidy(() => {
       const l = biasedLogits();
       const softmaxErr = positionMarginalError(tf.softmax(tf.div(l, 0.06)));
-      const errs = [1, 3, 10, 30].map((it) => positionMarginalError(sinkhornKnopp(l, { temperature: 0.06, iterations: it, positionwise: true })));
+      const errs = [1, 3, 10, 30].map((it) =>
+        positionMarginalError(sinkhornKnopp(l, { temperature: 0.06, iterations: it, positionwise: true })),
+      );
       expect(errs[1]).toBeLessThan(softmaxErr / 3);
       for (let i = 1; i < errs.length; i++) expect(errs[i]).toBeLessThan(errs[i - 1]);
       expect(errs[3]).toBeLessThan(0.05);

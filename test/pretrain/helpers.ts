@@ -6,8 +6,17 @@ import { Rng } from '../../src/runtime/rng.js';
 /** A small CAPI (28x28, patch 4) that trains in a fraction of a second per step. */
 export function tinyConfig(overrides: Record<string, unknown> = {}): PretrainConfig {
   return resolvePretrainConfig('fmnist-tiny', {
-    dim: 64, depth: 2, heads: 1, predDim: 64, predDepth: 1, predHeads: 1, registers: 4, numClusters: 32,
-    batchSize: 16, numPredictions: 4, ...overrides,
+    dim: 64,
+    depth: 2,
+    heads: 1,
+    predDim: 64,
+    predDepth: 1,
+    predHeads: 1,
+    registers: 4,
+    numClusters: 32,
+    batchSize: 16,
+    numPredictions: 4,
+    ...overrides,
   });
 }
 

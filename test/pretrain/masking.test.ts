@@ -5,8 +5,18 @@ import { maskCounts, sampleBlock, sampleMask, sampleMaskedBatch } from '../../sr
 import { Rng } from '../../src/runtime/rng.js';
 import { HAVE_FIXTURE, readJson } from '../fixture.js';
 
-interface Draw { fn: 'uniform' | 'randint'; args: [number, number]; value: number }
-interface MaskRecord { draws: Draw[]; masks?: number[][][]; mask?: number[][]; input_size?: number[]; num_masking_patches?: number }
+interface Draw {
+  fn: 'uniform' | 'randint';
+  args: [number, number];
+  value: number;
+}
+interface MaskRecord {
+  draws: Draw[];
+  masks?: number[][][];
+  mask?: number[][];
+  input_size?: number[];
+  num_masking_patches?: number;
+}
 
 /** Replays recorded draws, checking each call's kind and arguments against the record. */
 function replay(draws: Draw[]): BlockDrawSource & { used: () => number } {
@@ -22,7 +32,9 @@ function replay(draws: Draw[]): BlockDrawSource & { used: () => number } {
 }
 
 describe.skipIf(!HAVE_FIXTURE)('masks rebuilt from the reference draws', () => {
-  const rec = HAVE_FIXTURE ? readJson<{ fixture_batch: MaskRecord & { masks: number[][][] }; examples_16x16_grid: MaskRecord[] }>('masking.json') : undefined;
+  const rec = HAVE_FIXTURE
+    ? readJson<{ fixture_batch: MaskRecord & { masks: number[][][] }; examples_16x16_grid: MaskRecord[] }>('masking.json')
+    : undefined;
 
   it('the fixture batch (4x4 grid, 10 masked, roll)', () => {
     const fb = rec!.fixture_batch;

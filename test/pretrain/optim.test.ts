@@ -1,7 +1,7 @@
 /** Schedules, parameter groups, AdamW and the EMA update against the spec's formulas (8.1-8.3). */
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { adamwStep, initAdamW } from '../../src/pretrain/adamw.js';
+import { adamwStep, initAdamW } from '../../src/runtime/adamw.js';
 import { resolvePretrainConfig } from '../../src/pretrain/config.js';
 import { scheduleValue, studentParamGroup } from '../../src/pretrain/schedules.js';
 import { schedulesAt } from '../../src/pretrain/step.js';
@@ -38,7 +38,13 @@ describe('parameter groups (spec 8.1)', () => {
     expect(studentParamGroup('encoder.blocks.3.residual1.norm.weight')).toEqual({ lrMult: 1, wdMult: 0.1 });
     expect(studentParamGroup('decoder.blocks.0.residual2.norm.weight')).toEqual({ lrMult: 1, wdMult: 0.1 });
     expect(studentParamGroup('encoder.blocks.0.residual1.fn.rope.freqs').lrMult).toBe(0);
-    for (const n of ['registers', 'mask_token', 'encoder.blocks.0.residual1.fn.q_proj.weight', 'head.last_layer.weight_g', 'head.last_layer.weight_v']) {
+    for (const n of [
+      'registers',
+      'mask_token',
+      'encoder.blocks.0.residual1.fn.q_proj.weight',
+      'head.last_layer.weight_g',
+      'head.last_layer.weight_v',
+    ]) {
       expect(studentParamGroup(n)).toEqual({ lrMult: 1, wdMult: 1 });
     }
   });
@@ -50,12 +56,20 @@ describe('AdamW', () => {
     const params = { w: tf.variable(tf.tensor1d(p0)) };
     const state = initAdamW(params, ['w']);
     const cfg = { beta1: 0.9, beta2: 0.95, eps: 1e-8 };
-    const lr = 0.1, wd = 0.2, lrMult = 0.5, wdMult = 0.1;
-    const gs = [[0.1, -0.2, 0.3], [0.05, 0.4, -0.1]];
-    let m = [0, 0, 0], v = [0, 0, 0], p = [...p0];
+    const lr = 0.1,
+      wd = 0.2,
+      lrMult = 0.5,
+      wdMult = 0.1;
+    const gs = [
+      [0.1, -0.2, 0.3],
+      [0.05, 0.4, -0.1],
+    ];
+    let m = [0, 0, 0],
+      v = [0, 0, 0],
+      p = [...p0];
     gs.forEach((g, k) => {
       const t = k + 1;
-      tf.tidy(() => adamwStep(params, { w: tf.tensor1d(g) }, state, cfg, lr, wd, () => ({ lrMult, wdMult })));
+      tf.tidy(() => adamwStep(params, { w: tf.tensor1d(g) }, state, cfg, () => ({ lr: lr * lrMult, weightDecay: wd * wdMult })));
       const lrP = lr * lrMult;
       p = p.map((x, i) => {
         const decayed = x * (1 - lrP * wd * wdMult);

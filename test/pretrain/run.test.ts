@@ -9,7 +9,7 @@ import { disposeState } from '../../src/pretrain/step.js';
 import { backendInfo } from '../../src/runtime/backend.js';
 import { tinyConfig } from './helpers.js';
 
-export const SLICE_DIR = path.resolve('data/fmnist-slice');
+const SLICE_DIR = path.resolve('data/fmnist-slice');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-run-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -38,7 +38,13 @@ describe('pretraining run on the real Fashion-MNIST slice', () => {
 
   it('20 steps + resume for 20 give the same loss trace as 40 steps in one go', async () => {
     const cfg = tinyConfig({ dataDir: SLICE_DIR, batchSize: 16, steps: 40, checkpointEvery: 7 });
-    const straight = await runPretraining(cfg, { out: path.join(tmp, 'straight'), resume: false, stopAfter: 0, backend: backendInfo(), ...quiet });
+    const straight = await runPretraining(cfg, {
+      out: path.join(tmp, 'straight'),
+      resume: false,
+      stopAfter: 0,
+      backend: backendInfo(),
+      ...quiet,
+    });
     const split = path.join(tmp, 'split');
     const first = await runPretraining(cfg, { out: split, resume: false, stopAfter: 20, backend: backendInfo(), ...quiet });
     expect(first.stoppedEarly).toBe(true);
@@ -47,7 +53,11 @@ describe('pretraining run on the real Fashion-MNIST slice', () => {
     expect(second.records[0].step).toBe(20);
     const resumed = [...first.records, ...second.records].map((x) => [x.capiLoss, x.clusteringLoss, x.targetEntropy]);
     expect(resumed).toEqual(straight.records.map((x) => [x.capiLoss, x.clusteringLoss, x.targetEntropy]));
-    const lines = fs.readFileSync(path.join(split, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+    const lines = fs
+      .readFileSync(path.join(split, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).step);
     expect(lines).toEqual(Array.from({ length: 40 }, (_, i) => i));
     disposeState(straight.state);
     disposeState(second.state);

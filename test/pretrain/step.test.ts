@@ -7,7 +7,8 @@ import { disposeState, initState, schedulesAt, trainStep } from '../../src/pretr
 import { maxAbsDiff } from '../fixture.js';
 import { randomBatch, tinyConfig } from './helpers.js';
 
-const snapshot = (vars: Record<string, tf.Tensor>) => Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, Float32Array.from(v.dataSync())]));
+const snapshot = (vars: Record<string, tf.Tensor>) =>
+  Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, Float32Array.from(v.dataSync())]));
 
 describe('one training step', () => {
   it('the teacher only moves by the EMA of the updated student (no gradient reaches it)', () => {
@@ -59,7 +60,9 @@ describe('one training step', () => {
       const [gw, gb] = tf.grads(lossOf)([state.clustering[CLUSTER_W], state.clustering[CLUSTER_B]]);
       expect(maxAbsDiff(res.grads[CLUSTER_W].dataSync(), gw.dataSync())).toBeLessThan(1e-5);
       expect(maxAbsDiff(res.grads[CLUSTER_B].dataSync(), gb.dataSync())).toBeLessThan(1e-5);
-      expect(Math.abs(res.loss.dataSync()[0] - lossOf(state.clustering[CLUSTER_W], state.clustering[CLUSTER_B]).dataSync()[0])).toBeLessThan(1e-5);
+      expect(
+        Math.abs(res.loss.dataSync()[0] - lossOf(state.clustering[CLUSTER_W], state.clustering[CLUSTER_B]).dataSync()[0]),
+      ).toBeLessThan(1e-5);
       // And the targets are the SK assignments of exactly those logits.
       const logits = tf.add(tf.matMul(xhat, state.clustering[CLUSTER_W], false, true), state.clustering[CLUSTER_B]).reshape([49, 16, 32]);
       expect(maxAbsDiff(sinkhornKnopp(logits, sk).dataSync(), res.assignments.dataSync())).toBeLessThan(1e-5);

@@ -31,7 +31,8 @@ function markerTask(n: number, seed: number, tokens = 8, dim = 64, classes = 4) 
     }
   }
   const avg = new Float32Array(n * dim);
-  for (let i = 0; i < n; i++) for (let t = 0; t < tokens; t++) for (let j = 0; j < dim; j++) avg[i * dim + j] += x[(i * tokens + t) * dim + j] / tokens;
+  for (let i = 0; i < n; i++)
+    for (let t = 0; t < tokens; t++) for (let j = 0; j < dim; j++) avg[i * dim + j] += x[(i * tokens + t) * dim + j] / tokens;
   return { x, avg, y };
 }
 
@@ -39,10 +40,25 @@ describe('probe grids', () => {
   it('the attentive probe learns a task that average pooling cannot', () => {
     const tr = markerTask(600, 1);
     const te = markerTask(200, 2);
-    const grid = [{ lr: 5e-3, wd: 5e-4 }, { lr: 2e-2, wd: 5e-4 }];
+    const grid = [
+      { lr: 5e-3, wd: 5e-4 },
+      { lr: 2e-2, wd: 5e-4 },
+    ];
     const opts = { epochs: 25, batchSize: 64, seed: 0, grid };
-    const att = trainProbeGrid(attentiveFamily, { x: tr.x, rowShape: [8, 64], labels: tr.y }, { x: te.x, rowShape: [8, 64], labels: te.y }, 4, opts);
-    const lin = trainProbeGrid(linearFamily, { x: tr.avg, rowShape: [64], labels: tr.y }, { x: te.avg, rowShape: [64], labels: te.y }, 4, opts);
+    const att = trainProbeGrid(
+      attentiveFamily,
+      { x: tr.x, rowShape: [8, 64], labels: tr.y },
+      { x: te.x, rowShape: [8, 64], labels: te.y },
+      4,
+      opts,
+    );
+    const lin = trainProbeGrid(
+      linearFamily,
+      { x: tr.avg, rowShape: [64], labels: tr.y },
+      { x: te.avg, rowShape: [64], labels: te.y },
+      4,
+      opts,
+    );
     expect(att.testAccuracy).toBeGreaterThan(0.9);
     expect(lin.testAccuracy).toBeLessThan(0.45);
     expect(tf.memory().numTensors).toBeLessThan(100);
@@ -50,8 +66,18 @@ describe('probe grids', () => {
 
   it('the grid selects the best held-out configuration (first on ties)', () => {
     const tr = markerTask(300, 3);
-    const grid = [{ lr: 0, wd: 0 }, { lr: 2e-2, wd: 5e-4 }, { lr: 0, wd: 0 }];
-    const r = trainProbeGrid(attentiveFamily, { x: tr.x, rowShape: [8, 64], labels: tr.y }, { x: tr.x, rowShape: [8, 64], labels: tr.y }, 4, { epochs: 25, batchSize: 64, seed: 0, grid });
+    const grid = [
+      { lr: 0, wd: 0 },
+      { lr: 2e-2, wd: 5e-4 },
+      { lr: 0, wd: 0 },
+    ];
+    const r = trainProbeGrid(
+      attentiveFamily,
+      { x: tr.x, rowShape: [8, 64], labels: tr.y },
+      { x: tr.x, rowShape: [8, 64], labels: tr.y },
+      4,
+      { epochs: 25, batchSize: 64, seed: 0, grid },
+    );
     expect(r.best).toBe(1);
     expect(r.valAccuracy[1]).toBeGreaterThan(Math.max(r.valAccuracy[0], r.valAccuracy[2]));
     expect(argmaxFirst([0.2, 0.5, 0.5, 0.1])).toBe(1);
@@ -74,7 +100,10 @@ describe('probe grids', () => {
     const tr = markerTask(600, 1);
     const te = markerTask(200, 2);
     const [tokens, dim] = [8, 64];
-    const grid = [{ lr: 5e-3, wd: 5e-4 }, { lr: 2e-2, wd: 5e-4 }];
+    const grid = [
+      { lr: 5e-3, wd: 5e-4 },
+      { lr: 2e-2, wd: 5e-4 },
+    ];
     const seen = new Set<number>();
     let calls = 0;
     const aug = new Rng(5);
@@ -96,10 +125,28 @@ describe('probe grids', () => {
       });
       return { attentive: patch, linear: avg };
     };
-    const res = await trainProbeGridsOnline([
-      { name: 'attentive', family: attentiveFamily, rowShape: [tokens, dim], evalTrain: { x: tr.x, rowShape: [tokens, dim], labels: tr.y }, test: { x: te.x, rowShape: [tokens, dim], labels: te.y } },
-      { name: 'linear', family: linearFamily, rowShape: [dim], evalTrain: { x: tr.avg, rowShape: [dim], labels: tr.y }, test: { x: te.avg, rowShape: [dim], labels: te.y } },
-    ], tr.y, 4, { epochs: 25, batchSize: 64, seed: 0, grid }, batchFeatures);
+    const res = await trainProbeGridsOnline(
+      [
+        {
+          name: 'attentive',
+          family: attentiveFamily,
+          rowShape: [tokens, dim],
+          evalTrain: { x: tr.x, rowShape: [tokens, dim], labels: tr.y },
+          test: { x: te.x, rowShape: [tokens, dim], labels: te.y },
+        },
+        {
+          name: 'linear',
+          family: linearFamily,
+          rowShape: [dim],
+          evalTrain: { x: tr.avg, rowShape: [dim], labels: tr.y },
+          test: { x: te.avg, rowShape: [dim], labels: te.y },
+        },
+      ],
+      tr.y,
+      4,
+      { epochs: 25, batchSize: 64, seed: 0, grid },
+      batchFeatures,
+    );
     expect(res.attentive.testAccuracy).toBeGreaterThan(0.9);
     expect(res.linear.testAccuracy).toBeLessThan(0.45);
     expect(calls).toBe(res.attentive.iterations); // one feature batch per step, shared by both grids

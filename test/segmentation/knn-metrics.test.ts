@@ -1,6 +1,6 @@
 /** Exact k-NN vs brute force, pixel voting, mIoU/accuracy by hand, train-only standardisation. */
 import { describe, expect, it } from 'vitest';
-import { knnSearch, knnVotePixels } from '../../src/segmentation/knn.js';
+import { knnSearch, knnVotePixels } from '../../src/features/knn.js';
 import { segmentationScores } from '../../src/segmentation/metrics.js';
 import { patchModes, patchPixelLabels, unpatchLabels } from '../../src/segmentation/patches.js';
 import { applyStandardizer, fitStandardizer } from '../../src/segmentation/standardize.js';
@@ -8,20 +8,33 @@ import { Rng } from '../../src/runtime/rng.js';
 
 function brute(base: Float32Array, n: number, q: Float32Array, dim: number, k: number, metric: 'l2' | 'cosine'): number[] {
   const d = Array.from({ length: n }, (_, i) => {
-    let dot = 0, nb = 0, nq = 0, l2 = 0;
+    let dot = 0,
+      nb = 0,
+      nq = 0,
+      l2 = 0;
     for (let j = 0; j < dim; j++) {
-      const a = base[i * dim + j], b = q[j];
-      dot += a * b; nb += a * a; nq += b * b; l2 += (a - b) ** 2;
+      const a = base[i * dim + j],
+        b = q[j];
+      dot += a * b;
+      nb += a * a;
+      nq += b * b;
+      l2 += (a - b) ** 2;
     }
     return metric === 'l2' ? l2 : 1 - dot / Math.sqrt(nb * nq);
   });
-  return d.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0]).slice(0, k).map(([, i]) => i);
+  return d
+    .map((v, i) => [v, i] as const)
+    .sort((a, b) => a[0] - b[0])
+    .slice(0, k)
+    .map(([, i]) => i);
 }
 
 describe('exact k-NN', () => {
   it('equals a brute-force loop for L2 and cosine, across chunk boundaries', () => {
     const rng = new Rng(1);
-    const n = 300, m = 40, dim = 7;
+    const n = 300,
+      m = 40,
+      dim = 7;
     const base = Float32Array.from({ length: n * dim }, () => rng.normal());
     const queries = Float32Array.from({ length: m * dim }, () => rng.normal());
     for (const metric of ['l2', 'cosine'] as const) {
@@ -77,7 +90,8 @@ describe('patch labels and standardisation', () => {
     const s = fitStandardizer(train, 3);
     const z = applyStandardizer(s, train);
     for (let j = 0; j < 3; j++) {
-      let m = 0, v = 0;
+      let m = 0,
+        v = 0;
       for (let i = 0; i < 100; i++) m += z[i * 3 + j] / 100;
       for (let i = 0; i < 100; i++) v += (z[i * 3 + j] - m) ** 2 / 100;
       expect(Math.abs(m)).toBeLessThan(1e-5);

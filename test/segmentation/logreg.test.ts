@@ -1,7 +1,15 @@
 /** L-BFGS multinomial logistic regression: gradient, convergence, accuracy vs a slow solver, C. */
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { disposeLogRegData, fitLogReg, LOGREG_C_GRID, LOGREG_DEFAULTS, logRegLossGrad, predictLogReg, prepareLogRegData } from '../../src/segmentation/logreg.js';
+import {
+  disposeLogRegData,
+  fitLogReg,
+  LOGREG_C_GRID,
+  LOGREG_DEFAULTS,
+  logRegLossGrad,
+  predictLogReg,
+  prepareLogRegData,
+} from '../../src/segmentation/logreg.js';
 import { Rng } from '../../src/runtime/rng.js';
 
 /** Gaussian blobs: `classes` centres in `dim` dimensions, `perClass` points each. */
@@ -46,11 +54,15 @@ function slowSolve(x: Float32Array, y: Int32Array, n: number, dim: number, k: nu
   }
   let correct = 0;
   for (let i = 0; i < n; i++) {
-    let best = 0, bestV = -Infinity;
+    let best = 0,
+      bestV = -Infinity;
     for (let c2 = 0; c2 < k; c2++) {
       let z = b[c2];
       for (let j = 0; j < dim; j++) z += x[i * dim + j] * w[j * k + c2];
-      if (z > bestV) { bestV = z; best = c2; }
+      if (z > bestV) {
+        bestV = z;
+        best = c2;
+      }
     }
     if (best === y[i]) correct++;
   }
@@ -67,8 +79,10 @@ describe('logistic regression (L-BFGS)', () => {
     const { grad } = logRegLossGrad(d, theta, c);
     for (let i = 0; i < theta.length; i++) {
       const h = 1e-2;
-      const plus = Float32Array.from(theta); plus[i] += h;
-      const minus = Float32Array.from(theta); minus[i] -= h;
+      const plus = Float32Array.from(theta);
+      plus[i] += h;
+      const minus = Float32Array.from(theta);
+      minus[i] -= h;
       const fd = (logRegLossGrad(d, plus, c).loss - logRegLossGrad(d, minus, c).loss) / (2 * h);
       expect(Math.abs(fd - grad[i])).toBeLessThan(2e-3 * Math.max(1, Math.abs(grad[i])));
     }

@@ -14,6 +14,7 @@ import { MODEL_PRESETS, validateModelConfig } from '../config.js';
 import type { LoadedTensor } from './pth.js';
 import { flattenStateDict, readPth } from './pth.js';
 import { fromReferenceStateDict } from './reference.js';
+import { CHECKPOINT_FILE, findTeacherExport, isTrainState, readTeacherExport, readTrainState } from './run-files.js';
 import { readSafetensors } from './safetensors.js';
 
 export interface LoadedEncoder {
@@ -70,8 +71,15 @@ export function inferModelConfig(sd: Map<string, LoadedTensor>, file: string, im
   const head = sd.get('head.last_layer.weight_v') ?? sd.get('student.head.last_layer.weight_v') ?? sd.get('teacher.head.layer.weight');
   const cfg: ModelConfig = {
     ...MODEL_PRESETS['vit-l14'],
-    imageSize, patchSize, inChans, dim, depth, heads: dim / encHeadDim,
-    predDim, predDepth, predHeads: predDim / predHeadDim,
+    imageSize,
+    patchSize,
+    inChans,
+    dim,
+    depth,
+    heads: dim / encHeadDim,
+    predDim,
+    predDepth,
+    predHeads: predDim / predHeadDim,
     registers: get('registers').shape[1],
     numClusters: head ? head.shape[0] : MODEL_PRESETS['vit-l14'].numClusters,
   };
@@ -103,48 +111,41 @@ function fromReference(sd: Map<string, LoadedTensor>, file: string, opts: LoadOp
 }
 
 function loadTfjsExport(dir: string): LoadedEncoder {
-  const manifestFile = path.join(dir, 'model.json');
-  const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
-  if (manifest.kind !== 'encoder' || !manifest.modelConfig) throw new Error(`${manifestFile}: not a capi-ts encoder export`);
-  const group = manifest.weightsManifest[0];
-  const weightsFile = path.join(dir, group.paths[0]);
-  const buf = fs.readFileSync(weightsFile);
-  const named = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length), group.weights);
-  const config = manifest.modelConfig as ModelConfig;
+  const exp = readTeacherExport(dir);
   const params: Params = {};
-  for (const [name, shape] of backboneShapes(config)) {
-    const t = named[name];
-    if (!t) throw new Error(`${weightsFile}: missing ${name}`);
-    if (t.shape.join() !== shape.join()) throw new Error(`${weightsFile}: ${name} has shape [${t.shape}], expected [${shape}]`);
+  for (const [name, shape] of backboneShapes(exp.modelConfig)) {
+    const t = exp.named[name];
+    if (!t) throw new Error(`${exp.files[1]}: missing ${name}`);
+    if (t.shape.join() !== shape.join()) throw new Error(`${exp.files[1]}: ${name} has shape [${t.shape}], expected [${shape}]`);
     params[name] = t;
   }
-  return { params, config, source: `capi-ts teacher export ${dir} (step ${manifest.step})`, hash: fileHash([manifestFile, weightsFile]) };
+  return { params, config: exp.modelConfig, source: `capi-ts teacher export ${dir} (step ${exp.step})`, hash: fileHash(exp.files) };
 }
 
 export function loadEncoder(spec: string, opts: LoadOptions = {}): LoadedEncoder {
   if (!fs.existsSync(spec)) throw new Error(`checkpoint not found: ${spec} (a run folder, teacher/ export, .safetensors or .pth file)`);
   if (fs.statSync(spec).isDirectory()) {
-    if (opts.weights === 'student') return loadEncoder(path.join(spec, 'checkpoint.safetensors'), opts);
-    if (fs.existsSync(path.join(spec, 'teacher', 'model.json'))) return loadTfjsExport(path.join(spec, 'teacher'));
-    if (fs.existsSync(path.join(spec, 'model.json'))) return loadTfjsExport(spec);
+    if (opts.weights === 'student') return loadEncoder(path.join(spec, CHECKPOINT_FILE), opts);
+    const teacher = findTeacherExport(spec);
+    if (teacher) return loadTfjsExport(teacher);
     throw new Error(`${spec}: no teacher/model.json here; is this a capi-ts run folder (npm run pretrain -- --out ${spec})?`);
   }
   const hash = fileHash([spec]);
   if (spec.endsWith('.safetensors')) {
-    const { tensors, metadata } = readSafetensors(spec);
-    if (metadata.kind === 'train-state') {
+    const contents = readSafetensors(spec);
+    const { tensors, metadata } = contents;
+    if (isTrainState(metadata)) {
       // A capi-ts training checkpoint: its EMA teacher by default.
       const which = opts.weights ?? 'teacher';
-      const model = (JSON.parse(metadata.config) as { model: ModelConfig }).model;
+      const saved = readTrainState(spec, contents);
+      const model = (JSON.parse(saved.meta.config) as { model: ModelConfig }).model;
       const params: Params = {};
-      for (const [name, shape] of backboneShapes(model)) {
-        const t = tensors.get(`${which}.${name}`);
-        if (!t) throw new Error(`${spec}: missing ${which}.${name}`);
-        params[name] = tf.tensor(t.data, shape);
-      }
+      for (const [name, shape] of backboneShapes(model)) params[name] = tf.tensor(saved.tensor(which, name, shape).data, shape);
       return {
-        params, config: { ...model, imageSize: opts.imageSize ?? model.imageSize },
-        source: `capi-ts checkpoint ${spec} (${which}, step ${metadata.step})`, hash: `${hash}:${which}`,
+        params,
+        config: { ...model, imageSize: opts.imageSize ?? model.imageSize },
+        source: `capi-ts checkpoint ${spec} (${which}, step ${saved.meta.step})`,
+        hash: `${hash}:${which}`,
       };
     }
     const { params, config } = fromReference(tensors, spec, opts);

@@ -138,7 +138,9 @@ export function writePth(file: string, tensors: Map<string, FloatTensor>): void 
   const stem = path.basename(file).replace(/\.[^.]*$/, '') || 'archive';
   const entries = [...tensors.entries()];
   const records: Record[] = [{ name: `${stem}/data.pkl`, data: statePickle(entries) }];
-  entries.forEach(([, t], i) => records.push({ name: `${stem}/data/${i}`, data: Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength) }));
+  entries.forEach(([, t], i) =>
+    records.push({ name: `${stem}/data/${i}`, data: Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength) }),
+  );
   records.push({ name: `${stem}/version`, data: Buffer.from('3\n') }, { name: `${stem}/byteorder`, data: Buffer.from('little') });
   writeFileAtomic(file, zipStored(records));
 }

@@ -63,9 +63,23 @@ function unpickle(data: Buffer, file: string): unknown {
   const fail = (why: string): never => {
     throw new Error(`${file}: cannot read checkpoint pickle (${why} at byte ${pos})`);
   };
-  const u8 = () => { if (pos >= data.length) fail('unexpected end'); return data[pos++]; };
-  const take = (n: number) => { if (pos + n > data.length) fail('unexpected end'); const b = data.subarray(pos, pos + n); pos += n; return b; };
-  const line = () => { const e = data.indexOf(0x0a, pos); if (e < 0) fail('unterminated line'); const s = data.toString('latin1', pos, e); pos = e + 1; return s; };
+  const u8 = () => {
+    if (pos >= data.length) fail('unexpected end');
+    return data[pos++];
+  };
+  const take = (n: number) => {
+    if (pos + n > data.length) fail('unexpected end');
+    const b = data.subarray(pos, pos + n);
+    pos += n;
+    return b;
+  };
+  const line = () => {
+    const e = data.indexOf(0x0a, pos);
+    if (e < 0) fail('unterminated line');
+    const s = data.toString('latin1', pos, e);
+    pos = e + 1;
+    return s;
+  };
   const popMark = () => {
     const items: unknown[] = [];
     for (;;) {
@@ -81,7 +95,7 @@ function unpickle(data: Buffer, file: string): unknown {
   };
   const call = (fn: unknown, args: unknown): unknown => {
     const g = fn as Global;
-    if (!g || g.kind !== 'global') return fail('REDUCE on a non-callable');
+    if (g?.kind !== 'global') return fail('REDUCE on a non-callable');
     const a = args as unknown[];
     const full = `${g.module}.${g.name}`;
     if (full === 'collections.OrderedDict') return new Map();
@@ -96,38 +110,135 @@ function unpickle(data: Buffer, file: string): unknown {
   for (;;) {
     const op = u8();
     switch (op) {
-      case 0x80: u8(); break; // PROTO
-      case 0x95: take(8); break; // FRAME
-      case 0x2e: return stack.pop(); // STOP
-      case 0x63: { const module = line(); const name = line(); stack.push({ kind: 'global', module, name }); break; } // GLOBAL
-      case 0x93: { const name = stack.pop() as string; const module = stack.pop() as string; stack.push({ kind: 'global', module, name }); break; }
-      case 0x71: memo.set(u8(), stack[stack.length - 1]); break; // BINPUT
-      case 0x72: memo.set(take(4).readUInt32LE(0), stack[stack.length - 1]); break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, stack[stack.length - 1]); break; // MEMOIZE
-      case 0x68: stack.push(memo.get(u8())); break; // BINGET
-      case 0x6a: stack.push(memo.get(take(4).readUInt32LE(0))); break; // LONG_BINGET
-      case 0x28: stack.push(MARK); break; // MARK
-      case 0x29: stack.push([]); break; // EMPTY_TUPLE
-      case 0x74: stack.push(popMark()); break; // TUPLE
-      case 0x85: stack.push([stack.pop()]); break; // TUPLE1
-      case 0x86: { const b = stack.pop(); const a = stack.pop(); stack.push([a, b]); break; }
-      case 0x87: { const c = stack.pop(); const b = stack.pop(); const a = stack.pop(); stack.push([a, b, c]); break; }
-      case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x61: { const v = stack.pop(); (stack[stack.length - 1] as unknown[]).push(v); break; } // APPEND
-      case 0x65: { const items = popMark(); (stack[stack.length - 1] as unknown[]).push(...items); break; } // APPENDS
-      case 0x73: { const v = stack.pop(); const k = stack.pop(); setItem(stack[stack.length - 1], k, v); break; } // SETITEM
-      case 0x75: { const items = popMark(); const d = stack[stack.length - 1]; for (let i = 0; i < items.length; i += 2) setItem(d, items[i], items[i + 1]); break; }
-      case 0x58: { const n = take(4).readUInt32LE(0); stack.push(take(n).toString('utf8')); break; } // BINUNICODE
-      case 0x8c: { const n = u8(); stack.push(take(n).toString('utf8')); break; } // SHORT_BINUNICODE
-      case 0x8d: { const n = Number(take(8).readBigUInt64LE(0)); stack.push(take(n).toString('utf8')); break; }
-      case 0x42: { const n = take(4).readUInt32LE(0); stack.push(Buffer.from(take(n))); break; } // BINBYTES
-      case 0x43: { const n = u8(); stack.push(Buffer.from(take(n))); break; } // SHORT_BINBYTES
-      case 0x55: { const n = u8(); stack.push(take(n).toString('latin1')); break; } // SHORT_BINSTRING
-      case 0x4b: stack.push(u8()); break; // BININT1
-      case 0x4d: stack.push(take(2).readUInt16LE(0)); break; // BININT2
-      case 0x4a: stack.push(take(4).readInt32LE(0)); break; // BININT
-      case 0x8a: { // LONG1
+      case 0x80:
+        u8();
+        break; // PROTO
+      case 0x95:
+        take(8);
+        break; // FRAME
+      case 0x2e:
+        return stack.pop(); // STOP
+      case 0x63: {
+        const module = line();
+        const name = line();
+        stack.push({ kind: 'global', module, name });
+        break;
+      } // GLOBAL
+      case 0x93: {
+        const name = stack.pop() as string;
+        const module = stack.pop() as string;
+        stack.push({ kind: 'global', module, name });
+        break;
+      }
+      case 0x71:
+        memo.set(u8(), stack[stack.length - 1]);
+        break; // BINPUT
+      case 0x72:
+        memo.set(take(4).readUInt32LE(0), stack[stack.length - 1]);
+        break; // LONG_BINPUT
+      case 0x94:
+        memo.set(memo.size, stack[stack.length - 1]);
+        break; // MEMOIZE
+      case 0x68:
+        stack.push(memo.get(u8()));
+        break; // BINGET
+      case 0x6a:
+        stack.push(memo.get(take(4).readUInt32LE(0)));
+        break; // LONG_BINGET
+      case 0x28:
+        stack.push(MARK);
+        break; // MARK
+      case 0x29:
+        stack.push([]);
+        break; // EMPTY_TUPLE
+      case 0x74:
+        stack.push(popMark());
+        break; // TUPLE
+      case 0x85:
+        stack.push([stack.pop()]);
+        break; // TUPLE1
+      case 0x86: {
+        const b = stack.pop();
+        const a = stack.pop();
+        stack.push([a, b]);
+        break;
+      }
+      case 0x87: {
+        const c = stack.pop();
+        const b = stack.pop();
+        const a = stack.pop();
+        stack.push([a, b, c]);
+        break;
+      }
+      case 0x7d:
+        stack.push(new Map());
+        break; // EMPTY_DICT
+      case 0x5d:
+        stack.push([]);
+        break; // EMPTY_LIST
+      case 0x61: {
+        const v = stack.pop();
+        (stack[stack.length - 1] as unknown[]).push(v);
+        break;
+      } // APPEND
+      case 0x65: {
+        const items = popMark();
+        (stack[stack.length - 1] as unknown[]).push(...items);
+        break;
+      } // APPENDS
+      case 0x73: {
+        const v = stack.pop();
+        const k = stack.pop();
+        setItem(stack[stack.length - 1], k, v);
+        break;
+      } // SETITEM
+      case 0x75: {
+        const items = popMark();
+        const d = stack[stack.length - 1];
+        for (let i = 0; i < items.length; i += 2) setItem(d, items[i], items[i + 1]);
+        break;
+      }
+      case 0x58: {
+        const n = take(4).readUInt32LE(0);
+        stack.push(take(n).toString('utf8'));
+        break;
+      } // BINUNICODE
+      case 0x8c: {
+        const n = u8();
+        stack.push(take(n).toString('utf8'));
+        break;
+      } // SHORT_BINUNICODE
+      case 0x8d: {
+        const n = Number(take(8).readBigUInt64LE(0));
+        stack.push(take(n).toString('utf8'));
+        break;
+      }
+      case 0x42: {
+        const n = take(4).readUInt32LE(0);
+        stack.push(Buffer.from(take(n)));
+        break;
+      } // BINBYTES
+      case 0x43: {
+        const n = u8();
+        stack.push(Buffer.from(take(n)));
+        break;
+      } // SHORT_BINBYTES
+      case 0x55: {
+        const n = u8();
+        stack.push(take(n).toString('latin1'));
+        break;
+      } // SHORT_BINSTRING
+      case 0x4b:
+        stack.push(u8());
+        break; // BININT1
+      case 0x4d:
+        stack.push(take(2).readUInt16LE(0));
+        break; // BININT2
+      case 0x4a:
+        stack.push(take(4).readInt32LE(0));
+        break; // BININT
+      case 0x8a: {
+        // LONG1
         const n = u8();
         const b = take(n);
         let v = 0n;
@@ -136,19 +247,39 @@ function unpickle(data: Buffer, file: string): unknown {
         stack.push(Number(v));
         break;
       }
-      case 0x47: stack.push(take(8).readDoubleBE(0)); break; // BINFLOAT
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x52: { const args = stack.pop(); const fn = stack.pop(); stack.push(call(fn, args)); break; } // REDUCE
-      case 0x81: { const args = stack.pop(); const cls = stack.pop() as Global; stack.push({ kind: 'opaque', cls: `${cls.module}.${cls.name}`, args }); break; } // NEWOBJ
-      case 0x62: { // BUILD: state for OrderedDict metadata or opaque objects; ignored for dicts
+      case 0x47:
+        stack.push(take(8).readDoubleBE(0));
+        break; // BINFLOAT
+      case 0x4e:
+        stack.push(null);
+        break; // NONE
+      case 0x88:
+        stack.push(true);
+        break; // NEWTRUE
+      case 0x89:
+        stack.push(false);
+        break; // NEWFALSE
+      case 0x52: {
+        const args = stack.pop();
+        const fn = stack.pop();
+        stack.push(call(fn, args));
+        break;
+      } // REDUCE
+      case 0x81: {
+        const args = stack.pop();
+        const cls = stack.pop() as Global;
+        stack.push({ kind: 'opaque', cls: `${cls.module}.${cls.name}`, args });
+        break;
+      } // NEWOBJ
+      case 0x62: {
+        // BUILD: state for OrderedDict metadata or opaque objects; ignored for dicts
         const state = stack.pop();
         const obj = stack[stack.length - 1] as Opaque | Map<unknown, unknown>;
         if (!(obj instanceof Map) && obj && (obj as Opaque).kind === 'opaque') (obj as Opaque).state = state;
         break;
       }
-      case 0x51: { // BINPERSID: ('storage', StorageType, key, location, numel)
+      case 0x51: {
+        // BINPERSID: ('storage', StorageType, key, location, numel)
         const pid = stack.pop() as unknown[];
         const type = pid[1] as Global;
         if (pid[0] !== 'storage' || !type || type.kind !== 'global') fail('unsupported persistent id');
@@ -171,13 +302,20 @@ function decodeStorage(raw: Buffer, dtype: string, numel: number, where: string)
   if (raw.length < need) throw new Error(`${where}: storage has ${raw.length} bytes, expected ${need} (truncated file?)`);
   const bytes = new Uint8Array(raw.buffer, raw.byteOffset, need).slice(); // aligned copy
   switch (dtype) {
-    case 'float32': return new Float32Array(bytes.buffer, 0, numel);
-    case 'float64': return Float32Array.from(new Float64Array(bytes.buffer, 0, numel));
-    case 'int32': return new Int32Array(bytes.buffer, 0, numel);
-    case 'int64': return Int32Array.from(new BigInt64Array(bytes.buffer, 0, numel), (v) => Number(v));
-    case 'bfloat16': return bfloat16ToFloat32(new Uint16Array(bytes.buffer, 0, numel));
-    case 'float16': return float16ToFloat32(new Uint16Array(bytes.buffer, 0, numel));
-    default: throw new Error(`${where}: unsupported storage dtype ${dtype}`);
+    case 'float32':
+      return new Float32Array(bytes.buffer, 0, numel);
+    case 'float64':
+      return Float32Array.from(new Float64Array(bytes.buffer, 0, numel));
+    case 'int32':
+      return new Int32Array(bytes.buffer, 0, numel);
+    case 'int64':
+      return Int32Array.from(new BigInt64Array(bytes.buffer, 0, numel), (v) => Number(v));
+    case 'bfloat16':
+      return bfloat16ToFloat32(new Uint16Array(bytes.buffer, 0, numel));
+    case 'float16':
+      return float16ToFloat32(new Uint16Array(bytes.buffer, 0, numel));
+    default:
+      throw new Error(`${where}: unsupported storage dtype ${dtype}`);
   }
 }
 

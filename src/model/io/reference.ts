@@ -42,13 +42,18 @@ export interface ReferenceLoadOptions {
  * Like PyTorch's strict loading, returns missing and unexpected keys.
  */
 export function fromReferenceStateDict(
-  sd: Map<string, LoadedTensor>, cfg: ModelConfig, file: string, opts: ReferenceLoadOptions = { heads: true },
+  sd: Map<string, LoadedTensor>,
+  cfg: ModelConfig,
+  file: string,
+  opts: ReferenceLoadOptions = { heads: true },
 ): LoadReport {
   const expected: [string, number[], boolean][] = backboneShapes(cfg).map(([n, s]) => [n, s, true]);
   if (opts.heads) {
     expected.push(
-      [STUDENT_HEAD_G, [cfg.numClusters, 1], false], [STUDENT_HEAD_V, [cfg.numClusters, cfg.predDim], false],
-      [CLUSTER_W, [cfg.numClusters, cfg.dim], false], [CLUSTER_B, [cfg.numClusters], false],
+      [STUDENT_HEAD_G, [cfg.numClusters, 1], false],
+      [STUDENT_HEAD_V, [cfg.numClusters, cfg.predDim], false],
+      [CLUSTER_W, [cfg.numClusters, cfg.dim], false],
+      [CLUSTER_B, [cfg.numClusters], false],
     );
   }
   const used = new Set<string>();

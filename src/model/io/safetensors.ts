@@ -7,7 +7,14 @@ import { bfloat16ToFloat32, float16ToFloat32 } from './dtypes.js';
 import type { LoadedTensor } from './pth.js';
 
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F64: 8, BF16: 2, F16: 2, I32: 4, I64: 8 };
-const SOURCE_NAMES: Record<string, string> = { F32: 'float32', F64: 'float64', BF16: 'bfloat16', F16: 'float16', I32: 'int32', I64: 'int64' };
+const SOURCE_NAMES: Record<string, string> = {
+  F32: 'float32',
+  F64: 'float64',
+  BF16: 'bfloat16',
+  F16: 'float16',
+  I32: 'int32',
+  I64: 'int64',
+};
 
 export interface SafetensorsFile {
   tensors: Map<string, LoadedTensor>;
@@ -45,12 +52,23 @@ export function readSafetensors(file: string): SafetensorsFile {
     const raw = new Uint8Array(buf.buffer, buf.byteOffset + base + begin, end - begin).slice();
     let data: Float32Array | Int32Array;
     switch (dtype) {
-      case 'F32': data = new Float32Array(raw.buffer); break;
-      case 'F64': data = Float32Array.from(new Float64Array(raw.buffer)); break;
-      case 'I32': data = new Int32Array(raw.buffer); break;
-      case 'I64': data = Int32Array.from(new BigInt64Array(raw.buffer), Number); break;
-      case 'BF16': data = bfloat16ToFloat32(new Uint16Array(raw.buffer)); break;
-      default: data = float16ToFloat32(new Uint16Array(raw.buffer));
+      case 'F32':
+        data = new Float32Array(raw.buffer);
+        break;
+      case 'F64':
+        data = Float32Array.from(new Float64Array(raw.buffer));
+        break;
+      case 'I32':
+        data = new Int32Array(raw.buffer);
+        break;
+      case 'I64':
+        data = Int32Array.from(new BigInt64Array(raw.buffer), Number);
+        break;
+      case 'BF16':
+        data = bfloat16ToFloat32(new Uint16Array(raw.buffer));
+        break;
+      default:
+        data = float16ToFloat32(new Uint16Array(raw.buffer));
     }
     tensors.set(name, { dtype: data instanceof Float32Array ? 'float32' : 'int32', sourceDtype: SOURCE_NAMES[dtype], shape, data });
   }
@@ -59,7 +77,9 @@ export function readSafetensors(file: string): SafetensorsFile {
 
 /** Writes float32 / int32 tensors atomically (temp file, then rename). */
 export function writeSafetensors(
-  file: string, tensors: Map<string, { shape: number[]; data: Float32Array | Int32Array }>, metadata: Record<string, string> = {},
+  file: string,
+  tensors: Map<string, { shape: number[]; data: Float32Array | Int32Array }>,
+  metadata: Record<string, string> = {},
 ): void {
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;

@@ -56,8 +56,14 @@ export function readZipDirectory(buf: Buffer, file: string): Map<string, ZipEntr
       const len = buf.readUInt16LE(e + 2);
       if (id === 1) {
         let f = e + 4;
-        if (size === 0xffffffff) { size = Number(buf.readBigUInt64LE(f)); f += 8; }
-        if (compressedSize === 0xffffffff) { compressedSize = Number(buf.readBigUInt64LE(f)); f += 8; }
+        if (size === 0xffffffff) {
+          size = Number(buf.readBigUInt64LE(f));
+          f += 8;
+        }
+        if (compressedSize === 0xffffffff) {
+          compressedSize = Number(buf.readBigUInt64LE(f));
+          f += 8;
+        }
         if (localHeaderOffset === 0xffffffff) localHeaderOffset = Number(buf.readBigUInt64LE(f));
       }
       e += 4 + len;

@@ -19,7 +19,9 @@ import { TINY_REF_CONFIG } from '../reference-model.js';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-pth-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-interface Manifest { checkpoints?: Record<string, { keys: { name: string; dtype: string; shape: number[] }[] }> }
+interface Manifest {
+  checkpoints?: Record<string, { keys: { name: string; dtype: string; shape: number[] }[] }>;
+}
 
 /** float32 -> bfloat16 -> float32 with round-to-nearest-even (independent of the reader). */
 function bf16(x: number): number {
@@ -61,14 +63,29 @@ describe.skipIf(!HAVE_FIXTURE)('reading the reference checkpoints', () => {
 
   it('heads.pth: student and clustering heads', () => {
     const sd = flattenStateDict(readPth(fixturePath('heads.pth')));
-    expect([...sd.keys()].sort()).toEqual(['student.head.last_layer.weight_g', 'student.head.last_layer.weight_v', 'teacher.head.layer.bias', 'teacher.head.layer.weight']);
+    expect([...sd.keys()].sort()).toEqual([
+      'student.head.last_layer.weight_g',
+      'student.head.last_layer.weight_v',
+      'teacher.head.layer.bias',
+      'teacher.head.layer.weight',
+    ]);
     const model = flattenStateDict(readPth(fixturePath('model.pth')));
     expect(Array.from(sd.get('student.head.last_layer.weight_v')!.data)).toEqual(Array.from(model.get('head.last_layer.weight_v')!.data));
   });
 
   it('loadEncoder infers the architecture from the file and loads strictly', () => {
     const enc = loadEncoder(fixturePath('model.pth'), { imageSize: 16, evalOnly: false });
-    expect(enc.config).toMatchObject({ dim: 64, depth: 2, heads: 4, predDim: 64, predDepth: 2, predHeads: 4, registers: 8, patchSize: 4, imageSize: 16 });
+    expect(enc.config).toMatchObject({
+      dim: 64,
+      depth: 2,
+      heads: 4,
+      predDim: 64,
+      predDepth: 2,
+      predHeads: 4,
+      registers: 8,
+      patchSize: 4,
+      imageSize: 16,
+    });
     tf.dispose(Object.values(enc.params));
   });
 });
@@ -150,9 +167,17 @@ describe.skipIf(!HAVE_FIXTURE)('damaged or mismatched checkpoints give one-line 
     expect(oneLine(() => loadEncoder(f1, { evalOnly: false }))).toBe(
       `${f1}: missing keys: encoder.blocks.1.residual2.fn.fc2.weight; is this a CAPI checkpoint of the expected architecture?`,
     );
-    const extra = new Map([...orig, ['backbone.encoder.blocks.0.residual1.fn.q_proj.bias', { shape: [64], data: new Float32Array(64), dtype: 'float32' as const, sourceDtype: 'float32' }]]);
+    const extra = new Map([
+      ...orig,
+      [
+        'backbone.encoder.blocks.0.residual1.fn.q_proj.bias',
+        { shape: [64], data: new Float32Array(64), dtype: 'float32' as const, sourceDtype: 'float32' },
+      ],
+    ]);
     const f2 = path.join(tmp, 'extra.pth');
     writePth(f2, new Map([...extra].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])));
-    expect(oneLine(() => loadEncoder(f2, { evalOnly: false }))).toContain('unexpected keys: backbone.encoder.blocks.0.residual1.fn.q_proj.bias');
+    expect(oneLine(() => loadEncoder(f2, { evalOnly: false }))).toContain(
+      'unexpected keys: backbone.encoder.blocks.0.residual1.fn.q_proj.bias',
+    );
   });
 });

@@ -12,7 +12,14 @@ describe('safetensors', () => {
   it('round-trips float32 and int32 tensors and metadata', () => {
     const file = path.join(tmp, 'a.safetensors');
     const w = Float32Array.from({ length: 12 }, (_, i) => i / 7 - 0.5);
-    writeSafetensors(file, new Map([['w', { shape: [3, 4], data: w }], ['idx', { shape: [2], data: Int32Array.from([5, -2]) }]]), { step: '7' });
+    writeSafetensors(
+      file,
+      new Map([
+        ['w', { shape: [3, 4], data: w }],
+        ['idx', { shape: [2], data: Int32Array.from([5, -2]) }],
+      ]),
+      { step: '7' },
+    );
     const r = readSafetensors(file);
     expect(r.metadata.step).toBe('7');
     expect(r.tensors.get('w')!.shape).toEqual([3, 4]);
@@ -26,7 +33,12 @@ describe('safetensors', () => {
     const file = path.join(tmp, 'b.safetensors');
     writeSafetensors(file, new Map([['x', { shape: [1], data: Float32Array.from([1]) }]]));
     const before = fs.readFileSync(file);
-    const broken = { shape: [1], get data(): Float32Array { throw new Error('disk full'); } };
+    const broken = {
+      shape: [1],
+      get data(): Float32Array {
+        throw new Error('disk full');
+      },
+    };
     expect(() => writeSafetensors(file, new Map([['x', broken]]))).toThrow('disk full');
     expect(fs.readFileSync(file).equals(before)).toBe(true);
     expect(fs.readdirSync(tmp).filter((f) => f.includes('.tmp-'))).toEqual([]);

@@ -1,10 +1,10 @@
 /** Approximate k-NN (HNSW) against the exact search: recall at the defaults, ordering, scores. */
 import { describe, expect, it } from 'vitest';
-import { knnSearch } from '../../src/segmentation/knn.js';
-import { knnRecall, knnSearchHnsw } from '../../src/segmentation/knn-hnsw.js';
+import { chooseKnnIndex, knnSearch } from '../../src/features/knn.js';
+import { knnRecall, knnSearchHnsw } from '../../src/features/knn-hnsw.js';
 import { Rng } from '../../src/runtime/rng.js';
-import { chooseKnnIndex, runSegmentation } from '../../src/segmentation/task.js';
-import type { PatchSet } from '../../src/segmentation/task.js';
+import type { PatchSet } from '../../src/segmentation/protocol.js';
+import { prepareSegmentation, segKnnGrid, segKnnTest, segKnnValidation } from '../../src/segmentation/protocol.js';
 
 /** Gaussian blobs around random centres (patch features are clustered, not uniform noise). */
 function blobs(rng: Rng, n: number, dim: number, centres: Float32Array, spread: number): Float32Array {
@@ -19,7 +19,10 @@ function blobs(rng: Rng, n: number, dim: number, centres: Float32Array, spread: 
 
 describe('HNSW k-NN', () => {
   const rng = new Rng(7);
-  const dim = 64, n = 20000, m = 400, k = 30;
+  const dim = 64,
+    n = 20000,
+    m = 400,
+    k = 30;
   const centres = Float32Array.from({ length: 64 * dim }, () => rng.normal());
   const base = blobs(rng, n, dim, centres, 1.0);
   const queries = blobs(rng, m, dim, centres, 1.0);
@@ -54,17 +57,27 @@ describe('segmentation with the approximate index', () => {
     return { feats, pixels, rowImage: Int32Array.from(rows, (r) => Math.floor(r / tokens)), images };
   }
 
-  it('gives the exact search\'s result on an easy task, with subsampled training rows', () => {
+  it("gives the exact search's result on an easy task, with subsampled training rows", () => {
     const rng = new Rng(3);
     const train = patchSet(rng, 40, 25, 3);
     const test = patchSet(rng, 10, 25);
-    const o = { dim: 8, pixelsPerPatch: 4, numLabels: 3, classes: 3, ignore: [], standardize: true, seed: 0, cs: [1], logregMaxIter: 30, ks: [1, 10] };
-    const exact = runSegmentation(train, test, { ...o, knnIndex: 'exact' });
-    const approx = runSegmentation(train, test, { ...o, knnIndex: 'hnsw' });
-    expect([exact.knn.index, approx.knn.index]).toEqual(['exact', 'hnsw']);
-    expect(approx.knn.best).toBe(exact.knn.best);
-    expect(approx.knn.mIoU).toBeCloseTo(exact.knn.mIoU, 2);
-    expect(exact.knn.mIoU).toBeGreaterThan(0.6); // chance is ~0.2
+    const s = prepareSegmentation(train, test, {
+      dim: 8,
+      pixelsPerPatch: 4,
+      numLabels: 3,
+      classes: 3,
+      ignore: [],
+      standardize: true,
+      seed: 0,
+    });
+    const grid = segKnnGrid([1, 10]);
+    const valExact = segKnnValidation(s, grid, 'exact');
+    const valApprox = segKnnValidation(s, grid, 'hnsw');
+    valApprox.forEach((v, i) => expect(v).toBeCloseTo(valExact[i], 2));
+    const exact = segKnnTest(s, grid[1], 'exact');
+    const approx = segKnnTest(s, grid[1], 'hnsw');
+    expect(approx.mIoU).toBeCloseTo(exact.mIoU, 2);
+    expect(exact.mIoU).toBeGreaterThan(0.6); // chance is ~0.2
     expect(chooseKnnIndex('auto', 1e6, 1e6, 1024)).toBe('hnsw');
     expect(chooseKnnIndex('auto', 1e5, 1e4, 128)).toBe('exact');
   });

@@ -45,7 +45,13 @@ function loadHnswlib(): HnswModule {
 
 /** The k nearest rows of `base` [n, D] for every row of `queries` [m, D], approximately. */
 export function knnSearchHnsw(
-  base: Float32Array, n: number, queries: Float32Array, m: number, dim: number, k: number, metric: KnnMetric,
+  base: Float32Array,
+  n: number,
+  queries: Float32Array,
+  m: number,
+  dim: number,
+  k: number,
+  metric: KnnMetric,
   opts: Partial<HnswOptions> = {},
 ): KnnResult {
   const o = { ...HNSW_DEFAULTS, ...opts };

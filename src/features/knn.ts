@@ -5,6 +5,7 @@
  * l2-normalised rows (no epsilon, as the reference).
  */
 import * as tf from '@tensorflow/tfjs';
+import { knnSearchHnsw } from './knn-hnsw.js';
 
 export type KnnMetric = 'l2' | 'cosine';
 
@@ -19,6 +20,8 @@ export interface KnnResult {
 export interface KnnOptions {
   queryChunk?: number;
   baseChunk?: number;
+  /** Queries answered so far, of all. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 function normalizeRows(x: tf.Tensor2D): tf.Tensor2D {
@@ -27,7 +30,14 @@ function normalizeRows(x: tf.Tensor2D): tf.Tensor2D {
 
 /** The k nearest rows of `base` [n, D] for every row of `queries` [m, D]. */
 export function knnSearch(
-  base: Float32Array, n: number, queries: Float32Array, m: number, dim: number, k: number, metric: KnnMetric, opts: KnnOptions = {},
+  base: Float32Array,
+  n: number,
+  queries: Float32Array,
+  m: number,
+  dim: number,
+  k: number,
+  metric: KnnMetric,
+  opts: KnnOptions = {},
 ): KnnResult {
   const qc = opts.queryChunk ?? 1024;
   const bc = opts.baseChunk ?? 16384;
@@ -72,6 +82,7 @@ export function knnSearch(
     scores.set(vals.dataSync() as Float32Array, q0 * kk);
     indices.set(idx.dataSync() as Int32Array, q0 * kk);
     tf.dispose([vals, idx]);
+    opts.onProgress?.(q0 + qlen, m);
   }
   for (const c of chunks) tf.dispose([c.xT, ...(c.offset ? [c.offset] : [])]);
   return { indices, scores, k: kk };
@@ -104,4 +115,36 @@ export function knnVotePixels(res: KnnResult, k: number, pixelLabels: Int32Array
     }
   }
   return out;
+}
+
+/** Exact search (this file), approximate (HNSW, knn-hnsw.ts), or exact unless too costly. */
+export const KNN_INDEXES = ['exact', 'hnsw', 'auto'] as const;
+export type KnnIndex = (typeof KNN_INDEXES)[number];
+
+/**
+ * Largest exact search 'auto' runs: 2 n m D multiply-adds. 1e13 is ~10 minutes at the ~16 GFLOP/s
+ * the chunked matmul search reaches here (bench:eval), about ADE20K-size with ViT-S.
+ */
+export const EXACT_KNN_MAX_FLOP = 1e13;
+
+export function chooseKnnIndex(index: KnnIndex, n: number, m: number, dim: number): 'exact' | 'hnsw' {
+  if (index !== 'auto') return index;
+  return 2 * n * m * dim > EXACT_KNN_MAX_FLOP ? 'hnsw' : 'exact';
+}
+
+/** knnSearch or knnSearchHnsw, as `index` says (already resolved from 'auto'). */
+export function searchNeighbours(
+  index: 'exact' | 'hnsw',
+  base: Float32Array,
+  n: number,
+  queries: Float32Array,
+  m: number,
+  dim: number,
+  k: number,
+  metric: KnnMetric,
+  onProgress?: (done: number, total: number) => void,
+): KnnResult {
+  return index === 'hnsw'
+    ? knnSearchHnsw(base, n, queries, m, dim, k, metric, { onProgress })
+    : knnSearch(base, n, queries, m, dim, k, metric, { onProgress });
 }

@@ -1,0 +1,140 @@
+/**
+ * The classifier registry (the reference's `classifiers_dict`): what each classifier reads, the
+ * metrics it writes, and, for the dense ones, its grid, selection, refit and test. `--probes`
+ * names map to classifiers per task kind; evaluate() runs exactly the classifiers asked for.
+ */
+import type { KnnIndex } from '../features/knn.js';
+import type { ProbeFamily } from '../probes/families.js';
+import { attentiveFamily, linearFamily } from '../probes/families.js';
+import { LOGREG_C_GRID } from '../segmentation/logreg.js';
+import type { KnnPoint, LogRegFit, SegScore, SegSplits } from '../segmentation/protocol.js';
+import { segKnnGrid, segKnnIndex, segKnnTest, segKnnValidation, segLogRegTest, segLogRegValidation } from '../segmentation/protocol.js';
+import type { MetricKey } from './metrics.js';
+import type { Selection } from './select.js';
+import { selectRefitTest } from './select.js';
+import type { ProbeName } from './tasks.js';
+
+/** Which features a classifier reads: patch tokens, their average, or the predictor-pooled vector. */
+export type FeatureSource = 'patch' | 'avg' | 'global';
+
+export interface ProbeGridClassifier {
+  kind: 'probe-grid';
+  family: ProbeFamily;
+  source: FeatureSource;
+  metric: MetricKey;
+}
+
+export interface KnnClassifier {
+  kind: 'knn';
+  source: 'avg' | 'global';
+  metric: MetricKey;
+  note: string;
+}
+
+export interface SegRunOptions {
+  knnIndex: KnnIndex;
+  logregMaxIter: number;
+  /** A phase's progress: label, units done, units in all, extra info. */
+  progress: (label: string, done: number, total: number, info?: string) => void;
+}
+
+/** A dense classifier's outcome: test scores, the selection (grid point objects), what it searched with. */
+export interface SegOutcome<P> {
+  selection: Selection<P, SegScore & { fit?: LogRegFit }>;
+  /** Grid point in words, for the results' notes. */
+  bestLabel: string;
+  extra: Record<string, unknown>;
+}
+
+export interface SegClassifier<P = unknown> {
+  kind: 'segmentation';
+  metrics: { mIoU: MetricKey; acc: MetricKey };
+  run(s: SegSplits, o: SegRunOptions): SegOutcome<P>;
+}
+
+const segKnn: SegClassifier<KnnPoint> = {
+  kind: 'segmentation',
+  metrics: { mIoU: 'seg.knn.mIoU', acc: 'seg.knn.acc' },
+  run(s, o) {
+    const index = segKnnIndex(s, o.knnIndex);
+    const search = (phase: string) => (what: string, done: number, total: number) =>
+      o.progress(`k-NN ${what} (${phase}, ${index})`, done, total);
+    const selection = selectRefitTest(
+      segKnnGrid(),
+      (grid) => segKnnValidation(s, [...grid], index, search('validation')),
+      (best) => segKnnTest(s, best, index, search('refit + test')),
+    );
+    const { k, metric } = selection.best;
+    return { selection, bestLabel: `k=${k} ${metric} (${index === 'hnsw' ? 'approximate HNSW' : 'exact'} search)`, extra: { index } };
+  },
+};
+
+const segLogReg: SegClassifier<number> = {
+  kind: 'segmentation',
+  metrics: { mIoU: 'seg.logreg.mIoU', acc: 'seg.logreg.acc' },
+  run(s, o) {
+    const onFit = (phase: string) => (c: number, iteration: number, loss: number, g: number, finished: boolean) => {
+      const label = `logistic regression C=${c.toExponential(2)} (${phase})`;
+      const state = `loss ${loss.toExponential(4)} |g|max ${g.toExponential(2)}`;
+      if (!finished) o.progress(label, iteration, o.logregMaxIter, state);
+      else
+        o.progress(
+          label,
+          o.logregMaxIter,
+          o.logregMaxIter,
+          `${iteration < o.logregMaxIter ? 'converged' : 'stopped'} after ${iteration} iterations, ${state}`,
+        );
+    };
+    let fits: LogRegFit[] = [];
+    const selection = selectRefitTest(
+      LOGREG_C_GRID,
+      (cs) => {
+        const r = segLogRegValidation(s, [...cs], o.logregMaxIter, onFit('validation'));
+        fits = r.fits;
+        return r.scores;
+      },
+      (c) => segLogRegTest(s, c, o.logregMaxIter, onFit('refit')),
+    );
+    return { selection, bestLabel: `C=${selection.best.toExponential(3)}`, extra: { validationFits: fits, maxIter: o.logregMaxIter } };
+  },
+};
+
+export const CLASSIFIERS = {
+  // Grid probes in this order: in reference mode their initialisations share one random stream.
+  attentive: { kind: 'probe-grid', family: attentiveFamily, source: 'patch', metric: 'attentive.top1' },
+  'linear(avg)': { kind: 'probe-grid', family: linearFamily, source: 'avg', metric: 'linear(avg).top1' },
+  'linear(pred-pool)': { kind: 'probe-grid', family: linearFamily, source: 'global', metric: 'linear(pred-pool).top1' },
+  'knn(avg)': {
+    kind: 'knn',
+    source: 'avg',
+    metric: 'knn(avg).top1',
+    note: 'weighted k-NN, k=20, T=0.07, cosine on average-pooled patch tokens',
+  },
+  'knn(pred-pool)': {
+    kind: 'knn',
+    source: 'global',
+    metric: 'knn(pred-pool).top1',
+    note: 'weighted k-NN, k=20, T=0.07, cosine on the predictor-pooled vector',
+  },
+  'seg.knn': segKnn,
+  'seg.logreg': segLogReg,
+} satisfies Record<string, ProbeGridClassifier | KnnClassifier | SegClassifier<KnnPoint> | SegClassifier<number>>;
+
+export type ClassifierName = keyof typeof CLASSIFIERS;
+
+/** What each --probes name runs, per task kind ('pca' runs no classifier: it draws pictures). */
+const PROBE_CLASSIFIERS: Record<ProbeName, { classification?: ClassifierName[]; segmentation?: ClassifierName[] }> = {
+  attentive: { classification: ['attentive'] },
+  linear: { classification: ['linear(avg)'] },
+  knn: { classification: ['knn(avg)'], segmentation: ['seg.knn'] },
+  // Table 5 compares predictor pooling with average pooling: both, linear and k-NN.
+  'predictor-pooling': { classification: ['linear(avg)', 'linear(pred-pool)', 'knn(avg)', 'knn(pred-pool)'] },
+  logreg: { segmentation: ['seg.logreg'] },
+  pca: {},
+};
+
+/** The classifiers the probes ask for, in registry order, each once. */
+export function classifiersFor(probes: readonly ProbeName[], kind: 'classification' | 'segmentation'): ClassifierName[] {
+  const asked = new Set(probes.flatMap((p) => PROBE_CLASSIFIERS[p][kind] ?? []));
+  return (Object.keys(CLASSIFIERS) as ClassifierName[]).filter((c) => asked.has(c));
+}

@@ -1,0 +1,22 @@
+/**
+ * The metric keys evaluation writes and the tables read: one definition, so a typo is a type
+ * error rather than an empty column. Values are percentages.
+ */
+export const METRICS = {
+  'attentive.top1': 'attentive probe on the patch tokens, top-1',
+  'linear(avg).top1': 'linear probe on average-pooled patch tokens, top-1',
+  'linear(pred-pool).top1': "linear probe on CAPI's predictor pooling, top-1",
+  'knn(avg).top1': 'weighted k-NN on average-pooled patch tokens, top-1',
+  'knn(pred-pool).top1': 'weighted k-NN on the predictor-pooled vector, top-1',
+  'seg.knn.mIoU': 'k-NN segmentation, mIoU',
+  'seg.knn.acc': 'k-NN segmentation, pixel accuracy',
+  'seg.logreg.mIoU': 'logistic-regression segmentation, mIoU',
+  'seg.logreg.acc': 'logistic-regression segmentation, pixel accuracy',
+} as const;
+
+export type MetricKey = keyof typeof METRICS;
+
+export const METRIC_KEYS = Object.keys(METRICS) as MetricKey[];
+
+export type Metrics = Partial<Record<MetricKey, number>>;
+export type MetricNotes = Partial<Record<MetricKey, string>>;

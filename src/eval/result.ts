@@ -1,0 +1,21 @@
+/** What one evaluation of one model produces (written by src/report/results.ts). */
+import type { MetricNotes, Metrics } from './metrics.js';
+
+export interface EvalResult {
+  task: string;
+  model: string;
+  /** 'capi' for a checkpoint, 'baseline' for random-init / pixel features. */
+  kind: 'capi' | 'baseline';
+  source: string;
+  /** Metric -> value (accuracies and mIoU in %). */
+  metrics: Metrics;
+  /** How each metric was produced (probe mode, selected hyper-parameters). */
+  notes: MetricNotes;
+  details: Record<string, unknown>;
+  config: Record<string, unknown>;
+  seed: number;
+  backend: unknown;
+  seconds: Record<string, number>;
+  command: string;
+  createdAt: string;
+}

@@ -1,0 +1,111 @@
+/**
+ * The files of a capi-ts run folder, writer and reader side by side: the training checkpoint
+ * (`checkpoint.safetensors`: named tensor groups + metadata, kind 'train-state') and the teacher
+ * export (`teacher/model.json` + `teacher/weights-<step>.bin`, tfjs weights format) that
+ * evaluation loads. Every file is written atomically; the export writes its weights before the
+ * manifest that names them, so a reader never sees a half-written export.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from '../../runtime/atomic.js';
+import type { ModelConfig } from '../config.js';
+import { readSafetensors, writeSafetensors } from './safetensors.js';
+
+export const CHECKPOINT_FILE = 'checkpoint.safetensors';
+export const TEACHER_DIR = 'teacher';
+export const FORMAT = 'capi-ts/1';
+
+/** Metadata of a training checkpoint (string values, as safetensors stores them). */
+export type TrainStateMeta = Record<string, string> & { step: string; config: string };
+
+/** Writes tensor groups as `<group>.<name>` entries of one safetensors file. */
+export function writeTrainState(file: string, groups: Record<string, Record<string, tf.Tensor>>, meta: TrainStateMeta): void {
+  const entries = new Map<string, { shape: number[]; data: Float32Array | Int32Array }>();
+  for (const [prefix, vars] of Object.entries(groups)) {
+    for (const [name, v] of Object.entries(vars)) entries.set(`${prefix}.${name}`, { shape: v.shape, data: v.dataSync() as Float32Array });
+  }
+  writeSafetensors(file, entries, { format: FORMAT, kind: 'train-state', ...meta });
+}
+
+export interface TrainStateFile {
+  file: string;
+  meta: TrainStateMeta;
+  /** Tensor `<group>.<name>`, checked against the expected shape. */
+  tensor(group: string, name: string, shape: number[]): { data: Float32Array | Int32Array; shape: number[] };
+}
+
+/** Reads a training checkpoint (or wraps `contents` already read from it). */
+export function readTrainState(file: string, contents: ReturnType<typeof readSafetensors> = readSafetensors(file)): TrainStateFile {
+  const { tensors, metadata } = contents;
+  if (metadata.format !== FORMAT || metadata.kind !== 'train-state') {
+    throw new Error(`${file}: not a capi-ts training checkpoint (format ${metadata.format ?? 'missing'})`);
+  }
+  return {
+    file,
+    meta: metadata as TrainStateMeta,
+    tensor(group, name, shape) {
+      const t = tensors.get(`${group}.${name}`);
+      if (!t) throw new Error(`${file}: missing tensor ${group}.${name}`);
+      if (t.shape.join() !== shape.join()) throw new Error(`${file}: ${group}.${name} has shape [${t.shape}], expected [${shape}]`);
+      return t as { data: Float32Array | Int32Array; shape: number[] };
+    },
+  };
+}
+
+/** Whether `file` is a capi-ts training checkpoint (and not a reference-layout safetensors). */
+export function isTrainState(metadata: Record<string, string>): boolean {
+  return metadata.kind === 'train-state';
+}
+
+/** Writes `<run>/teacher/`: the weights, then the manifest naming them; removes older weight files. */
+export async function writeTeacherExport(
+  runDir: string,
+  step: number,
+  named: tf.NamedTensorMap,
+  model: ModelConfig,
+  extra: Record<string, unknown>,
+): Promise<string> {
+  const out = path.join(runDir, TEACHER_DIR);
+  fs.mkdirSync(out, { recursive: true });
+  const { data, specs } = await tf.io.encodeWeights(named);
+  const weightsName = `weights-${step}.bin`;
+  writeFileAtomic(path.join(out, weightsName), new Uint8Array(data));
+  const manifest = {
+    format: FORMAT,
+    kind: 'encoder',
+    modelConfig: model,
+    step,
+    ...extra,
+    weightsManifest: [{ paths: [weightsName], weights: specs }],
+  };
+  writeFileAtomic(path.join(out, 'model.json'), JSON.stringify(manifest, null, 1));
+  for (const f of fs.readdirSync(out)) if (/^weights-\d+\.bin$/.test(f) && f !== weightsName) fs.rmSync(path.join(out, f));
+  return out;
+}
+
+export interface TeacherExport {
+  modelConfig: ModelConfig;
+  step: number;
+  named: tf.NamedTensorMap;
+  /** The files read (manifest, weights), for content hashes. */
+  files: string[];
+}
+
+/** The export folder of a run folder (`<run>/teacher`), or the folder itself if it is one; else undefined. */
+export function findTeacherExport(dir: string): string | undefined {
+  if (fs.existsSync(path.join(dir, TEACHER_DIR, 'model.json'))) return path.join(dir, TEACHER_DIR);
+  if (fs.existsSync(path.join(dir, 'model.json'))) return dir;
+  return undefined;
+}
+
+export function readTeacherExport(dir: string): TeacherExport {
+  const manifestFile = path.join(dir, 'model.json');
+  const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+  if (manifest.kind !== 'encoder' || !manifest.modelConfig) throw new Error(`${manifestFile}: not a capi-ts encoder export`);
+  const group = manifest.weightsManifest[0];
+  const weightsFile = path.join(dir, group.paths[0]);
+  const buf = fs.readFileSync(weightsFile);
+  const named = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length), group.weights);
+  return { modelConfig: manifest.modelConfig as ModelConfig, step: manifest.step, named, files: [manifestFile, weightsFile] };
+}

@@ -1,0 +1,146 @@
+/**
+ * The evaluation layer: the redesign reproduces the numbers the pre-redesign code wrote on a
+ * fixed tiny run (test/fixtures/eval-regression.json); only the asked-for classifiers run; a
+ * dense split is decoded once per evaluation, not once per model; the refit uses the grid's C.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { SegmentationDataset } from '../../src/data/segmentation-datasets.js';
+import type { EvalConfig } from '../../src/eval/config.js';
+import { EvalConfigSchema } from '../../src/eval/config.js';
+import type { EvalHooks } from '../../src/eval/evaluate.js';
+import { evaluate } from '../../src/eval/evaluate.js';
+import type { EvalResult } from '../../src/eval/result.js';
+import { TASKS } from '../../src/eval/tasks.js';
+import { runPretraining } from '../../src/pretrain/loop.js';
+import { disposeState } from '../../src/pretrain/step.js';
+import { backendInfo } from '../../src/runtime/backend.js';
+import { LOGREG_C_GRID } from '../../src/segmentation/logreg.js';
+import { tinyConfig } from '../pretrain/helpers.js';
+
+const SLICE = path.resolve('data/fmnist-slice');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-evaluate-'));
+const run = path.join(tmp, 'run');
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+interface Expected {
+  metrics: Record<string, number>;
+  knnValidation?: Record<string, number>;
+  logregValidation?: Record<string, number>;
+  heldOut?: Record<string, number[]>;
+}
+const EXPECTED = JSON.parse(fs.readFileSync('test/fixtures/eval-regression.json', 'utf8')).results as Record<string, Expected>;
+
+/** Records every progress label, i.e. every phase that ran. */
+function recordingHooks(): EvalHooks & { phases: Set<string> } {
+  const phases = new Set<string>();
+  const progress = (label: string) => {
+    phases.add(label);
+    return { update: () => {} };
+  };
+  return { phases, log: () => {}, progress };
+}
+
+const config = (o: Record<string, unknown>): EvalConfig =>
+  EvalConfigSchema.parse({ checkpoint: run, dataDir: SLICE, cacheDir: '', epochs: 2, pcaImages: 0, backend: 'wasm', ...o });
+
+beforeAll(async () => {
+  // The same run as the fixture's `pretrain` command (tinyConfig is exactly its flags).
+  const r = await runPretraining(tinyConfig({ dataDir: SLICE, steps: 3 }), {
+    out: run,
+    resume: false,
+    stopAfter: 0,
+    backend: backendInfo(),
+    log: () => {},
+  });
+  disposeState(r.state);
+});
+
+const byModel = (rs: EvalResult[]) => Object.fromEntries(rs.map((r) => [`${r.task}/${r.model}`, r]));
+
+describe('evaluate()', () => {
+  it('reproduces the pre-redesign classification numbers, fast and reference probes', async () => {
+    const fast = await evaluate(
+      config({ task: 'fmnist', limitTrain: 200, limitTest: 60, probes: ['attentive', 'predictor-pooling'] }),
+      recordingHooks(),
+    );
+    const ref = await evaluate(
+      config({
+        task: 'fmnist',
+        limitTrain: 200,
+        limitTest: 60,
+        probes: ['attentive', 'predictor-pooling'],
+        probeMode: 'reference',
+        baselines: false,
+      }),
+      recordingHooks(),
+    );
+    const got = byModel([...fast, ...ref]);
+    for (const key of ['fmnist/run', 'fmnist/random-init', 'fmnist/pixel-patches', 'fmnist/run (reference probes)']) {
+      expect(got[key].metrics, key).toEqual(EXPECTED[key].metrics);
+      for (const [probe, acc] of Object.entries(EXPECTED[key].heldOut ?? {})) {
+        const d = got[key].details[probe] as { valAccuracy: number[]; curve: { step: number; valAccuracy: number[] }[] };
+        expect(d.valAccuracy, `${key} ${probe}`).toEqual(acc);
+        expect(d.curve.at(-1)!.valAccuracy).toEqual(acc); // the last held-out point is what selects
+      }
+    }
+  });
+
+  it('reproduces the pre-redesign dense numbers, decodes each canvas once for all three models, refits at the grid C', async () => {
+    const load = TASKS['fmnist-scenes'].load;
+    let decoded = 0;
+    const counting = (d: SegmentationDataset): SegmentationDataset => ({
+      ...d,
+      load: (i) => {
+        decoded++;
+        return d.load(i);
+      },
+    });
+    const spy = vi.spyOn(TASKS['fmnist-scenes'], 'load').mockImplementation((o) => {
+      const { train, test } = load(o);
+      return { train: counting(train), test: counting(test) };
+    });
+    try {
+      const rs = byModel(
+        await evaluate(config({ task: 'fmnist-scenes', scenesTrain: 30, scenesTest: 10, logregMaxIter: 30 }), recordingHooks()),
+      );
+      expect(decoded).toBe(30 + 10);
+      for (const key of ['fmnist-scenes/run', 'fmnist-scenes/random-init', 'fmnist-scenes/pixel-patches']) {
+        const r = rs[key];
+        const want = EXPECTED[key];
+        expect(r.metrics['seg.knn.mIoU'], key).toBe(want.metrics['seg.knn.mIoU']);
+        expect(r.metrics['seg.knn.acc'], key).toBe(want.metrics['seg.knn.acc']);
+        type Sel<P> = { validation: { point: P; score: number }[]; best: P; refit?: { c: number; iterations: number; gradMax: number } };
+        const knn = r.details['seg.knn'] as Sel<{ k: number; metric: string }>;
+        expect(Object.fromEntries(knn.validation.map((v) => [`k=${v.point.k} ${v.point.metric}`, v.score]))).toEqual(want.knnValidation);
+        const lr = r.details['seg.logreg'] as Sel<number>;
+        expect(lr.validation.map((v) => v.score)).toEqual(Object.values(want.logregValidation!));
+        // The refit's C is the grid value itself (not a string parsed back), and the fit is recorded.
+        expect(LOGREG_C_GRID).toContain(lr.best);
+        expect(lr.refit!.c).toBe(lr.best);
+        expect(lr.refit!.iterations).toBeGreaterThan(0);
+        expect(lr.refit!.iterations).toBeLessThanOrEqual(30);
+        expect(Number.isFinite(lr.refit!.gradMax)).toBe(true);
+      }
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('runs only the asked-for dense classifier', async () => {
+    const common = { task: 'fmnist-scenes', scenesTrain: 20, scenesTest: 5, logregMaxIter: 5, baselines: false };
+    const knnOnly = recordingHooks();
+    const [k] = await evaluate(config({ ...common, probes: ['knn'] }), knnOnly);
+    expect(Object.keys(k.metrics).sort()).toEqual(['seg.knn.acc', 'seg.knn.mIoU']);
+    expect([...knnOnly.phases].some((p) => p.includes('k-NN'))).toBe(true);
+    expect([...knnOnly.phases].some((p) => p.includes('logistic regression'))).toBe(false);
+
+    const logregOnly = recordingHooks();
+    const [l] = await evaluate(config({ ...common, probes: ['logreg'] }), logregOnly);
+    expect(Object.keys(l.metrics).sort()).toEqual(['seg.logreg.acc', 'seg.logreg.mIoU']);
+    expect([...logregOnly.phases].some((p) => p.includes('logistic regression'))).toBe(true);
+    expect([...logregOnly.phases].some((p) => p.includes('k-NN'))).toBe(false);
+  });
+});
