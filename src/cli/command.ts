@@ -164,3 +164,11 @@ export function commandConfig<S extends z.ZodObject>(
 export function isMain(url: string): boolean {
   return process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(url);
 }
+
+/**
+ * A path the user typed, absolute: relative to the folder they ran the command in. Under
+ * `npm run`, the process runs in the package root and npm passes that folder as INIT_CWD.
+ */
+export function userPath(p: string): string {
+  return p ? path.resolve(process.env.INIT_CWD ?? process.cwd(), p) : p;
+}

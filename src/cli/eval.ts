@@ -3,14 +3,17 @@
  * with the paper's protocol (eval spec), for the checkpoint and the baselines, written under
  * <out>/<task>/. The protocol lives in src/eval; this file maps flags and outputs.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { EvalConfig } from '../eval/config.js';
 import { EvalConfigSchema } from '../eval/config.js';
-import { evaluate } from '../eval/evaluate.js';
+import { evaluate, resultNames } from '../eval/evaluate.js';
 import { savePcaPicture } from '../report/pca.js';
-import { writeResult } from '../report/results.js';
+import { resultFile, writeResult } from '../report/results.js';
+import { ensureWritableDir, removeStaleTempFiles } from '../runtime/atomic.js';
 import { initBackend } from '../runtime/backend.js';
-import { commandConfig, isMain, runMain } from './command.js';
+import { commandConfig, isMain, runMain, userPath } from './command.js';
 import { ProgressBar } from './progress.js';
 
 export const EVAL_COMMAND = {
@@ -22,10 +25,45 @@ export const EVAL_COMMAND = {
   schema: EvalConfigSchema,
 };
 
+/** The files of `files` that git tracks (none outside a git checkout). */
+function trackedByGit(files: string[]): string[] {
+  const dir = path.dirname(files[0]);
+  let cwd = dir;
+  while (!fs.existsSync(cwd)) cwd = path.dirname(cwd);
+  const r = spawnSync('git', ['-C', cwd, 'ls-files', '--full-name', '-z', '--', ...files.map((f) => path.relative(cwd, f))], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) return [];
+  const top = spawnSync('git', ['-C', cwd, 'rev-parse', '--show-toplevel'], { encoding: 'utf8' }).stdout.trim();
+  const tracked = new Set(
+    r.stdout
+      .split('\0')
+      .filter(Boolean)
+      .map((f) => path.join(top, f)),
+  );
+  return files.filter((f) => tracked.has(path.resolve(f)));
+}
+
+/** Before any work: the output folder is writable, and no tracked result is replaced without --overwrite. */
+function checkOutput(cfg: EvalConfig): void {
+  ensureWritableDir(path.join(cfg.out, cfg.task), '--out');
+  for (const dir of [path.join(cfg.out, cfg.task), path.join(cfg.out, cfg.task, 'pca')]) removeStaleTempFiles(dir);
+  if (cfg.overwrite) return;
+  const tracked = trackedByGit(resultNames(cfg).map((m) => resultFile(cfg.out, cfg.task, m)));
+  if (tracked.length) {
+    throw new Error(
+      `eval would replace ${tracked[0]}${tracked.length > 1 ? ` and ${tracked.length - 1} more` : ''}, tracked by git: pass --overwrite, or choose another --out`,
+    );
+  }
+}
+
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const parsed = commandConfig(EVAL_COMMAND, argv);
   if (!parsed) return;
-  const cfg = parsed.config;
+  const cfg = { ...parsed.config };
+  for (const k of ['checkpoint', 'dataDir', 'dataRoot', 'out', 'cacheDir'] as const)
+    if (parsed.values[k] !== undefined) cfg[k] = userPath(cfg[k]);
+  checkOutput(cfg);
   await initBackend(cfg.backend, cfg.threads);
   const pcaDir = path.join(cfg.out, cfg.task, 'pca');
   await evaluate(cfg, {

@@ -1,12 +1,14 @@
 /** `npm run export -- --checkpoint RUN --out FILE.pth|FILE.safetensors`: weights in the reference layout. */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { z } from 'zod';
 import { loadEncoder } from '../model/io/load.js';
 import { writePth } from '../model/io/pth-writer.js';
 import { toReferenceStateDict } from '../model/io/reference.js';
 import { writeSafetensors } from '../model/io/safetensors.js';
+import { ensureWritableDir } from '../runtime/atomic.js';
 import { initBackend } from '../runtime/backend.js';
-import { commandConfig, isMain, runMain } from './command.js';
+import { commandConfig, isMain, runMain, userPath } from './command.js';
 
 export const EXPORT_COMMAND = {
   usage: 'npm run export -- --checkpoint RUN_OR_FILE --out FILE.pth|FILE.safetensors',
@@ -26,7 +28,9 @@ export const EXPORT_COMMAND = {
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const parsed = commandConfig(EXPORT_COMMAND, argv);
   if (!parsed) return;
-  const { checkpoint, out } = parsed.config;
+  const checkpoint = userPath(parsed.config.checkpoint);
+  const out = userPath(parsed.config.out);
+  ensureWritableDir(path.dirname(out), '--out');
   await initBackend('auto', 2, () => {});
   const enc = loadEncoder(checkpoint, { evalOnly: false });
   const sd = new Map<string, { shape: number[]; data: Float32Array }>();

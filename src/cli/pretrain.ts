@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { CONFIG_OVERRIDE_FIELDS, FMNIST_TINY_DEFAULTS, PRESET_NAMES, resolvePretrainConfig } from '../pretrain/config.js';
 import { runPretraining } from '../pretrain/loop.js';
 import { BACKEND_FIELDS, initBackend } from '../runtime/backend.js';
-import { commandConfig, isMain, runMain } from './command.js';
+import { commandConfig, isMain, runMain, userPath } from './command.js';
 import { ProgressBar } from './progress.js';
 
 const RUN_FIELDS = {
@@ -15,6 +15,11 @@ const RUN_FIELDS = {
   out: z.string().default('').describe("run folder; '': runs/<preset>"),
   resume: z.boolean().default(false).describe('continue the run in --out from its checkpoint'),
   stopAfter: z.number().int().min(0).default(0).describe('stop (with a checkpoint) after N steps in total; resume later'),
+  forceResume: z.boolean().default(false).describe("resume although the checkpoint's config or the images differ from the run folder's"),
+  skipBadImages: z
+    .boolean()
+    .default(false)
+    .describe('leave unreadable or out-of-bounds images out (counted in config.json) instead of stopping'),
   ...BACKEND_FIELDS,
 };
 
@@ -31,11 +36,19 @@ export const PRETRAIN_COMMAND = {
     '         checkpoint.safetensors (resume), teacher/ (tfjs weights of the EMA encoder + predictor).',
 };
 
+/** Path-valued training fields, resolved against the shell's folder. */
+function pathOverrides(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (typeof o.dataDir === 'string' && o.dataDir) out.dataDir = userPath(o.dataDir);
+  if (typeof o.data === 'string' && o.data !== 'fmnist') out.data = userPath(o.data);
+  return out;
+}
+
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const parsed = commandConfig(PRETRAIN_COMMAND, argv);
   if (!parsed) return;
-  const { preset, resume, stopAfter, backend: backendName, threads } = parsed.config;
-  const out = parsed.config.out || path.join('runs', preset);
+  const { preset, resume, stopAfter, backend: backendName, threads, forceResume, skipBadImages } = parsed.config;
+  const out = userPath(parsed.config.out || path.join('runs', preset));
   const overrides = Object.fromEntries(Object.entries(parsed.values).filter(([k]) => !(k in RUN_FIELDS)));
   if (resume && Object.keys(overrides).length > 0) {
     throw new Error(
@@ -44,7 +57,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
         .join(' ')}`,
     );
   }
-  const cfg = resolvePretrainConfig(preset, overrides);
+  const cfg = resolvePretrainConfig(preset, { ...overrides, ...pathOverrides(overrides) });
   const backend = await initBackend(backendName, threads);
   let bar: ProgressBar | undefined;
   const result = await runPretraining(cfg, {
@@ -52,6 +65,9 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     resume,
     stopAfter,
     backend,
+    forceResume,
+    skipBadImages,
+    requestedPreset: parsed.values.preset,
     log: (l) => console.error(l),
     onStep: (m, total) => {
       bar ??= new ProgressBar(total, 'pretrain', m.step);
@@ -62,6 +78,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     },
   });
   bar?.finish();
+  if (result.interrupted) process.exitCode = 128 + (result.interrupted === 'SIGINT' ? 2 : 15);
   const r = result.records;
   if (r.length > 0) {
     const first = r.slice(0, Math.min(10, r.length));

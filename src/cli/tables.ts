@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { buildTables, tableCsv, tableMarkdown } from '../report/tables.js';
 import { readResults } from '../report/results.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
-import { commandConfig, isMain, runMain } from './command.js';
+import { commandConfig, isMain, runMain, userPath } from './command.js';
 
 export const TABLES_COMMAND = {
   usage: 'npm run tables -- [--results DIR]',
@@ -17,7 +17,7 @@ export const TABLES_COMMAND = {
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const parsed = commandConfig(TABLES_COMMAND, argv);
   if (!parsed) return;
-  const dir = parsed.config.results;
+  const dir = userPath(parsed.config.results);
   const results = readResults(dir);
   if (!results.length) throw new Error(`no results under ${dir}: run 'npm run eval -- --task fmnist --checkpoint runs/NAME' first`);
   const tables = buildTables(results);

@@ -12,6 +12,8 @@ export interface ImageDataset {
   description: string;
   size: number;
   load(index: number): Promise<RawImage>;
+  /** Content identity (a hash), where cheap to compute: a resumed run checks it is unchanged. */
+  fingerprint?: string;
 }
 
 export interface LabeledDataset extends ImageDataset {

@@ -2,6 +2,7 @@
  * Fashion-MNIST from the standard idx files (optionally gzipped), found via an explicit folder,
  * then the Debian package `dataset-fashion-mnist`.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -59,8 +60,14 @@ export function loadFashionMnist(dir: string, split: FmnistSplit, limit = Infini
   const [n0, h, w] = images.dims;
   if (labels.dims[0] !== n0) throw new Error(`${labelsFile}: ${labels.dims[0]} labels for ${n0} images`);
   const n = Math.min(n0, limit);
+  const fingerprint = createHash('sha256')
+    .update(images.data.subarray(0, n * h * w))
+    .update(labels.data.subarray(0, n))
+    .digest('hex')
+    .slice(0, 16);
   return {
     description: `fashion-mnist:${split} (${dir})`,
+    fingerprint,
     size: n,
     numClasses: 10,
     classNames: FMNIST_CLASSES,

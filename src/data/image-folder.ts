@@ -2,6 +2,7 @@
  * A folder of images (JPEG, PNG, WebP, any size), decoded with sharp. Used to pretrain on a
  * user's own images; class sub-folders (ImageNet style) give labels.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
@@ -37,16 +38,87 @@ export async function decodeImage(file: string, shortSide = 0): Promise<RawImage
   }
 }
 
+/** Accepted image sizes: smaller images carry no patch to learn from, larger ones are decode bombs. */
+export const IMAGE_BOUNDS = { minSide: 8, maxPixels: 50e6 };
+
+export interface ImageCheck {
+  file: string;
+  problem?: string;
+}
+
 /**
- * Every image under `dir`; the label is the first-level sub-folder (sorted), or 0 when images
- * sit directly in `dir`. `shortSide` bounds decode cost for large photos.
+ * A fast pass over the files' headers (no decode): readable by sharp, and within IMAGE_BOUNDS.
+ * Returns the problem of each bad file.
  */
-export function imageFolder(dir: string, shortSide = 0): LabeledDataset {
+export async function checkImages(files: string[], onProgress?: (done: number, total: number) => void): Promise<ImageCheck[]> {
+  const out: ImageCheck[] = [];
+  for (let i = 0; i < files.length; i++) {
+    const file = files[i];
+    try {
+      const m = await sharp(file, { failOn: 'error', limitInputPixels: false }).metadata();
+      const w = m.width ?? 0;
+      const h = m.height ?? 0;
+      if (Math.min(w, h) < IMAGE_BOUNDS.minSide)
+        out.push({ file, problem: `${w}x${h} is smaller than ${IMAGE_BOUNDS.minSide} px on a side` });
+      else if (w * h > IMAGE_BOUNDS.maxPixels) out.push({ file, problem: `${w}x${h} is over ${IMAGE_BOUNDS.maxPixels / 1e6} megapixels` });
+      else out.push({ file });
+    } catch (e) {
+      out.push({ file, problem: `unreadable (${(e as Error).message.split('\n')[0]})` });
+    }
+    if (i % 256 === 255 || i === files.length - 1) onProgress?.(i + 1, files.length);
+  }
+  return out;
+}
+
+export interface OpenedImageFolder {
+  dataset: LabeledDataset;
+  /** Files left out by `skipBad`, with why. */
+  skipped: ImageCheck[];
+  /** Hash of the file list with sizes and modification times: changes when the folder does. */
+  fingerprint: string;
+}
+
+/**
+ * Every image under `dir`, checked first (checkImages); the label is the first-level
+ * sub-folder (sorted), or 0 when images sit directly in `dir`. A bad file stops with its name,
+ * unless `skipBad`. `shortSide` bounds decode cost for large photos.
+ */
+export async function openImageFolder(
+  dir: string,
+  opts: { shortSide?: number; skipBad?: boolean; onProgress?: (done: number, total: number) => void } = {},
+): Promise<OpenedImageFolder> {
+  const listed = listFolder(dir);
+  const checks = await checkImages(listed, opts.onProgress);
+  const bad = checks.filter((c) => c.problem);
+  if (bad.length && !opts.skipBad) {
+    const more = bad.length > 1 ? ` (and ${bad.length - 1} more bad files)` : '';
+    throw new Error(`${bad[0].file}: ${bad[0].problem}${more}; fix or remove it, or pass --skip-bad-images to leave bad files out`);
+  }
+  const files = checks.filter((c) => !c.problem).map((c) => c.file);
+  if (!files.length) throw new Error(`no usable images under ${dir} (${bad.length} bad files)`);
+  const h = createHash('sha256');
+  for (const f of files) {
+    const st = fs.statSync(f);
+    h.update(`${path.relative(dir, f)}\0${st.size}\0${st.mtimeMs}\n`);
+  }
+  return { dataset: folderDataset(dir, files, opts.shortSide ?? 0), skipped: bad, fingerprint: h.digest('hex').slice(0, 16) };
+}
+
+function listFolder(dir: string): string[] {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     throw new Error(`image folder not found: ${dir} (pass --data DIR with images or class sub-folders)`);
   }
   const files = listImages(dir);
   if (files.length === 0) throw new Error(`no images (jpg, png, webp, bmp, tif) found under ${dir}`);
+  return files;
+}
+
+/** Every image under `dir` without a check (evaluation splits, whose files are read as they are used). */
+export function imageFolder(dir: string, shortSide = 0): LabeledDataset {
+  return folderDataset(dir, listFolder(dir), shortSide);
+}
+
+function folderDataset(dir: string, files: string[], shortSide: number): LabeledDataset {
   const classNames = [
     ...new Set(
       files

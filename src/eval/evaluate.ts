@@ -78,6 +78,13 @@ export function defaultModelName(cfg: Pick<EvalConfig, 'checkpoint' | 'weights'>
   return cfg.weights === 'student' ? `${base}-student` : base;
 }
 
+/** The row names evaluate() will write, in order (checkpoint, then baselines). */
+export function resultNames(cfg: EvalConfig): string[] {
+  const names = [cfg.name || defaultModelName(cfg), ...(cfg.baselines ? ['random-init', 'pixel-patches'] : [])];
+  const reference = cfg.probeMode === 'reference' && TASKS[cfg.task].kind === 'classification';
+  return names.map((n) => (reference ? `${n} (reference probes)` : n));
+}
+
 interface ModelEntry {
   build(): FeatureModel;
   kind: EvalResult['kind'];

@@ -11,6 +11,7 @@ import type { RawImage } from '../data/dataset.js';
 import type { CropBox } from '../data/transforms.js';
 import { centerCropBox, renderImage } from '../data/transforms.js';
 import { readSafetensors, writeSafetensors } from '../model/io/safetensors.js';
+import { removeStaleTempFiles } from '../runtime/atomic.js';
 import type { FeatureModel } from './models.js';
 
 /** 'resize': squash to S x S (segmentation, small images); 'center-crop': the 256 -> 224 crop of classification. */
@@ -110,6 +111,7 @@ export async function extractFeatures(model: FeatureModel, data: ImageSource, op
     fromCache,
     seconds: (performance.now() - t0) / 1000,
   });
+  if (opts.cacheDir) removeStaleTempFiles(opts.cacheDir);
   if (file && fs.existsSync(file)) {
     const { tensors } = readSafetensors(file);
     const get = (name: string) => tensors.get(name)!.data as Float32Array;

@@ -53,7 +53,7 @@ export function loadCheckpoint(file: string): LoadedCheckpoint {
   for (const [prefix, vars] of Object.entries(groups(state))) {
     for (const [name, v] of Object.entries(vars)) {
       const t = saved.tensor(prefix, name, v.shape);
-      v.assign(tf.tensor(t.data, t.shape));
+      tf.tidy(() => v.assign(tf.tensor(t.data, t.shape)));
     }
   }
   state.step = Number(saved.meta.step);

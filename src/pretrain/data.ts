@@ -5,17 +5,39 @@
  */
 import type { ImageDataset } from '../data/dataset.js';
 import { loadFashionMnist, locateFashionMnist } from '../data/fashion-mnist.js';
-import { imageFolder } from '../data/image-folder.js';
+import type { ImageCheck } from '../data/image-folder.js';
+import { openImageFolder } from '../data/image-folder.js';
 import { randomResizedCropFlip, renderImage } from '../data/transforms.js';
 import { patchify } from '../model/patches.js';
 import { Rng, STREAM } from '../runtime/rng.js';
 import type { PretrainConfig, TrainConfig } from './config.js';
 import type { PretrainBatch } from './step.js';
 
-export function openPretrainDataset(t: TrainConfig, imageSize: number): ImageDataset {
-  if (t.data === 'fmnist') return loadFashionMnist(locateFashionMnist(t.dataDir || undefined), 'train');
+export interface PretrainData {
+  dataset: ImageDataset;
+  /** Content identity of the training images (resume checks it). */
+  fingerprint: string;
+  /** Bad files left out with --skip-bad-images. */
+  skipped: ImageCheck[];
+}
+
+/** The training images, every file checked before the run writes anything. */
+export async function openPretrainDataset(
+  t: TrainConfig,
+  imageSize: number,
+  opts: { skipBadImages?: boolean; onProgress?: (done: number, total: number) => void } = {},
+): Promise<PretrainData> {
+  if (t.data === 'fmnist') {
+    const dataset = loadFashionMnist(locateFashionMnist(t.dataDir || undefined), 'train');
+    return { dataset, fingerprint: dataset.fingerprint ?? '', skipped: [] };
+  }
   // Decode photos at a little over the crop size: RandomResizedCrop then works on that.
-  return imageFolder(t.data, Math.ceil(imageSize * 1.15));
+  const f = await openImageFolder(t.data, {
+    shortSide: Math.ceil(imageSize * 1.15),
+    skipBad: opts.skipBadImages,
+    onProgress: opts.onProgress,
+  });
+  return { dataset: f.dataset, fingerprint: f.fingerprint, skipped: f.skipped };
 }
 
 export class BatchSampler {

@@ -1,18 +1,22 @@
 /**
- * The pretraining run: data, steps, metrics (JSONL, one line per step), checkpoints every K
- * steps and at the end (atomic), resume, NaN guard, and a clean stop on SIGINT.
+ * The pretraining run: data (checked before anything is written), steps, metrics (JSONL, one
+ * line per step), checkpoints every K steps and at the end (atomic, and only of finite weights),
+ * resume (validated against the run it continues), and a clean stop on SIGINT / SIGTERM.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { TEACHER_DIR } from '../model/io/run-files.js';
+import { ensureWritableDir, removeStaleTempFiles, writeFileAtomic } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
-import type { PretrainConfig } from './config.js';
-import { writeFileAtomic } from '../runtime/atomic.js';
+import { nonFiniteTensors } from '../runtime/finite.js';
 import { CHECKPOINT_FILE, exportTeacher, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import type { PretrainConfig } from './config.js';
 import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js';
+import { trainFlopsPerImage } from './flops.js';
+import { checkWasmStepMemory } from './memory.js';
 import type { CapiState, StepMetrics } from './step.js';
 import { initState, stepMaskCounts, totalSteps, trainStep } from './step.js';
-import { trainFlopsPerImage } from './flops.js';
 
 export interface RunOptions {
   out: string;
@@ -22,6 +26,12 @@ export interface RunOptions {
   backend: BackendInfo;
   log: (line: string) => void;
   onStep?: (m: StepRecord, total: number) => void;
+  /** Leave unreadable or out-of-bounds images out (counted in config.json) instead of stopping. */
+  skipBadImages?: boolean;
+  /** Resume although the checkpoint's config or the data differ from the run folder's. */
+  forceResume?: boolean;
+  /** With resume: the preset the user asked for, which must be the run's. */
+  requestedPreset?: string;
 }
 
 export interface StepRecord extends StepMetrics {
@@ -35,40 +45,167 @@ export interface RunResult {
   records: StepRecord[];
   totalSteps: number;
   stoppedEarly: boolean;
+  /** The signal that stopped the run (after its checkpoint), if one did. */
+  interrupted?: NodeJS.Signals;
+  /** Resume found the run already finished: nothing was done. */
+  alreadyComplete: boolean;
 }
 
 /** How many consecutive non-finite losses abort the run (spec 13: "more than 2"). */
 const MAX_NAN_STEPS = 3;
+/** A second signal this long after the first aborts without a checkpoint (earlier ones are the same Ctrl-C, relayed). */
+const ABORT_AFTER_MS = 2000;
+
+const METRICS_FILE = 'metrics.jsonl';
+const CONFIG_FILE = 'config.json';
+
+/** SIGINT / SIGTERM: the first asks the loop to stop after the current step; a later one aborts. */
+class StopRequest {
+  signal?: NodeJS.Signals;
+  private at = 0;
+  private readonly handler = (signal: NodeJS.Signals) => {
+    if (this.signal && Date.now() - this.at > ABORT_AFTER_MS) {
+      process.stderr.write(`\n${signal} again: aborting without a checkpoint (the last one stays)\n`);
+      process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    }
+    if (this.signal) return;
+    this.signal = signal;
+    this.at = Date.now();
+    this.log(`\n${signal}: finishing this step, then writing a checkpoint (send it again after 2 s to abort)`);
+  };
+
+  constructor(private readonly log: (line: string) => void) {
+    process.on('SIGINT', this.handler);
+    process.on('SIGTERM', this.handler);
+  }
+
+  dispose(): void {
+    process.off('SIGINT', this.handler);
+    process.off('SIGTERM', this.handler);
+  }
+}
+
+/** Lets signal handlers (and other events) run between synchronous steps. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * metrics.jsonl lines of steps before `step` (a crash after the last checkpoint leaves later
+ * ones). A torn last line (a crash or a full disk during the append) is dropped; a bad line
+ * elsewhere is an error naming the file and line.
+ */
+function keptMetrics(file: string, step: number, log: (l: string) => void): string[] {
+  if (!fs.existsSync(file)) return [];
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  const kept: string[] = [];
+  lines.forEach((line, i) => {
+    let rec: { step?: unknown };
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      if (i === lines.length - 1) {
+        log(`${file}: dropped a torn last line (${line.length} bytes)`);
+        return;
+      }
+      throw new Error(`${file}:${i + 1}: not a JSON line; the metrics are damaged (remove the line to resume)`);
+    }
+    if (typeof rec.step === 'number' && rec.step < step) kept.push(line);
+  });
+  return kept;
+}
+
+/** The first field where two objects differ, as 'key: a vs b'. */
+function firstDifference(a: Record<string, unknown>, b: Record<string, unknown>): string | undefined {
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) return `${k}: ${JSON.stringify(a[k])} vs ${JSON.stringify(b[k])}`;
+  }
+  return undefined;
+}
+
+interface SavedRunConfig extends PretrainConfig {
+  datasetFingerprint?: string;
+}
+
+/** A resume continues exactly the run in the folder: same architecture and training config, same data. */
+function checkResume(out: string, cfg: PretrainConfig, fingerprint: string, opts: RunOptions): void {
+  const fix = 'pass --force-resume to continue anyway, or start a new run in another --out';
+  if (opts.requestedPreset && opts.requestedPreset !== cfg.preset) {
+    throw new Error(`--preset ${opts.requestedPreset}: the run in ${out} is a ${cfg.preset} run; drop --preset to resume it`);
+  }
+  const file = path.join(out, CONFIG_FILE);
+  if (!fs.existsSync(file) || opts.forceResume) return;
+  let saved: SavedRunConfig;
+  try {
+    saved = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    throw new Error(`${file}: not valid JSON; cannot check that the checkpoint belongs to this run (${fix})`);
+  }
+  const model = firstDifference(saved.model ?? {}, cfg.model);
+  if (model)
+    throw new Error(`${path.join(out, CHECKPOINT_FILE)} is not this run's checkpoint: its model differs from ${file} (${model}); ${fix}`);
+  const train = firstDifference(saved.train ?? {}, cfg.train);
+  if (train)
+    throw new Error(
+      `${path.join(out, CHECKPOINT_FILE)} is not this run's checkpoint: its training config differs from ${file} (${train}); ${fix}`,
+    );
+  if (saved.datasetFingerprint && saved.datasetFingerprint !== fingerprint) {
+    throw new Error(
+      `the training images changed since this run started (fingerprint ${saved.datasetFingerprint} -> ${fingerprint}); ${fix}`,
+    );
+  }
+}
 
 export async function runPretraining(requested: PretrainConfig, opts: RunOptions): Promise<RunResult> {
-  fs.mkdirSync(opts.out, { recursive: true });
+  ensureWritableDir(opts.out, '--out');
+  for (const dir of [opts.out, path.join(opts.out, TEACHER_DIR)]) {
+    for (const f of removeStaleTempFiles(dir)) opts.log(`removed ${f}, left by an interrupted write`);
+  }
   const ckptFile = path.join(opts.out, CHECKPOINT_FILE);
+  if (!opts.resume && fs.existsSync(ckptFile)) {
+    throw new Error(`${ckptFile} already exists: pass --resume to continue that run, or choose another --out`);
+  }
   let cfg = requested;
-  let state: CapiState;
+  let state: CapiState | undefined;
   if (opts.resume) {
     const loaded = loadCheckpoint(ckptFile);
     state = loaded.state;
     cfg = loaded.config;
-    opts.log(`resumed ${ckptFile} at step ${state.step}`);
-  } else {
-    if (fs.existsSync(ckptFile)) {
-      throw new Error(`${ckptFile} already exists: pass --resume to continue that run, or choose another --out`);
-    }
-    state = initState(cfg);
   }
-  const dataset = openPretrainDataset(cfg.train, cfg.model.imageSize);
+  return run(cfg, state, opts);
+}
+
+async function run(cfg: PretrainConfig, resumed: CapiState | undefined, opts: RunOptions): Promise<RunResult> {
+  // Data first: nothing is written before every image is known to be readable.
+  const data = await openPretrainDataset(cfg.train, cfg.model.imageSize, { skipBadImages: opts.skipBadImages });
+  const { dataset } = data;
+  for (const s of data.skipped.slice(0, 5)) opts.log(`skipped ${s.file}: ${s.problem}`);
+  if (data.skipped.length) opts.log(`skipped ${data.skipped.length} bad images in all (--skip-bad-images)`);
   const total = totalSteps(cfg, dataset.size);
   const sampler = new BatchSampler(dataset.size, cfg.train.batchSize, cfg.train.seed);
+  if (resumed) {
+    checkResume(opts.out, cfg, data.fingerprint, opts);
+    if (resumed.step >= total) {
+      opts.log(
+        `the run in ${opts.out} is already complete (step ${resumed.step} of ${total}): nothing to do; evaluate it with npm run eval -- --checkpoint ${opts.out}`,
+      );
+      return { state: resumed, config: cfg, records: [], totalSteps: total, stoppedEarly: false, alreadyComplete: true };
+    }
+    opts.log(`resumed ${path.join(opts.out, CHECKPOINT_FILE)} at step ${resumed.step}`);
+  }
+  if (opts.backend.backend === 'wasm') await checkWasmStepMemory(cfg);
+  const state = resumed ?? initState(cfg);
   const counts = stepMaskCounts(cfg);
   const flops = trainFlopsPerImage(cfg.model, counts);
   writeFileAtomic(
-    path.join(opts.out, 'config.json'),
+    path.join(opts.out, CONFIG_FILE),
     JSON.stringify(
       {
         ...cfg,
         backend: opts.backend,
         dataset: dataset.description,
         datasetSize: dataset.size,
+        datasetFingerprint: data.fingerprint,
+        skippedImages: { count: data.skipped.length, files: data.skipped.slice(0, 100) },
         totalSteps: total,
         stepsPerEpoch: sampler.stepsPerEpoch,
         masking: counts,
@@ -81,60 +218,81 @@ export async function runPretraining(requested: PretrainConfig, opts: RunOptions
   opts.log(`data: ${dataset.description}, ${dataset.size} images, ${sampler.stepsPerEpoch} steps/epoch, ${total} steps total`);
   opts.log(`masking: ${counts.nVisible} visible / ${counts.nMasked} masked of ${counts.nTokens}, ${counts.nPredict} predictions per image`);
 
-  // Metrics of steps beyond the checkpoint (a crash after the last save) are dropped on resume.
-  const metricsFile = path.join(opts.out, 'metrics.jsonl');
-  const kept =
-    fs.existsSync(metricsFile) && opts.resume
-      ? fs
-          .readFileSync(metricsFile, 'utf8')
-          .split('\n')
-          .filter((l) => l && JSON.parse(l).step < state.step)
-      : [];
+  const metricsFile = path.join(opts.out, METRICS_FILE);
+  const kept = opts.resume ? keptMetrics(metricsFile, state.step, opts.log) : [];
   writeFileAtomic(metricsFile, kept.map((l) => `${l}\n`).join(''));
 
-  let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    opts.log('\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to abort)');
-  };
-  process.on('SIGINT', onSigint);
+  let lastSaved = opts.resume ? state.step : -1;
   const save = async () => {
+    // Never replace the last good checkpoint with a diverged one.
+    const bad = nonFiniteTensors({
+      ...prefixed('student.', state.student),
+      ...prefixed('teacher.', state.teacher),
+      ...prefixed('clustering.', state.clustering),
+    });
+    if (bad.length) {
+      const kept = lastSaved >= 0 ? `the checkpoint of step ${lastSaved} is kept` : 'no checkpoint was written';
+      throw new Error(
+        `training diverged: ${bad.length} weight tensors are not finite at step ${state.step} (e.g. ${bad[0]}); ${kept}; lower --lr`,
+      );
+    }
     saveCheckpoint(opts.out, state, cfg, opts.backend);
     await exportTeacher(opts.out, state, cfg.model, { step: state.step, seed: cfg.train.seed, backend: opts.backend, preset: cfg.preset });
+    lastSaved = state.step;
   };
 
+  const stop = new StopRequest(opts.log);
   const records: StepRecord[] = [];
   const started = performance.now();
   let nanSteps = 0;
   let stoppedEarly = false;
   try {
     while (state.step < total) {
+      await yieldToEventLoop();
+      if (stop.signal) break;
       const t0 = performance.now();
       const batch = await loadPretrainBatch(dataset, sampler, cfg, state.step);
       const m = trainStep(state, batch, cfg, total);
       const dt = (performance.now() - t0) / 1000;
       const rec: StepRecord = { ...m, imagesPerSec: batch.size / dt, elapsedSec: (performance.now() - started) / 1000 };
       records.push(rec);
-      fs.appendFileSync(metricsFile, `${JSON.stringify(rec)}\n`);
+      try {
+        fs.appendFileSync(metricsFile, `${JSON.stringify(rec)}\n`);
+      } catch (e) {
+        throw new Error(`cannot append to ${metricsFile}: ${(e as NodeJS.ErrnoException).code ?? e} (free disk space, then --resume)`);
+      }
       opts.onStep?.(rec, total);
       nanSteps = Number.isFinite(m.capiLoss) && Number.isFinite(m.clusteringLoss) ? 0 : nanSteps + 1;
       if (nanSteps >= MAX_NAN_STEPS) {
+        const kept = lastSaved >= 0 ? `the checkpoint of step ${lastSaved} is kept` : 'no checkpoint was written';
         throw new Error(
-          `training diverged: non-finite loss for ${nanSteps} consecutive steps at step ${m.step}; lower --lr or check the data`,
+          `training diverged: non-finite loss for ${nanSteps} consecutive steps at step ${m.step}; ${kept}; lower --lr or check the data`,
         );
       }
+      await yieldToEventLoop();
       const done = state.step >= total;
-      const stop = interrupted || (opts.stopAfter > 0 && state.step >= opts.stopAfter);
-      if (done || stop || state.step % cfg.train.checkpointEvery === 0) await save();
-      if (stop && !done) {
+      const stopNow = stop.signal !== undefined || (opts.stopAfter > 0 && state.step >= opts.stopAfter);
+      if (done || stopNow || state.step % cfg.train.checkpointEvery === 0) await save();
+      if (stopNow && !done) {
         stoppedEarly = true;
         break;
       }
     }
+    if (stop.signal && lastSaved !== state.step) {
+      await save();
+      stoppedEarly = true;
+    }
   } finally {
-    process.off('SIGINT', onSigint);
+    stop.dispose();
+  }
+  if (stop.signal) {
+    opts.log(
+      `${stop.signal}: stopped at step ${state.step} of ${total}; checkpoint in ${opts.out}; resume with: npm run pretrain -- --out ${opts.out} --resume`,
+    );
   }
   if (tf.memory().numTensors > 10_000) opts.log(`warning: ${tf.memory().numTensors} live tensors`);
-  return { state, config: cfg, records, totalSteps: total, stoppedEarly };
+  return { state, config: cfg, records, totalSteps: total, stoppedEarly, interrupted: stop.signal, alreadyComplete: false };
 }
+
+const prefixed = (prefix: string, vars: Record<string, tf.Tensor>) =>
+  Object.fromEntries(Object.entries(vars).map(([k, v]) => [prefix + k, v]));

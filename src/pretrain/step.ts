@@ -53,10 +53,12 @@ export interface StepMetrics {
   momentum: number;
 }
 
+/** Variables holding `params` (which are released: the variables keep their buffers). */
 function toVariables(params: Params, trainable: boolean): Variables {
   const out: Variables = {};
   for (const [name, t] of Object.entries(params)) {
     out[name] = tf.variable(t, trainable && !name.includes('rope'));
+    t.dispose();
   }
   return out;
 }

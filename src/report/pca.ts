@@ -3,7 +3,7 @@
  * features, signs fixed so each component's skewness is >= 0, components 1-3 mapped linearly
  * from [-2.3, 2.3] to RGB, nearest-upsampled; saved next to the input image as one PNG.
  */
-import { renameSync } from 'node:fs';
+import { renameSync, rmSync } from 'node:fs';
 import { Matrix, SingularValueDecomposition } from 'ml-matrix';
 import sharp from 'sharp';
 
@@ -70,8 +70,13 @@ export async function savePcaPicture(
     Buffer.from(rgb.buffer, rgb.byteOffset + y * side * 3, side * 3).copy(canvas, (y * side * 2 + side) * 3);
   }
   const tmp = `${file}.tmp-${process.pid}.png`;
-  await sharp(canvas, { raw: { width: side * 2, height: side, channels: 3 } })
-    .png()
-    .toFile(tmp);
-  renameSync(tmp, file);
+  try {
+    await sharp(canvas, { raw: { width: side * 2, height: side, channels: 3 } })
+      .png()
+      .toFile(tmp);
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new Error(`cannot write ${file}: ${(e as Error).message.split('\n')[0]}`);
+  }
 }

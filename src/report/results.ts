@@ -18,8 +18,12 @@ export function markdownTable(header: string[], rows: (string | number)[][]): st
 
 export const fmt = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(1));
 
+/** Where a (task, model) result goes: <dir>/<task>/<model>.json (+ .csv, .md). */
+export const resultFile = (dir: string, task: string, model: string) =>
+  path.join(dir, task, `${model.replace(/[^A-Za-z0-9._-]+/g, '_')}.json`);
+
 export function writeResult(dir: string, r: EvalResult): string {
-  const base = path.join(dir, r.task, r.model.replace(/[^A-Za-z0-9._-]+/g, '_'));
+  const base = resultFile(dir, r.task, r.model).replace(/\.json$/, '');
   writeFileAtomic(`${base}.json`, JSON.stringify(r, null, 2));
   const entries = Object.entries(r.metrics) as [MetricKey, number][];
   const rows = entries.map(([k, v]) => [r.task, r.model, k, v.toFixed(2), r.notes[k] ?? '']);
@@ -35,13 +39,34 @@ export function writeResult(dir: string, r: EvalResult): string {
   return `${base}.json`;
 }
 
+/** One result file, checked enough that a torn or foreign file is named rather than misread. */
+export function readResult(file: string): EvalResult {
+  let r: Partial<EvalResult>;
+  try {
+    r = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: not a readable result (${(e as Error).message.split('\n')[0]}); re-run its eval, or remove the file`);
+  }
+  if (
+    !r ||
+    typeof r !== 'object' ||
+    typeof r.task !== 'string' ||
+    typeof r.model !== 'string' ||
+    typeof r.metrics !== 'object' ||
+    !r.metrics
+  ) {
+    throw new Error(`${file}: not an eval result (needs task, model and metrics); re-run its eval, or remove the file`);
+  }
+  return r as EvalResult;
+}
+
 export function readResults(dir: string): EvalResult[] {
   if (!fs.existsSync(dir)) return [];
   const out: EvalResult[] = [];
   for (const task of fs.readdirSync(dir).sort()) {
     const td = path.join(dir, task);
     if (!fs.statSync(td).isDirectory()) continue;
-    for (const f of fs.readdirSync(td).sort()) if (f.endsWith('.json')) out.push(JSON.parse(fs.readFileSync(path.join(td, f), 'utf8')));
+    for (const f of fs.readdirSync(td).sort()) if (f.endsWith('.json')) out.push(readResult(path.join(td, f)));
   }
   return out;
 }

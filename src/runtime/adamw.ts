@@ -29,8 +29,10 @@ export function initAdamW(params: Record<string, tf.Variable>, names: string[] =
   const m: Record<string, tf.Variable> = {};
   const v: Record<string, tf.Variable> = {};
   for (const n of names) {
-    m[n] = tf.variable(tf.zerosLike(params[n]), false);
-    v[n] = tf.variable(tf.zerosLike(params[n]), false);
+    const zeros = tf.zerosLike(params[n]);
+    m[n] = tf.variable(zeros, false);
+    v[n] = tf.variable(zeros, false);
+    zeros.dispose(); // the variables hold their own references
   }
   return { steps: 0, m, v };
 }

@@ -70,6 +70,12 @@ describe('one training step', () => {
     disposeState(state);
   });
 
+  it('initState + disposeState leaves no tensor behind', () => {
+    const before = tf.memory().numTensors;
+    disposeState(initState(tinyConfig()));
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('does not leak tensors: the count after step 3 equals the count after step 10', () => {
     const cfg = tinyConfig({ dropPath: 0.2 });
     const state = initState(cfg);

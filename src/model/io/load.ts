@@ -16,6 +16,7 @@ import { flattenStateDict, readPth } from './pth.js';
 import { fromReferenceStateDict } from './reference.js';
 import { CHECKPOINT_FILE, findTeacherExport, isTrainState, readTeacherExport, readTrainState } from './run-files.js';
 import { readSafetensors } from './safetensors.js';
+import { nonFiniteTensors } from '../../runtime/finite.js';
 
 export interface LoadedEncoder {
   params: Params;
@@ -122,10 +123,23 @@ function loadTfjsExport(dir: string): LoadedEncoder {
   return { params, config: exp.modelConfig, source: `capi-ts teacher export ${dir} (step ${exp.step})`, hash: fileHash(exp.files) };
 }
 
+/** Refuses weights with NaN or infinite entries (a diverged run): its features would be meaningless. */
 export function loadEncoder(spec: string, opts: LoadOptions = {}): LoadedEncoder {
+  const enc = loadAny(spec, opts);
+  const bad = nonFiniteTensors(enc.params);
+  if (bad.length) {
+    tf.dispose(Object.values(enc.params));
+    throw new Error(
+      `${enc.source}: ${bad.length} of ${Object.keys(enc.params).length} weight tensors hold NaN or infinite values (e.g. ${bad[0]}): the run diverged; evaluate an earlier checkpoint`,
+    );
+  }
+  return enc;
+}
+
+function loadAny(spec: string, opts: LoadOptions): LoadedEncoder {
   if (!fs.existsSync(spec)) throw new Error(`checkpoint not found: ${spec} (a run folder, teacher/ export, .safetensors or .pth file)`);
   if (fs.statSync(spec).isDirectory()) {
-    if (opts.weights === 'student') return loadEncoder(path.join(spec, CHECKPOINT_FILE), opts);
+    if (opts.weights === 'student') return loadAny(path.join(spec, CHECKPOINT_FILE), opts);
     const teacher = findTeacherExport(spec);
     if (teacher) return loadTfjsExport(teacher);
     throw new Error(`${spec}: no teacher/model.json here; is this a capi-ts run folder (npm run pretrain -- --out ${spec})?`);

@@ -99,13 +99,31 @@ export function findTeacherExport(dir: string): string | undefined {
   return undefined;
 }
 
+const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
+
 export function readTeacherExport(dir: string): TeacherExport {
   const manifestFile = path.join(dir, 'model.json');
-  const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
-  if (manifest.kind !== 'encoder' || !manifest.modelConfig) throw new Error(`${manifestFile}: not a capi-ts encoder export`);
+  const damaged = `the export is damaged: resume the run (npm run pretrain -- --out <run> --resume) to write it again, or evaluate its ${CHECKPOINT_FILE}`;
+  let manifest: {
+    kind?: string;
+    modelConfig?: ModelConfig;
+    step: number;
+    weightsManifest?: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+  };
+  try {
+    manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+  } catch (e) {
+    throw new Error(`${manifestFile}: not readable JSON (${(e as Error).message.split('\n')[0]}); ${damaged}`);
+  }
+  if (manifest.kind !== 'encoder' || !manifest.modelConfig || !manifest.weightsManifest?.[0])
+    throw new Error(`${manifestFile}: not a capi-ts encoder export`);
   const group = manifest.weightsManifest[0];
   const weightsFile = path.join(dir, group.paths[0]);
+  if (!fs.existsSync(weightsFile)) throw new Error(`${weightsFile} is missing (named by ${manifestFile}); ${damaged}`);
   const buf = fs.readFileSync(weightsFile);
+  const expected = group.weights.reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1) * (DTYPE_BYTES[w.dtype] ?? 4), 0);
+  if (buf.length !== expected)
+    throw new Error(`${weightsFile} has ${buf.length} bytes but ${manifestFile} needs ${expected}: truncated or replaced; ${damaged}`);
   const named = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length), group.weights);
   return { modelConfig: manifest.modelConfig as ModelConfig, step: manifest.step, named, files: [manifestFile, weightsFile] };
 }

@@ -3,6 +3,8 @@
  * write without Python. Reading converts F32/F64/BF16/F16 to float32 and I32/I64 to int32.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ioError } from '../../runtime/atomic.js';
 import { bfloat16ToFloat32, float16ToFloat32 } from './dtypes.js';
 import type { LoadedTensor } from './pth.js';
 
@@ -95,6 +97,7 @@ export function writeSafetensors(
   len.writeBigUInt64LE(BigInt(headerBytes.length));
   const tmp = `${file}.tmp-${process.pid}`;
   try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
     const fd = fs.openSync(tmp, 'w');
     try {
       fs.writeSync(fd, len);
@@ -107,6 +110,6 @@ export function writeSafetensors(
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
-    throw e;
+    throw ioError(e, `write ${file}`);
   }
 }

@@ -1,0 +1,273 @@
+/**
+ * A long run must never lose work or lie: signals stop with a checkpoint and resume exactly; an
+ * oversized batch is refused in seconds; a diverged run never overwrites its last finite
+ * checkpoint and evaluation refuses non-finite weights; a torn metrics line does not block
+ * resume; a checkpoint of another run, changed data and bad images are refused before anything
+ * is written.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadEncoder } from '../../src/model/io/load.js';
+import { readTrainState, writeTeacherExport } from '../../src/model/io/run-files.js';
+import type { RunOptions } from '../../src/pretrain/loop.js';
+import { runPretraining } from '../../src/pretrain/loop.js';
+import { disposeState } from '../../src/pretrain/step.js';
+import { backendInfo } from '../../src/runtime/backend.js';
+import { tinyConfig } from './helpers.js';
+
+const SLICE = path.resolve('data/fmnist-slice');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-robust-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** The flags of tinyConfig, for the command line. */
+const TINY = [
+  '--dim',
+  '64',
+  '--depth',
+  '2',
+  '--heads',
+  '1',
+  '--pred-dim',
+  '64',
+  '--pred-depth',
+  '1',
+  '--pred-heads',
+  '1',
+  '--num-clusters',
+  '32',
+];
+const RUN = [...TINY, '--batch-size', '32', '--num-predictions', '4', '--steps', '40', '--checkpoint-every', '1000', '--data-dir', SLICE];
+
+const opts = (out: string, o: Partial<RunOptions> = {}): RunOptions => ({
+  out,
+  resume: false,
+  stopAfter: 0,
+  backend: backendInfo(),
+  log: () => {},
+  ...o,
+});
+
+const metricsOf = (dir: string) =>
+  fs
+    .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { step: number; capiLoss: number; clusteringLoss: number });
+
+const trace = (dir: string) => metricsOf(dir).map((m) => [m.step, m.capiLoss, m.clusteringLoss]);
+
+function exited(p: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  let stderr = '';
+  p.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  return new Promise((resolve) => p.on('close', (code, signal) => resolve({ code, signal, stderr })));
+}
+
+async function untilSteps(dir: string, n: number): Promise<void> {
+  const file = path.join(dir, 'metrics.jsonl');
+  for (let i = 0; i < 1200; i++) {
+    if (fs.existsSync(file) && fs.readFileSync(file, 'utf8').split('\n').length > n) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no ${n} steps in ${file}`);
+}
+
+let reference: number[][] | undefined;
+/** The uninterrupted run's metrics, for comparison. */
+async function referenceTrace(): Promise<number[][]> {
+  if (!reference) {
+    const dir = path.join(tmp, 'reference');
+    const r = await runPretraining(tinyConfig({ dataDir: SLICE, batchSize: 32, steps: 40, checkpointEvery: 1000 }), opts(dir));
+    disposeState(r.state);
+    reference = trace(dir);
+  }
+  return reference;
+}
+
+function resume(dir: string) {
+  return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/pretrain.ts', '--out', dir, '--resume'], {
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
+}
+
+describe('signals', () => {
+  it('Ctrl-C under npm run (SIGINT to the process group): checkpoint, one line on how to resume, non-zero exit; resume is identical', async () => {
+    const dir = path.join(tmp, 'group');
+    const p = spawn('npm', ['run', '-s', 'pretrain', '--', '--out', dir, ...RUN], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    const done = exited(p);
+    await untilSteps(dir, 5);
+    process.kill(-p.pid!, 'SIGINT');
+    const r = await done;
+    expect(r.code !== 0 || r.signal !== null).toBe(true);
+    // npm may exit before the run's last line; the checkpoint is what counts.
+    for (let i = 0; i < 200 && !fs.existsSync(path.join(dir, 'teacher', 'model.json')); i++)
+      await new Promise((res) => setTimeout(res, 50));
+    const step = Number(readTrainState(path.join(dir, 'checkpoint.safetensors')).meta.step);
+    expect(step).toBeGreaterThanOrEqual(5);
+    expect(step).toBeLessThan(40);
+    const again = resume(dir);
+    expect(again.status, again.stderr).toBe(0);
+    expect(trace(dir)).toEqual(await referenceTrace());
+  });
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`${signal} to the node process: checkpoint, message, exit ${signal === 'SIGINT' ? 130 : 143}; resume is identical`, async () => {
+      const dir = path.join(tmp, signal);
+      const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/pretrain.ts', '--out', dir, ...RUN], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      const done = exited(p);
+      await untilSteps(dir, 5);
+      p.kill(signal);
+      const r = await done;
+      expect(r.code).toBe(signal === 'SIGINT' ? 130 : 143);
+      const line = r.stderr.split('\n').find((l) => l.includes('resume with'));
+      expect(line).toContain(`npm run pretrain -- --out ${dir} --resume`);
+      const again = resume(dir);
+      expect(again.status, again.stderr).toBe(0);
+      expect(trace(dir)).toEqual(await referenceTrace());
+      // A finished run says so, and does nothing.
+      const third = resume(dir);
+      expect(third.status).toBe(0);
+      expect(third.stderr).toContain('already complete (step 40 of 40)');
+    });
+  }
+});
+
+describe('out of memory', () => {
+  it('refuses an oversized batch on the 2-thread wasm backend within seconds, before writing anything', () => {
+    const dir = path.join(tmp, 'oom');
+    const t0 = performance.now();
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/pretrain.ts',
+        '--out',
+        dir,
+        '--batch-size',
+        '512',
+        '--steps',
+        '2',
+        '--data-dir',
+        SLICE,
+        '--threads',
+        '2',
+      ],
+      {
+        encoding: 'utf8',
+        timeout: 120_000,
+      },
+    );
+    expect(r.status).toBe(1);
+    const line = r.stderr.trim().split('\n').at(-1)!;
+    expect(line).toMatch(
+      /^error: a step at batch 512 needs about [\d.]+ GiB of the wasm backend's 4 GiB heap .* lower --batch-size to at most \d+$/,
+    );
+    expect(performance.now() - t0).toBeLessThan(60_000);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('divergence', () => {
+  it('never replaces the last finite checkpoint with a non-finite one, and eval refuses non-finite weights', async () => {
+    const dir = path.join(tmp, 'nan');
+    const cfg = tinyConfig({ dataDir: SLICE, batchSize: 32, steps: 20, lr: 1e6, teacherMomentum: 0.99, checkpointEvery: 1 });
+    await expect(runPretraining(cfg, opts(dir))).rejects.toThrow(/training diverged: .* the checkpoint of step \d+ is kept/);
+    const saved = readTrainState(path.join(dir, 'checkpoint.safetensors'));
+    const enc = loadEncoder(dir); // the teacher export of that step: finite, so it loads
+    expect(Object.keys(enc.params).length).toBeGreaterThan(0);
+    tf.dispose(Object.values(enc.params));
+    expect(Number(saved.meta.step)).toBeGreaterThan(0);
+
+    // An export with a NaN is refused by name.
+    const bad = path.join(tmp, 'nan-export');
+    const named: tf.NamedTensorMap = {};
+    for (const [k, t] of Object.entries(loadEncoder(dir).params)) named[k] = k === 'mask_token' ? tf.fill(t.shape, Number.NaN) : t;
+    await writeTeacherExport(bad, 1, named, enc.config, {});
+    expect(() => loadEncoder(bad)).toThrow(/weight tensors hold NaN or infinite values \(e.g. mask_token\): the run diverged/);
+  });
+});
+
+describe('resume checks', () => {
+  it('a torn last metrics line: resume repairs it and continues identically', async () => {
+    const dir = path.join(tmp, 'torn');
+    const cfg = tinyConfig({ dataDir: SLICE, batchSize: 32, steps: 40, checkpointEvery: 1000 });
+    disposeState((await runPretraining(cfg, opts(dir, { stopAfter: 10 }))).state);
+    fs.appendFileSync(path.join(dir, 'metrics.jsonl'), '{"step":10,"capiLo');
+    const logs: string[] = [];
+    disposeState((await runPretraining(cfg, opts(dir, { resume: true, log: (l) => logs.push(l) }))).state);
+    expect(logs.some((l) => l.includes('dropped a torn last line'))).toBe(true);
+    expect(trace(dir)).toEqual(await referenceTrace());
+  });
+
+  it("refuses another architecture's checkpoint, a different preset, and changed data; --force-resume overrides", async () => {
+    const a = path.join(tmp, 'arch-a');
+    const b = path.join(tmp, 'arch-b');
+    const base = { dataDir: SLICE, batchSize: 32, steps: 4, checkpointEvery: 1000 };
+    disposeState((await runPretraining(tinyConfig({ ...base }), opts(a, { stopAfter: 2 }))).state);
+    disposeState((await runPretraining(tinyConfig({ ...base, dim: 32, predDim: 32 }), opts(b, { stopAfter: 2 }))).state);
+    fs.copyFileSync(path.join(b, 'checkpoint.safetensors'), path.join(a, 'checkpoint.safetensors'));
+    await expect(runPretraining(tinyConfig(base), opts(a, { resume: true }))).rejects.toThrow(
+      /is not this run's checkpoint: its model differs .*\(dim: 64 vs 32\)/,
+    );
+    await expect(runPretraining(tinyConfig(base), opts(b, { resume: true, requestedPreset: 'vit-s14' }))).rejects.toThrow(
+      /--preset vit-s14: the run in .* is a fmnist-tiny run/,
+    );
+    const forced = await runPretraining(tinyConfig(base), opts(a, { resume: true, forceResume: true }));
+    expect(forced.state.step).toBe(4);
+    disposeState(forced.state);
+
+    // Changed data: a folder run whose images change between stop and resume.
+    const images = path.join(tmp, 'changing');
+    await writeImages(images, 40);
+    const c = path.join(tmp, 'changed');
+    const folderCfg = tinyConfig({ data: images, batchSize: 8, steps: 4, checkpointEvery: 1000 });
+    disposeState((await runPretraining(folderCfg, opts(c, { stopAfter: 2 }))).state);
+    await writeImages(images, 41);
+    await expect(runPretraining(folderCfg, opts(c, { resume: true }))).rejects.toThrow(
+      /the training images changed since this run started/,
+    );
+  });
+});
+
+async function writeImages(dir: string, n: number): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < n; i++) {
+    const px = Buffer.alloc(32 * 32 * 3, (i * 37) % 256);
+    await sharp(px, { raw: { width: 32, height: 32, channels: 3 } })
+      .png()
+      .toFile(path.join(dir, `img${String(i).padStart(3, '0')}.png`));
+  }
+}
+
+describe('bad images', () => {
+  it('are found before anything is written, named, and skipped only when asked (and counted)', async () => {
+    const images = path.join(tmp, 'bad-images');
+    await writeImages(images, 20);
+    fs.writeFileSync(path.join(images, 'img005.png'), Buffer.from('not a png at all'));
+    await sharp(Buffer.alloc(3, 9), { raw: { width: 1, height: 1, channels: 3 } })
+      .png()
+      .toFile(path.join(images, 'tiny.png'));
+    const out = path.join(tmp, 'bad-run');
+    const cfg = tinyConfig({ data: images, batchSize: 8, steps: 2 });
+    await expect(runPretraining(cfg, opts(out))).rejects.toThrow(
+      /img005\.png: unreadable .* \(and 1 more bad files\); fix or remove it, or pass --skip-bad-images/,
+    );
+    expect(fs.readdirSync(out)).toEqual([]);
+    const r = await runPretraining(cfg, opts(out, { skipBadImages: true }));
+    disposeState(r.state);
+    const saved = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+    expect(saved.datasetSize).toBe(19); // 21 files, 2 bad
+    expect(saved.skippedImages.count).toBe(2);
+    expect(saved.skippedImages.files.map((f: { file: string }) => path.basename(f.file)).sort()).toEqual(['img005.png', 'tiny.png']);
+  });
+});
