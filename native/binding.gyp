@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "capi_native",
+      "sources": ["capi_native.c"],
+      "cflags": ["-O3", "-std=c11", "-Wall"],
+      "libraries": ["-lopenblas"]
+    }
+  ]
+}

@@ -1,0 +1,104 @@
+/*
+ * capi-native: float32 matrix products for the tfjs wasm backend, computed by OpenBLAS in place
+ * on the wasm heap (zero copy: the arguments are typed-array views of the heap, and N-API gives
+ * their data pointers). Plain N-API (node_api.h from the Node headers), so nothing is downloaded.
+ */
+#include <cblas.h>
+#include <node_api.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CHECK(call)                                               \
+  do {                                                            \
+    if ((call) != napi_ok) {                                      \
+      napi_throw_error(env, NULL, "capi-native: " #call " failed"); \
+      return NULL;                                                \
+    }                                                             \
+  } while (0)
+
+/* The float32 data of a Float32Array argument, and its length in elements. */
+static float *f32(napi_env env, napi_value v, size_t *length) {
+  napi_typedarray_type type;
+  void *data;
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, length, &data, &buffer, &offset) != napi_ok || type != napi_float32_array) {
+    napi_throw_type_error(env, NULL, "capi-native: expected a Float32Array");
+    return NULL;
+  }
+  return (float *)data;
+}
+
+static bool i64(napi_env env, napi_value v, int64_t *out) { return napi_get_value_int64(env, v, out) == napi_ok; }
+
+/*
+ * sgemm(a, b, c, batch, m, n, k, transA, transB, strideA, strideB): for each i < batch,
+ * c[i] = op(a[i]) op(b[i]) with c[i] of m x n, row-major; op() transposes when asked;
+ * strideA / strideB are the element strides between batch items (0 broadcasts one matrix).
+ */
+static napi_value Sgemm(napi_env env, napi_callback_info info) {
+  size_t argc = 11;
+  napi_value argv[11];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 11) {
+    napi_throw_error(env, NULL, "capi-native: sgemm takes 11 arguments");
+    return NULL;
+  }
+  size_t la, lb, lc;
+  float *a = f32(env, argv[0], &la), *b = f32(env, argv[1], &lb), *c = f32(env, argv[2], &lc);
+  if (!a || !b || !c) return NULL;
+  int64_t batch, m, n, k, sa, sb;
+  bool ta, tb;
+  if (!i64(env, argv[3], &batch) || !i64(env, argv[4], &m) || !i64(env, argv[5], &n) || !i64(env, argv[6], &k) ||
+      napi_get_value_bool(env, argv[7], &ta) != napi_ok || napi_get_value_bool(env, argv[8], &tb) != napi_ok ||
+      !i64(env, argv[9], &sa) || !i64(env, argv[10], &sb)) {
+    napi_throw_type_error(env, NULL, "capi-native: sgemm: bad argument types");
+    return NULL;
+  }
+  if (batch < 0 || m < 0 || n < 0 || k < 0 || (size_t)(batch * m * n) > lc || (batch > 0 && (size_t)((batch - 1) * sa + m * k) > la) ||
+      (batch > 0 && (size_t)((batch - 1) * sb + k * n) > lb)) {
+    napi_throw_range_error(env, NULL, "capi-native: sgemm: sizes exceed the arrays");
+    return NULL;
+  }
+  for (int64_t i = 0; i < batch; i++) {
+    float *ci = c + i * m * n;
+    if (k == 0) {
+      for (int64_t j = 0; j < m * n; j++) ci[j] = 0.0f;
+      continue;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, 1.0f,
+                a + i * sa, ta ? (blasint)m : (blasint)k, b + i * sb, tb ? (blasint)k : (blasint)n, 0.0f, ci, (blasint)n);
+  }
+  return NULL;
+}
+
+static napi_value SetThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int64_t n;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 1 || !i64(env, argv[0], &n) || n < 1) {
+    napi_throw_type_error(env, NULL, "capi-native: setThreads takes a positive integer");
+    return NULL;
+  }
+  openblas_set_num_threads((int)n);
+  return NULL;
+}
+
+static napi_value GetThreads(napi_env env, napi_callback_info info) {
+  napi_value out;
+  CHECK(napi_create_int32(env, openblas_get_num_threads(), &out));
+  return out;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"sgemm", NULL, Sgemm, NULL, NULL, NULL, napi_default, NULL},
+      {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
+      {"getThreads", NULL, GetThreads, NULL, NULL, NULL, napi_default, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

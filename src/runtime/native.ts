@@ -1,0 +1,117 @@
+/**
+ * The native CPU path (capi-native, native/): float32 matrix products by OpenBLAS, computed in
+ * place on the wasm backend's heap and registered as the wasm backend's BatchMatMul kernel. The
+ * rest of the backend (memory, every other kernel) stays wasm, so nothing is copied in or out.
+ * Optional: without the built addon (no libopenblas-dev at install, or CAPI_NATIVE=off) capi-ts
+ * runs on plain wasm.
+ */
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs';
+
+interface NativeAddon {
+  sgemm(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    strideA: number,
+    strideB: number,
+  ): void;
+  setThreads(n: number): void;
+  getThreads(): number;
+}
+
+let addon: NativeAddon | undefined | null = null;
+
+/** The addon, or undefined (with the reason) where it is not built or turned off. */
+export function loadNativeAddon(): { addon?: NativeAddon; why?: string } {
+  if (process.env.CAPI_NATIVE === 'off') return { why: 'off: CAPI_NATIVE=off' };
+  if (addon === null) {
+    try {
+      addon = createRequire(import.meta.url)('capi-native') as NativeAddon;
+    } catch (e) {
+      addon = undefined;
+      return { why: `not built (${(e as Error).message.split('\n')[0]}): apt-get install libopenblas-dev, then npm ci` };
+    }
+  }
+  return addon ? { addon } : { why: 'not built: apt-get install libopenblas-dev, then npm ci' };
+}
+
+interface WasmBackendLike {
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+}
+
+let stockBatchMatMul: tf.KernelConfig | undefined;
+let active = false;
+
+/** Whether the wasm backend's BatchMatMul is the native one (layers then use plain batched forms). */
+export const nativeMatmulActive = (): boolean => active;
+
+/** out[..., m, n] = op(a)[..., m, k] op(b)[..., k, n], batch dims broadcast as in tf.matMul. */
+function nativeBatchMatMul(native: NativeAddon): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    if (a.dtype !== 'float32' || b.dtype !== 'float32') throw new Error('BatchMatMul: float32 inputs only');
+    const ra = a.shape.length;
+    const rb = b.shape.length;
+    const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+    const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+    const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
+    const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+    if (k !== kb)
+      throw new Error(`Error in matMul: inner shapes (${k}) and (${kb}) of Tensors with shapes ${a.shape} and ${b.shape} must match.`);
+    const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+    const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
+    const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
+    const batch = Math.max(batchA, batchB);
+    if (batchA !== batch && batchA !== 1)
+      throw new Error(`BatchMatMul: batch dims of ${a.shape} and ${b.shape} do not broadcast by one matrix`);
+    if (batchB !== batch && batchB !== 1)
+      throw new Error(`BatchMatMul: batch dims of ${a.shape} and ${b.shape} do not broadcast by one matrix`);
+    const wasm = backend as unknown as WasmBackendLike;
+    const out = wasm.makeOutput([...outer, m, n], 'float32');
+    if (batch * m * n === 0) return out;
+    // Views of the heap, made per call: the heap can grow (and, single-threaded, move) between calls.
+    native.sgemm(
+      wasm.typedArrayFromHeap(a),
+      wasm.typedArrayFromHeap(b),
+      wasm.typedArrayFromHeap(out),
+      batch,
+      m,
+      n,
+      k,
+      transposeA,
+      transposeB,
+      batchA === 1 ? 0 : m * k,
+      batchB === 1 ? 0 : k * n,
+    );
+    return out;
+  };
+}
+
+/** Registers the native BatchMatMul for wasm (`threads` OpenBLAS threads); false if the addon is missing. */
+export function enableNativeKernels(threads: number): boolean {
+  const { addon: native } = loadNativeAddon();
+  if (!native) return false;
+  native.setThreads(threads);
+  stockBatchMatMul ??= tf.getKernel('BatchMatMul', 'wasm');
+  tf.unregisterKernel('BatchMatMul', 'wasm');
+  tf.registerKernel({ kernelName: 'BatchMatMul', backendName: 'wasm', kernelFunc: nativeBatchMatMul(native) });
+  active = true;
+  return true;
+}
+
+/** Puts the stock wasm BatchMatMul back (tests compare the two). */
+export function disableNativeKernels(): void {
+  if (!active || !stockBatchMatMul) return;
+  tf.unregisterKernel('BatchMatMul', 'wasm');
+  tf.registerKernel(stockBatchMatMul);
+  active = false;
+}

@@ -1,0 +1,138 @@
+/**
+ * The native CPU path (capi-native): its BatchMatMul equals the stock wasm kernel on random
+ * shapes (transposes, batch broadcasting, odd and zero sizes), train steps give the wasm
+ * path's losses within 1e-4 relative, nothing leaks, and without the addon capi-ts falls back to
+ * wasm. Skipped where the addon is not built (no libopenblas-dev): CI builds it.
+ */
+import { spawnSync } from 'node:child_process';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { disposeState, initState, trainStep } from '../../src/pretrain/step.js';
+import { disableNativeKernels, enableNativeKernels, loadNativeAddon, nativeMatmulActive } from '../../src/runtime/native.js';
+import { Rng } from '../../src/runtime/rng.js';
+import { randomBatch, tinyConfig } from '../pretrain/helpers.js';
+
+const built = loadNativeAddon().addon !== undefined;
+const wasNative = nativeMatmulActive();
+afterAll(() => {
+  if (wasNative) enableNativeKernels(2);
+  else disableNativeKernels();
+});
+
+/** Runs `f` with the stock wasm kernel and with the native one. */
+function both<T>(f: () => T): { stock: T; native: T } {
+  disableNativeKernels();
+  const stock = f();
+  enableNativeKernels(2);
+  const native = f();
+  return { stock, native };
+}
+
+const maxRelErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let scale = 1e-6;
+  let err = 0;
+  for (let i = 0; i < a.length; i++) scale = Math.max(scale, Math.abs(a[i]));
+  for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i] - b[i]));
+  return err / scale;
+};
+
+describe.skipIf(!built)('native BatchMatMul', () => {
+  const rng = new Rng(11);
+  const rand = (shape: number[]) =>
+    tf.tensor(
+      Float32Array.from({ length: shape.reduce((x, y) => x * y, 1) }, () => rng.normal()),
+      shape,
+    );
+  const cases: [number[], number[], boolean, boolean][] = [
+    [[1, 1], [1, 1], false, false],
+    [[7, 13], [13, 5], false, false],
+    [[13, 7], [13, 5], true, false],
+    [[7, 13], [5, 13], false, true],
+    [[13, 7], [5, 13], true, true],
+    [[3, 2, 17, 9], [3, 2, 9, 33], false, false], // rank 4
+    [[4, 6, 10], [10, 3], false, false], // b broadcast over the batch
+    [[6, 10], [4, 10, 3], false, false], // a broadcast
+    [[4, 10, 6], [1, 3, 10], true, true],
+    [[0, 5], [5, 4], false, false], // zero-size output
+    [[3, 0], [0, 4], false, false], // zero inner dimension: zeros
+    [[2, 257, 129], [2, 129, 65], false, false],
+  ];
+  for (const [sa, sb, ta, tb] of cases) {
+    it(`[${sa}]${ta ? 'ᵀ' : ''} x [${sb}]${tb ? 'ᵀ' : ''}`, () => {
+      const a = rand(sa);
+      const b = rand(sb);
+      const { stock, native } = both(() => {
+        const c = tf.matMul(a, b, ta, tb);
+        const out = { shape: c.shape, data: c.dataSync().slice() };
+        c.dispose();
+        return out;
+      });
+      expect(native.shape).toEqual(stock.shape);
+      const k = ta ? sa[sa.length - 2] : sa[sa.length - 1];
+      // An empty sum is 0 (the stock kernel leaves such an output uninitialised).
+      if (k === 0) expect(Array.from(native.data).every((v) => v === 0)).toBe(true);
+      else expect(maxRelErr(stock.data, native.data)).toBeLessThan(1e-5);
+      tf.dispose([a, b]);
+    });
+  }
+
+  it('gradients through matMul with transposes equal the stock path', () => {
+    const a = rand([5, 8, 6]);
+    const b = rand([5, 7, 6]);
+    const { stock, native } = both(() => {
+      const g = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, y, false, true))))([a, b]);
+      const out = g.map((t) => t.dataSync().slice());
+      tf.dispose(g);
+      return out;
+    });
+    stock.forEach((s, i) => expect(maxRelErr(s, native[i])).toBeLessThan(1e-5));
+    tf.dispose([a, b]);
+  });
+
+  it('train steps (layers in their native forms) give the wasm losses within 1e-4 relative, and leak nothing', () => {
+    const cfg = tinyConfig();
+    const { stock, native } = both(() => {
+      const state = initState(cfg);
+      const losses: number[] = [];
+      const counts: number[] = [];
+      for (let t = 0; t < 4; t++) {
+        const m = trainStep(state, randomBatch(cfg, t), cfg, 10);
+        losses.push(m.capiLoss, m.clusteringLoss);
+        counts.push(tf.memory().numTensors);
+      }
+      disposeState(state);
+      return { losses, counts };
+    });
+    native.losses.forEach((l, i) => expect(Math.abs(l - stock.losses[i]) / Math.abs(stock.losses[i])).toBeLessThan(1e-4));
+    expect(native.counts[3]).toBe(native.counts[1]);
+  });
+});
+
+describe('fallback', () => {
+  it('with the addon hidden (CAPI_NATIVE=off), auto picks plain wasm and says so', () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '-e',
+        "import('./src/runtime/backend.ts').then(async (b) => { const i = await b.initBackend('auto', 2); console.log(JSON.stringify(i)); })",
+      ],
+      { encoding: 'utf8', env: { ...process.env, CAPI_NATIVE: 'off', CAPI_BACKEND: '' }, timeout: 60_000 },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!)).toMatchObject({ backend: 'wasm', provider: 'tfjs-backend-wasm' });
+    expect(r.stderr).toMatch(/backend: wasm \(tfjs-backend-wasm, 2 threads; capi-native off: CAPI_NATIVE=off\)/);
+  });
+
+  it('the install step skips with one line where OpenBLAS is missing, and exits 0', () => {
+    const r = spawnSync(process.execPath, ['native/build.mjs'], {
+      encoding: 'utf8',
+      env: { ...process.env, CAPI_NATIVE_CBLAS_H: '/nonexistent/cblas.h' },
+    });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(
+      'capi-native: skipped: OpenBLAS not found (apt-get install libopenblas-dev for the native CPU path); capi-ts runs on the wasm backend',
+    );
+  });
+});
