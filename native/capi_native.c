@@ -4,6 +4,7 @@
  * their data pointers). Plain N-API (node_api.h from the Node headers), so nothing is downloaded.
  */
 #include <cblas.h>
+#include <math.h>
 #include <node_api.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -72,6 +73,48 @@ static napi_value Sgemm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * unary(op, x, y): y = f(x) elementwise, f = erf (0), exp (1), sin (2), cos (3). Built with
+ * -ffast-math -march=native so gcc calls glibc's vector versions (libmvec, AVX2/AVX-512) on
+ * whole registers; the wasm kernels are scalar. One thread: these are memory-bound.
+ */
+static napi_value Unary(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t op;
+  size_t nx, ny;
+  if (argc != 3 || !i64(env, argv[0], &op)) {
+    napi_throw_type_error(env, NULL, "capi-native: unary(op, x, y)");
+    return NULL;
+  }
+  const float *x = f32(env, argv[1], &nx);
+  float *y = f32(env, argv[2], &ny);
+  if (!x || !y) return NULL;
+  if (ny < nx) {
+    napi_throw_range_error(env, NULL, "capi-native: unary: output shorter than input");
+    return NULL;
+  }
+  switch (op) {
+    case 0:
+      for (size_t i = 0; i < nx; i++) y[i] = erff(x[i]);
+      break;
+    case 1:
+      for (size_t i = 0; i < nx; i++) y[i] = expf(x[i]);
+      break;
+    case 2:
+      for (size_t i = 0; i < nx; i++) y[i] = sinf(x[i]);
+      break;
+    case 3:
+      for (size_t i = 0; i < nx; i++) y[i] = cosf(x[i]);
+      break;
+    default:
+      napi_throw_range_error(env, NULL, "capi-native: unary: unknown op");
+      return NULL;
+  }
+  return NULL;
+}
+
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -94,6 +137,7 @@ static napi_value GetThreads(napi_env env, napi_callback_info info) {
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sgemm", NULL, Sgemm, NULL, NULL, NULL, napi_default, NULL},
+      {"unary", NULL, Unary, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
       {"getThreads", NULL, GetThreads, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -1,7 +1,8 @@
 /**
- * The native CPU path (capi-native, native/): float32 matrix products by OpenBLAS, computed in
- * place on the wasm backend's heap and registered as the wasm backend's BatchMatMul kernel. The
- * rest of the backend (memory, every other kernel) stays wasm, so nothing is copied in or out.
+ * The native CPU path (capi-native, native/): float32 matrix products by OpenBLAS and vectorised
+ * erf / exp / sin / cos, computed in place on the wasm backend's heap and registered as the wasm
+ * backend's kernels. The rest of the backend (memory, every other kernel) stays wasm, so nothing
+ * is copied in or out.
  * Optional: without the built addon (no libopenblas-dev at install, or CAPI_NATIVE=off) capi-ts
  * runs on plain wasm.
  */
@@ -22,6 +23,8 @@ interface NativeAddon {
     strideA: number,
     strideB: number,
   ): void;
+  /** y = f(x) elementwise; op: UNARY_OPS index. */
+  unary(op: number, x: Float32Array, y: Float32Array): void;
   setThreads(n: number): void;
   getThreads(): number;
 }
@@ -47,7 +50,11 @@ interface WasmBackendLike {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
 }
 
-let stockBatchMatMul: tf.KernelConfig | undefined;
+/** Elementwise kernels with a native (vectorised libmvec) version, by the addon's op number. */
+const UNARY_OPS = ['Erf', 'Exp', 'Sin', 'Cos'] as const;
+
+const NATIVE_KERNELS = ['BatchMatMul', ...UNARY_OPS];
+const stock = new Map<string, tf.KernelConfig>();
 let active = false;
 
 /** Whether the wasm backend's BatchMatMul is the native one (layers then use plain batched forms). */
@@ -96,22 +103,50 @@ function nativeBatchMatMul(native: NativeAddon): tf.KernelFunc {
   };
 }
 
-/** Registers the native BatchMatMul for wasm (`threads` OpenBLAS threads); false if the addon is missing. */
+/** y = f(x) for float32 x; other dtypes go to the stock kernel. */
+function nativeUnary(native: NativeAddon, op: number, fallback: tf.KernelConfig): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (x.dtype !== 'float32') return fallback.kernelFunc(args);
+    const wasm = args.backend as unknown as WasmBackendLike;
+    const out = wasm.makeOutput(x.shape, 'float32');
+    if (tf.util.sizeFromShape(x.shape) > 0) native.unary(op, wasm.typedArrayFromHeap(x), wasm.typedArrayFromHeap(out));
+    return out;
+  };
+}
+
+function register(kernelName: string, kernelFunc: tf.KernelFunc): void {
+  const current = tf.getKernel(kernelName, 'wasm');
+  if (!stock.has(kernelName) && current) stock.set(kernelName, current);
+  tf.unregisterKernel(kernelName, 'wasm');
+  tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+}
+
+/**
+ * Registers the native kernels for wasm (BatchMatMul on `threads` OpenBLAS threads, the unary
+ * ones on one); false if the addon is missing.
+ */
 export function enableNativeKernels(threads: number): boolean {
   const { addon: native } = loadNativeAddon();
   if (!native) return false;
   native.setThreads(threads);
-  stockBatchMatMul ??= tf.getKernel('BatchMatMul', 'wasm');
-  tf.unregisterKernel('BatchMatMul', 'wasm');
-  tf.registerKernel({ kernelName: 'BatchMatMul', backendName: 'wasm', kernelFunc: nativeBatchMatMul(native) });
+  register('BatchMatMul', nativeBatchMatMul(native));
+  UNARY_OPS.forEach((name, op) => {
+    const fallback = stock.get(name) ?? tf.getKernel(name, 'wasm');
+    if (fallback) register(name, nativeUnary(native, op, fallback));
+  });
   active = true;
   return true;
 }
 
-/** Puts the stock wasm BatchMatMul back (tests compare the two). */
+/** Puts the stock wasm kernels back (tests compare the two). */
 export function disableNativeKernels(): void {
-  if (!active || !stockBatchMatMul) return;
-  tf.unregisterKernel('BatchMatMul', 'wasm');
-  tf.registerKernel(stockBatchMatMul);
+  if (!active) return;
+  for (const name of NATIVE_KERNELS) {
+    const config = stock.get(name);
+    if (!config) continue;
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel(config);
+  }
   active = false;
 }

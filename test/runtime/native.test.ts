@@ -76,6 +76,31 @@ describe.skipIf(!built)('native BatchMatMul', () => {
     });
   }
 
+  const UNARY = { erf: tf.erf, exp: tf.exp, sin: tf.sin, cos: tf.cos };
+  for (const [op, f] of Object.entries(UNARY)) {
+    it(`${op} equals the stock kernel (odd sizes, zero-size, NaN and infinities)`, () => {
+      for (const n of [0, 1, 17, 1000]) {
+        const x = tf.tensor(
+          Float32Array.from({ length: n }, (_, i) => (i === 3 ? Number.NaN : i === 5 ? Number.POSITIVE_INFINITY : 4 * rng.normal())),
+        );
+        const { stock, native } = both(() => {
+          const y = f(x);
+          const out = y.dataSync().slice();
+          y.dispose();
+          return out;
+        });
+        expect(native.length).toBe(n);
+        for (let i = 0; i < n; i++) {
+          if (Number.isNaN(stock[i])) expect(native[i], `${op}(${x.dataSync()[i]})`).toBeNaN();
+          else if (!Number.isFinite(stock[i])) expect(native[i], `${op}(${x.dataSync()[i]})`).toBe(stock[i]);
+          else
+            expect(Math.abs(native[i] - stock[i]), `${op}(${x.dataSync()[i]})`).toBeLessThanOrEqual(2e-6 * Math.max(1, Math.abs(stock[i])));
+        }
+        x.dispose();
+      }
+    });
+  }
+
   it('gradients through matMul with transposes equal the stock path', () => {
     const a = rand([5, 8, 6]);
     const b = rand([5, 7, 6]);
