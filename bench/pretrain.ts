@@ -13,6 +13,7 @@ import { commandConfig, isMain, runMain } from '../src/cli/command.js';
 import type { PretrainConfig } from '../src/pretrain/config.js';
 import { CONFIG_OVERRIDE_FIELDS, FMNIST_TINY_DEFAULTS, PRESET_NAMES, resolvePretrainConfig } from '../src/pretrain/config.js';
 import { trainFlopsPerImage } from '../src/pretrain/flops.js';
+import { checkWasmStepMemory } from '../src/pretrain/memory.js';
 import { disposeState, initState, stepMaskCounts, trainStep } from '../src/pretrain/step.js';
 import { BACKEND_FIELDS, initBackend } from '../src/runtime/backend.js';
 import { Rng } from '../src/runtime/rng.js';
@@ -76,15 +77,17 @@ function torchImagesPerSec(cfg: PretrainConfig, steps: number, threads: number, 
   return (JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { imagesPerSec: number }).imagesPerSec;
 }
 
-function benchConfig(
+async function benchConfig(
   label: string,
   preset: string,
   overrides: Record<string, unknown>,
   steps: number,
   peak: number,
   compare?: { threads: number; python: string },
-): void {
+): Promise<void> {
   const cfg = resolvePretrainConfig(preset, overrides);
+  // The run's own pre-flight check: a step past the wasm heap hangs the threaded build.
+  if (tf.getBackend() === 'wasm') await checkWasmStepMemory(cfg);
   const state = initState(cfg);
   const b = cfg.train.batchSize;
   const n = (cfg.model.imageSize / cfg.model.patchSize) ** 2;
@@ -146,11 +149,11 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   console.log(`matmul 1024^3 GFLOP/s: ${peak.toFixed(1)}`);
   if (Object.keys(values).length > 0) {
     const { preset, ...overrides } = { preset: 'fmnist-tiny', ...values } as Record<string, unknown> & { preset: string };
-    benchConfig(preset, preset, overrides, steps, peak, compare);
+    await benchConfig(Object.keys(overrides).length ? `${preset} + overrides` : preset, preset, overrides, steps, peak, compare);
     return;
   }
-  benchConfig('fmnist-tiny', 'fmnist-tiny', {}, steps, peak, compare);
-  benchConfig('comparison', 'fmnist-tiny', COMPARISON, steps, peak, compare);
+  await benchConfig('fmnist-tiny', 'fmnist-tiny', {}, steps, peak, compare);
+  await benchConfig('comparison', 'fmnist-tiny', COMPARISON, steps, peak, compare);
 }
 
 if (isMain(import.meta.url)) runMain(main);
