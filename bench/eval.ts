@@ -20,9 +20,16 @@ import type { KnnResult } from '../src/features/knn.js';
 import { knnRecall, knnSearchHnsw } from '../src/features/knn-hnsw.js';
 import { disposeLogRegData, fitLogReg, LOGREG_C_GRID, LOGREG_DEFAULTS, prepareLogRegData } from '../src/segmentation/logreg.js';
 
+/** Class centres shared by every split (seeded once): train and test samples come from the same classes. */
+function classCentres(dim: number, classes: number): Float32Array[] {
+  const rng = new Rng(1000);
+  return Array.from({ length: classes }, () => Float32Array.from({ length: dim }, () => rng.normal()));
+}
+
+/** n samples around the shared centres, with the sample noise and labels drawn from `seed`. */
 function clusters(n: number, dim: number, classes: number, seed: number) {
   const rng = new Rng(seed);
-  const centres = Array.from({ length: classes }, () => Float32Array.from({ length: dim }, () => rng.normal()));
+  const centres = classCentres(dim, classes);
   const x = new Float32Array(n * dim);
   const y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
