@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { commandConfig, isMain, runMain } from '../src/cli/command.js';
 import { attentiveFamily } from '../src/probes/families.js';
+import { CLASSIFIERS } from '../src/eval/classifiers.js';
 import { probeGrid } from '../src/probes/grid.js';
 import { trainProbeGrid } from '../src/probes/train.js';
 import { initBackend } from '../src/runtime/backend.js';
@@ -19,6 +20,7 @@ import { knnSearch, knnVotePixels } from '../src/features/knn.js';
 import type { KnnResult } from '../src/features/knn.js';
 import { knnRecall, knnSearchHnsw } from '../src/features/knn-hnsw.js';
 import { disposeLogRegData, fitLogReg, LOGREG_C_GRID, LOGREG_DEFAULTS, prepareLogRegData } from '../src/segmentation/logreg.js';
+import { prepareSegmentation } from '../src/segmentation/protocol.js';
 
 /** Class centres shared by every split (seeded once): train and test samples come from the same classes. */
 function classCentres(dim: number, classes: number): Float32Array[] {
@@ -37,6 +39,70 @@ function clusters(n: number, dim: number, classes: number, seed: number) {
     for (let j = 0; j < dim; j++) x[i * dim + j] = centres[y[i]][j] + 1.5 * rng.normal();
   }
   return { x, y };
+}
+
+/** NumPy .npy reader (v1-v3, little-endian float32 / int32 / int64 C-order): data and shape. */
+function readNpy(file: string): { data: Float32Array | Int32Array; shape: number[] } {
+  const buf = fs.readFileSync(file);
+  if (buf.toString('latin1', 1, 6) !== 'NUMPY') throw new Error(`${file}: not a .npy file`);
+  const major = buf[6];
+  const len = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
+  const start = major === 1 ? 10 : 12;
+  const header = buf.toString('latin1', start, start + len);
+  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
+  const shape = (/'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? '')
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean)
+    .map(Number);
+  if (/'fortran_order':\s*True/.test(header)) throw new Error(`${file}: Fortran order is not supported (save with np.ascontiguousarray)`);
+  const body = buf.subarray(start + len);
+  const bytes = new Uint8Array(body.length);
+  bytes.set(body); // aligned copy
+  if (descr === '<f4') return { data: new Float32Array(bytes.buffer), shape };
+  if (descr === '<i4') return { data: new Int32Array(bytes.buffer), shape };
+  if (descr === '<i8') return { data: Int32Array.from(new BigInt64Array(bytes.buffer), Number), shape };
+  throw new Error(`${file}: dtype ${descr} is not supported (float32 features, int32 or int64 labels)`);
+}
+
+/**
+ * The dense protocol's two classifiers (src/eval/classifiers.ts) on given arrays, each row a
+ * "patch" of one pixel: 10% of the training rows select (logistic regression over the reference
+ * C grid, k-NN over k x metric), the refit on all of train is tested. Features as given (no
+ * standardisation), so other tools can be timed on the very same problem.
+ */
+async function protocolOnArrays(dir: string, maxIter: number): Promise<void> {
+  const read = (name: string) => readNpy(path.join(dir, `${name}.npy`));
+  const [xtr, ytr, xte, yte] = ['train_features', 'train_labels', 'test_features', 'test_labels'].map(read);
+  const dim = xtr.shape[1];
+  const classes = Math.max(...ytr.data, ...yte.data) + 1;
+  const set = (x: Float32Array, y: Int32Array) => ({ feats: x, pixels: y, rowImage: Int32Array.from(y.keys()), images: y.length });
+  const splits = prepareSegmentation(
+    set(xtr.data as Float32Array, Int32Array.from(ytr.data)),
+    set(xte.data as Float32Array, Int32Array.from(yte.data)),
+    {
+      dim,
+      pixelsPerPatch: 1,
+      numLabels: classes,
+      classes,
+      ignore: [],
+      standardize: false,
+      seed: 0,
+    },
+  );
+  console.log(`features: ${ytr.data.length} x ${dim} train, ${yte.data.length} test, ${classes} classes (${dir})`);
+  for (const name of ['seg.logreg', 'seg.knn'] as const) {
+    const t0 = performance.now();
+    const out = CLASSIFIERS[name].run(splits, { knnIndex: 'exact', logregMaxIter: maxIter, progress: () => {} });
+    const sec = (performance.now() - t0) / 1000;
+    const what =
+      name === 'seg.logreg'
+        ? `logistic regression (8 C, max ${maxIter} iterations, select + refit)`
+        : 'k-NN (k 1,3,10,30 x cosine,l2, select + refit)';
+    console.log(`${what} seconds: ${sec.toFixed(1)}`);
+    console.log(`${what} chose: ${out.bestLabel}`);
+    console.log(`${what} test accuracy: ${(100 * out.selection.test.accuracy).toFixed(2)}`);
+  }
 }
 
 /** NumPy .npy v1.0 writer for little-endian float32 / int32 C-order arrays. */
@@ -65,6 +131,10 @@ export const BENCH_EVAL = {
     logregMaxIter: count(100, 'L-BFGS iterations per C'),
     attentiveSamples: count(4096, 'samples of the attentive-grid epoch'),
     out: z.string().min(1).default('bench/out').describe('folder of the .npy files'),
+    features: z
+      .string()
+      .default('')
+      .describe("run the protocol on DIR/{train,test}_{features,labels}.npy instead of timing synthetic features; '': synthetic"),
     hnsw: z.boolean().default(true).describe('also time the approximate (HNSW) search'),
     threads: z.number().int().min(1).default(2).describe('wasm threads'),
   }),
@@ -75,7 +145,8 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   if (!parsed) return;
   const { rows, dim, classes, queries, logregMaxIter: maxIter, attentiveSamples: attSamples, out, hnsw, threads } = parsed.config;
   const info = await initBackend('auto', threads);
-  console.log(`backend: ${info.backend} (${info.threads} threads)`);
+  console.log(`backend: ${info.backend} (${info.provider}, ${info.threads} threads)`);
+  if (parsed.config.features) return protocolOnArrays(parsed.config.features, maxIter);
   const train = clusters(rows, dim, classes, 1);
   const test = clusters(queries, dim, classes, 2);
   fs.mkdirSync(out, { recursive: true });
