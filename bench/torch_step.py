@@ -6,6 +6,7 @@ targets, the clustering loss with its own AdamW. Axial RoPE on q and k; RMSNorm;
 Timing only: no data pipeline, random patches; prints one JSON line.
 
 usage: python3 bench/torch_step.py '{"imageSize":28,"patchSize":4,"dim":128,...,"batchSize":256}'
+("forwardOnly": true times the frozen encoder forward instead, for feature extraction.)
 """
 import json
 import math
@@ -146,8 +147,15 @@ def step():
             pt.mul_(0.998).add_(ps, alpha=0.002)
 
 
+if cfg.get("forwardOnly"):
+    # Frozen feature extraction (bench:vitl --compare): the encoder on all patches, no gradient.
+    def step():  # noqa: F811
+        with torch.no_grad():
+            teacher(torch.randn(B, N, 3 * P * P), grid.expand(B, -1, -1))
+
+
 steps = cfg.get("benchSteps", 5)
-for _ in range(2):
+for _ in range(2 if not cfg.get("forwardOnly") else 1):
     step()
 t0 = time.perf_counter()
 for _ in range(steps):

@@ -5,6 +5,7 @@
  * written with random weights in the reference layout, then loaded through the same path as
  * `--checkpoint model.pth`. Prints load time and images/s.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -27,6 +28,11 @@ export const BENCH_VITL = {
     batch: z.number().int().min(1).default(1).describe('images per forward'),
     batches: z.number().int().min(1).default(1).describe('timed forwards'),
     pth: z.string().default('').describe("write the random-weight .pth here (or reuse it) and keep it; '': a temp file"),
+    compare: z
+      .boolean()
+      .default(false)
+      .describe('also time the frozen ViT-L/14 encoder forward in PyTorch (bench/torch_step.py) and print the ratio'),
+    python: z.string().default('/usr/bin/python3').describe("the Python with torch (Debian's python3-torch)"),
     threads: z.number().int().min(1).default(2).describe('wasm threads'),
   }),
 };
@@ -80,8 +86,22 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     const sec = (performance.now() - t0) / 1000;
     console.log(`after batch ${batch}: ${heap()}`);
     console.log(`features per image: ${shape}`);
-    console.log(`ViT-L/14 feature extraction at 224, batch ${batch} images/s: ${((batch * batches) / sec).toFixed(3)}`);
+    const ours = (batch * batches) / sec;
+    console.log(`ViT-L/14 feature extraction at 224, batch ${batch} images/s: ${ours.toFixed(3)}`);
     model.dispose();
+    if (parsed.config.compare) {
+      const shape = { ...cfg, batchSize: batch, numPredictions: 1, forwardOnly: true, benchSteps: batches, threads };
+      const r = spawnSync(parsed.config.python, [path.join(import.meta.dirname, 'torch_step.py'), JSON.stringify(shape)], {
+        encoding: 'utf8',
+        env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', OMP_NUM_THREADS: String(threads) },
+      });
+      if (r.status !== 0) console.log(`PyTorch: not run (${(r.stderr || String(r.error)).trim().split('\n').at(-1)})`);
+      else {
+        const torch = (JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { imagesPerSec: number }).imagesPerSec;
+        console.log(`PyTorch ViT-L/14 encoder forward at 224, batch ${batch} images/s: ${torch.toFixed(3)}`);
+        console.log(`ratio to PyTorch: ${(ours / torch).toFixed(3)}`);
+      }
+    }
   } finally {
     if (!keep) fs.rmSync(file, { force: true });
   }

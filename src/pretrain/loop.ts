@@ -16,7 +16,9 @@ import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js'
 import { trainFlopsPerImage } from './flops.js';
 import { checkWasmStepMemory } from './memory.js';
 import type { CapiState, StepMetrics } from './step.js';
-import { initState, stepMaskCounts, totalSteps, trainStep } from './step.js';
+import { disposeState, initState, schedulesAt, stepMaskCounts, totalSteps, trainStep } from './step.js';
+import { meanRowCosine, teacherInitShare } from './diagnostics.js';
+import { CLUSTER_W } from '../model/heads.js';
 
 export interface RunOptions {
   out: string;
@@ -37,6 +39,10 @@ export interface RunOptions {
 export interface StepRecord extends StepMetrics {
   imagesPerSec: number;
   elapsedSec: number;
+  /** prod of the teacher momenta so far: how much of its random init the EMA teacher still is. */
+  teacherInitShare: number;
+  /** Mean cosine between the prototypes and their initial values. */
+  prototypeCosineToInit: number;
 }
 
 export interface RunResult {
@@ -241,6 +247,13 @@ async function run(cfg: PretrainConfig, resumed: CapiState | undefined, opts: Ru
     lastSaved = state.step;
   };
 
+  // Diagnostics: the teacher's init share so far (a product over the schedule, also on resume)
+  // and the initial prototypes (re-drawn from the run's seed) to measure their drift.
+  let initShare = teacherInitShare(Array.from({ length: state.step }, (_, s) => schedulesAt(cfg, total, s).momentum));
+  const initial = initState(cfg);
+  const initialPrototypes = initial.clustering[CLUSTER_W].clone();
+  disposeState(initial);
+
   const stop = new StopRequest(opts.log);
   const records: StepRecord[] = [];
   const started = performance.now();
@@ -254,7 +267,14 @@ async function run(cfg: PretrainConfig, resumed: CapiState | undefined, opts: Ru
       const batch = await loadPretrainBatch(dataset, sampler, cfg, state.step);
       const m = trainStep(state, batch, cfg, total);
       const dt = (performance.now() - t0) / 1000;
-      const rec: StepRecord = { ...m, imagesPerSec: batch.size / dt, elapsedSec: (performance.now() - started) / 1000 };
+      initShare *= m.momentum;
+      const rec: StepRecord = {
+        ...m,
+        imagesPerSec: batch.size / dt,
+        elapsedSec: (performance.now() - started) / 1000,
+        teacherInitShare: initShare,
+        prototypeCosineToInit: meanRowCosine(state.clustering[CLUSTER_W], initialPrototypes),
+      };
       records.push(rec);
       try {
         fs.appendFileSync(metricsFile, `${JSON.stringify(rec)}\n`);
@@ -284,6 +304,7 @@ async function run(cfg: PretrainConfig, resumed: CapiState | undefined, opts: Ru
     }
   } finally {
     stop.dispose();
+    initialPrototypes.dispose();
   }
   if (stop.signal) {
     opts.log(

@@ -13,6 +13,7 @@ import { allPositions, patchCoords, tokenCoords } from '../model/coords.js';
 import { initClusteringHead, initStudentHead, meanEntropy, onlineClustering, softCrossEntropy, studentHeadLogits } from '../model/heads.js';
 import { selectPatches } from '../model/patches.js';
 import { Rng, STREAM } from '../runtime/rng.js';
+import { positionClusterMI } from './diagnostics.js';
 import type { AdamWState } from '../runtime/adamw.js';
 import { adamwStep, initAdamW } from '../runtime/adamw.js';
 import type { PretrainConfig } from './config.js';
@@ -48,6 +49,9 @@ export interface StepMetrics {
   targetEntropy: number;
   /** Prototypes that are the argmax of at least one teacher token in the batch. */
   clustersUsed: number;
+  /** MI (nats) between patch position and the teacher's assigned cluster; and Miller-Madow corrected. */
+  positionClusterMI: number;
+  positionClusterMICorrected: number;
   lr: number;
   clusterLr: number;
   momentum: number;
@@ -120,6 +124,12 @@ export function stepMaskCounts(cfg: PretrainConfig): MaskCounts {
   return maskCounts(g * g, t.maskRatio, t.predictionSubsampling, t.numPredictions);
 }
 
+/** Prototypes that are the argmax of some token, and the position-cluster mutual information. */
+function clusterDiagnostics(assigned: Int32Array, positions: number, clusters: number) {
+  const mi = positionClusterMI(assigned, positions, clusters);
+  return { clustersUsed: new Set(assigned).size, positionClusterMI: mi.mi, positionClusterMICorrected: mi.corrected };
+}
+
 /** Runs one iteration on `batch` and advances `state` in place. */
 export function trainStep(state: CapiState, batch: PretrainBatch, cfg: PretrainConfig, total: number): StepMetrics {
   const { model: mc, train: tc } = cfg;
@@ -189,7 +199,7 @@ export function trainStep(state: CapiState, batch: PretrainBatch, cfg: PretrainC
     capiLoss: capiLoss.dataSync()[0],
     clusteringLoss: teacherOut.loss.dataSync()[0],
     targetEntropy: teacherOut.entropy.dataSync()[0],
-    clustersUsed: new Set(teacherOut.used.dataSync()).size,
+    ...clusterDiagnostics(teacherOut.used.dataSync() as Int32Array, n, mc.numClusters),
     lr,
     clusterLr,
     momentum,

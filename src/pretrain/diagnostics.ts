@@ -1,0 +1,65 @@
+/**
+ * Per-step diagnostics of a run (issue: runs long enough, and diagnostics that show it): how
+ * much of its random initialisation the EMA teacher still is, how far the prototypes moved, and
+ * whether cluster assignments encode patch position (what position-wise Sinkhorn-Knopp is meant
+ * to prevent).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * The EMA teacher after steps with momenta m_0..m_t is prod(m_s) its initialisation plus the
+ * rest from the student: that product ("init share").
+ */
+export function teacherInitShare(momenta: Iterable<number>): number {
+  let p = 1;
+  for (const m of momenta) p *= m;
+  return p;
+}
+
+/**
+ * Mutual information (nats) between the row and column variables of a contingency table of
+ * counts [rows, cols], plug-in estimate, and its Miller-Madow correction (the plug-in estimate is
+ * biased upwards by about (nonzero rows + nonzero cols - nonzero cells - 1) / (2 total)).
+ */
+export function mutualInformation(counts: ArrayLike<number>, rows: number, cols: number): { mi: number; corrected: number } {
+  const rowSum = new Float64Array(rows);
+  const colSum = new Float64Array(cols);
+  let total = 0;
+  let cells = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const v = counts[r * cols + c];
+      rowSum[r] += v;
+      colSum[c] += v;
+      total += v;
+      if (v > 0) cells++;
+    }
+  }
+  if (total === 0) return { mi: 0, corrected: 0 };
+  let mi = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const v = counts[r * cols + c];
+      if (v > 0) mi += (v / total) * Math.log((v * total) / (rowSum[r] * colSum[c]));
+    }
+  }
+  const nz = (a: Float64Array) => a.reduce((n, v) => n + (v > 0 ? 1 : 0), 0);
+  const bias = (nz(rowSum) + nz(colSum) - cells - 1) / (2 * total);
+  return { mi, corrected: mi + bias };
+}
+
+/** MI between patch position and assigned cluster, from position-major assignments [positions * images]. */
+export function positionClusterMI(assigned: ArrayLike<number>, positions: number, clusters: number): { mi: number; corrected: number } {
+  const images = assigned.length / positions;
+  const counts = new Int32Array(positions * clusters);
+  for (let i = 0; i < assigned.length; i++) counts[Math.floor(i / images) * clusters + assigned[i]]++;
+  return mutualInformation(counts, positions, clusters);
+}
+
+/** Mean cosine similarity between matching rows of two [K, d] prototype matrices. */
+export function meanRowCosine(a: tf.Tensor, b: tf.Tensor): number {
+  const t = tf.tidy(() => tf.mean(tf.sum(tf.mul(tf.div(a, tf.norm(a, 2, 1, true)), tf.div(b, tf.norm(b, 2, 1, true))), 1)));
+  const v = t.dataSync()[0];
+  t.dispose();
+  return v;
+}

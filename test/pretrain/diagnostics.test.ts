@@ -1,0 +1,77 @@
+/** The run diagnostics against hand-computed values, and their records in a real run. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { meanRowCosine, mutualInformation, positionClusterMI, teacherInitShare } from '../../src/pretrain/diagnostics.js';
+import { runPretraining } from '../../src/pretrain/loop.js';
+import { disposeState } from '../../src/pretrain/step.js';
+import { backendInfo } from '../../src/runtime/backend.js';
+import { tinyConfig } from './helpers.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-diag-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe('diagnostics', () => {
+  it('teacher init share is the product of the momenta', () => {
+    expect(teacherInitShare([0.9, 0.5, 1])).toBeCloseTo(0.45, 12);
+    expect(teacherInitShare([])).toBe(1);
+  });
+
+  it('mutual information of small contingency tables (nats), with the Miller-Madow term', () => {
+    // Position determines the cluster: MI = ln 2; 2 + 2 - 2 nonzero rows/cols/cells: bias term (2+2-2-1)/(2*4).
+    expect(mutualInformation([2, 0, 0, 2], 2, 2).mi).toBeCloseTo(Math.LN2, 12);
+    expect(mutualInformation([2, 0, 0, 2], 2, 2).corrected).toBeCloseTo(Math.LN2 + 1 / 8, 12);
+    expect(mutualInformation([1, 1, 1, 1], 2, 2).mi).toBeCloseTo(0, 12);
+    // p = [[1/2, 1/4], [0, 1/4]]: sum p log(p / (px py)) by hand.
+    const hand = 0.5 * Math.log(0.5 / (0.75 * 0.5)) + 0.25 * Math.log(0.25 / (0.75 * 0.5)) + 0.25 * Math.log(0.25 / (0.25 * 0.5));
+    expect(mutualInformation([2, 1, 0, 1], 2, 2).mi).toBeCloseTo(hand, 12);
+    // Position-major assignments [positions x images]: position 0 -> cluster 0, position 1 -> cluster 1.
+    expect(positionClusterMI(Int32Array.from([0, 0, 1, 1]), 2, 3).mi).toBeCloseTo(Math.LN2, 12);
+    expect(positionClusterMI(Int32Array.from([0, 1, 0, 1]), 2, 3).mi).toBeCloseTo(0, 12);
+  });
+
+  it('mean row cosine', () => {
+    const a = tf.tensor2d([
+      [1, 0],
+      [1, 1],
+    ]);
+    expect(meanRowCosine(a, a)).toBeCloseTo(1, 6);
+    expect(meanRowCosine(a, tf.neg(a))).toBeCloseTo(-1, 6);
+    expect(
+      meanRowCosine(
+        a,
+        tf.tensor2d([
+          [0, 1],
+          [1, 1],
+        ]),
+      ),
+    ).toBeCloseTo(0.5, 6);
+  });
+
+  it('a run records them per step, consistently with its momenta', async () => {
+    const r = await runPretraining(tinyConfig({ dataDir: path.resolve('data/fmnist-slice'), batchSize: 16, steps: 6 }), {
+      out: path.join(tmp, 'run'),
+      resume: false,
+      stopAfter: 0,
+      backend: backendInfo(),
+      log: () => {},
+    });
+    disposeState(r.state);
+    const recs = fs
+      .readFileSync(path.join(tmp, 'run', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    let share = 1;
+    for (const m of recs) {
+      share *= m.momentum;
+      expect(m.teacherInitShare).toBeCloseTo(share, 12);
+      expect(m.prototypeCosineToInit).toBeLessThanOrEqual(1 + 1e-6);
+      expect(m.positionClusterMI).toBeGreaterThanOrEqual(0);
+      expect(m.positionClusterMI).toBeLessThanOrEqual(Math.log(49) + 1e-9);
+    }
+    expect(recs[0].prototypeCosineToInit).toBeGreaterThan(0.99); // one clustering step from init
+  });
+});
