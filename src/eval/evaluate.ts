@@ -13,7 +13,13 @@ import { augmentedFeatures } from '../features/augmented.js';
 import type { EvalTransform, Features, ImageSource } from '../features/extract.js';
 import { evalBox, extractFeatures } from '../features/extract.js';
 import type { FeatureModel } from '../features/models.js';
-import { capiFeatureModel, pixelFeatureModel, randomCapiFeatureModel } from '../features/models.js';
+import {
+  capiFeatureModel,
+  initCapiFeatureModel,
+  pixelFeatureModel,
+  pixelImageFeatureModel,
+  randomCapiFeatureModel,
+} from '../features/models.js';
 import type { LoadedEncoder } from '../model/io/load.js';
 import { loadEncoder } from '../model/io/load.js';
 import { knnClassify } from '../probes/knn-classify.js';
@@ -79,8 +85,11 @@ export function defaultModelName(cfg: Pick<EvalConfig, 'checkpoint' | 'weights'>
 }
 
 /** The row names evaluate() will write, in order (checkpoint, then baselines). */
-export function resultNames(cfg: EvalConfig): string[] {
-  const names = [cfg.name || defaultModelName(cfg), ...(cfg.baselines ? ['random-init', 'pixel-patches'] : [])];
+export function resultNames(cfg: EvalConfig, canInit = true): string[] {
+  const names = [
+    cfg.name || defaultModelName(cfg),
+    ...(cfg.baselines ? [...(canInit ? ['init'] : []), 'random-init', 'pixel-patches', 'pixels'] : []),
+  ];
   const reference = cfg.probeMode === 'reference' && TASKS[cfg.task].kind === 'classification';
   return names.map((n) => (reference ? `${n} (reference probes)` : n));
 }
@@ -91,13 +100,24 @@ interface ModelEntry {
   source: string;
 }
 
-/** The checkpoint, then (unless --no-baselines) the same architecture at random init and raw pixel patches. */
-function modelEntries(cfg: EvalConfig, enc: LoadedEncoder): ModelEntry[] {
+/**
+ * The checkpoint, then (unless --no-baselines): the run's own step-0 weights (capi-ts runs), the
+ * same architecture at the reference's random init, raw pixel patches, and the whole image.
+ */
+function modelEntries(cfg: EvalConfig, enc: LoadedEncoder, size: number): ModelEntry[] {
   const name = cfg.name || defaultModelName(cfg);
   const models: ModelEntry[] = [
     { build: () => capiFeatureModel(name, enc.hash, enc.params, enc.config), kind: 'capi', source: enc.source },
   ];
   if (cfg.baselines) {
+    const seed = enc.runSeed;
+    if (seed !== undefined) {
+      models.push({
+        build: () => initCapiFeatureModel(enc.config, seed),
+        kind: 'baseline',
+        source: `the run's own step-0 weights (seed ${seed}): the gap is what training did`,
+      });
+    }
     models.push({
       build: () => randomCapiFeatureModel(enc.config, cfg.seed),
       kind: 'baseline',
@@ -105,6 +125,11 @@ function modelEntries(cfg: EvalConfig, enc: LoadedEncoder): ModelEntry[] {
     });
     const p = enc.config.patchSize;
     models.push({ build: () => pixelFeatureModel(p), kind: 'baseline', source: `raw normalised ${p}x${p} pixel patches` });
+    models.push({
+      build: () => pixelImageFeatureModel(p, size),
+      kind: 'baseline',
+      source: `the whole normalised ${size}x${size} image flattened (the pred-pool columns hold it); patches: pixel patch + position`,
+    });
   }
   return models;
 }
@@ -136,7 +161,7 @@ export async function evaluate(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalR
     task.kind === 'classification' ? await classificationRunner(ctx, task) : await segmentationRunner(ctx, task, enc.config.patchSize);
   const results: EvalResult[] = [];
   // Built one at a time, so a large model and its random-init baseline are never in memory together.
-  for (const entry of modelEntries(cfg, enc)) {
+  for (const entry of modelEntries(cfg, enc, size)) {
     const model = entry.build();
     try {
       const t0 = performance.now();

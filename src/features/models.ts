@@ -10,7 +10,7 @@ import { evalForward, initBackbone } from '../model/capi.js';
 import type { ModelConfig } from '../model/config.js';
 import { allPositions, tokenCoords } from '../model/coords.js';
 import { patchify } from '../model/patches.js';
-import { Rng } from '../runtime/rng.js';
+import { Rng, STREAM } from '../runtime/rng.js';
 
 export interface FeatureBatch {
   /** [B * N, D] */
@@ -94,4 +94,41 @@ export function pixelFeatureModel(patchSize: number): FeatureModel {
     },
     dispose: () => {},
   };
+}
+
+/**
+ * The `pixels` baseline (the strongest simple pixel feature): global = the whole normalised image
+ * of side `size` flattened (D_g = 3 S^2: the obvious raw-pixel baseline for classification);
+ * patch = the normalised pixel patch plus its position (row, column in [0, 1)), for dense tasks.
+ */
+export function pixelImageFeatureModel(patchSize: number, size: number): FeatureModel {
+  const pd = 3 * patchSize * patchSize;
+  const g = Math.floor(size / patchSize);
+  return {
+    name: 'pixels',
+    key: `pixel-image:${patchSize}:${size}`,
+    patchSize,
+    patchDim: pd + 2,
+    globalDim: 3 * size * size,
+    activationBytesPerImage: (s) => 4 * 3 * 3 * s * s,
+    forward(pixels, b, s) {
+      if (s !== size) throw new Error(`pixels baseline built for side ${size}, asked for ${s}`);
+      const n = g * g;
+      const raw = patchify(pixels, b, 3, s, s, patchSize);
+      const patch = new Float32Array(b * n * (pd + 2));
+      for (let r = 0; r < b * n; r++) {
+        const t = r % n;
+        patch.set(raw.subarray(r * pd, (r + 1) * pd), r * (pd + 2));
+        patch[r * (pd + 2) + pd] = Math.floor(t / g) / g;
+        patch[r * (pd + 2) + pd + 1] = (t % g) / g;
+      }
+      return { patch, global: pixels.slice(0, b * 3 * s * s) };
+    },
+    dispose: () => {},
+  };
+}
+
+/** The `init` baseline: a capi-ts run's own step-0 weights (same seed, same init), so the gap is what training did. */
+export function initCapiFeatureModel(cfg: ModelConfig, runSeed: number): FeatureModel {
+  return capiFeatureModel('init', `init:${JSON.stringify(cfg)}:${runSeed}`, initBackbone(cfg, Rng.derive(runSeed, STREAM.init)), cfg);
 }

@@ -24,7 +24,7 @@ function cli(script: string, ...args: string[]) {
 }
 
 describe('eval + tables end to end', () => {
-  it('evaluates a tiny checkpoint and two baselines on fmnist and fmnist-scenes, then builds the tables', async () => {
+  it('evaluates a tiny checkpoint and its baselines on fmnist and fmnist-scenes, then builds the tables', async () => {
     const run = path.join(tmp, 'tiny');
     const r = await runPretraining(tinyConfig({ dataDir: SLICE, steps: 3 }), {
       out: run,
@@ -69,7 +69,7 @@ describe('eval + tables end to end', () => {
         .readdirSync(path.join(results, task))
         .filter((f) => f.endsWith('.json'))
         .sort();
-      expect(files).toEqual(['pixel-patches.json', 'random-init.json', 'tiny.json']);
+      expect(files).toEqual(['init.json', 'pixel-patches.json', 'pixels.json', 'random-init.json', 'tiny.json']);
     }
     const fm = JSON.parse(fs.readFileSync(path.join(results, 'fmnist', 'tiny.json'), 'utf8'));
     for (const m of ['attentive.top1', 'linear(avg).top1', 'linear(pred-pool).top1', 'knn(avg).top1', 'knn(pred-pool).top1']) {
@@ -81,7 +81,7 @@ describe('eval + tables end to end', () => {
     expect(fm.backend.backend).toBe('wasm');
     const seg = JSON.parse(fs.readFileSync(path.join(results, 'fmnist-scenes', 'tiny.json'), 'utf8'));
     for (const m of ['seg.knn.mIoU', 'seg.knn.acc', 'seg.logreg.mIoU', 'seg.logreg.acc']) expect(seg.metrics[m]).toBeGreaterThan(0);
-    expect(fs.readdirSync(path.join(results, 'fmnist', 'pca')).filter((f) => f.endsWith('.png')).length).toBe(6);
+    expect(fs.readdirSync(path.join(results, 'fmnist', 'pca')).filter((f) => f.endsWith('.png')).length).toBe(10);
     // A second eval reuses the cached features.
     const again = cli(
       'src/cli/eval.ts',
@@ -137,7 +137,14 @@ describe('eval + tables end to end', () => {
       .trim()
       .split('\n');
     expect(t2[0]).toBe('model,fmnist attentive');
-    expect(t2.slice(1).map((l) => l.split(',')[0])).toEqual(['tiny', 'tiny (reference probes)', 'pixel-patches', 'random-init']);
+    expect(t2.slice(1).map((l) => l.split(',')[0])).toEqual([
+      'tiny',
+      'tiny (reference probes)',
+      'init',
+      'pixel-patches',
+      'pixels',
+      'random-init',
+    ]);
     const t3 = fs.readFileSync(path.join(results, 'tables', 'table3-segmentation.md'), 'utf8');
     expect(t3).toContain('| model | fmnist-scenes k-NN | fmnist-scenes linear |');
     const t5 = fs

@@ -93,7 +93,7 @@ describe('evaluate()', () => {
     }
   });
 
-  it('reproduces the pre-redesign dense numbers, decodes each canvas once for all three models, refits at the grid C', async () => {
+  it('reproduces the pre-redesign dense numbers, decodes each canvas once for all five models, refits at the grid C', async () => {
     const load = TASKS['fmnist-scenes'].load;
     let decoded = 0;
     const counting = (d: SegmentationDataset): SegmentationDataset => ({

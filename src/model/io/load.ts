@@ -25,6 +25,8 @@ export interface LoadedEncoder {
   source: string;
   /** Content hash of the weights file(s), for feature caches. */
   hash: string;
+  /** A capi-ts run's seed: its step-0 weights can be rebuilt (the `init` baseline). */
+  runSeed?: number;
 }
 
 export interface LoadOptions {
@@ -120,7 +122,13 @@ function loadTfjsExport(dir: string): LoadedEncoder {
     if (t.shape.join() !== shape.join()) throw new Error(`${exp.files[1]}: ${name} has shape [${t.shape}], expected [${shape}]`);
     params[name] = t;
   }
-  return { params, config: exp.modelConfig, source: `capi-ts teacher export ${dir} (step ${exp.step})`, hash: fileHash(exp.files) };
+  return {
+    params,
+    config: exp.modelConfig,
+    source: `capi-ts teacher export ${dir} (step ${exp.step})`,
+    hash: fileHash(exp.files),
+    runSeed: exp.seed,
+  };
 }
 
 /** Refuses weights with NaN or infinite entries (a diverged run): its features would be meaningless. */
@@ -152,7 +160,7 @@ function loadAny(spec: string, opts: LoadOptions): LoadedEncoder {
       // A capi-ts training checkpoint: its EMA teacher by default.
       const which = opts.weights ?? 'teacher';
       const saved = readTrainState(spec, contents);
-      const model = (JSON.parse(saved.meta.config) as { model: ModelConfig }).model;
+      const { model, train } = JSON.parse(saved.meta.config) as { model: ModelConfig; train: { seed: number } };
       const params: Params = {};
       for (const [name, shape] of backboneShapes(model)) params[name] = tf.tensor(saved.tensor(which, name, shape).data, shape);
       return {
@@ -160,6 +168,7 @@ function loadAny(spec: string, opts: LoadOptions): LoadedEncoder {
         config: { ...model, imageSize: opts.imageSize ?? model.imageSize },
         source: `capi-ts checkpoint ${spec} (${which}, step ${saved.meta.step})`,
         hash: `${hash}:${which}`,
+        runSeed: train.seed,
       };
     }
     const { params, config } = fromReference(tensors, spec, opts);

@@ -87,6 +87,8 @@ export async function writeTeacherExport(
 export interface TeacherExport {
   modelConfig: ModelConfig;
   step: number;
+  /** The run's seed (its weight initialisation derives from it), when the export records it. */
+  seed?: number;
   named: tf.NamedTensorMap;
   /** The files read (manifest, weights), for content hashes. */
   files: string[];
@@ -108,6 +110,7 @@ export function readTeacherExport(dir: string): TeacherExport {
     kind?: string;
     modelConfig?: ModelConfig;
     step: number;
+    seed?: number;
     weightsManifest?: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
   };
   try {
@@ -125,5 +128,11 @@ export function readTeacherExport(dir: string): TeacherExport {
   if (buf.length !== expected)
     throw new Error(`${weightsFile} has ${buf.length} bytes but ${manifestFile} needs ${expected}: truncated or replaced; ${damaged}`);
   const named = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length), group.weights);
-  return { modelConfig: manifest.modelConfig as ModelConfig, step: manifest.step, named, files: [manifestFile, weightsFile] };
+  return {
+    modelConfig: manifest.modelConfig as ModelConfig,
+    step: manifest.step,
+    seed: manifest.seed,
+    named,
+    files: [manifestFile, weightsFile],
+  };
 }
