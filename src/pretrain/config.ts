@@ -24,6 +24,14 @@ export const TrainConfigSchema = z
     beta2: unit.default(0.95).describe('AdamW beta2'),
     eps: z.number().gt(0).default(1e-8).describe('AdamW epsilon'),
     teacherMomentum: unit.optional().describe('peak EMA teacher momentum; default 1 - lr (spec 8.2)'),
+    teacherInitShareTarget: z
+      .number()
+      .gt(0)
+      .lt(1)
+      .optional()
+      .describe(
+        "instead of 1 - lr: the peak momentum that leaves the final teacher this share of its init (prod of the momenta), for runs far shorter than the paper's",
+      ),
     // Clustering optimiser (spec 5.4)
     clusterLr: z.number().gt(0).optional().describe('clustering-head learning rate; default lr / 2'),
     clusterWeightDecay: z.number().min(0).default(0.01).describe('clustering-head weight decay'),
@@ -47,13 +55,22 @@ export const TrainConfigSchema = z
     checkpointEvery: z.number().int().min(1).default(100).describe('steps between checkpoints'),
   })
   .superRefine((t, ctx) => {
+    if (t.teacherInitShareTarget !== undefined && t.teacherMomentum !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['teacherInitShareTarget'],
+        message: 'sets the teacher momentum itself: drop --teacher-momentum',
+      });
+    }
     if (t.cropScaleMin > t.cropScaleMax) {
       ctx.addIssue({ code: 'custom', path: ['cropScaleMin'], message: `must be <= cropScaleMax ${t.cropScaleMax}` });
     }
   });
 
-/** A resolved training config: the optional fields filled (teacherMomentum, clusterLr). */
-export type TrainConfig = Required<z.output<typeof TrainConfigSchema>>;
+/** A resolved training config: teacherMomentum and clusterLr filled (teacherInitShareTarget stays optional). */
+export type TrainConfig = Required<Omit<z.output<typeof TrainConfigSchema>, 'teacherInitShareTarget'>> & {
+  teacherInitShareTarget?: number;
+};
 
 export interface PretrainConfig {
   preset: string;
@@ -93,6 +110,7 @@ export function resolvePretrainConfig(preset: string, overrides: Record<string, 
   return {
     preset,
     model: validate(ModelConfigSchema, model),
+    // With teacherInitShareTarget, the run solves the momentum once it knows its length (loop.ts).
     train: { ...t, teacherMomentum: t.teacherMomentum ?? 1 - t.lr, clusterLr: t.clusterLr ?? t.lr / 2 },
   };
 }

@@ -16,7 +16,7 @@ import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js'
 import { trainFlopsPerImage } from './flops.js';
 import { checkWasmStepMemory } from './memory.js';
 import type { CapiState, StepMetrics } from './step.js';
-import { disposeState, initState, schedulesAt, stepMaskCounts, totalSteps, trainStep } from './step.js';
+import { disposeState, initState, momentumForInitShare, schedulesAt, stepMaskCounts, totalSteps, trainStep } from './step.js';
 import { meanRowCosine, teacherInitShare } from './diagnostics.js';
 import { CLUSTER_W } from '../model/heads.js';
 
@@ -180,13 +180,20 @@ export async function runPretraining(requested: PretrainConfig, opts: RunOptions
   return run(cfg, state, opts);
 }
 
-async function run(cfg: PretrainConfig, resumed: CapiState | undefined, opts: RunOptions): Promise<RunResult> {
+async function run(requested: PretrainConfig, resumed: CapiState | undefined, opts: RunOptions): Promise<RunResult> {
+  let cfg = requested;
   // Data first: nothing is written before every image is known to be readable.
   const data = await openPretrainDataset(cfg.train, cfg.model.imageSize, { skipBadImages: opts.skipBadImages });
   const { dataset } = data;
   for (const s of data.skipped.slice(0, 5)) opts.log(`skipped ${s.file}: ${s.problem}`);
   if (data.skipped.length) opts.log(`skipped ${data.skipped.length} bad images in all (--skip-bad-images)`);
   const total = totalSteps(cfg, dataset.size);
+  const target = cfg.train.teacherInitShareTarget;
+  if (target !== undefined && !resumed) {
+    const m = momentumForInitShare(cfg, total, target);
+    cfg = { ...cfg, train: { ...cfg.train, teacherMomentum: m } };
+    opts.log(`teacher momentum ${m.toFixed(6)}: leaves ${target} of the init after ${total} steps (--teacher-init-share-target)`);
+  }
   const sampler = new BatchSampler(dataset.size, cfg.train.batchSize, cfg.train.seed);
   if (resumed) {
     checkResume(opts.out, cfg, data.fingerprint, opts);

@@ -118,6 +118,27 @@ export function schedulesAt(cfg: PretrainConfig, total: number, t: number) {
   };
 }
 
+/**
+ * The peak momentum whose schedule leaves the teacher `target` of its init after `total` steps
+ * (prod of the momenta; bisection: the product grows with the peak).
+ */
+export function momentumForInitShare(cfg: PretrainConfig, total: number, target: number): number {
+  const share = (m: number) => {
+    const c = { ...cfg, train: { ...cfg.train, teacherMomentum: m } };
+    let p = 1;
+    for (let t = 0; t < total; t++) p *= schedulesAt(c, total, t).momentum;
+    return p;
+  };
+  let lo = 0;
+  let hi = 1;
+  for (let i = 0; i < 60; i++) {
+    const mid = (lo + hi) / 2;
+    if (share(mid) < target) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
 export function stepMaskCounts(cfg: PretrainConfig): MaskCounts {
   const g = gridSize(cfg.model);
   const t = cfg.train;

@@ -74,4 +74,20 @@ describe('diagnostics', () => {
     }
     expect(recs[0].prototypeCosineToInit).toBeGreaterThan(0.99); // one clustering step from init
   });
+
+  it('--teacher-init-share-target: the solved momentum leaves exactly that share of the init at the end, and is recorded', async () => {
+    const out = path.join(tmp, 'share');
+    const cfg = tinyConfig({ dataDir: path.resolve('data/fmnist-slice'), batchSize: 16, steps: 12, teacherInitShareTarget: 0.05 });
+    const r = await runPretraining(cfg, { out, resume: false, stopAfter: 0, backend: backendInfo(), log: () => {} });
+    disposeState(r.state);
+    const recs = fs
+      .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(recs.at(-1).teacherInitShare).toBeCloseTo(0.05, 6);
+    const saved = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+    expect(saved.train.teacherInitShareTarget).toBe(0.05);
+    expect(saved.train.teacherMomentum).toBeLessThan(1 - cfg.train.lr); // far lower than the spec's 1 - lr for 12 steps
+  });
 });
