@@ -34,7 +34,8 @@ export const EvalConfigSchema = z
       .describe(
         'fast: probes train on cached un-augmented features; reference: RandomResizedCrop + flip per batch, one frozen forward shared by all grids',
       ),
-    epochs: z.number().gt(0).default(10).describe('probe training epochs over the 90% split'),
+    epochs: z.number().gt(0).default(10).describe('probe training epochs over the 90% split (unless --probe-steps)'),
+    probeSteps: count('probe training steps; 0: from --epochs'),
     batchSize: z.number().int().min(1).default(256).describe('probe batch (grid lrs are scaled by batch / 256)'),
     featureBatch: count('images per frozen forward; 0: automatic (at most 64, one block of activations under ~0.5 GiB)'),
     trainPatchStride: z

@@ -24,6 +24,7 @@ import type { LoadedEncoder } from '../model/io/load.js';
 import { loadEncoder } from '../model/io/load.js';
 import { knnClassify } from '../probes/knn-classify.js';
 import type { GridResult } from '../probes/grid.js';
+import { probeQuality } from '../probes/grid.js';
 import type { OnlineSource } from '../probes/online.js';
 import { trainProbeGridsOnline } from '../probes/online.js';
 import { trainProbeGrid } from '../probes/train.js';
@@ -34,7 +35,8 @@ import { backendInfo } from '../runtime/backend.js';
 import type { KnnClassifier, ProbeGridClassifier, SegClassifier } from './classifiers.js';
 import { CLASSIFIERS, classifiersFor } from './classifiers.js';
 import type { EvalConfig } from './config.js';
-import type { MetricNotes, Metrics } from './metrics.js';
+import type { MetricNotes, MetricQualities, Metrics } from './metrics.js';
+import { binomialSE } from './metrics.js';
 import type { EvalResult } from './result.js';
 import type { ClassificationTask, SegmentationTask } from './tasks.js';
 import { TASKS } from './tasks.js';
@@ -138,11 +140,12 @@ function modelEntries(cfg: EvalConfig, enc: LoadedEncoder, size: number): ModelE
 interface Outcome {
   metrics: Metrics;
   notes: MetricNotes;
+  quality: MetricQualities;
   details: Record<string, unknown>;
   seconds: Record<string, number>;
 }
 
-const newOutcome = (): Outcome => ({ metrics: {}, notes: {}, details: {}, seconds: {} });
+const newOutcome = (): Outcome => ({ metrics: {}, notes: {}, quality: {}, details: {}, seconds: {} });
 
 export async function evaluate(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalResult[]> {
   const task = TASKS[cfg.task];
@@ -195,6 +198,7 @@ function toResult(cfg: EvalConfig, model: FeatureModel, entry: ModelEntry, o: Ou
     source: entry.source,
     metrics: o.metrics,
     notes: o.notes,
+    quality: o.quality,
     details: o.details,
     config: { ...rest, name: cfg.name || defaultModelName(cfg), resolution: size, featureBatch: featureBatch(cfg, model, size) },
     seed: cfg.seed,
@@ -299,22 +303,26 @@ async function classificationRunner(ctx: Context, task: ClassificationTask): Pro
     const record = (name: (typeof grids)[number], r: GridResult) => {
       const c = CLASSIFIERS[name];
       const best = r.grid[r.best];
+      const q = probeQuality(r);
       o.metrics[c.metric] = 100 * r.testAccuracy;
+      o.quality[c.metric] = { se: binomialSE(r.testAccuracy, yte.length), atGridEdge: q.lrAtGridEdge, converged: q.converged };
       o.notes[c.metric] =
-        `best of ${r.grid.length} (lr ${best.lr.toExponential(1)}, wd ${best.wd}) on 10% held out; ${cfg.epochs} epochs, ${MODE_NOTE[cfg.probeMode]}`;
+        `best of ${r.grid.length} (lr ${best.lr.toExponential(1)}, wd ${best.wd}) on 10% held out; ${r.iterations} steps (${cfg.epochs} epochs), ${MODE_NOTE[cfg.probeMode]}` +
+        `${q.lrAtGridEdge ? '; lr at the grid edge' : ''}${q.converged ? '' : `; held-out not plateaued (${(100 * q.lateChange).toFixed(2)} points over the last 20%)`}`;
       o.details[name] = {
         valAccuracy: r.valAccuracy,
         grid: r.grid,
         best: r.best,
         bestPoint: best,
         iterations: r.iterations,
+        ...q,
         curve: r.curve,
         probeMode: cfg.probeMode,
       };
-      o.seconds[name] = r.secondsPerEpoch * cfg.epochs;
+      o.seconds[name] = r.secondsPerEpoch * cfg.epochs; // secondsPerEpoch is the run's time / cfg.epochs
       o.seconds[`${name}.perEpoch`] = r.secondsPerEpoch;
     };
-    const opts = { epochs: cfg.epochs, batchSize: cfg.batchSize, seed: cfg.seed };
+    const opts = { epochs: cfg.epochs, steps: cfg.probeSteps || undefined, batchSize: cfg.batchSize, seed: cfg.seed };
     const onProgress = (label: string) => {
       let bar: Progress | undefined;
       return (done: number, total: number, best?: number) => {
@@ -350,7 +358,9 @@ async function classificationRunner(ctx: Context, task: ClassificationTask): Pro
         bar ??= hooks.progress(`${model.name} ${name} search`, total);
         bar.update(done);
       };
-      o.metrics[c.metric] = 100 * knnClassify(pick(ftr, c.source), ytr, pick(fte, c.source), yte, dim, classes, { onProgress: progress });
+      const acc = knnClassify(pick(ftr, c.source), ytr, pick(fte, c.source), yte, dim, classes, { onProgress: progress });
+      o.metrics[c.metric] = 100 * acc;
+      o.quality[c.metric] = { se: binomialSE(acc, yte.length) };
       o.notes[c.metric] = c.note;
     }
     if (ctx.probes.includes('pca')) o.details.pca = await pcaPictures(ctx, model, test, fte, task.transform);
@@ -433,6 +443,7 @@ async function segmentationRunner(ctx: Context, task: SegmentationTask, patchSiz
         const { test: score } = out.selection;
         o.metrics[c.metrics.mIoU] = 100 * score.mIoU;
         o.metrics[c.metrics.acc] = 100 * score.accuracy;
+        o.quality[c.metrics.mIoU] = { atGridEdge: out.selection.atGridEdge };
         o.notes[c.metrics.mIoU] =
           `${out.bestLabel} chosen on 10% validation, refit on train+val; features ${std}; ignore ${task.labels.ignore}` +
           (cfg.trainPatchStride > 1 ? `; every ${cfg.trainPatchStride}-th training patch` : '');

@@ -20,3 +20,18 @@ export const METRIC_KEYS = Object.keys(METRICS) as MetricKey[];
 
 export type Metrics = Partial<Record<MetricKey, number>>;
 export type MetricNotes = Partial<Record<MetricKey, string>>;
+
+/** How much a number can be trusted: its test-set standard error, and the selection's flags. */
+export interface MetricQuality {
+  /** Standard error on the test set, in the metric's units (points). */
+  se?: number;
+  /** The selected hyper-parameter lies on the edge of its grid. */
+  atGridEdge?: boolean;
+  /** The selected probe's held-out accuracy plateaued (probe grids only). */
+  converged?: boolean;
+}
+
+export type MetricQualities = Partial<Record<MetricKey, MetricQuality>>;
+
+/** Binomial standard error of an accuracy `p` (0-1) measured on `n` independent test samples, in points. */
+export const binomialSE = (p: number, n: number): number => (n > 0 ? 100 * Math.sqrt((p * (1 - p)) / n) : Number.NaN);

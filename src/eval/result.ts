@@ -1,5 +1,5 @@
 /** What one evaluation of one model produces (written by src/report/results.ts). */
-import type { MetricNotes, Metrics } from './metrics.js';
+import type { MetricNotes, MetricQualities, Metrics } from './metrics.js';
 
 export interface EvalResult {
   task: string;
@@ -11,6 +11,8 @@ export interface EvalResult {
   metrics: Metrics;
   /** How each metric was produced (probe mode, selected hyper-parameters). */
   notes: MetricNotes;
+  /** Each metric's standard error and selection flags (absent in results written before 2026-12-01). */
+  quality?: MetricQualities;
   details: Record<string, unknown>;
   config: Record<string, unknown>;
   seed: number;

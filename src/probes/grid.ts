@@ -117,3 +117,37 @@ export function correctPerProbe(logits: tf.Tensor, labels: Int32Array): number[]
     return c;
   });
 }
+
+/** How far the held-out accuracy of the chosen probe may still move over the last 20% of steps. */
+export const PLATEAU_TOLERANCE = 0.003;
+
+export interface ProbeQuality {
+  /** The chosen lr is the smallest or the largest of the grid (the optimum may lie outside it). */
+  lrAtGridEdge: boolean;
+  wdAtGridEdge: boolean;
+  /** Change of the chosen probe's held-out accuracy from 80% of the steps to the end. */
+  lateChange: number;
+  /** |lateChange| < PLATEAU_TOLERANCE: its held-out accuracy has plateaued. */
+  converged: boolean;
+}
+
+/**
+ * Whether a grid result can be trusted as converged: the chosen point strictly inside the lr
+ * range, and the chosen probe's held-out accuracy flat (within 0.3 points) over the last 20% of
+ * its steps (from the held-out curve; the point at or after 80% of the steps against the end).
+ */
+export function probeQuality(r: Pick<GridResult, 'grid' | 'best' | 'curve'>): ProbeQuality {
+  const lrs = [...new Set(r.grid.map((g) => g.lr))].sort((a, b) => a - b);
+  const wds = [...new Set(r.grid.map((g) => g.wd))].sort((a, b) => a - b);
+  const best = r.grid[r.best];
+  const total = r.curve.at(-1)?.step ?? 0;
+  const late = r.curve.find((p) => p.step >= 0.8 * total) ?? r.curve.at(-1);
+  const lateChange = late && r.curve.length ? r.curve.at(-1)!.valAccuracy[r.best] - late.valAccuracy[r.best] : Number.NaN;
+  const edge = (xs: number[], x: number) => xs.length > 1 && (x === xs[0] || x === xs[xs.length - 1]);
+  return {
+    lrAtGridEdge: edge(lrs, best.lr),
+    wdAtGridEdge: edge(wds, best.wd),
+    lateChange,
+    converged: late !== r.curve.at(-1) && Math.abs(lateChange) < PLATEAU_TOLERANCE,
+  };
+}

@@ -16,6 +16,8 @@ export interface ProbeData {
 
 export interface ProbeOptions {
   epochs: number;
+  /** Training steps; when given, instead of `epochs` passes. */
+  steps?: number;
   batchSize: number;
   seed: number;
   grid?: GridPoint[];
@@ -126,7 +128,7 @@ export class HeldOutCurve {
 /** Steps per pass over `trainRows` (drop_last) and in all. */
 export function probeSteps(trainRows: number, opts: ProbeOptions): { stepsPerEpoch: number; total: number } {
   const stepsPerEpoch = Math.max(1, Math.floor(trainRows / opts.batchSize));
-  return { stepsPerEpoch, total: Math.max(1, Math.round(opts.epochs * stepsPerEpoch)) };
+  return { stepsPerEpoch, total: opts.steps ? opts.steps : Math.max(1, Math.round(opts.epochs * stepsPerEpoch)) };
 }
 
 /**

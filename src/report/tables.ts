@@ -4,7 +4,7 @@
  * logistic regression), Table 5 (predictor pooling vs average pooling, linear and k-NN).
  */
 import { stringify } from 'csv-stringify/sync';
-import type { MetricKey } from '../eval/metrics.js';
+import type { MetricKey, MetricQuality } from '../eval/metrics.js';
 import type { EvalResult } from './results.js';
 import { fmt, markdownTable } from './results.js';
 
@@ -57,17 +57,34 @@ export function buildTables(results: EvalResult[]): Table[] {
     });
     const rows = models.map((model) => [
       model,
-      ...cols.map(({ task, m }) => fmt(results.find((r) => r.task === task && r.model === model)?.metrics[m])),
+      ...cols.map(({ task, m }) => {
+        const r = results.find((x) => x.task === task && x.model === model);
+        return cell(r?.metrics[m], r?.quality?.[m]);
+      }),
     ]);
     tables.push({ name: t.name, title: t.title, header: ['model', ...cols.map((c) => `${c.task} ${c.label}`)], rows });
   }
   return tables;
 }
 
-export function tableMarkdown(t: Table): string {
-  return `## ${t.title}\n\n${markdownTable(t.header, t.rows)}`;
+/** A value with its standard error and flags: `57.0 ±1.1 †*` (see LEGEND). */
+function cell(v: number | undefined, q: MetricQuality | undefined): string {
+  if (v === undefined) return fmt(v);
+  const se = q?.se !== undefined && Number.isFinite(q.se) ? ` ±${q.se.toFixed(1)}` : '';
+  const flags = `${q?.atGridEdge ? '†' : ''}${q?.converged === false ? '*' : ''}`;
+  return `${fmt(v)}${se}${flags ? ` ${flags}` : ''}`;
 }
 
+export const LEGEND =
+  '± one test-set standard error (binomial; none for mIoU yet); † the selected hyper-parameter (lr for probes) is at the edge of its grid; ' +
+  '* the selected probe’s held-out accuracy moved more than 0.3 points over its last 20% of steps (not converged). ' +
+  'Results written before 2026-12-01 carry no standard errors or flags.';
+
+export function tableMarkdown(t: Table): string {
+  return `## ${t.title}\n\n${markdownTable(t.header, t.rows)}\n${LEGEND}\n`;
+}
+
+/** The values alone (standard errors and flags are in each result's JSON). */
 export function tableCsv(t: Table): string {
-  return stringify([t.header, ...t.rows]);
+  return stringify([t.header, ...t.rows.map((r) => r.map((c, i) => (i === 0 ? c : String(c).split(' ')[0])))]);
 }

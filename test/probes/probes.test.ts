@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { attentiveFamily, linearFamily } from '../../src/probes/families.js';
-import { argmaxFirst, heldOutSplit, probeGrid, probeLrScale } from '../../src/probes/grid.js';
+import { argmaxFirst, heldOutSplit, probeGrid, probeLrScale, probeQuality } from '../../src/probes/grid.js';
 import { trainProbeGrid } from '../../src/probes/train.js';
 import { trainProbeGridsOnline } from '../../src/probes/online.js';
 import { Rng } from '../../src/runtime/rng.js';
@@ -154,5 +154,46 @@ describe('probe grids', () => {
     const held = new Set(heldOutSplit(600).val);
     expect([...seen].some((r) => held.has(r))).toBe(false); // held-out images are never trained on
     expect(tf.memory().numTensors).toBeLessThan(100);
+  });
+});
+
+describe('convergence and grid-edge flags', () => {
+  /** One-hot class + Gaussian noise (std 0.5, margin 3): the Bayes accuracy is ~100%. */
+  function oneHot(n: number, seed: number, dim = 16, classes = 4) {
+    const rng = new Rng(seed);
+    const x = new Float32Array(n * dim);
+    const y = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      y[i] = rng.randint(0, classes - 1);
+      for (let j = 0; j < dim; j++) x[i * dim + j] = (j === y[i] ? 3 : 0) + 0.5 * rng.normal();
+    }
+    return { x, rowShape: [dim], labels: y };
+  }
+
+  it('the default schedule reaches the known accuracy with the chosen lr inside the grid, and says it converged', () => {
+    const r = trainProbeGrid(linearFamily, oneHot(2000, 1), oneHot(1000, 2), 4, { epochs: 10, batchSize: 256, seed: 0 });
+    const q = probeQuality(r);
+    expect(r.testAccuracy).toBeGreaterThan(0.99);
+    expect(q.lrAtGridEdge).toBe(false);
+    expect(q.converged).toBe(true);
+  });
+
+  it('an intentionally too short schedule is flagged as not converged', () => {
+    const r = trainProbeGrid(linearFamily, oneHot(2000, 1), oneHot(1000, 2), 4, { epochs: 10, steps: 3, batchSize: 256, seed: 0 });
+    expect(r.iterations).toBe(3);
+    expect(probeQuality(r).converged).toBe(false);
+  });
+
+  it('flags a choice at the lr edge (hand-made curve)', () => {
+    const grid = probeGrid(256);
+    const curve = [
+      { step: 8, valAccuracy: grid.map(() => 0.5) },
+      { step: 10, valAccuracy: grid.map((_, i) => (i === grid.length - 1 ? 0.9 : 0.5)) },
+    ];
+    const q = probeQuality({ grid, best: grid.length - 1, curve });
+    expect(q.lrAtGridEdge).toBe(true);
+    expect(q.wdAtGridEdge).toBe(true);
+    expect(q.lateChange).toBeCloseTo(0.4, 9);
+    expect(q.converged).toBe(false);
   });
 });
