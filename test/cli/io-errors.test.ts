@@ -12,26 +12,12 @@ import { EVAL_COMMAND } from '../../src/cli/eval.js';
 import { PRETRAIN_COMMAND } from '../../src/cli/pretrain.js';
 import { readResults } from '../../src/report/results.js';
 import { ioError } from '../../src/runtime/atomic.js';
+import { tinyFlags } from '../pretrain/helpers.js';
 
 const SLICE = path.resolve('data/fmnist-slice');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-io-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-const TINY = [
-  '--dim',
-  '64',
-  '--depth',
-  '1',
-  '--heads',
-  '1',
-  '--pred-dim',
-  '64',
-  '--pred-depth',
-  '1',
-  '--pred-heads',
-  '1',
-  '--num-clusters',
-  '16',
-];
+const TINY = tinyFlags({ depth: 1, numClusters: 16, batchSize: 8, numPredictions: 2 });
 const run = path.join(tmp, 'run');
 
 function cli(script: string, args: string[], opts: { cwd?: string } = {}) {

@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
+import { tinyFlags } from '../pretrain/helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-cli-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -24,26 +25,7 @@ function errorLine(stderr: string): string {
   return lines[0];
 }
 
-const TINY = [
-  '--dim',
-  '64',
-  '--depth',
-  '1',
-  '--heads',
-  '1',
-  '--predDim',
-  '64',
-  '--predDepth',
-  '1',
-  '--predHeads',
-  '1',
-  '--numClusters',
-  '16',
-  '--batch',
-  '2',
-  '--numPredictions',
-  '2',
-];
+const TINY = tinyFlags({ depth: 1, numClusters: 16, batchSize: 2, numPredictions: 2 });
 
 describe('pretrain CLI', () => {
   it('--help lists the options and config fields', () => {

@@ -1,23 +1,30 @@
 import type { PretrainConfig } from '../../src/pretrain/config.js';
 import { resolvePretrainConfig } from '../../src/pretrain/config.js';
+import { kebabCase } from '../../src/runtime/schema.js';
 import type { PretrainBatch } from '../../src/pretrain/step.js';
 import { Rng } from '../../src/runtime/rng.js';
 
-/** A small CAPI (28x28, patch 4) that trains in a fraction of a second per step. */
+/** The fields of a small CAPI (28x28, patch 4) that trains in a fraction of a second per step. */
+export const TINY_FIELDS: Record<string, number> = {
+  dim: 64,
+  depth: 2,
+  heads: 1,
+  predDim: 64,
+  predDepth: 1,
+  predHeads: 1,
+  registers: 4,
+  numClusters: 32,
+  batchSize: 16,
+  numPredictions: 4,
+};
+
 export function tinyConfig(overrides: Record<string, unknown> = {}): PretrainConfig {
-  return resolvePretrainConfig('fmnist-tiny', {
-    dim: 64,
-    depth: 2,
-    heads: 1,
-    predDim: 64,
-    predDepth: 1,
-    predHeads: 1,
-    registers: 4,
-    numClusters: 32,
-    batchSize: 16,
-    numPredictions: 4,
-    ...overrides,
-  });
+  return resolvePretrainConfig('fmnist-tiny', { ...TINY_FIELDS, ...overrides });
+}
+
+/** The same fields (with overrides) as command-line flags. */
+export function tinyFlags(overrides: Record<string, number> = {}): string[] {
+  return Object.entries({ ...TINY_FIELDS, ...overrides }).flatMap(([k, v]) => [`--${kebabCase(k)}`, String(v)]);
 }
 
 export function randomBatch(cfg: PretrainConfig, seed: number): PretrainBatch {

@@ -18,30 +18,13 @@ import type { RunOptions } from '../../src/pretrain/loop.js';
 import { runPretraining } from '../../src/pretrain/loop.js';
 import { disposeState } from '../../src/pretrain/step.js';
 import { backendInfo } from '../../src/runtime/backend.js';
-import { tinyConfig } from './helpers.js';
+import { tinyConfig, tinyFlags } from './helpers.js';
 
 const SLICE = path.resolve('data/fmnist-slice');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-robust-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-/** The flags of tinyConfig, for the command line. */
-const TINY = [
-  '--dim',
-  '64',
-  '--depth',
-  '2',
-  '--heads',
-  '1',
-  '--pred-dim',
-  '64',
-  '--pred-depth',
-  '1',
-  '--pred-heads',
-  '1',
-  '--num-clusters',
-  '32',
-];
-const RUN = [...TINY, '--batch-size', '32', '--num-predictions', '4', '--steps', '40', '--checkpoint-every', '1000', '--data-dir', SLICE];
+const RUN = [...tinyFlags({ batchSize: 32 }), '--steps', '40', '--checkpoint-every', '1000', '--data-dir', SLICE];
 
 const opts = (out: string, o: Partial<RunOptions> = {}): RunOptions => ({
   out,
