@@ -443,7 +443,10 @@ async function segmentationRunner(ctx: Context, task: SegmentationTask, patchSiz
         const { test: score } = out.selection;
         o.metrics[c.metrics.mIoU] = 100 * score.mIoU;
         o.metrics[c.metrics.acc] = 100 * score.accuracy;
-        o.quality[c.metrics.mIoU] = { atGridEdge: out.selection.atGridEdge };
+        o.quality[c.metrics.mIoU] = {
+          se: score.mIoUSE === undefined ? undefined : 100 * score.mIoUSE,
+          atGridEdge: out.selection.atGridEdge,
+        };
         o.notes[c.metrics.mIoU] =
           `${out.bestLabel} chosen on 10% validation, refit on train+val; features ${std}; ignore ${task.labels.ignore}` +
           (cfg.trainPatchStride > 1 ? `; every ${cfg.trainPatchStride}-th training patch` : '');

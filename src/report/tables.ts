@@ -76,7 +76,7 @@ function cell(v: number | undefined, q: MetricQuality | undefined): string {
 }
 
 export const LEGEND =
-  '± one test-set standard error (binomial; none for mIoU yet); † the selected hyper-parameter (lr for probes) is at the edge of its grid; ' +
+  '± one test-set standard error (binomial for accuracies; for mIoU, bootstrap over test images); † the selected hyper-parameter (lr for probes) is at the edge of its grid; ' +
   '* the selected probe’s held-out accuracy moved more than 0.3 points over its last 20% of steps (not converged). ' +
   'Results written before 2026-12-01 carry no standard errors or flags.';
 

@@ -46,3 +46,65 @@ export function segmentationScores(gt: ArrayLike<number>, pred: ArrayLike<number
     pixels,
   };
 }
+
+/**
+ * Standard error of the mIoU by bootstrap over test images (the unit that is sampled: pixels of
+ * one image are not independent): per-image true-positive / ground-truth / prediction counts per
+ * label, `resamples` draws of the images with replacement, the std of the resampled mIoUs.
+ */
+export function bootstrapMIoUSE(
+  gt: ArrayLike<number>,
+  pred: ArrayLike<number>,
+  pixelImage: (pixel: number) => number,
+  images: number,
+  ignore: readonly number[],
+  numLabels: number,
+  resamples = 1000,
+  seed = 0,
+): number {
+  const ignored = new Set(ignore);
+  const tp = new Float64Array(images * numLabels);
+  const gc = new Float64Array(images * numLabels);
+  const pc = new Float64Array(images * numLabels);
+  for (let i = 0; i < gt.length; i++) {
+    const g = gt[i];
+    if (ignored.has(g)) continue;
+    const base = pixelImage(i) * numLabels;
+    gc[base + g]++;
+    pc[base + pred[i]]++;
+    if (pred[i] === g) tp[base + g]++;
+  }
+  // A small LCG: the draws only need to be reproducible and uniform enough for a bootstrap.
+  let state = (seed * 2654435761 + 1) >>> 0;
+  const draw = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return Math.floor((state / 4294967296) * images);
+  };
+  const t = new Float64Array(numLabels);
+  const g = new Float64Array(numLabels);
+  const p = new Float64Array(numLabels);
+  const values: number[] = [];
+  for (let r = 0; r < resamples; r++) {
+    t.fill(0);
+    g.fill(0);
+    p.fill(0);
+    for (let k = 0; k < images; k++) {
+      const base = draw() * numLabels;
+      for (let c = 0; c < numLabels; c++) {
+        t[c] += tp[base + c];
+        g[c] += gc[base + c];
+        p[c] += pc[base + c];
+      }
+    }
+    let sum = 0;
+    let n = 0;
+    for (let c = 0; c < numLabels; c++) {
+      if (g[c] + p[c] === 0) continue;
+      sum += t[c] / (g[c] + p[c] - t[c]);
+      n++;
+    }
+    values.push(n ? sum / n : 0);
+  }
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  return Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / Math.max(1, values.length - 1));
+}

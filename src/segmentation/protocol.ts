@@ -9,7 +9,7 @@ import { chooseKnnIndex, knnVotePixels, searchNeighbours } from '../features/knn
 import { Rng } from '../runtime/rng.js';
 import type { LogRegModel } from './logreg.js';
 import { disposeLogRegData, fitLogReg, LOGREG_DEFAULTS, predictLogReg, prepareLogRegData } from './logreg.js';
-import { segmentationScores } from './metrics.js';
+import { bootstrapMIoUSE, segmentationScores } from './metrics.js';
 import { patchModes } from './patches.js';
 import { applyStandardizer, fitStandardizer } from './standardize.js';
 
@@ -37,6 +37,8 @@ export interface SegLabels {
 export interface SegScore {
   mIoU: number;
   accuracy: number;
+  /** Standard error of the mIoU, bootstrap over test images (test scores only). */
+  mIoUSE?: number;
 }
 
 /** Training rows (non-ignored mode label) of a patch set, with those modes. */
@@ -115,6 +117,13 @@ const score = (s: SegLabels, gt: Int32Array, pred: Int32Array): SegScore => {
   return { mIoU: r.mIoU, accuracy: r.accuracy };
 };
 
+/** Test scores with the mIoU's bootstrap standard error over the test images. */
+function testScore(s: SegSplits, pred: Int32Array): SegScore {
+  const p = s.pixelsPerPatch;
+  const se = bootstrapMIoUSE(s.test.pixels, pred, (i) => s.test.rowImage[Math.floor(i / p)], s.test.images, s.ignore, s.numLabels);
+  return { ...score(s, s.test.pixels, pred), mIoUSE: se };
+}
+
 function expandPerPatch(labels: Int32Array, p: number): Int32Array {
   const out = new Int32Array(labels.length * p);
   labels.forEach((l, i) => out.fill(l, i * p, (i + 1) * p));
@@ -150,6 +159,7 @@ function knnFitAndScore(
   points: KnnPoint[],
   index: 'exact' | 'hnsw',
   progress?: SearchProgress,
+  scoreOf: (pred: Int32Array) => SegScore = (pred) => score(s, query.pixels, pred),
 ): SegScore[] {
   const { dim: d, pixelsPerPatch: p } = s;
   const baseX = gatherRows(base.feats, rows.rows, d);
@@ -165,7 +175,7 @@ function knnFitAndScore(
       ),
     );
   }
-  return points.map((pt) => score(s, query.pixels, knnVotePixels(results.get(pt.metric)!, pt.k, basePixels, p, s.numLabels)));
+  return points.map((pt) => scoreOf(knnVotePixels(results.get(pt.metric)!, pt.k, basePixels, p, s.numLabels)));
 }
 
 /** Validation mIoU of every grid point, neighbours from the 90% split. */
@@ -175,7 +185,7 @@ export function segKnnValidation(s: SegSplits, grid: KnnPoint[], index: 'exact' 
 
 /** Test scores of one grid point, neighbours from all of train (the refit). */
 export function segKnnTest(s: SegSplits, point: KnnPoint, index: 'exact' | 'hnsw', progress?: SearchProgress): SegScore {
-  return knnFitAndScore(s, s.all, s.allRows, s.test, [point], index, progress)[0];
+  return knnFitAndScore(s, s.all, s.allRows, s.test, [point], index, progress, (pred) => testScore(s, pred))[0];
 }
 
 // ---- logistic regression (spec 3.6) ----
@@ -245,5 +255,5 @@ export function segLogRegTest(s: SegSplits, c: number, maxIter: number, progress
     disposeLogRegData(data);
   }
   progress?.(c, m.iterations, m.loss, m.gradMax, true);
-  return { ...score(s, s.test.pixels, expandPerPatch(predictLogReg(m, s.test.feats, s.test.pixels.length / p), p)), fit: fitInfo(c, m) };
+  return { ...testScore(s, expandPerPatch(predictLogReg(m, s.test.feats, s.test.pixels.length / p), p)), fit: fitInfo(c, m) };
 }

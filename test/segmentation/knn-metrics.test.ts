@@ -1,7 +1,7 @@
 /** Exact k-NN vs brute force, pixel voting, mIoU/accuracy by hand, train-only standardisation. */
 import { describe, expect, it } from 'vitest';
 import { knnSearch, knnVotePixels } from '../../src/features/knn.js';
-import { segmentationScores } from '../../src/segmentation/metrics.js';
+import { bootstrapMIoUSE, segmentationScores } from '../../src/segmentation/metrics.js';
 import { patchModes, patchPixelLabels, unpatchLabels } from '../../src/segmentation/patches.js';
 import { applyStandardizer, fitStandardizer } from '../../src/segmentation/standardize.js';
 import { Rng } from '../../src/runtime/rng.js';
@@ -103,5 +103,22 @@ describe('patch labels and standardisation', () => {
     applyStandardizer(s, testB);
     expect(Array.from(applyStandardizer(s, testA))).toEqual(Array.from(a1));
     expect(a1[0]).toBeCloseTo((1 - s.mean[0]) / s.std[0], 5);
+  });
+});
+
+describe('bootstrap standard error of the mIoU', () => {
+  it('is 0 when every image scores alike, and near the analytic value for independent images', () => {
+    // 50 identical images: every resample has the same counts.
+    const gt = Int32Array.from({ length: 50 * 4 }, (_, i) => i % 2);
+    expect(bootstrapMIoUSE(gt, gt, (i) => Math.floor(i / 4), 50, [], 2)).toBe(0);
+    // 400 one-pixel images of label 0, each predicted right with p = 0.75 (else label 1).
+    const rng = new Rng(4);
+    const n = 400;
+    const g = new Int32Array(n);
+    const pr = Int32Array.from({ length: n }, () => (rng.uniform() < 0.75 ? 0 : 1));
+    const se = bootstrapMIoUSE(g, pr, (i) => i, n, [], 2, 2000, 1);
+    // IoU_0 = c / n (c correct), IoU_1 = 0: mIoU = c / (2 n); its SE is sqrt(p (1 - p) / n) / 2.
+    expect(se).toBeGreaterThan(0.8 * (Math.sqrt((0.75 * 0.25) / n) / 2));
+    expect(se).toBeLessThan(1.2 * (Math.sqrt((0.75 * 0.25) / n) / 2));
   });
 });
