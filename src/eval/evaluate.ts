@@ -29,7 +29,8 @@ import type { OnlineSource } from '../probes/online.js';
 import { trainProbeGridsOnline } from '../probes/online.js';
 import { trainProbeGrid } from '../probes/train.js';
 import type { PatchLabels } from '../segmentation/patches.js';
-import { patchLabels } from '../segmentation/patches.js';
+import { patchLabels, patchModes } from '../segmentation/patches.js';
+import { denseReferences } from '../segmentation/metrics.js';
 import { prepareSegmentation } from '../segmentation/protocol.js';
 import { backendInfo } from '../runtime/backend.js';
 import type { KnnClassifier, ProbeGridClassifier, SegClassifier } from './classifiers.js';
@@ -136,6 +137,19 @@ function modelEntries(cfg: EvalConfig, enc: LoadedEncoder, size: number): ModelE
   return models;
 }
 
+/** A dense task's floors and ceiling, written as rows of their own next to the models. */
+const REFERENCE_ROWS = {
+  majority: { name: 'floor: majority label', source: 'every pixel predicted as the most frequent test label' },
+  backgroundOracle: {
+    name: 'floor: background oracle',
+    source: 'background where the ground truth is background, else the most frequent other label',
+  },
+  patchOracle: {
+    name: 'ceiling: oracle patch labels',
+    source: "every pixel predicted as its patch's mode label: the best any per-patch classifier can do at this patch size",
+  },
+} as const;
+
 /** Everything of a model's evaluation that goes into its result. */
 interface Outcome {
   metrics: Metrics;
@@ -160,9 +174,15 @@ export async function evaluate(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalR
     throw new Error(`--resolution ${size} is not a multiple of the patch size ${enc.config.patchSize}`);
   hooks.log(`model: ${enc.source}`);
   const ctx: Context = { cfg, hooks, size, probes };
-  const perModel =
-    task.kind === 'classification' ? await classificationRunner(ctx, task) : await segmentationRunner(ctx, task, enc.config.patchSize);
   const results: EvalResult[] = [];
+  const emit = (r: EvalResult) => {
+    results.push(r);
+    hooks.onResult?.(r);
+  };
+  const perModel =
+    task.kind === 'classification'
+      ? await classificationRunner(ctx, task)
+      : await segmentationRunner(ctx, task, enc.config.patchSize, emit);
   // Built one at a time, so a large model and its random-init baseline are never in memory together.
   for (const entry of modelEntries(cfg, enc, size)) {
     const model = entry.build();
@@ -170,9 +190,7 @@ export async function evaluate(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalR
       const t0 = performance.now();
       const o = await perModel(model);
       o.seconds.total = (performance.now() - t0) / 1000;
-      const r = toResult(cfg, model, entry, o, size);
-      results.push(r);
-      hooks.onResult?.(r);
+      emit(toResult(cfg, model.name, model, entry, o, size));
     } finally {
       model.dispose();
     }
@@ -187,20 +205,32 @@ interface Context {
   probes: readonly EvalConfig['probes'][number][];
 }
 
-function toResult(cfg: EvalConfig, model: FeatureModel, entry: ModelEntry, o: Outcome, size: number): EvalResult {
+function toResult(
+  cfg: EvalConfig,
+  name: string,
+  model: FeatureModel | undefined,
+  entry: Omit<ModelEntry, 'build'>,
+  o: Outcome,
+  size: number,
+): EvalResult {
   const { backend, threads, ...rest } = cfg;
   const segmentation = TASKS[cfg.task].kind === 'segmentation';
   return {
     task: cfg.task,
     // Reference-mode probes are another protocol: their own row (and file) next to the fast one.
-    model: cfg.probeMode === 'reference' && !segmentation ? `${model.name} (reference probes)` : model.name,
+    model: cfg.probeMode === 'reference' && !segmentation ? `${name} (reference probes)` : name,
     kind: entry.kind,
     source: entry.source,
     metrics: o.metrics,
     notes: o.notes,
     quality: o.quality,
     details: o.details,
-    config: { ...rest, name: cfg.name || defaultModelName(cfg), resolution: size, featureBatch: featureBatch(cfg, model, size) },
+    config: {
+      ...rest,
+      name: cfg.name || defaultModelName(cfg),
+      resolution: size,
+      ...(model ? { featureBatch: featureBatch(cfg, model, size) } : {}),
+    },
     seed: cfg.seed,
     backend: { ...backendInfo(), requested: backend, threads },
     seconds: o.seconds,
@@ -376,7 +406,12 @@ const imagesOf = (d: SegmentationDataset): ImageDataset => ({
 });
 
 /** Segmentation: images (kept in memory when they fit) and patch labels once; per model, features and the classifiers. */
-async function segmentationRunner(ctx: Context, task: SegmentationTask, patchSize: number): Promise<ModelRunner> {
+async function segmentationRunner(
+  ctx: Context,
+  task: SegmentationTask,
+  patchSize: number,
+  emit: (r: EvalResult) => void,
+): Promise<ModelRunner> {
   const { cfg, hooks, size } = ctx;
   const data = task.load(cfg);
   const splits = { train: limit(data.train, cfg.limitTrain), test: limit(data.test, cfg.limitTest) };
@@ -399,6 +434,21 @@ async function segmentationRunner(ctx: Context, task: SegmentationTask, patchSiz
   const train = await decoded(splits.train, cfg.trainPatchStride);
   const test = await decoded(splits.test, 1);
   const names = classifiersFor(ctx.probes, 'segmentation');
+  // The task's floors and ceiling on the same test pixels, once (they depend on no model).
+  const pp = patchSize * patchSize;
+  const refs = denseReferences(test.labels.pixels, patchModes(test.labels.pixels, pp, 256), pp, task.labels.ignore, task.labels.background);
+  for (const [key, row] of Object.entries(REFERENCE_ROWS) as [
+    keyof typeof REFERENCE_ROWS,
+    (typeof REFERENCE_ROWS)[keyof typeof REFERENCE_ROWS],
+  ][]) {
+    const o = newOutcome();
+    for (const c of names.map((n) => CLASSIFIERS[n] as SegClassifier)) {
+      o.metrics[c.metrics.mIoU] = 100 * refs[key].mIoU;
+      o.metrics[c.metrics.acc] = 100 * refs[key].accuracy;
+      o.notes[c.metrics.mIoU] = row.source;
+    }
+    if (names.length) emit(toResult(cfg, row.name, undefined, { kind: 'reference', source: row.source }, o, size));
+  }
   const std = cfg.standardize ? 'standardised (train-split statistics)' : 'not standardised';
 
   return async (model) => {

@@ -4,8 +4,8 @@ import type { MetricNotes, MetricQualities, Metrics } from './metrics.js';
 export interface EvalResult {
   task: string;
   model: string;
-  /** 'capi' for a checkpoint, 'baseline' for random-init / pixel features. */
-  kind: 'capi' | 'baseline';
+  /** 'capi' for a checkpoint, 'baseline' for init / random-init / pixel features, 'reference' for a task's floors and ceiling. */
+  kind: 'capi' | 'baseline' | 'reference';
   source: string;
   /** Metric -> value (accuracies and mIoU in %). */
   metrics: Metrics;

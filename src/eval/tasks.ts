@@ -38,8 +38,8 @@ export interface ClassificationTask extends TaskBase {
 
 export interface SegmentationTask extends TaskBase {
   kind: 'segmentation';
-  /** Scored label values 0..classes-1; `ignore` values are removed before scoring. */
-  labels: { classes: number; ignore: readonly number[] };
+  /** Scored label values 0..classes-1; `ignore` values are removed before scoring; the background label, if any. */
+  labels: { classes: number; ignore: readonly number[]; background?: number };
   load(o: TaskDataOptions): { train: SegmentationDataset; test: SegmentationDataset };
 }
 
@@ -84,7 +84,7 @@ export const TASKS = {
     description: 'canvases of 2-4 Fashion-MNIST items on texture (background + 10 classes)',
     probes: SEGMENTATION_PROBES,
     transform: 'resize',
-    labels: { classes: SCENE_CLASSES.length, ignore: [255] },
+    labels: { classes: SCENE_CLASSES.length, ignore: [255], background: 0 },
     resolution: () => SCENES_DEFAULTS.size,
     load: (o) => {
       const { train, test } = fmnist(o);
@@ -109,7 +109,7 @@ export const TASKS = {
     description: 'Pascal VOC 2012 (VOCdevkit layout) under --data-root',
     probes: SEGMENTATION_PROBES,
     transform: 'resize',
-    labels: SEG_LABELS.voc,
+    labels: { ...SEG_LABELS.voc, background: 0 },
     resolution: modelSide,
     load: (o) => ({ train: voc2012(dataRoot(o, 'voc'), 'train'), test: voc2012(dataRoot(o, 'voc'), 'val') }),
   },

@@ -53,7 +53,8 @@ export function buildTables(results: EvalResult[]): Table[] {
     models.sort((a, b) => {
       const ka = results.find((r) => r.model === a)!.kind,
         kb = results.find((r) => r.model === b)!.kind;
-      return ka === kb ? a.localeCompare(b) : ka === 'capi' ? -1 : 1;
+      const rank = { capi: 0, baseline: 1, reference: 2 };
+      return ka === kb ? a.localeCompare(b) : rank[ka] - rank[kb];
     });
     const rows = models.map((model) => [
       model,

@@ -108,3 +108,50 @@ export function bootstrapMIoUSE(
   const mean = values.reduce((a, b) => a + b, 0) / values.length;
   return Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / Math.max(1, values.length - 1));
 }
+
+/** What a dense task's scores mean: chance-like floors and the patch-size ceiling, from test labels alone. */
+export interface DenseReferences {
+  /** Every pixel predicted as the most frequent (non-ignored) label. */
+  majority: SegScores;
+  /** Background (`background` label) where the ground truth is background, else the most frequent other label. */
+  backgroundOracle: SegScores;
+  /** Every pixel predicted as its patch's mode label: the best a per-patch classifier can do. */
+  patchOracle: SegScores;
+}
+
+/**
+ * Floors and ceiling of a dense task (issue: a dense task that discriminates) from its test
+ * pixel labels [patches, p] (patch-major, as PatchSet.pixels) and each patch's mode.
+ */
+export function denseReferences(
+  pixels: Int32Array,
+  modes: Int32Array,
+  pixelsPerPatch: number,
+  ignore: readonly number[],
+  background: number | undefined,
+): DenseReferences {
+  const ignored = new Set(ignore);
+  const counts = new Map<number, number>();
+  for (const v of pixels) if (!ignored.has(v)) counts.set(v, (counts.get(v) ?? 0) + 1);
+  const byCount = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+  const majority = byCount[0]?.[0] ?? 0;
+  const foreground = byCount.find(([v]) => v !== background)?.[0] ?? majority;
+  const fill = (f: (gt: number, i: number) => number) => Int32Array.from(pixels, f);
+  return {
+    majority: segmentationScores(
+      pixels,
+      fill(() => majority),
+      ignore,
+    ),
+    backgroundOracle: segmentationScores(
+      pixels,
+      fill((g) => (g === background ? background : foreground)),
+      ignore,
+    ),
+    patchOracle: segmentationScores(
+      pixels,
+      fill((_, i) => modes[Math.floor(i / pixelsPerPatch)]),
+      ignore,
+    ),
+  };
+}

@@ -64,12 +64,17 @@ describe('eval + tables end to end', () => {
       '--pca-images',
       '1',
     );
-    for (const task of ['fmnist', 'fmnist-scenes']) {
+    const models = ['init.json', 'pixel-patches.json', 'pixels.json', 'random-init.json', 'tiny.json'];
+    const refs = ['ceiling_oracle_patch_labels.json', 'floor_background_oracle.json', 'floor_majority_label.json'];
+    for (const [task, want] of [
+      ['fmnist', models],
+      ['fmnist-scenes', [...refs, ...models].sort()],
+    ] as const) {
       const files = fs
         .readdirSync(path.join(results, task))
         .filter((f) => f.endsWith('.json'))
         .sort();
-      expect(files).toEqual(['init.json', 'pixel-patches.json', 'pixels.json', 'random-init.json', 'tiny.json']);
+      expect(files).toEqual([...want].sort());
     }
     const fm = JSON.parse(fs.readFileSync(path.join(results, 'fmnist', 'tiny.json'), 'utf8'));
     for (const m of ['attentive.top1', 'linear(avg).top1', 'linear(pred-pool).top1', 'knn(avg).top1', 'knn(pred-pool).top1']) {

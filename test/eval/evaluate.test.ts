@@ -140,13 +140,13 @@ describe('evaluate()', () => {
   it('runs only the asked-for dense classifier', async () => {
     const common = { task: 'fmnist-scenes', scenesTrain: 20, scenesTest: 5, logregMaxIter: 5, baselines: false };
     const knnOnly = recordingHooks();
-    const [k] = await evaluate(config({ ...common, probes: ['knn'] }), knnOnly);
+    const k = (await evaluate(config({ ...common, probes: ['knn'] }), knnOnly)).find((r) => r.kind === 'capi')!;
     expect(Object.keys(k.metrics).sort()).toEqual(['seg.knn.acc', 'seg.knn.mIoU']);
     expect([...knnOnly.phases].some((p) => p.includes('k-NN'))).toBe(true);
     expect([...knnOnly.phases].some((p) => p.includes('logistic regression'))).toBe(false);
 
     const logregOnly = recordingHooks();
-    const [l] = await evaluate(config({ ...common, probes: ['logreg'] }), logregOnly);
+    const l = (await evaluate(config({ ...common, probes: ['logreg'] }), logregOnly)).find((r) => r.kind === 'capi')!;
     expect(Object.keys(l.metrics).sort()).toEqual(['seg.logreg.acc', 'seg.logreg.mIoU']);
     expect([...logregOnly.phases].some((p) => p.includes('logistic regression'))).toBe(true);
     expect([...logregOnly.phases].some((p) => p.includes('k-NN'))).toBe(false);

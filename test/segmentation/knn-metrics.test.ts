@@ -1,7 +1,7 @@
 /** Exact k-NN vs brute force, pixel voting, mIoU/accuracy by hand, train-only standardisation. */
 import { describe, expect, it } from 'vitest';
 import { knnSearch, knnVotePixels } from '../../src/features/knn.js';
-import { bootstrapMIoUSE, segmentationScores } from '../../src/segmentation/metrics.js';
+import { bootstrapMIoUSE, denseReferences, segmentationScores } from '../../src/segmentation/metrics.js';
 import { patchModes, patchPixelLabels, unpatchLabels } from '../../src/segmentation/patches.js';
 import { applyStandardizer, fitStandardizer } from '../../src/segmentation/standardize.js';
 import { Rng } from '../../src/runtime/rng.js';
@@ -120,5 +120,21 @@ describe('bootstrap standard error of the mIoU', () => {
     // IoU_0 = c / n (c correct), IoU_1 = 0: mIoU = c / (2 n); its SE is sqrt(p (1 - p) / n) / 2.
     expect(se).toBeGreaterThan(0.8 * (Math.sqrt((0.75 * 0.25) / n) / 2));
     expect(se).toBeLessThan(1.2 * (Math.sqrt((0.75 * 0.25) / n) / 2));
+  });
+});
+
+describe('dense task floor and ceiling', () => {
+  it('on a hand-made label map: majority, background oracle, oracle patch labels', () => {
+    // Two patches of 4 pixels: [0 0 0 1 | 2 2 1 1]; background 0; patch modes 0 and 1 (tie -> smallest).
+    const pixels = Int32Array.from([0, 0, 0, 1, 2, 2, 1, 1]);
+    const refs = denseReferences(pixels, patchModes(pixels, 4, 3), 4, [], 0);
+    // Majority (0 and 1 tie at 3 pixels: the smaller label): IoU_0 = 3/8, IoU_1 = IoU_2 = 0.
+    expect(refs.majority.mIoU).toBeCloseTo(1 / 8, 12);
+    expect(refs.majority.accuracy).toBeCloseTo(3 / 8, 12);
+    // Background oracle: 0 where gt is 0, else 1: IoU_0 = 1, IoU_1 = 3/5, IoU_2 = 0.
+    expect(refs.backgroundOracle.mIoU).toBeCloseTo((1 + 3 / 5) / 3, 12);
+    // Patch oracle: [0 0 0 0 | 1 1 1 1]: IoU_0 = 3/4, IoU_1 = 2/5, IoU_2 = 0.
+    expect(refs.patchOracle.mIoU).toBeCloseTo((3 / 4 + 2 / 5) / 3, 12);
+    expect(refs.patchOracle.accuracy).toBeCloseTo(5 / 8, 12);
   });
 });
