@@ -1,0 +1,124 @@
+/** Classification tasks: the data and labels once; per model, features then the asked-for classifiers (grid probes, k-NN). */
+import type { LabeledDataset } from '../data/dataset.js';
+import { ImageMemo, memoized } from '../data/memo.js';
+import { augmentedFeatures } from '../features/augmented.js';
+import type { Features } from '../features/extract.js';
+import { knnClassify } from '../probes/knn-classify.js';
+import type { GridResult } from '../probes/grid.js';
+import { probeQuality } from '../probes/grid.js';
+import type { OnlineSource } from '../probes/online.js';
+import { trainProbeGridsOnline } from '../probes/online.js';
+import { trainProbeGrid } from '../probes/train.js';
+import type { KnnClassifier, ProbeGridClassifier } from './classifiers.js';
+import { CLASSIFIERS, classifiersFor } from './classifiers.js';
+import { binomialSE } from './metrics.js';
+import type { ClassificationTask } from './tasks.js';
+
+import type { Context, ModelRunner, Progress } from './context.js';
+import { features, IMAGE_MEMO_BYTES, limit, newOutcome, pcaPictures, featureBatch } from './context.js';
+
+const MODE_NOTE = {
+  fast: 'fast mode (cached un-augmented features)',
+  reference: 'reference mode (RandomResizedCrop 0.08-1 + flip per batch, one frozen forward shared by every grid)',
+};
+
+/** Classification: the data and labels once; per model, features then the asked-for classifiers. */
+export async function classificationRunner(ctx: Context, task: ClassificationTask): Promise<ModelRunner> {
+  const { cfg, hooks } = ctx;
+  const data = task.load(cfg);
+  const train = memoized(limit(data.train, cfg.limitTrain), new ImageMemo(IMAGE_MEMO_BYTES));
+  const test = memoized(limit(data.test, cfg.limitTest), new ImageMemo(IMAGE_MEMO_BYTES));
+  const labels = (d: LabeledDataset) => Int32Array.from({ length: d.size }, (_, i) => d.label(i));
+  const ytr = labels(train);
+  const yte = labels(test);
+  const classes = train.numClasses;
+  const names = classifiersFor(ctx.probes, 'classification');
+  const grids = names.filter((n) => CLASSIFIERS[n].kind === 'probe-grid') as ('attentive' | 'linear(avg)' | 'linear(pred-pool)')[];
+  const knns = names.filter((n) => CLASSIFIERS[n].kind === 'knn') as ('knn(avg)' | 'knn(pred-pool)')[];
+
+  return async (model) => {
+    const o = newOutcome();
+    const ftr = await features(ctx, model, train, task.transform, `${model.name} train`);
+    const fte = await features(ctx, model, test, task.transform, `${model.name} test`);
+    o.seconds.features = ftr.seconds + fte.seconds;
+    const pick = (f: Features, s: 'patch' | 'avg' | 'global') => (s === 'patch' ? f.patch : s === 'avg' ? f.avg : f.global);
+    const rowShape = (s: 'patch' | 'avg' | 'global') =>
+      s === 'patch' ? [ftr.tokens, ftr.patchDim] : [s === 'avg' ? ftr.patchDim : ftr.globalDim];
+    const sources: OnlineSource[] = grids.map((name) => {
+      const c = CLASSIFIERS[name] as ProbeGridClassifier;
+      const shape = rowShape(c.source);
+      return {
+        name,
+        family: c.family,
+        rowShape: shape,
+        evalTrain: { x: pick(ftr, c.source), rowShape: shape, labels: ytr },
+        test: { x: pick(fte, c.source), rowShape: shape, labels: yte },
+      };
+    });
+    const record = (name: (typeof grids)[number], r: GridResult) => {
+      const c = CLASSIFIERS[name];
+      const best = r.grid[r.best];
+      const q = probeQuality(r);
+      o.metrics[c.metric] = 100 * r.testAccuracy;
+      o.quality[c.metric] = { se: binomialSE(r.testAccuracy, yte.length), atGridEdge: q.lrAtGridEdge, converged: q.converged };
+      o.notes[c.metric] =
+        `best of ${r.grid.length} (lr ${best.lr.toExponential(1)}, wd ${best.wd}) on 10% held out; ${r.iterations} steps (${cfg.epochs} epochs), ${MODE_NOTE[cfg.probeMode]}` +
+        `${q.lrAtGridEdge ? '; lr at the grid edge' : ''}${q.converged ? '' : `; held-out not plateaued (${(100 * q.lateChange).toFixed(2)} points over the last 20%)`}`;
+      o.details[name] = {
+        valAccuracy: r.valAccuracy,
+        grid: r.grid,
+        best: r.best,
+        bestPoint: best,
+        iterations: r.iterations,
+        ...q,
+        curve: r.curve,
+        probeMode: cfg.probeMode,
+      };
+      o.seconds[name] = r.secondsPerEpoch * cfg.epochs; // secondsPerEpoch is the run's time / cfg.epochs
+      o.seconds[`${name}.perEpoch`] = r.secondsPerEpoch;
+    };
+    const opts = { epochs: cfg.epochs, steps: cfg.probeSteps || undefined, batchSize: cfg.batchSize, seed: cfg.seed };
+    const onProgress = (label: string) => {
+      let bar: Progress | undefined;
+      return (done: number, total: number, best?: number) => {
+        bar ??= hooks.progress(label, total);
+        bar.update(done, best === undefined ? '' : `best held-out ${(100 * best).toFixed(1)}%`);
+      };
+    };
+    if (cfg.probeMode === 'fast') {
+      for (const s of sources)
+        record(
+          s.name as (typeof grids)[number],
+          trainProbeGrid(s.family, s.evalTrain, s.test, classes, { ...opts, onProgress: onProgress(`${model.name} ${s.name}`) }),
+        );
+    } else if (sources.length) {
+      const augmented = augmentedFeatures(model, train, ctx.size, { seed: cfg.seed, batchSize: featureBatch(cfg, model, ctx.size) });
+      const rs = await trainProbeGridsOnline(
+        sources,
+        ytr,
+        classes,
+        { ...opts, onProgress: onProgress(`${model.name} probes (reference mode)`) },
+        async (idx) => {
+          const f = await augmented(idx);
+          return { attentive: f.patch, 'linear(avg)': f.avg, 'linear(pred-pool)': f.global };
+        },
+      );
+      for (const s of sources) record(s.name as (typeof grids)[number], rs[s.name]);
+    }
+    for (const name of knns) {
+      const c = CLASSIFIERS[name] as KnnClassifier;
+      const dim = c.source === 'avg' ? ftr.patchDim : ftr.globalDim;
+      let bar: Progress | undefined;
+      const progress = (done: number, total: number) => {
+        bar ??= hooks.progress(`${model.name} ${name} search`, total);
+        bar.update(done);
+      };
+      const acc = knnClassify(pick(ftr, c.source), ytr, pick(fte, c.source), yte, dim, classes, { onProgress: progress });
+      o.metrics[c.metric] = 100 * acc;
+      o.quality[c.metric] = { se: binomialSE(acc, yte.length) };
+      o.notes[c.metric] = c.note;
+    }
+    if (ctx.probes.includes('pca')) o.details.pca = await pcaPictures(ctx, model, test, fte, task.transform);
+    return o;
+  };
+}

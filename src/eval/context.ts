@@ -1,0 +1,178 @@
+/**
+ * What the evaluation runners share (src/eval/classification.ts, src/eval/segmentation.ts):
+ * the hooks a caller gives, the per-evaluation context, a model's outcome and how it becomes a
+ * result, feature extraction with progress, and PCA pictures.
+ */
+import * as path from 'node:path';
+import type { RawImage } from '../data/dataset.js';
+import { IMAGENET_MEAN, IMAGENET_STD, renderImage } from '../data/transforms.js';
+import type { EvalTransform, Features, ImageSource } from '../features/extract.js';
+import { evalBox, extractFeatures } from '../features/extract.js';
+import type { FeatureModel } from '../features/models.js';
+import { backendInfo } from '../runtime/backend.js';
+import type { EvalConfig } from './config.js';
+import type { MetricNotes, MetricQualities, Metrics } from './metrics.js';
+import type { EvalResult } from './result.js';
+import { TASKS } from './tasks.js';
+
+/** A phase's progress sink (the CLI draws a bar; tests may record). */
+export interface Progress {
+  update(done: number, info?: string): void;
+}
+
+/** An input image and its patch features, for a PCA picture (written by src/report/pca.ts). */
+export interface PcaPicture {
+  name: string;
+  /** RGB bytes of the evaluation view, side `size`. */
+  rgb: Uint8Array;
+  size: number;
+  /** [grid * grid, dim] */
+  feats: Float32Array;
+  grid: number;
+  dim: number;
+}
+
+export interface EvalHooks {
+  log(line: string): void;
+  progress(label: string, total: number): Progress;
+  /** Writes a PCA picture; returns its file. */
+  savePca?(picture: PcaPicture): Promise<string>;
+  /** Each model's result as soon as it is done. */
+  onResult?(result: EvalResult): void;
+}
+
+/** Decoded images kept in memory between models, per split, at most this many bytes (else re-decoded). */
+export const IMAGE_MEMO_BYTES = 2 ** 30;
+
+/** The largest feature batch <= 64 whose estimated one-block activations fit this budget. */
+const FEATURE_ACTIVATION_BUDGET = 2 ** 29;
+
+export function featureBatch(cfg: Pick<EvalConfig, 'featureBatch'>, model: FeatureModel, size: number): number {
+  if (cfg.featureBatch > 0) return cfg.featureBatch;
+  return Math.max(1, Math.min(64, Math.floor(FEATURE_ACTIVATION_BUDGET / model.activationBytesPerImage(size))));
+}
+
+export const limit = <T extends { size: number }>(d: T, n: number): T => (n > 0 && n < d.size ? { ...d, size: n } : d);
+
+/** The default row name: the checkpoint's folder or file name (+ '-student'). */
+export function defaultModelName(cfg: Pick<EvalConfig, 'checkpoint' | 'weights'>): string {
+  const base = path.basename(cfg.checkpoint.replace(/[/\\]+$/, '')).replace(/\.(pth|pt|safetensors)$/, '');
+  return cfg.weights === 'student' ? `${base}-student` : base;
+}
+
+/** Everything of a model's evaluation that goes into its result. */
+export interface Outcome {
+  metrics: Metrics;
+  notes: MetricNotes;
+  quality: MetricQualities;
+  details: Record<string, unknown>;
+  seconds: Record<string, number>;
+}
+
+export const newOutcome = (): Outcome => ({ metrics: {}, notes: {}, quality: {}, details: {}, seconds: {} });
+
+/** Where a row comes from: a model (capi, baseline) or a task reference. */
+export interface RowSource {
+  kind: EvalResult['kind'];
+  source: string;
+}
+
+export interface Context {
+  cfg: EvalConfig;
+  hooks: EvalHooks;
+  size: number;
+  probes: readonly EvalConfig['probes'][number][];
+}
+
+export function toResult(
+  cfg: EvalConfig,
+  name: string,
+  model: FeatureModel | undefined,
+  entry: RowSource,
+  o: Outcome,
+  size: number,
+): EvalResult {
+  const { backend, threads, ...rest } = cfg;
+  const segmentation = TASKS[cfg.task].kind === 'segmentation';
+  return {
+    task: cfg.task,
+    // Reference-mode probes are another protocol: their own row (and file) next to the fast one.
+    model: cfg.probeMode === 'reference' && !segmentation ? `${name} (reference probes)` : name,
+    kind: entry.kind,
+    source: entry.source,
+    metrics: o.metrics,
+    notes: o.notes,
+    quality: o.quality,
+    details: o.details,
+    config: {
+      ...rest,
+      name: cfg.name || defaultModelName(cfg),
+      resolution: size,
+      ...(model ? { featureBatch: featureBatch(cfg, model, size) } : {}),
+    },
+    seed: cfg.seed,
+    backend: { ...backendInfo(), requested: backend, threads },
+    seconds: o.seconds,
+    command: `npm run eval -- ${process.argv.slice(2).join(' ')}`,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+export async function features(
+  ctx: Context,
+  model: FeatureModel,
+  src: ImageSource,
+  transform: EvalTransform,
+  label: string,
+  patchStride = 1,
+): Promise<Features> {
+  const { cfg, hooks, size } = ctx;
+  let bar: Progress | undefined;
+  const f = await extractFeatures(model, src, {
+    size,
+    transform,
+    patchStride,
+    batchSize: featureBatch(cfg, model, size),
+    cacheDir: cfg.cacheDir,
+    maxBytes: cfg.maxFeatureGb * 2 ** 30,
+    onProgress: (done, total) => {
+      bar ??= hooks.progress(`${label} features`, total);
+      bar.update(done);
+    },
+  });
+  if (f.fromCache) hooks.log(`${label} features: from cache`);
+  return f;
+}
+
+/** Eval-view RGB bytes of `img` (the normalisation undone) for pictures. */
+function viewBytes(img: RawImage, size: number, transform: EvalTransform): Uint8Array {
+  const px = new Float32Array(3 * size * size);
+  renderImage(img, { size, box: evalBox(img, transform), flip: false }, px, 0);
+  const rgb = new Uint8Array(size * size * 3);
+  for (let k = 0; k < size * size; k++) {
+    for (let ch = 0; ch < 3; ch++) {
+      rgb[k * 3 + ch] = Math.max(0, Math.min(255, Math.round((px[ch * size * size + k] * IMAGENET_STD[ch] + IMAGENET_MEAN[ch]) * 255)));
+    }
+  }
+  return rgb;
+}
+
+export async function pcaPictures(
+  ctx: Context,
+  model: FeatureModel,
+  src: ImageSource,
+  f: Features,
+  transform: EvalTransform,
+): Promise<string[]> {
+  if (!ctx.hooks.savePca) return [];
+  const files: string[] = [];
+  const t = f.tokens;
+  for (let i = 0; i < Math.min(ctx.cfg.pcaImages, src.size); i++) {
+    const rgb = viewBytes(await src.load(i), ctx.size, transform);
+    const feats = f.patch.subarray(i * t * f.patchDim, (i + 1) * t * f.patchDim);
+    files.push(await ctx.hooks.savePca({ name: `${model.name}-${i}`, rgb, size: ctx.size, feats, grid: f.grid, dim: f.patchDim }));
+  }
+  return files;
+}
+
+export type ModelRunner = (model: FeatureModel) => Promise<Outcome>;

@@ -1,0 +1,146 @@
+/** Dense tasks: images and patch labels once, the task's floors and ceiling, then per model the asked-for classifiers. */
+import type { ImageDataset } from '../data/dataset.js';
+import { ImageMemo, memoized } from '../data/memo.js';
+import type { SegmentationDataset } from '../data/segmentation-datasets.js';
+import type { ImageSource } from '../features/extract.js';
+import type { PatchLabels } from '../segmentation/patches.js';
+import { patchLabels, patchModes } from '../segmentation/patches.js';
+import { denseReferences } from '../segmentation/metrics.js';
+import { prepareSegmentation } from '../segmentation/protocol.js';
+import type { SegClassifier } from './classifiers.js';
+import { CLASSIFIERS, classifiersFor } from './classifiers.js';
+import type { EvalResult } from './result.js';
+import type { SegmentationTask } from './tasks.js';
+
+import type { Context, ModelRunner, Progress } from './context.js';
+import { features, IMAGE_MEMO_BYTES, limit, newOutcome, pcaPictures, toResult } from './context.js';
+
+/** A dense task's floors and ceiling, written as rows of their own next to the models. */
+export const REFERENCE_ROWS = {
+  majority: { name: 'floor: majority label', source: 'every pixel predicted as the most frequent test label' },
+  backgroundOracle: {
+    name: 'floor: background oracle',
+    source: 'background where the ground truth is background, else the most frequent other label',
+  },
+  patchOracle: {
+    name: 'ceiling: oracle patch labels',
+    source: "every pixel predicted as its patch's mode label: the best any per-patch classifier can do at this patch size",
+  },
+} as const;
+
+/** The images of a dense split, as an image source for extraction. */
+const imagesOf = (d: SegmentationDataset): ImageDataset => ({
+  description: d.description,
+  size: d.size,
+  load: async (i) => (await d.load(i)).image,
+});
+
+/** Segmentation: images (kept in memory when they fit) and patch labels once; per model, features and the classifiers. */
+export async function segmentationRunner(
+  ctx: Context,
+  task: SegmentationTask,
+  patchSize: number,
+  emit: (r: EvalResult) => void,
+): Promise<ModelRunner> {
+  const { cfg, hooks, size } = ctx;
+  const data = task.load(cfg);
+  const splits = { train: limit(data.train, cfg.limitTrain), test: limit(data.test, cfg.limitTest) };
+  // One decode per sample: its label becomes patch labels now, its image is kept for extraction.
+  const decoded = async (d: SegmentationDataset, stride: number): Promise<{ images: ImageSource; labels: PatchLabels }> => {
+    const memo = new ImageMemo(IMAGE_MEMO_BYTES);
+    const labels = await patchLabels(
+      d.size,
+      async (i) => {
+        const sample = await d.load(i);
+        memo.put(i, sample.image);
+        return sample.label;
+      },
+      size,
+      patchSize,
+      stride,
+    );
+    return { images: memoized(imagesOf(d), memo), labels };
+  };
+  const train = await decoded(splits.train, cfg.trainPatchStride);
+  const test = await decoded(splits.test, 1);
+  const names = classifiersFor(ctx.probes, 'segmentation');
+  // The task's floors and ceiling on the same test pixels, once (they depend on no model).
+  const pp = patchSize * patchSize;
+  const refs = denseReferences(test.labels.pixels, patchModes(test.labels.pixels, pp, 256), pp, task.labels.ignore, task.labels.background);
+  for (const [key, row] of Object.entries(REFERENCE_ROWS) as [
+    keyof typeof REFERENCE_ROWS,
+    (typeof REFERENCE_ROWS)[keyof typeof REFERENCE_ROWS],
+  ][]) {
+    const o = newOutcome();
+    for (const c of names.map((n) => CLASSIFIERS[n] as SegClassifier)) {
+      o.metrics[c.metrics.mIoU] = 100 * refs[key].mIoU;
+      o.metrics[c.metrics.acc] = 100 * refs[key].accuracy;
+      o.notes[c.metrics.mIoU] = row.source;
+    }
+    if (names.length) emit(toResult(cfg, row.name, undefined, { kind: 'reference', source: row.source }, o, size));
+  }
+  const std = cfg.standardize ? 'standardised (train-split statistics)' : 'not standardised';
+
+  return async (model) => {
+    const o = newOutcome();
+    const ftr = await features(ctx, model, train.images, task.transform, `${model.name} train`, cfg.trainPatchStride);
+    const fte = await features(ctx, model, test.images, task.transform, `${model.name} test`);
+    o.seconds.features = ftr.seconds + fte.seconds;
+    for (const [f, l, what] of [
+      [ftr, train.labels, 'train'],
+      [fte, test.labels, 'test'],
+    ] as const) {
+      if (f.patch.length / f.patchDim !== l.pixels.length / (patchSize * patchSize))
+        throw new Error(`${what}: ${f.patch.length / f.patchDim} feature rows but ${l.rowImage.length} label rows`);
+    }
+    if (names.length) {
+      const splitsOnFeatures = prepareSegmentation(
+        { feats: ftr.patch, ...train.labels },
+        { feats: fte.patch, ...test.labels },
+        {
+          dim: ftr.patchDim,
+          pixelsPerPatch: patchSize * patchSize,
+          numLabels: 256,
+          classes: task.labels.classes,
+          ignore: [...task.labels.ignore],
+          standardize: cfg.standardize,
+          seed: cfg.seed,
+        },
+      );
+      for (const name of names) {
+        const c = CLASSIFIERS[name] as SegClassifier;
+        const t0 = performance.now();
+        const bars = new Map<string, Progress>();
+        const out = c.run(splitsOnFeatures, {
+          knnIndex: cfg.knnIndex,
+          logregMaxIter: cfg.logregMaxIter,
+          progress: (label, done, total, info) => {
+            const key = `${model.name} ${label}`;
+            if (!bars.has(key)) bars.set(key, hooks.progress(key, total));
+            bars.get(key)!.update(done, info);
+          },
+        });
+        const { test: score } = out.selection;
+        o.metrics[c.metrics.mIoU] = 100 * score.mIoU;
+        o.metrics[c.metrics.acc] = 100 * score.accuracy;
+        o.quality[c.metrics.mIoU] = {
+          se: score.mIoUSE === undefined ? undefined : 100 * score.mIoUSE,
+          atGridEdge: out.selection.atGridEdge,
+        };
+        o.notes[c.metrics.mIoU] =
+          `${out.bestLabel} chosen on 10% validation, refit on train+val; features ${std}; ignore ${task.labels.ignore}` +
+          (cfg.trainPatchStride > 1 ? `; every ${cfg.trainPatchStride}-th training patch` : '');
+        o.details[name] = {
+          ...out.extra,
+          validation: out.selection.validation,
+          best: out.selection.best,
+          atGridEdge: out.selection.atGridEdge,
+          refit: score.fit,
+        };
+        o.seconds[name] = (performance.now() - t0) / 1000;
+      }
+    }
+    if (ctx.probes.includes('pca')) o.details.pca = await pcaPictures(ctx, model, test.images, fte, task.transform);
+    return o;
+  };
+}
