@@ -48,13 +48,13 @@ export interface SegOutcome<P> {
 
 export interface SegClassifier<P = unknown> {
   kind: 'segmentation';
-  metrics: { mIoU: MetricKey; acc: MetricKey };
+  metrics: { mIoU: MetricKey; acc: MetricKey; fgIoU: MetricKey };
   run(s: SegSplits, o: SegRunOptions): SegOutcome<P>;
 }
 
 const segKnn: SegClassifier<KnnPoint> = {
   kind: 'segmentation',
-  metrics: { mIoU: 'seg.knn.mIoU', acc: 'seg.knn.acc' },
+  metrics: { mIoU: 'seg.knn.mIoU', acc: 'seg.knn.acc', fgIoU: 'seg.knn.fgIoU' },
   run(s, o) {
     const index = segKnnIndex(s, o.knnIndex);
     const search = (phase: string) => (what: string, done: number, total: number) =>
@@ -71,7 +71,7 @@ const segKnn: SegClassifier<KnnPoint> = {
 
 const segLogReg: SegClassifier<number> = {
   kind: 'segmentation',
-  metrics: { mIoU: 'seg.logreg.mIoU', acc: 'seg.logreg.acc' },
+  metrics: { mIoU: 'seg.logreg.mIoU', acc: 'seg.logreg.acc', fgIoU: 'seg.logreg.fgIoU' },
   run(s, o) {
     const onFit = (phase: string) => (c: number, iteration: number, loss: number, g: number, finished: boolean) => {
       const label = `logistic regression C=${c.toExponential(2)} (${phase})`;

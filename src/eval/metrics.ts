@@ -10,8 +10,10 @@ export const METRICS = {
   'knn(pred-pool).top1': 'weighted k-NN on the predictor-pooled vector, top-1',
   'seg.knn.mIoU': 'k-NN segmentation, mIoU',
   'seg.knn.acc': 'k-NN segmentation, pixel accuracy',
+  'seg.knn.fgIoU': 'k-NN segmentation, mIoU without the background label',
   'seg.logreg.mIoU': 'logistic-regression segmentation, mIoU',
   'seg.logreg.acc': 'logistic-regression segmentation, pixel accuracy',
+  'seg.logreg.fgIoU': 'logistic-regression segmentation, mIoU without the background label',
 } as const;
 
 export type MetricKey = keyof typeof METRICS;

@@ -5,7 +5,7 @@ import type { SegmentationDataset } from '../data/segmentation-datasets.js';
 import type { ImageSource } from '../features/extract.js';
 import type { PatchLabels } from '../segmentation/patches.js';
 import { patchLabels, patchModes } from '../segmentation/patches.js';
-import { denseReferences } from '../segmentation/metrics.js';
+import { denseReferences, foregroundIoU } from '../segmentation/metrics.js';
 import { prepareSegmentation } from '../segmentation/protocol.js';
 import type { SegClassifier } from './classifiers.js';
 import { CLASSIFIERS, classifiersFor } from './classifiers.js';
@@ -75,6 +75,8 @@ export async function segmentationRunner(
     for (const c of names.map((n) => CLASSIFIERS[n] as SegClassifier)) {
       o.metrics[c.metrics.mIoU] = 100 * refs[key].mIoU;
       o.metrics[c.metrics.acc] = 100 * refs[key].accuracy;
+      if (task.labels.background !== undefined)
+        o.metrics[c.metrics.fgIoU] = 100 * foregroundIoU(refs[key].perClass, task.labels.background);
       o.notes[c.metrics.mIoU] = row.source;
     }
     if (names.length) emit(toResult(cfg, row.name, undefined, { kind: 'reference', source: row.source }, o, size));
@@ -103,6 +105,7 @@ export async function segmentationRunner(
           numLabels: 256,
           classes: task.labels.classes,
           ignore: [...task.labels.ignore],
+          background: task.labels.background,
           standardize: cfg.standardize,
           seed: cfg.seed,
         },
@@ -123,6 +126,7 @@ export async function segmentationRunner(
         const { test: score } = out.selection;
         o.metrics[c.metrics.mIoU] = 100 * score.mIoU;
         o.metrics[c.metrics.acc] = 100 * score.accuracy;
+        if (score.fgIoU !== undefined) o.metrics[c.metrics.fgIoU] = 100 * score.fgIoU;
         o.quality[c.metrics.mIoU] = {
           se: score.mIoUSE === undefined ? undefined : 100 * score.mIoUSE,
           atGridEdge: out.selection.atGridEdge,

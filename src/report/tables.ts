@@ -27,6 +27,8 @@ const TABLES: { name: string; title: string; columns: [MetricKey, string][] }[] 
     columns: [
       ['seg.knn.mIoU', 'k-NN'],
       ['seg.logreg.mIoU', 'linear'],
+      ['seg.knn.fgIoU', 'k-NN fg'],
+      ['seg.logreg.fgIoU', 'linear fg'],
     ],
   },
   {

@@ -109,6 +109,12 @@ export function bootstrapMIoUSE(
   return Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / Math.max(1, values.length - 1));
 }
 
+/** Mean IoU over the labels except `background` (the paper's mIoU counts the background too). */
+export function foregroundIoU(perClass: Map<number, number>, background: number): number {
+  const ious = [...perClass.entries()].filter(([c]) => c !== background).map(([, v]) => v);
+  return ious.length ? ious.reduce((a, b) => a + b, 0) / ious.length : 0;
+}
+
 /** What a dense task's scores mean: chance-like floors and the patch-size ceiling, from test labels alone. */
 export interface DenseReferences {
   /** Every pixel predicted as the most frequent (non-ignored) label. */

@@ -9,7 +9,7 @@ import { chooseKnnIndex, knnVotePixels, searchNeighbours } from '../features/knn
 import { Rng } from '../runtime/rng.js';
 import type { LogRegModel } from './logreg.js';
 import { disposeLogRegData, fitLogReg, LOGREG_DEFAULTS, predictLogReg, prepareLogRegData } from './logreg.js';
-import { bootstrapMIoUSE, segmentationScores } from './metrics.js';
+import { bootstrapMIoUSE, foregroundIoU, segmentationScores } from './metrics.js';
 import { patchModes } from './patches.js';
 import { applyStandardizer, fitStandardizer } from './standardize.js';
 
@@ -31,6 +31,8 @@ export interface SegLabels {
   numLabels: number;
   classes: number;
   ignore: number[];
+  /** The background label, if the task has one (foreground mIoU leaves it out). */
+  background?: number;
 }
 
 /** One classifier's test scores. */
@@ -39,6 +41,8 @@ export interface SegScore {
   accuracy: number;
   /** Standard error of the mIoU, bootstrap over test images (test scores only). */
   mIoUSE?: number;
+  /** mIoU over the labels except the background (tasks with one; test scores only). */
+  fgIoU?: number;
 }
 
 /** Training rows (non-ignored mode label) of a patch set, with those modes. */
@@ -100,7 +104,14 @@ export function prepareSegmentation(train: PatchSet, test: PatchSet, o: SegLabel
   const va = selectImages(train, split.val, d, p);
   const std = o.standardize ? fitStandardizer(tr.feats, d) : undefined;
   const prep = (s: PatchSet): PatchSet => (std ? { ...s, feats: applyStandardizer(std, s.feats) } : s);
-  const labels: SegLabels = { dim: d, pixelsPerPatch: p, numLabels: o.numLabels, classes: o.classes, ignore: o.ignore };
+  const labels: SegLabels = {
+    dim: d,
+    pixelsPerPatch: p,
+    numLabels: o.numLabels,
+    classes: o.classes,
+    ignore: o.ignore,
+    background: o.background,
+  };
   return {
     ...labels,
     train: prep(tr),
@@ -121,7 +132,9 @@ const score = (s: SegLabels, gt: Int32Array, pred: Int32Array): SegScore => {
 function testScore(s: SegSplits, pred: Int32Array): SegScore {
   const p = s.pixelsPerPatch;
   const se = bootstrapMIoUSE(s.test.pixels, pred, (i) => s.test.rowImage[Math.floor(i / p)], s.test.images, s.ignore, s.numLabels);
-  return { ...score(s, s.test.pixels, pred), mIoUSE: se };
+  const r = segmentationScores(s.test.pixels, pred, s.ignore);
+  const fg = s.background === undefined ? undefined : foregroundIoU(r.perClass, s.background);
+  return { mIoU: r.mIoU, accuracy: r.accuracy, mIoUSE: se, ...(fg === undefined ? {} : { fgIoU: fg }) };
 }
 
 function expandPerPatch(labels: Int32Array, p: number): Int32Array {

@@ -141,13 +141,13 @@ describe('evaluate()', () => {
     const common = { task: 'fmnist-scenes', scenesTrain: 20, scenesTest: 5, logregMaxIter: 5, baselines: false };
     const knnOnly = recordingHooks();
     const k = (await evaluate(config({ ...common, probes: ['knn'] }), knnOnly)).find((r) => r.kind === 'capi')!;
-    expect(Object.keys(k.metrics).sort()).toEqual(['seg.knn.acc', 'seg.knn.mIoU']);
+    expect(Object.keys(k.metrics).sort()).toEqual(['seg.knn.acc', 'seg.knn.fgIoU', 'seg.knn.mIoU']);
     expect([...knnOnly.phases].some((p) => p.includes('k-NN'))).toBe(true);
     expect([...knnOnly.phases].some((p) => p.includes('logistic regression'))).toBe(false);
 
     const logregOnly = recordingHooks();
     const l = (await evaluate(config({ ...common, probes: ['logreg'] }), logregOnly)).find((r) => r.kind === 'capi')!;
-    expect(Object.keys(l.metrics).sort()).toEqual(['seg.logreg.acc', 'seg.logreg.mIoU']);
+    expect(Object.keys(l.metrics).sort()).toEqual(['seg.logreg.acc', 'seg.logreg.fgIoU', 'seg.logreg.mIoU']);
     expect([...logregOnly.phases].some((p) => p.includes('logistic regression'))).toBe(true);
     expect([...logregOnly.phases].some((p) => p.includes('k-NN'))).toBe(false);
   });

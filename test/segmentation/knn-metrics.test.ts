@@ -1,7 +1,7 @@
 /** Exact k-NN vs brute force, pixel voting, mIoU/accuracy by hand, train-only standardisation. */
 import { describe, expect, it } from 'vitest';
 import { knnSearch, knnVotePixels } from '../../src/features/knn.js';
-import { bootstrapMIoUSE, denseReferences, segmentationScores } from '../../src/segmentation/metrics.js';
+import { bootstrapMIoUSE, denseReferences, foregroundIoU, segmentationScores } from '../../src/segmentation/metrics.js';
 import { patchModes, patchPixelLabels, unpatchLabels } from '../../src/segmentation/patches.js';
 import { applyStandardizer, fitStandardizer } from '../../src/segmentation/standardize.js';
 import { Rng } from '../../src/runtime/rng.js';
@@ -136,5 +136,16 @@ describe('dense task floor and ceiling', () => {
     // Patch oracle: [0 0 0 0 | 1 1 1 1]: IoU_0 = 3/4, IoU_1 = 2/5, IoU_2 = 0.
     expect(refs.patchOracle.mIoU).toBeCloseTo((3 / 4 + 2 / 5) / 3, 12);
     expect(refs.patchOracle.accuracy).toBeCloseTo(5 / 8, 12);
+  });
+});
+
+describe('foreground mIoU', () => {
+  it('is the mean IoU without the background label', () => {
+    const gt = Int32Array.from([0, 0, 1, 1, 2, 2]);
+    const pred = Int32Array.from([0, 1, 1, 1, 2, 0]);
+    const r = segmentationScores(gt, pred, []);
+    // IoU_0 = 1/3, IoU_1 = 2/3, IoU_2 = 1/2.
+    expect(r.mIoU).toBeCloseTo((1 / 3 + 2 / 3 + 1 / 2) / 3, 12);
+    expect(foregroundIoU(r.perClass, 0)).toBeCloseTo((2 / 3 + 1 / 2) / 2, 12);
   });
 });
