@@ -63,6 +63,8 @@ const segKnn: SegClassifier<KnnPoint> = {
       segKnnGrid(),
       (grid) => segKnnValidation(s, [...grid], index, search('validation')),
       (best) => segKnnTest(s, best, index, search('refit + test')),
+      // The metric is categorical: only k has edges.
+      (best, _, grid) => best.k === Math.min(...grid.map((p) => p.k)) || best.k === Math.max(...grid.map((p) => p.k)),
     );
     const { k, metric } = selection.best;
     return { selection, bestLabel: `k=${k} ${metric} (${index === 'hnsw' ? 'approximate HNSW' : 'exact'} search)`, extra: { index } };

@@ -15,10 +15,15 @@ export interface Selection<P, R> {
   test: R;
 }
 
+/**
+ * `atEdge` says whether a point lies on the edge of its grid; the default treats the grid as one
+ * ordered axis (first or last point). Grids with a categorical axis pass their own.
+ */
 export function selectRefitTest<P, R>(
   grid: readonly P[],
   validationScores: (grid: readonly P[]) => number[],
   refitAndTest: (best: P) => R,
+  atEdge: (best: P, index: number, grid: readonly P[]) => boolean = (_, i, g) => g.length > 1 && (i === 0 || i === g.length - 1),
 ): Selection<P, R> {
   if (!grid.length) throw new Error('selectRefitTest: empty grid');
   const scores = validationScores(grid);
@@ -29,7 +34,7 @@ export function selectRefitTest<P, R>(
     validation: grid.map((point, i) => ({ point, score: scores[i] })),
     best,
     bestIndex,
-    atGridEdge: grid.length > 1 && (bestIndex === 0 || bestIndex === grid.length - 1),
+    atGridEdge: atEdge(best, bestIndex, grid),
     test: refitAndTest(best),
   };
 }

@@ -1,0 +1,43 @@
+/** select -> refit -> test: the winner is the grid's own object (first on ties), with its edge flag. */
+import { describe, expect, it } from 'vitest';
+import { selectRefitTest } from '../../src/eval/select.js';
+
+describe('selectRefitTest', () => {
+  it('refits exactly the winning grid point, first on ties; edges of an ordered grid', () => {
+    const grid = [1e-6, 1e-3, 1, 1e3];
+    const refits: number[] = [];
+    const sel = selectRefitTest(
+      grid,
+      () => [0.1, 0.5, 0.5, 0.2],
+      (c) => {
+        refits.push(c);
+        return c * 2;
+      },
+    );
+    expect(sel.best).toBe(grid[1]);
+    expect(refits).toEqual([grid[1]]);
+    expect(sel.test).toBe(2e-3);
+    expect(sel.atGridEdge).toBe(false);
+    expect(
+      selectRefitTest(
+        grid,
+        () => [0, 0, 0, 1],
+        (c) => c,
+      ).atGridEdge,
+    ).toBe(true);
+  });
+
+  it('a grid with a categorical axis judges edges on its ordered axis only', () => {
+    const grid = [1, 30].flatMap((k) => ['cosine', 'l2'].map((metric) => ({ k, metric })));
+    const kEdge = (p: { k: number }) => p.k === 1 || p.k === 30;
+    // Index 1 is inside the flattened grid, but k = 1 is the edge of the k range.
+    const sel = selectRefitTest(
+      grid,
+      () => [0, 1, 0, 0],
+      (p) => p,
+      kEdge,
+    );
+    expect(sel.best).toBe(grid[1]);
+    expect(sel.atGridEdge).toBe(true);
+  });
+});
