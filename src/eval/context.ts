@@ -4,12 +4,13 @@
  * result, feature extraction with progress, and PCA pictures.
  */
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import type { RawImage } from '../data/dataset.js';
 import { IMAGENET_MEAN, IMAGENET_STD, renderImage } from '../data/transforms.js';
 import type { EvalTransform, Features, ImageSource } from '../features/extract.js';
 import { evalBox, extractFeatures } from '../features/extract.js';
 import type { FeatureModel } from '../features/models.js';
-import { backendInfo } from '../runtime/backend.js';
+import { backendInfo, WASM_HEAP_BYTES } from '../runtime/backend.js';
 import type { EvalConfig } from './config.js';
 import type { MetricNotes, MetricQualities, Metrics } from './metrics.js';
 import type { EvalResult } from './result.js';
@@ -50,6 +51,25 @@ const FEATURE_ACTIVATION_BUDGET = 2 ** 29;
 export function featureBatch(cfg: Pick<EvalConfig, 'featureBatch'>, model: FeatureModel, size: number): number {
   if (cfg.featureBatch > 0) return cfg.featureBatch;
   return Math.max(1, Math.min(64, Math.floor(FEATURE_ACTIVATION_BUDGET / model.activationBytesPerImage(size))));
+}
+
+/** Kept free of the wasm heap for what the estimate does not see (as the pretraining check does). */
+const HEAP_RESERVE = 0.12;
+
+/**
+ * A forced --feature-batch must fit the wasm heap next to the weights already loaded (`liveBytes`);
+ * past the heap the threaded build hangs instead of failing, so refuse it in one line.
+ */
+export function checkFeatureBatch(batch: number, model: FeatureModel, size: number, liveBytes: number, heapBytes = WASM_HEAP_BYTES): void {
+  const perImage = model.activationBytesPerImage(size);
+  const budget = heapBytes * (1 - HEAP_RESERVE) - liveBytes;
+  if (batch * perImage <= budget) return;
+  const gib = (x: number) => (x / 2 ** 30).toFixed(1);
+  throw new Error(
+    `--feature-batch ${batch} needs about ${gib(batch * perImage + liveBytes)} GiB of the wasm backend's ${gib(heapBytes)} GiB heap ` +
+      `(${(perImage / 2 ** 20).toFixed(0)} MiB per image at ${size} px, estimated, beside ${gib(liveBytes)} GiB of weights): ` +
+      `use at most ${Math.max(1, Math.floor(budget / perImage))}, or 0 (automatic)`,
+  );
 }
 
 export const limit = <T extends { size: number }>(d: T, n: number): T => (n > 0 && n < d.size ? { ...d, size: n } : d);
@@ -127,6 +147,7 @@ export async function features(
   patchStride = 1,
 ): Promise<Features> {
   const { cfg, hooks, size } = ctx;
+  if (cfg.featureBatch > 0 && backendInfo().backend === 'wasm') checkFeatureBatch(cfg.featureBatch, model, size, tf.memory().numBytes);
   let bar: Progress | undefined;
   const f = await extractFeatures(model, src, {
     size,

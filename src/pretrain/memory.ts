@@ -7,11 +7,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { backboneShapes } from '../model/capi.js';
+import { WASM_HEAP_BYTES } from '../runtime/backend.js';
 import type { PretrainConfig } from './config.js';
 import { disposeState, initState, trainStep } from './step.js';
 
-/** tfjs-backend-wasm's MAXIMUM_MEMORY. */
-export const WASM_HEAP_BYTES = 4 * 2 ** 30;
 /** Kept free for what tf.profile does not see (XNNPACK's packed weights, allocator slack). */
 const HEAP_RESERVE = 0.12;
 

@@ -129,6 +129,9 @@ export async function initBackend(
   return info;
 }
 
+/** tfjs-backend-wasm's MAXIMUM_MEMORY: its heap never grows past this. */
+export const WASM_HEAP_BYTES = 4 * 2 ** 30;
+
 /** Size of the wasm backend's heap in bytes (it only grows), or undefined on other backends. */
 export function wasmHeapBytes(): number | undefined {
   const b = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
