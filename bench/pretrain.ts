@@ -5,18 +5,16 @@
  * measures fmnist-tiny and the reference comparison shape. Batches are synthetic (the data
  * pipeline is not timed); the first steps are warm-up.
  */
-import { spawnSync } from 'node:child_process';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { commandConfig, isMain, runMain } from '../src/cli/command.js';
-import type { PretrainConfig } from '../src/pretrain/config.js';
 import { CONFIG_OVERRIDE_FIELDS, FMNIST_TINY_DEFAULTS, PRESET_NAMES, resolvePretrainConfig } from '../src/pretrain/config.js';
 import { trainFlopsPerImage } from '../src/pretrain/flops.js';
 import { checkWasmStepMemory } from '../src/pretrain/memory.js';
 import { disposeState, initState, stepMaskCounts, trainStep } from '../src/pretrain/step.js';
 import { BACKEND_FIELDS, initBackend } from '../src/runtime/backend.js';
 import { Rng } from '../src/runtime/rng.js';
+import { torchImagesPerSec } from './torch.js';
 
 /** The shape we also measure in other frameworks on this machine (issue: pretraining bench). */
 const COMPARISON: Record<string, number> = {
@@ -51,32 +49,6 @@ function matmulGflops(): number {
   return (2 * 1024 ** 3) / sec / 1e9;
 }
 
-/**
- * images/s of bench/torch_step.py (a CAPI step written in PyTorch from the spec) on the same
- * shape and threads, or undefined with the reason printed. OMP_WAIT_POLICY=PASSIVE: an OpenMP
- * pool that spins between ops takes the cores from its own next op (measured 2.47 vs 1.39 s).
- */
-function torchImagesPerSec(cfg: PretrainConfig, steps: number, threads: number, python: string): number | undefined {
-  const counts = stepMaskCounts(cfg);
-  const shape = {
-    ...cfg.model,
-    batchSize: cfg.train.batchSize,
-    numPredictions: counts.nPredict,
-    maskRatio: cfg.train.maskRatio,
-    benchSteps: steps,
-    threads,
-  };
-  const r = spawnSync(python, [path.join(import.meta.dirname, 'torch_step.py'), JSON.stringify(shape)], {
-    encoding: 'utf8',
-    env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', OMP_NUM_THREADS: String(threads) },
-  });
-  if (r.status !== 0) {
-    console.log(`PyTorch: not run (${python}: ${(r.stderr || String(r.error)).trim().split('\n').at(-1)}); apt-get install python3-torch`);
-    return undefined;
-  }
-  return (JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { imagesPerSec: number }).imagesPerSec;
-}
-
 async function benchConfig(
   label: string,
   preset: string,
@@ -109,7 +81,14 @@ async function benchConfig(
   console.log(`${label} achieved GFLOP/s: ${achieved.toFixed(2)}`);
   console.log(`${label} ratio to matmul peak: ${(achieved / peak).toFixed(3)}`);
   if (compare) {
-    const torch = torchImagesPerSec(cfg, steps, compare.threads, compare.python);
+    const shape = {
+      ...cfg.model,
+      batchSize: b,
+      numPredictions: stepMaskCounts(cfg).nPredict,
+      maskRatio: cfg.train.maskRatio,
+      benchSteps: steps,
+    };
+    const torch = torchImagesPerSec(shape, compare.threads, compare.python);
     if (torch !== undefined) {
       console.log(`${label} PyTorch images/s: ${torch.toFixed(1)}`);
       console.log(`${label} ratio to PyTorch: ${(ips / torch).toFixed(3)}`);

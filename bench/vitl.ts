@@ -5,7 +5,6 @@
  * written with random weights in the reference layout, then loaded through the same path as
  * `--checkpoint model.pth`. Prints load time and images/s.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -20,6 +19,7 @@ import { writePth } from '../src/model/io/pth-writer.js';
 import { ropeFrequencies } from '../src/model/layers.js';
 import { initBackend, wasmHeapBytes } from '../src/runtime/backend.js';
 import { Rng } from '../src/runtime/rng.js';
+import { torchImagesPerSec } from './torch.js';
 
 export const BENCH_VITL = {
   usage: 'npm run bench:vitl -- [--batch B --batches N --pth FILE]',
@@ -90,14 +90,9 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     console.log(`ViT-L/14 feature extraction at 224, batch ${batch} images/s: ${ours.toFixed(3)}`);
     model.dispose();
     if (parsed.config.compare) {
-      const shape = { ...cfg, batchSize: batch, numPredictions: 1, forwardOnly: true, benchSteps: batches, threads };
-      const r = spawnSync(parsed.config.python, [path.join(import.meta.dirname, 'torch_step.py'), JSON.stringify(shape)], {
-        encoding: 'utf8',
-        env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', OMP_NUM_THREADS: String(threads) },
-      });
-      if (r.status !== 0) console.log(`PyTorch: not run (${(r.stderr || String(r.error)).trim().split('\n').at(-1)})`);
-      else {
-        const torch = (JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { imagesPerSec: number }).imagesPerSec;
+      const shape = { ...cfg, batchSize: batch, numPredictions: 1, forwardOnly: true, benchSteps: batches };
+      const torch = torchImagesPerSec(shape, threads, parsed.config.python);
+      if (torch !== undefined) {
         console.log(`PyTorch ViT-L/14 encoder forward at 224, batch ${batch} images/s: ${torch.toFixed(3)}`);
         console.log(`ratio to PyTorch: ${(ours / torch).toFixed(3)}`);
       }

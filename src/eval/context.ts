@@ -10,7 +10,7 @@ import { IMAGENET_MEAN, IMAGENET_STD, renderImage } from '../data/transforms.js'
 import type { EvalTransform, Features, ImageSource } from '../features/extract.js';
 import { evalBox, extractFeatures } from '../features/extract.js';
 import type { FeatureModel } from '../features/models.js';
-import { backendInfo, WASM_HEAP_BYTES } from '../runtime/backend.js';
+import { backendInfo, WASM_HEAP_BYTES, WASM_HEAP_RESERVE } from '../runtime/backend.js';
 import type { EvalConfig } from './config.js';
 import type { MetricNotes, MetricQualities, Metrics } from './metrics.js';
 import type { EvalResult } from './result.js';
@@ -53,16 +53,13 @@ export function featureBatch(cfg: Pick<EvalConfig, 'featureBatch'>, model: Featu
   return Math.max(1, Math.min(64, Math.floor(FEATURE_ACTIVATION_BUDGET / model.activationBytesPerImage(size))));
 }
 
-/** Kept free of the wasm heap for what the estimate does not see (as the pretraining check does). */
-const HEAP_RESERVE = 0.12;
-
 /**
  * A forced --feature-batch must fit the wasm heap next to the weights already loaded (`liveBytes`);
  * past the heap the threaded build hangs instead of failing, so refuse it in one line.
  */
 export function checkFeatureBatch(batch: number, model: FeatureModel, size: number, liveBytes: number, heapBytes = WASM_HEAP_BYTES): void {
   const perImage = model.activationBytesPerImage(size);
-  const budget = heapBytes * (1 - HEAP_RESERVE) - liveBytes;
+  const budget = heapBytes * (1 - WASM_HEAP_RESERVE) - liveBytes;
   if (batch * perImage <= budget) return;
   const gib = (x: number) => (x / 2 ** 30).toFixed(1);
   throw new Error(

@@ -7,12 +7,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { backboneShapes } from '../model/capi.js';
-import { WASM_HEAP_BYTES } from '../runtime/backend.js';
+import { WASM_HEAP_BYTES, WASM_HEAP_RESERVE } from '../runtime/backend.js';
 import type { PretrainConfig } from './config.js';
 import { disposeState, initState, trainStep } from './step.js';
-
-/** Kept free for what tf.profile does not see (XNNPACK's packed weights, allocator slack). */
-const HEAP_RESERVE = 0.12;
 
 export interface StepMemory {
   /** Weights, EMA teacher, optimiser moments. */
@@ -57,7 +54,7 @@ export async function measureStepMemory(cfg: PretrainConfig, batches: [number, n
 
 /** Refuses, in one line, a batch whose step would not fit the wasm heap. */
 export async function checkWasmStepMemory(cfg: PretrainConfig): Promise<StepMemory | undefined> {
-  const budget = WASM_HEAP_BYTES * (1 - HEAP_RESERVE);
+  const budget = WASM_HEAP_BYTES * (1 - WASM_HEAP_RESERVE);
   const gib = (x: number) => (x / 2 ** 30).toFixed(1);
   const lower = stateLowerBound(cfg);
   if (lower > budget) {

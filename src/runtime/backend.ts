@@ -131,6 +131,8 @@ export async function initBackend(
 
 /** tfjs-backend-wasm's MAXIMUM_MEMORY: its heap never grows past this. */
 export const WASM_HEAP_BYTES = 4 * 2 ** 30;
+/** Share of that heap the memory checks keep free for what their estimates do not see (XNNPACK's packed weights, allocator slack). */
+export const WASM_HEAP_RESERVE = 0.12;
 
 /** Size of the wasm backend's heap in bytes (it only grows), or undefined on other backends. */
 export function wasmHeapBytes(): number | undefined {
