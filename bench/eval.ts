@@ -206,9 +206,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
       grid: probeGrid(256),
     },
   );
-  console.log(
-    `attentive grid (30 probes, ${attSamples} samples x ${tokens} tokens x ${dim}) seconds per epoch: ${r.secondsPerEpoch.toFixed(1)}`,
-  );
+  console.log(`attentive grid (30 probes, ${attSamples} samples x ${tokens} tokens x ${dim}) seconds per epoch: ${r.seconds.toFixed(1)}`);
 }
 
 if (isMain(import.meta.url)) runMain(main);

@@ -40,7 +40,7 @@ export const PRETRAIN_COMMAND = {
 function pathOverrides(o: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (typeof o.dataDir === 'string' && o.dataDir) out.dataDir = userPath(o.dataDir);
-  if (typeof o.data === 'string' && o.data !== 'fmnist') out.data = userPath(o.data);
+  if (typeof o.data === 'string' && !['fmnist', 'fmnist-scenes'].includes(o.data)) out.data = userPath(o.data);
   return out;
 }
 

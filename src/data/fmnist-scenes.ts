@@ -5,7 +5,7 @@
  * ones). Canvas i of a split is a pure function of (seed, split, i); train canvases use items
  * of the Fashion-MNIST train split, test canvases items of the test split.
  */
-import type { LabeledDataset } from './dataset.js';
+import type { ImageDataset, LabeledDataset } from './dataset.js';
 import type { SegmentationDataset } from './segmentation-datasets.js';
 import { Rng, STREAM } from '../runtime/rng.js';
 
@@ -98,5 +98,20 @@ export function fmnistScenes(items: LabeledDataset, split: 'train' | 'test', opt
         label: { data: labels, height: opts.size, width: opts.size },
       };
     },
+  };
+}
+
+/**
+ * The unlabeled training canvases as images, for in-domain pretraining (CAPI pretrains on the
+ * images of the task it is evaluated on): canvas i is the one the task's train split renders at
+ * index i, so the first `scenesTrain` canvases are the dense probes' training images.
+ */
+export function fmnistScenesImages(items: LabeledDataset, opts: ScenesOptions): ImageDataset {
+  const scenes = fmnistScenes(items, 'train', opts);
+  return {
+    description: `${scenes.description}, unlabeled`,
+    size: scenes.size,
+    load: async (i) => (await scenes.load(i)).image,
+    fingerprint: `fmnist-scenes:${JSON.stringify(opts)}:${items.fingerprint ?? items.description}`,
   };
 }

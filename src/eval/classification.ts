@@ -12,6 +12,7 @@ import { trainProbeGrid } from '../probes/train.js';
 import type { KnnClassifier, ProbeGridClassifier } from './classifiers.js';
 import { CLASSIFIERS, classifiersFor } from './classifiers.js';
 import { binomialSE } from './metrics.js';
+import { probeSchedule } from './config.js';
 import type { ClassificationTask } from './tasks.js';
 
 import type { Context, ModelRunner, Progress } from './context.js';
@@ -62,7 +63,7 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
       o.metrics[c.metric] = 100 * r.testAccuracy;
       o.quality[c.metric] = { se: binomialSE(r.testAccuracy, yte.length), atGridEdge: q.lrAtGridEdge, converged: q.converged };
       o.notes[c.metric] =
-        `best of ${r.grid.length} (lr ${best.lr.toExponential(1)}, wd ${best.wd}) on 10% held out; ${r.iterations} steps (${cfg.epochs} epochs), ${MODE_NOTE[cfg.probeMode]}` +
+        `best of ${r.grid.length} (lr ${best.lr.toExponential(1)}, wd ${best.wd}) on 10% held out; ${r.iterations} steps of ${r.batchSize}, ${MODE_NOTE[cfg.probeMode]}` +
         `${q.lrAtGridEdge ? '; lr at the grid edge' : ''}${q.converged ? '' : `; held-out not plateaued (${(100 * q.lateChange).toFixed(2)} points over the last 20%)`}`;
       o.details[name] = {
         valAccuracy: r.valAccuracy,
@@ -70,14 +71,14 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
         best: r.best,
         bestPoint: best,
         iterations: r.iterations,
+        batchSize: r.batchSize,
         ...q,
         curve: r.curve,
         probeMode: cfg.probeMode,
       };
-      o.seconds[name] = r.secondsPerEpoch * cfg.epochs; // secondsPerEpoch is the run's time / cfg.epochs
-      o.seconds[`${name}.perEpoch`] = r.secondsPerEpoch;
+      o.seconds[name] = r.seconds;
     };
-    const opts = { epochs: cfg.epochs, steps: cfg.probeSteps || undefined, batchSize: cfg.batchSize, seed: cfg.seed };
+    const opts = { ...probeSchedule(cfg), batchSize: cfg.batchSize, seed: cfg.seed };
     const onProgress = (label: string) => {
       let bar: Progress | undefined;
       return (done: number, total: number, best?: number) => {
@@ -86,11 +87,20 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
       };
     };
     if (cfg.probeMode === 'fast') {
-      for (const s of sources)
+      for (const s of sources) {
+        const own =
+          s.name === 'attentive'
+            ? {
+                steps: cfg.attentiveSteps ?? opts.steps,
+                epochs: cfg.attentiveSteps ? 0 : opts.epochs,
+                batchSize: cfg.attentiveBatchSize ?? opts.batchSize,
+              }
+            : {};
         record(
           s.name as (typeof grids)[number],
-          trainProbeGrid(s.family, s.evalTrain, s.test, classes, { ...opts, onProgress: onProgress(`${model.name} ${s.name}`) }),
+          trainProbeGrid(s.family, s.evalTrain, s.test, classes, { ...opts, ...own, onProgress: onProgress(`${model.name} ${s.name}`) }),
         );
+      }
     } else if (sources.length) {
       const augmented = augmentedFeatures(model, train, ctx.size, { seed: cfg.seed, batchSize: featureBatch(cfg, model, ctx.size) });
       const rs = await trainProbeGridsOnline(

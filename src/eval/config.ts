@@ -4,6 +4,9 @@ import { KNN_INDEXES } from '../features/knn.js';
 import { BACKEND_FIELDS } from '../runtime/backend.js';
 import { PROBE_NAMES, TASK_NAMES, TASKS } from './tasks.js';
 
+/** Probe training steps of the reference protocol (12,500 at batch 1024, eval spec 1.4). */
+export const REFERENCE_PROBE_STEPS = 12500;
+
 const count = (description: string, def = 0) => z.number().int().min(0).default(def).describe(description);
 
 export const EvalConfigSchema = z
@@ -34,9 +37,26 @@ export const EvalConfigSchema = z
       .describe(
         'fast: probes train on cached un-augmented features; reference: RandomResizedCrop + flip per batch, one frozen forward shared by all grids',
       ),
-    epochs: z.number().gt(0).default(10).describe('probe training epochs over the 90% split (unless --probe-steps)'),
-    probeSteps: count('probe training steps; 0: from --epochs'),
-    batchSize: z.number().int().min(1).default(256).describe('probe batch (grid lrs are scaled by batch / 256)'),
+    probeSteps: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe(`probe training steps; default ${REFERENCE_PROBE_STEPS} (the reference's, eval spec 1.4), or from --epochs`),
+    epochs: z.number().gt(0).optional().describe('instead of --probe-steps: passes over the 90% training split'),
+    attentiveSteps: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe("fast mode: the attentive grid's own steps (it costs ~30x a linear grid per step); default: as the other grids"),
+    attentiveBatchSize: z.number().int().min(1).optional().describe("fast mode: the attentive grid's own batch; default --batch-size"),
+    batchSize: z
+      .number()
+      .int()
+      .min(1)
+      .default(1024)
+      .describe("probe batch; 1024 is the reference's global batch (grid lrs are scaled by batch / 256, eval spec 1.4)"),
     featureBatch: count('images per frozen forward; 0: automatic (at most 64, one block of activations under ~0.5 GiB)'),
     trainPatchStride: z
       .number()
@@ -59,6 +79,14 @@ export const EvalConfigSchema = z
     ...BACKEND_FIELDS,
   })
   .superRefine((c, ctx) => {
+    if (c.probeMode === 'reference' && (c.attentiveSteps !== undefined || c.attentiveBatchSize !== undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['attentiveSteps'],
+        message: 'reference mode trains every grid on the same augmented batches: drop --attentive-steps / --attentive-batch-size',
+      });
+    if (c.probeSteps !== undefined && c.epochs !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['epochs'], message: 'give --probe-steps or --epochs, not both' });
     const allowed: readonly string[] = TASKS[c.task].probes;
     const bad = c.probes.find((p) => !allowed.includes(p));
     if (bad)
@@ -70,3 +98,8 @@ export const EvalConfigSchema = z
   });
 
 export type EvalConfig = z.output<typeof EvalConfigSchema>;
+
+/** How long the probes train: --epochs passes if given, else --probe-steps (default the reference's). */
+export function probeSchedule(c: Pick<EvalConfig, 'probeSteps' | 'epochs'>): { steps?: number; epochs: number } {
+  return c.epochs !== undefined ? { epochs: c.epochs } : { steps: c.probeSteps ?? REFERENCE_PROBE_STEPS, epochs: 0 };
+}

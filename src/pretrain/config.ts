@@ -8,7 +8,14 @@ const unit = z.number().min(0).max(1);
 
 export const TrainConfigSchema = z
   .object({
-    data: z.string().min(1).default('fmnist').describe("'fmnist' (Fashion-MNIST train split) or a folder of images"),
+    data: z
+      .string()
+      .min(1)
+      .default('fmnist')
+      .describe(
+        "'fmnist' (Fashion-MNIST train split), 'fmnist-scenes' (the dense task's unlabeled training canvases) or a folder of images",
+      ),
+    scenes: z.number().int().min(1).default(20000).describe('with --data fmnist-scenes: how many training canvases'),
     dataDir: z.string().default('').describe("Fashion-MNIST idx files; '': the Debian package's location"),
     batchSize: z.number().int().min(1).default(256).describe('images per step'),
     epochs: z.number().gt(0).default(1).describe('run length in epochs over the data (--steps overrides)'),

@@ -93,7 +93,9 @@ export interface GridResult {
   testAccuracy: number;
   grid: GridPoint[];
   iterations: number;
-  secondsPerEpoch: number;
+  batchSize: number;
+  /** Wall time of the whole grid run. */
+  seconds: number;
 }
 
 /** Index of the best accuracy, first one on ties. */

@@ -52,15 +52,16 @@ export async function trainProbeGridsOnline(
     const best = curves.map((c) => c.best()).filter((b) => b !== undefined);
     opts.onProgress?.(step + 1, total, best.length ? Math.max(...best) : undefined);
   }
-  const secondsPerEpoch = (performance.now() - t0) / 1000 / Math.max(opts.epochs, 1e-9);
+  const seconds = (performance.now() - t0) / 1000;
   const out: Record<string, GridResult> = {};
   sources.forEach((s, k) => {
     out[s.name] = {
       ...selectAndTest(trainers[k], curves[k].final(), s.test),
       grid,
       iterations: total,
+      batchSize: opts.batchSize,
       curve: curves[k].points,
-      secondsPerEpoch,
+      seconds,
     };
   });
   return out;

@@ -176,7 +176,8 @@ export function trainProbeGrid(family: ProbeFamily, train: ProbeData, test: Prob
     ...selectAndTest(g, curve.final(), test),
     grid,
     iterations: total,
+    batchSize: opts.batchSize,
     curve: curve.points,
-    secondsPerEpoch: seconds / Math.max(opts.epochs, 1e-9),
+    seconds,
   };
 }

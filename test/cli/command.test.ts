@@ -13,6 +13,7 @@ import { helpText, parseCommand, readFlags } from '../../src/cli/command.js';
 import { EVAL_COMMAND } from '../../src/cli/eval.js';
 import { EXPORT_COMMAND } from '../../src/cli/export.js';
 import { PRETRAIN_COMMAND } from '../../src/cli/pretrain.js';
+import { STUDY_COMMAND } from '../../src/cli/study.js';
 import { TABLES_COMMAND } from '../../src/cli/tables.js';
 import { fields } from '../../src/runtime/schema.js';
 
@@ -21,12 +22,14 @@ const REQUIRED: Record<string, string[]> = {
   eval: ['--task', 'fmnist', '--checkpoint', 'x'],
   export: ['--checkpoint', 'x', '--out', 'm.pth'],
   'bench:knn': ['--features', 'f.safetensors'],
+  study: ['--plan', 'tiny'],
 };
 
 const COMMANDS: Record<string, CommandSpec<z.ZodObject>> = {
   pretrain: PRETRAIN_COMMAND,
   eval: EVAL_COMMAND,
   tables: TABLES_COMMAND,
+  study: STUDY_COMMAND,
   export: EXPORT_COMMAND,
   'bench:pretrain': BENCH_PRETRAIN,
   'bench:eval': BENCH_EVAL,

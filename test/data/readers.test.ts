@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadFashionMnist, locateFashionMnist } from '../../src/data/fashion-mnist.js';
-import { fmnistScenes, renderScene, SCENES_DEFAULTS } from '../../src/data/fmnist-scenes.js';
+import { fmnistScenes, fmnistScenesImages, renderScene, SCENES_DEFAULTS } from '../../src/data/fmnist-scenes.js';
 import { imageFolder } from '../../src/data/image-folder.js';
 import { readLabelPng } from '../../src/data/png-labels.js';
 import { ade20k, cityscapes, voc2012 } from '../../src/data/segmentation-datasets.js';
@@ -140,6 +140,15 @@ describe('on-disk layouts', () => {
 describe('fmnist-scenes', () => {
   const items = loadFashionMnist(SLICE, 'train');
   const opts = { ...SCENES_DEFAULTS, count: 10 };
+
+  it('the unlabeled pretraining images are the canvases of the train split', async () => {
+    const images = fmnistScenesImages(items, opts);
+    const labeled = fmnistScenes(items, 'train', opts);
+    expect(images.size).toBe(10);
+    for (const i of [0, 7])
+      expect(Buffer.from((await images.load(i)).data).equals(Buffer.from((await labeled.load(i)).image.data))).toBe(true);
+    expect(images.fingerprint).not.toBe(fmnistScenesImages(items, { ...opts, seed: 1 }).fingerprint);
+  });
 
   it('is identical across runs with the same seed and differs with another seed', async () => {
     const a = await renderScene(items, opts, 1, 3);

@@ -45,7 +45,7 @@ function recordingHooks(): EvalHooks & { phases: Set<string> } {
 }
 
 const config = (o: Record<string, unknown>): EvalConfig =>
-  EvalConfigSchema.parse({ checkpoint: run, dataDir: SLICE, cacheDir: '', epochs: 2, pcaImages: 0, backend: 'wasm', ...o });
+  EvalConfigSchema.parse({ checkpoint: run, dataDir: SLICE, cacheDir: '', epochs: 2, batchSize: 256, pcaImages: 0, backend: 'wasm', ...o });
 
 beforeAll(async () => {
   // The same run as the fixture's `pretrain` command (tinyConfig is exactly its flags).

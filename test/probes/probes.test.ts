@@ -6,6 +6,7 @@ import { argmaxFirst, heldOutSplit, probeGrid, probeLrScale, probeQuality } from
 import { trainProbeGrid } from '../../src/probes/train.js';
 import { trainProbeGridsOnline } from '../../src/probes/online.js';
 import { Rng } from '../../src/runtime/rng.js';
+import { EvalConfigSchema, probeSchedule } from '../../src/eval/config.js';
 
 /**
  * Tokens of noise; one marker token (flag +3 in channel 0) carries the class direction u_c and one
@@ -158,28 +159,49 @@ describe('probe grids', () => {
 });
 
 describe('convergence and grid-edge flags', () => {
-  /** One-hot class + Gaussian noise (std 0.5, margin 3): the Bayes accuracy is ~100%. */
-  function oneHot(n: number, seed: number, dim = 16, classes = 4) {
+  /** One-hot class (margin 3) + Gaussian noise of std `noise` (0.5: the Bayes accuracy is ~100%). */
+  function oneHot(n: number, seed: number, noise = 0.5, dim = 16, classes = 4) {
     const rng = new Rng(seed);
     const x = new Float32Array(n * dim);
     const y = new Int32Array(n);
     for (let i = 0; i < n; i++) {
       y[i] = rng.randint(0, classes - 1);
-      for (let j = 0; j < dim; j++) x[i * dim + j] = (j === y[i] ? 3 : 0) + 0.5 * rng.normal();
+      for (let j = 0; j < dim; j++) x[i * dim + j] = (j === y[i] ? 3 : 0) + noise * rng.normal();
     }
     return { x, rowShape: [dim], labels: y };
   }
 
+  /** Bayes accuracy of argmax_j x_j when x = 3 e_y + noise N(0, s^2 I): E_z[Phi(z + 3 / s)^(classes - 1)], by quadrature. */
+  function bayesAccuracy(s: number, classes = 4): number {
+    const phi = (z: number) => Math.exp((-z * z) / 2) / Math.sqrt(2 * Math.PI);
+    // Phi by the Abramowitz-Stegun 7.1.26 erf (error < 1.5e-7).
+    const Phi = (x: number) => {
+      const t = 1 / (1 + 0.3275911 * Math.abs(x / Math.SQRT2));
+      const e =
+        1 - t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))) * Math.exp(-(x * x) / 2);
+      return x >= 0 ? (1 + e) / 2 : (1 - e) / 2;
+    };
+    let acc = 0;
+    const h = 0.001;
+    for (let z = -8; z < 8; z += h) acc += phi(z) * Phi(z + 3 / s) ** (classes - 1) * h;
+    return acc;
+  }
+
   it('the default schedule reaches the known accuracy with the chosen lr inside the grid, and says it converged', () => {
-    const r = trainProbeGrid(linearFamily, oneHot(2000, 1), oneHot(1000, 2), 4, { epochs: 10, batchSize: 256, seed: 0 });
+    const d = EvalConfigSchema.parse({ task: 'fmnist', checkpoint: 'x' });
+    const schedule = { ...probeSchedule(d), batchSize: d.batchSize, seed: 0 };
+    expect(schedule).toEqual({ steps: 12500, epochs: 0, batchSize: 1024, seed: 0 }); // eval spec 1.4
+    // Noise 1.5: classes overlap, so the lr matters (an easy task ties every lr at 100% and picks the first).
+    const r = trainProbeGrid(linearFamily, oneHot(2000, 1, 1.5), oneHot(1000, 2, 1.5), 4, schedule);
     const q = probeQuality(r);
-    expect(r.testAccuracy).toBeGreaterThan(0.99);
+    expect(r.iterations).toBe(12500);
+    expect(Math.abs(r.testAccuracy - bayesAccuracy(1.5))).toBeLessThan(0.03); // 2.5 binomial SE on 1000 test rows
     expect(q.lrAtGridEdge).toBe(false);
     expect(q.converged).toBe(true);
   });
 
   it('an intentionally too short schedule is flagged as not converged', () => {
-    const r = trainProbeGrid(linearFamily, oneHot(2000, 1), oneHot(1000, 2), 4, { epochs: 10, steps: 3, batchSize: 256, seed: 0 });
+    const r = trainProbeGrid(linearFamily, oneHot(2000, 1), oneHot(1000, 2), 4, { epochs: 0, steps: 3, batchSize: 256, seed: 0 });
     expect(r.iterations).toBe(3);
     expect(probeQuality(r).converged).toBe(false);
   });

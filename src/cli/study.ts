@@ -1,0 +1,64 @@
+/**
+ * `npm run study -- --plan NAME`: pretrain a plan's arms x seeds, evaluate each run on its
+ * tasks, rebuild the tables and REPORT.md after every unit; a rerun continues where it stopped.
+ */
+import * as path from 'node:path';
+import { z } from 'zod';
+import { BACKEND_FIELDS, initBackend } from '../runtime/backend.js';
+import { PLAN_NAMES, PLANS } from '../study/plans.js';
+import { runStudy } from '../study/run.js';
+import { commandConfig, isMain, runMain, userPath } from './command.js';
+import { ProgressBar } from './progress.js';
+
+export const STUDY_COMMAND = {
+  usage: 'npm run study -- --plan NAME [--out DIR] [--runs DIR]',
+  summary:
+    'Runs a study plan: pretraining runs (Table 1 arms x seeds) -> evaluation of each on its tasks -> tables ->\n' +
+    "REPORT.md (the paper's Tables 1, 2, 3, 5 beside ours, floors and ceilings, curves, claims). Resumable: a rerun\n" +
+    'skips finished units and resumes an interrupted pretraining run from its checkpoint; Ctrl-C stops after a checkpoint.\n' +
+    `Plans: ${PLAN_NAMES.map((n) => `${n} (${PLANS[n]().summary}; ${PLANS[n]().estimate})`).join(';\n       ')}.`,
+  schema: z.object({
+    plan: z.enum(PLAN_NAMES).describe('which plan'),
+    out: z
+      .string()
+      .default('')
+      .describe("results folder (REPORT.md, tables/, curves/, <task>/); '': results for small, studies/<plan> otherwise"),
+    runs: z.string().default('').describe("pretraining run folders; '': runs/study-<plan>"),
+    cacheDir: z.string().default('.cache/features').describe("feature cache of the evaluations; '': none"),
+    dryRun: z.boolean().default(false).describe('print the plan (runs, evaluations, configs) and exit'),
+    ...BACKEND_FIELDS,
+  }),
+};
+
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  const parsed = commandConfig(STUDY_COMMAND, argv);
+  if (!parsed) return;
+  const c = parsed.config;
+  const plan = PLANS[c.plan]();
+  if (c.dryRun) {
+    console.log(JSON.stringify(plan, null, 2));
+    return;
+  }
+  const out = userPath(c.out || (c.plan === 'small' ? 'results' : path.join('studies', c.plan)));
+  const runsDir = userPath(c.runs || path.join('runs', `study-${c.plan}`));
+  const backend = await initBackend(c.backend, c.threads);
+  const outcome = await runStudy({
+    plan,
+    runsDir,
+    resultsDir: out,
+    backend,
+    cacheDir: c.cacheDir ? userPath(c.cacheDir) : '',
+    log: (l) => console.error(l),
+    progress: (label, total) => new ProgressBar(total, label),
+  });
+  if (outcome.interrupted) {
+    console.error(
+      `study stopped (${outcome.interrupted}); report so far: ${outcome.report}; continue with: npm run study -- --plan ${c.plan}`,
+    );
+    process.exitCode = 128 + (outcome.interrupted === 'SIGINT' ? 2 : 15);
+    return;
+  }
+  console.error(`study ${c.plan} complete: ${outcome.report}`);
+}
+
+if (isMain(import.meta.url)) runMain(main);

@@ -1,0 +1,72 @@
+/**
+ * Training curves as a PNG: one panel per diagnostic (loss, clustering loss, target entropy,
+ * clusters used, teacher init share, prototype drift, position-cluster MI), one line per run.
+ * Drawn by Vega-Lite (headless SVG) and rasterised by sharp.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+
+export const CURVE_METRICS: [key: string, title: string][] = [
+  ['capiLoss', 'CAPI loss'],
+  ['clusteringLoss', 'clustering loss'],
+  ['targetEntropy', 'target entropy (nats)'],
+  ['clustersUsed', 'clusters used'],
+  ['teacherInitShare', 'log10 teacher init share'],
+  ['prototypeCosineToInit', 'prototype cosine to init'],
+  ['positionClusterMICorrected', 'position-cluster MI (nats)'],
+];
+
+/** Points per run and panel: evenly spaced steps, at most this many, plus the last step. */
+const MAX_POINTS = 200;
+
+export interface CurveRun {
+  run: string;
+  metrics: Record<string, number>[];
+}
+
+/** Long-format rows {run, step, metric, value}, thinned to MAX_POINTS per run. */
+export function curveRows(runs: CurveRun[]): { run: string; step: number; metric: string; value: number }[] {
+  return runs.flatMap(({ run, metrics }) => {
+    const stride = Math.max(1, Math.ceil(metrics.length / MAX_POINTS));
+    const kept = metrics.filter((_, i) => i % stride === 0 || i === metrics.length - 1);
+    return kept.flatMap((m) =>
+      CURVE_METRICS.filter(([k]) => Number.isFinite(m[k])).map(([k, title]) => ({
+        run,
+        step: m.step + 1,
+        metric: title,
+        value: k === 'teacherInitShare' ? Math.log10(m[k]) : m[k],
+      })),
+    );
+  });
+}
+
+export async function saveCurvesPng(file: string, runs: CurveRun[]): Promise<void> {
+  const spec: vl.TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values: curveRows(runs) },
+    facet: { field: 'metric', type: 'nominal', sort: CURVE_METRICS.map(([, t]) => t), title: null },
+    columns: 4,
+    spec: {
+      width: 220,
+      height: 140,
+      mark: { type: 'line', strokeWidth: 1.2 },
+      encoding: {
+        x: { field: 'step', type: 'quantitative', title: 'step' },
+        y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
+        color: { field: 'run', type: 'nominal', legend: { labelLimit: 0 } },
+      },
+    },
+    resolve: { scale: { y: 'independent' } },
+    background: 'white',
+  };
+  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
+  const svg = await view.toSVG();
+  view.finalize();
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  await sharp(Buffer.from(svg)).png().toFile(tmp);
+  fs.renameSync(tmp, file);
+}

@@ -1,0 +1,521 @@
+/**
+ * A study's report: results/REPORT.md with the paper's Tables 1, 2, 3 and 5 beside ours (mean ±
+ * std over seeds, n, and a standard error), each dense task's floor and ceiling, the training
+ * diagnostics per run, a claims table and a discussion of every claim that does not hold; the
+ * tables also as CSV + Markdown under tables/, the training curves as PNG under curves/.
+ *
+ * Uncertainty (stated in the report): a row over n seeds has standard error
+ * sqrt(std^2 / n + se_test^2), the seed-to-seed spread of the mean plus the test-set sampling
+ * error (all seeds share one test set, so that part does not average out); n = 1 leaves the
+ * test-set standard error. A claim "A > B" holds when the gap exceeds 2 combined standard errors.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { stringify } from 'csv-stringify/sync';
+import type { MetricKey } from '../eval/metrics.js';
+import type { EvalResult } from '../eval/result.js';
+import { writeFileAtomic } from '../runtime/atomic.js';
+import { saveCurvesPng } from './curves.js';
+import { markdownTable } from './results.js';
+
+export interface StudyArm {
+  name: string;
+  factor: string;
+  variant: string;
+  paper: { ade: number; in1k: number };
+}
+
+export interface StudyRunInput {
+  id: string;
+  family: string;
+  arm: string;
+  seed: number;
+  /** The run's config.json, once it started. */
+  config?: Record<string, unknown>;
+  /** Its metrics.jsonl lines. */
+  metrics: Record<string, number>[];
+}
+
+export interface StudyReportInput {
+  plan: { name: string; summary: string; estimate: string };
+  arms: StudyArm[];
+  runs: StudyRunInput[];
+  results: EvalResult[];
+  commits: string[];
+  started: string;
+  evalSettings: { run: string; task: string; probes: string[]; weights: string; config: Record<string, unknown> }[];
+}
+
+/** A row's value for one metric over its seeds. */
+export interface Aggregate {
+  mean: number;
+  std: number;
+  n: number;
+  /** sqrt(std^2 / n + mean test-set SE^2); the test-set SE alone when n = 1. */
+  se: number;
+  /** Some seed's probe chose a grid-edge point / did not plateau. */
+  atGridEdge: boolean;
+  notConverged: boolean;
+}
+
+export function aggregate(results: EvalResult[], metric: MetricKey): Aggregate | undefined {
+  const rs = results.filter((r) => r.metrics[metric] !== undefined);
+  if (!rs.length) return undefined;
+  const xs = rs.map((r) => r.metrics[metric]!);
+  const n = xs.length;
+  const mean = xs.reduce((a, b) => a + b, 0) / n;
+  const std = n > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1)) : 0;
+  const ses = rs.map((r) => r.quality?.[metric]?.se).filter((s): s is number => s !== undefined && Number.isFinite(s));
+  const testSe = ses.length ? ses.reduce((a, b) => a + b, 0) / ses.length : Number.NaN;
+  return {
+    mean,
+    std,
+    n,
+    se: Math.sqrt((n > 1 ? std ** 2 / n : 0) + testSe ** 2),
+    atGridEdge: rs.some((r) => r.quality?.[metric]?.atGridEdge),
+    notConverged: rs.some((r) => r.quality?.[metric]?.converged === false),
+  };
+}
+
+/** `63.2 ± 0.8 (n=3) ±SE 0.6 †*`: mean ± std over seeds, n, standard error, flags. */
+export function aggregateCell(a: Aggregate | undefined): string {
+  if (!a) return 'not run';
+  const flags = `${a.atGridEdge ? ' †' : ''}${a.notConverged ? ' *' : ''}`;
+  const spread = a.n > 1 ? ` ± ${a.std.toFixed(1)} (n=${a.n})` : '';
+  const se = Number.isFinite(a.se) ? ` [SE ${a.se.toFixed(1)}]` : '';
+  return `${a.mean.toFixed(1)}${spread}${se}${flags}`;
+}
+
+export type Verdict =
+  | 'holds'
+  | 'holds (within 2 SE)'
+  | 'not resolved (within 2 SE)'
+  | 'does not hold (reversed beyond 2 SE)'
+  | 'not testable here';
+
+/** `>`: holds beyond 2 SE; `>=`: holds unless reversed beyond 2 SE. */
+export function verdict(gap: number | undefined, se: number | undefined, kind: '>' | '>='): Verdict {
+  if (gap === undefined || se === undefined || !Number.isFinite(gap) || !Number.isFinite(se)) return 'not testable here';
+  if (gap > 2 * se) return 'holds';
+  if (gap < -2 * se) return 'does not hold (reversed beyond 2 SE)';
+  return kind === '>=' ? 'holds (within 2 SE)' : 'not resolved (within 2 SE)';
+}
+
+export interface Claim {
+  claim: string;
+  paper: string;
+  a: Aggregate | undefined;
+  b: Aggregate | undefined;
+  gap?: number;
+  se?: number;
+  verdict: Verdict;
+  /** Why it may not hold here: the diagnostics that bear on it. */
+  evidence: string;
+}
+
+function compare(
+  claim: string,
+  paper: string,
+  kind: '>' | '>=',
+  a: Aggregate | undefined,
+  b: Aggregate | undefined,
+  evidence: string,
+): Claim {
+  const gap = a && b ? a.mean - b.mean : undefined;
+  const se = a && b ? Math.sqrt(a.se ** 2 + b.se ** 2) : undefined;
+  return { claim, paper, a, b, gap, se, verdict: verdict(gap, se, kind), evidence };
+}
+
+interface Metric {
+  task: string;
+  key: MetricKey;
+  label: string;
+}
+
+/** The metrics a family's claims are judged on (whichever the plan evaluated). */
+function familyMetrics(results: EvalResult[]): Metric[] {
+  const all: Metric[] = [
+    { task: 'fmnist', key: 'attentive.top1', label: 'fmnist attentive' },
+    { task: 'fmnist', key: 'linear(avg).top1', label: 'fmnist linear' },
+    { task: 'fmnist', key: 'knn(avg).top1', label: 'fmnist k-NN' },
+    { task: 'imagenet', key: 'attentive.top1', label: 'IN-1k attentive' },
+    { task: 'imagenet', key: 'linear(avg).top1', label: 'IN-1k linear' },
+    { task: 'fmnist-scenes', key: 'seg.knn.mIoU', label: 'scenes k-NN mIoU' },
+    { task: 'fmnist-scenes', key: 'seg.logreg.mIoU', label: 'scenes linear mIoU' },
+    { task: 'fmnist-scenes', key: 'seg.knn.fgIoU', label: 'scenes k-NN fg mIoU' },
+    { task: 'ade20k', key: 'seg.knn.mIoU', label: 'ADE20K k-NN mIoU' },
+    { task: 'ade20k', key: 'seg.logreg.mIoU', label: 'ADE20K linear mIoU' },
+  ];
+  return all.filter((m) => results.some((r) => r.task === m.task && r.metrics[m.key] !== undefined));
+}
+
+/** Teacher results of the runs of one arm on a task (all its seeds). */
+function armResults(input: StudyReportInput, arm: string, task: string): EvalResult[] {
+  const ids = new Set(input.runs.filter((r) => r.arm === arm).map((r) => r.id));
+  return input.results.filter((r) => r.task === task && ids.has(r.model));
+}
+
+const byModel = (input: StudyReportInput, task: string, model: string) => input.results.filter((r) => r.task === task && r.model === model);
+
+/** Mean of a diagnostic over the last 10% of a run's steps. */
+export function lateMean(metrics: Record<string, number>[], key: string): number {
+  const tail = metrics.slice(Math.floor(metrics.length * 0.9));
+  const xs = tail.map((m) => m[key]).filter((x) => Number.isFinite(x));
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
+}
+
+function diagnosticsLine(input: StudyReportInput, arm: string): string {
+  const runs = input.runs.filter((r) => r.arm === arm && r.metrics.length);
+  if (!runs.length) return 'no run yet';
+  return runs
+    .map((r) => {
+      const last = r.metrics.at(-1)!;
+      return (
+        `${r.id}: ${r.metrics.length} steps, teacher init share ${last.teacherInitShare?.toExponential(1)}, ` +
+        `position-cluster MI ${lateMean(r.metrics, 'positionClusterMICorrected').toFixed(3)} nats, ` +
+        `clusters used ${lateMean(r.metrics, 'clustersUsed').toFixed(0)}, prototype cosine to init ${lateMean(r.metrics, 'prototypeCosineToInit').toFixed(2)}`
+      );
+    })
+    .join('; ');
+}
+
+export function buildClaims(input: StudyReportInput): Claim[] {
+  const claims: Claim[] = [];
+  const metrics = familyMetrics(input.results);
+  const runLength = () => {
+    const r = input.runs.find((x) => x.metrics.length);
+    return r ? `${r.metrics.length} pretraining steps here against the paper's 100k-500k` : 'no run finished';
+  };
+  for (const m of metrics) {
+    const capi = aggregate(armResults(input, 'capi', m.task), m.key);
+    for (const b of ['pixels', 'init', 'random-init', 'pixel-patches']) {
+      const base = aggregate(byModel(input, m.task, b), m.key);
+      if (!base) continue;
+      claims.push(compare(`CAPI > ${b} (${m.label})`, 'implied: SSL features beat untrained ones', '>', capi, base, runLength()));
+    }
+  }
+  for (const m of metrics.filter((x) => ['linear(avg).top1', 'knn(avg).top1'].includes(x.key))) {
+    const teacher = input.results.filter(
+      (r) => r.task === m.task && input.evalSettings.some((e) => e.weights === 'student' && e.run === r.model),
+    );
+    const student = input.results.filter((r) => r.task === m.task && r.model.endsWith('-student'));
+    if (!student.length) continue;
+    const share = input.runs.find((r) => `${r.id}-student` === student[0].model)?.metrics.at(-1)?.teacherInitShare;
+    claims.push(
+      compare(
+        `teacher >= student (${m.label})`,
+        'the EMA teacher is the evaluated encoder (method spec 8.2)',
+        '>=',
+        aggregate(teacher, m.key),
+        aggregate(student, m.key),
+        `final teacher init share ${share?.toExponential(1) ?? '?'}`,
+      ),
+    );
+  }
+  const armClaim = (arm: string, text: (variant: string) => string, kind: '>' | '>=') => {
+    const a = input.arms.find((x) => x.name === arm);
+    const def = input.arms.find((x) => x.name === 'capi');
+    if (!a || !def) return;
+    for (const m of metrics) {
+      const other = aggregate(armResults(input, arm, m.task), m.key);
+      if (!other) continue;
+      const paper = `ADE ${(def.paper.ade - a.paper.ade).toFixed(1)} / IN-1k ${(def.paper.in1k - a.paper.in1k).toFixed(1)} points`;
+      claims.push(
+        compare(
+          `${text(a.variant)} (${m.label})`,
+          paper,
+          kind,
+          aggregate(armResults(input, 'capi', m.task), m.key),
+          other,
+          `default: ${diagnosticsLine(input, 'capi').split('; ')[0]}; ${arm}: ${diagnosticsLine(input, arm)}`,
+        ),
+      );
+    }
+  };
+  armClaim('sk-standard', () => 'position-wise SK >= standard SK', '>=');
+  for (const arm of ['mask-inverse-block', 'mask-block', 'mask-uniform']) armClaim(arm, (v) => `inverse block + roll > ${v}`, '>');
+  armClaim('registers-0', () => 'registers help (default > 0 registers)', '>');
+  for (const task of [...new Set(input.results.map((r) => r.task))]) {
+    const capi = armResults(input, 'capi', task);
+    for (const [pp, avg, paper] of [
+      ['linear(pred-pool).top1', 'linear(avg).top1', 'IN-1k linear 81.1 vs 77.1'],
+      ['knn(pred-pool).top1', 'knn(avg).top1', 'IN-1k k-NN 73.8 vs 57.1'],
+    ] as [MetricKey, MetricKey, string][]) {
+      const a = aggregate(capi, pp);
+      if (!a) continue;
+      claims.push(
+        compare(`predictor pooling > average pooling (${task} ${pp.split('(')[0]})`, paper, '>', a, aggregate(capi, avg), runLength()),
+      );
+    }
+  }
+  return claims;
+}
+
+const fmtGap = (c: Claim) => (c.gap === undefined ? '-' : `${c.gap >= 0 ? '+' : ''}${c.gap.toFixed(1)} ± ${c.se!.toFixed(1)}`);
+
+export interface ReportTable {
+  name: string;
+  title: string;
+  header: string[];
+  rows: string[][];
+  note?: string;
+}
+
+function table2and3(input: StudyReportInput): ReportTable[] {
+  const out: ReportTable[] = [];
+  const groups: { name: string; title: string; task: string[]; keys: [MetricKey, string][]; paper: string }[] = [
+    {
+      name: 'table2-classification',
+      title: 'Table 2-style: classification with frozen features, top-1 (%)',
+      task: ['fmnist', 'imagenet'],
+      keys: [
+        ['attentive.top1', 'attentive'],
+        ['linear(avg).top1', 'linear'],
+        ['knn(avg).top1', 'k-NN'],
+      ],
+      paper: 'Paper (IN-1k val, attentive, ViT-L): CAPI 82.9, iBOT 80.9, MAE 79.4, Data2Vec 2.0 80.1, I-JEPA-H 79.5 (eval spec 7.1).',
+    },
+    {
+      name: 'table3-segmentation',
+      title: 'Table 3-style: segmentation with frozen patch features, mIoU (%)',
+      task: ['fmnist-scenes', 'ade20k'],
+      keys: [
+        ['seg.knn.mIoU', 'k-NN'],
+        ['seg.logreg.mIoU', 'linear'],
+        ['seg.knn.fgIoU', 'k-NN fg'],
+        ['seg.logreg.fgIoU', 'linear fg'],
+      ],
+      paper:
+        'Paper (ADE20K k-NN / linear, ViT-L): CAPI IN-1k 29.2 / 34.4, iBOT 26.0 / 30.7, MAE 21.5 / 27.4, DINOv2-g 34.0 / 39.0 (eval spec 7.2).',
+    },
+  ];
+  for (const g of groups) {
+    const tasks = g.task.filter((t) => input.results.some((r) => r.task === t));
+    if (!tasks.length) continue;
+    const cols = tasks.flatMap((t) =>
+      g.keys.filter(([k]) => input.results.some((r) => r.task === t && r.metrics[k] !== undefined)).map(([k, l]) => ({ t, k, l })),
+    );
+    const rowSources: { label: string; pick: (task: string) => EvalResult[] }[] = [
+      { label: 'CAPI (teacher)', pick: (t) => armResults(input, 'capi', t) },
+      { label: 'CAPI (student)', pick: (t) => input.results.filter((r) => r.task === t && r.model.endsWith('-student')) },
+      ...['init', 'random-init', 'pixels', 'pixel-patches'].map((b) => ({
+        label: `baseline: ${b}`,
+        pick: (t: string) => byModel(input, t, b),
+      })),
+      ...[...new Set(input.results.filter((r) => r.kind === 'reference').map((r) => r.model))].map((m) => ({
+        label: m,
+        pick: (t: string) => byModel(input, t, m),
+      })),
+    ];
+    const rows = rowSources
+      .map((s) => [s.label, ...cols.map((c) => aggregateCell(aggregate(s.pick(c.t), c.k)))])
+      .filter((r) => r.slice(1).some((c) => c !== 'not run'));
+    out.push({ name: g.name, title: g.title, header: ['model', ...cols.map((c) => `${c.t} ${c.l}`)], rows, note: g.paper });
+  }
+  return out;
+}
+
+function table1(input: StudyReportInput): ReportTable | undefined {
+  const metrics = familyMetrics(input.results).filter((m) => m.key !== 'seg.knn.fgIoU');
+  if (!metrics.length) return undefined;
+  const def = input.arms.find((a) => a.name === 'capi')!;
+  const rows = input.arms.map((a) => {
+    const cells = metrics.map((m) => {
+      const x = aggregate(armResults(input, a.name, m.task), m.key);
+      const d = aggregate(armResults(input, 'capi', m.task), m.key);
+      if (!x) return 'not run';
+      if (a.name === 'capi' || !d) return aggregateCell(x);
+      const gap = x.mean - d.mean;
+      return `${aggregateCell(x)} (${gap >= 0 ? '+' : ''}${gap.toFixed(1)})`;
+    });
+    const paperDelta =
+      a.name === 'capi'
+        ? `${a.paper.ade} / ${a.paper.in1k}`
+        : `${(a.paper.ade - def.paper.ade).toFixed(1)} / ${(a.paper.in1k - def.paper.in1k).toFixed(1)}`;
+    return [`${a.factor}: ${a.variant}`, ...cells, paperDelta];
+  });
+  return {
+    name: 'table1-ablations',
+    title: 'Table 1-style ablations: the same budget per arm; in brackets the change from the default',
+    header: ['arm', ...metrics.map((m) => m.label), 'paper ADE / IN-1k (default row: values; others: change)'],
+    rows,
+    note: 'Paper: ViT-L/16, ImageNet-22k, 100k steps (eval spec 7.6).',
+  };
+}
+
+function diagnosticsTable(input: StudyReportInput): ReportTable {
+  const rows = input.runs
+    .filter((r) => r.metrics.length)
+    .map((r) => {
+      const last = r.metrics.at(-1)!;
+      const ips = r.metrics.map((m) => m.imagesPerSec).sort((a, b) => a - b)[Math.floor(r.metrics.length / 2)];
+      const total = (r.config?.totalSteps as number | undefined) ?? Number.NaN;
+      return [
+        r.id,
+        `${r.metrics.length} / ${total}`,
+        ips.toFixed(0),
+        `${((last.elapsedSec ?? Number.NaN) / 60).toFixed(1)}`,
+        lateMean(r.metrics, 'capiLoss').toFixed(3),
+        lateMean(r.metrics, 'clusteringLoss').toFixed(3),
+        lateMean(r.metrics, 'targetEntropy').toFixed(2),
+        lateMean(r.metrics, 'clustersUsed').toFixed(0),
+        (last.teacherInitShare ?? Number.NaN).toExponential(1),
+        lateMean(r.metrics, 'prototypeCosineToInit').toFixed(3),
+        lateMean(r.metrics, 'positionClusterMICorrected').toFixed(3),
+      ];
+    });
+  return {
+    name: 'diagnostics',
+    title: 'Pretraining runs and their diagnostics (means over the last 10% of steps)',
+    header: [
+      'run',
+      'steps',
+      'img/s (median)',
+      'minutes',
+      'CAPI loss',
+      'clustering loss',
+      'target entropy',
+      'clusters used',
+      'teacher init share',
+      'prototype cos to init',
+      'position-cluster MI (nats, corrected)',
+    ],
+    rows,
+  };
+}
+
+function table5(input: StudyReportInput): ReportTable | undefined {
+  const tasks = [...new Set(input.results.filter((r) => r.metrics['linear(pred-pool).top1'] !== undefined).map((r) => r.task))];
+  if (!tasks.length) return undefined;
+  const rows: string[][] = [];
+  for (const t of tasks) {
+    const capi = armResults(input, 'capi', t);
+    rows.push([
+      `${t}: average pooling`,
+      aggregateCell(aggregate(capi, 'linear(avg).top1')),
+      aggregateCell(aggregate(capi, 'knn(avg).top1')),
+    ]);
+    rows.push([
+      `${t}: predictor pooling`,
+      aggregateCell(aggregate(capi, 'linear(pred-pool).top1')),
+      aggregateCell(aggregate(capi, 'knn(pred-pool).top1')),
+    ]);
+  }
+  rows.push(['paper IN-1k: average pooling', '77.1', '57.1'], ['paper IN-1k: predictor pooling', '81.1', '73.8']);
+  return {
+    name: 'table5-pooling',
+    title: 'Table 5-style: predictor pooling vs average pooling (CAPI teacher), top-1 (%)',
+    header: ['representation', 'linear', 'k-NN'],
+    rows,
+  };
+}
+
+function claimsTable(claims: Claim[]): ReportTable {
+  return {
+    name: 'claims',
+    title: 'Claims',
+    header: ['claim', 'paper', 'ours: A', 'ours: B', 'gap A - B ± combined SE', 'verdict'],
+    rows: claims.map((c) => [c.claim, c.paper, aggregateCell(c.a), aggregateCell(c.b), fmtGap(c), c.verdict]),
+  };
+}
+
+const LEGEND =
+  'Cells: mean ± std over seeds (n), [SE] the standard error of that mean: sqrt(std² / n + test-set SE²), where the test-set SE is binomial ' +
+  'for accuracies and a bootstrap over test images for mIoU; † a seed’s selected probe lr lies at the edge of its grid; * a seed’s selected probe ' +
+  'had not plateaued (held-out accuracy moved > 0.3 points over its last 20% of steps).';
+
+const md = (t: ReportTable) => `### ${t.title}\n\n${markdownTable(t.header, t.rows)}${t.note ? `\n${t.note}\n` : ''}`;
+
+function discussion(claims: Claim[]): string {
+  const open = claims.filter((c) => c.verdict !== 'holds' && c.verdict !== 'holds (within 2 SE)');
+  if (!open.length) return 'Every claim tested here holds.\n';
+  return open
+    .map((c) => `- **${c.claim}**: ${c.verdict}; gap ${fmtGap(c)} points. Evidence: ${c.evidence}.`)
+    .join('\n')
+    .concat('\n');
+}
+
+/** Writes REPORT.md, tables/ and curves/ under `dir`; returns the report's path. */
+export async function writeStudyReport(dir: string, input: StudyReportInput): Promise<string> {
+  const claims = buildClaims(input);
+  const t1 = table1(input);
+  const t5 = table5(input);
+  const tables = [...table2and3(input), ...(t1 ? [t1] : []), ...(t5 ? [t5] : []), diagnosticsTable(input), claimsTable(claims)];
+  const tablesDir = path.join(dir, 'tables');
+  for (const t of tables) {
+    writeFileAtomic(path.join(tablesDir, `${t.name}.md`), `${md(t)}\n${LEGEND}\n`);
+    writeFileAtomic(path.join(tablesDir, `${t.name}.csv`), stringify([t.header, ...t.rows]));
+  }
+  const curves: string[] = [];
+  for (const family of [...new Set(input.runs.map((r) => r.family))]) {
+    const runs = input.runs.filter((r) => r.family === family && r.metrics.length);
+    if (!runs.length) continue;
+    const file = path.join(dir, 'curves', `${family}.png`);
+    await saveCurvesPng(
+      file,
+      runs.map((r) => ({ run: r.id, metrics: r.metrics })),
+    );
+    curves.push(`![${family} training curves](curves/${family}.png)`);
+  }
+  const finished = input.runs.filter(
+    (r) => r.metrics.length && r.metrics.length >= ((r.config?.totalSteps as number) ?? Number.POSITIVE_INFINITY),
+  ).length;
+  const minutes = input.runs.reduce((a, r) => a + (r.metrics.at(-1)?.elapsedSec ?? 0), 0) / 60;
+  const backend = input.runs.find((r) => r.config)?.config?.backend as { provider?: string; threads?: number } | undefined;
+  const section = (t: ReportTable | undefined) => (t ? `${md(t)}\n` : '');
+  const byName = (n: string) => tables.find((t) => t.name === n);
+  const report = `# CAPI at small scale: study \`${input.plan.name}\`
+
+${input.plan.summary}.
+
+- Progress: ${finished} of ${input.runs.length} pretraining runs finished, ${input.results.length} evaluation results (rows missing below are "not run" yet).
+- Pretraining wall time so far: ${minutes.toFixed(0)} min on ${backend?.provider ?? '?'} (${backend?.threads ?? '?'} threads); plan estimate: ${input.plan.estimate}.
+- Started ${input.started}; code: ${input.commits.join(', ')}${input.commits.length > 1 ? ' (more than one commit: the study was resumed on newer code)' : ''}.
+- Rerun or continue: \`npm run study -- --plan ${input.plan.name}\` (finished units are skipped, an interrupted run resumes from its checkpoint).
+
+${LEGEND}
+
+## Classification (Table 2)
+
+${section(byName('table2-classification'))}
+## Dense task (Table 3), with its floor and ceiling
+
+The floor rows need no features (the majority label; the background oracle knows the background mask), the ceiling row
+labels every patch with its true mode label (the best any per-patch classifier can do at the model's patch size).
+
+${section(byName('table3-segmentation'))}
+## Ablations (Table 1)
+
+${section(byName('table1-ablations'))}
+## Predictor pooling (Table 5)
+
+${section(byName('table5-pooling'))}
+## Pretraining runs and diagnostics
+
+${section(byName('diagnostics'))}
+${curves.join('\n\n')}
+
+## Claims
+
+A claim "A > B" holds when the gap exceeds 2 combined standard errors; "A >= B" holds unless B is ahead by more than that.
+
+${section(byName('claims'))}
+## Discussion of the claims that do not hold
+
+${discussion(claims)}
+## How it was made
+
+Evaluations per run (probes; overrides of the eval defaults):
+
+${markdownTable(
+  ['run', 'task', 'weights', 'probes', 'settings'],
+  input.evalSettings.map((e) => [e.run, e.task, e.weights, e.probes.join(', '), JSON.stringify(e.config)]),
+)}
+Every result's JSON (config, seed, backend, timings, held-out curves) is under \`<task>/\`; every run's config and metrics under the runs folder
+recorded in \`study.json\`.
+`;
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'REPORT.md');
+  writeFileAtomic(file, report);
+  return file;
+}

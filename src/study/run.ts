@@ -1,0 +1,219 @@
+/**
+ * Executes a study plan: each run is pretrained (or resumed, or skipped when finished), then its
+ * evaluations run (skipped when every result file they write exists), and after every unit the
+ * tables and REPORT.md are rebuilt from what exists, so an interrupted study already reports
+ * what it has. Everything a unit writes is atomic (checkpoints, results), so killing the process
+ * at any point loses at most the unit in progress; a rerun of the same command continues.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EvalConfigSchema } from '../eval/config.js';
+import type { EvalHooks } from '../eval/evaluate.js';
+import { evaluate, resultNames } from '../eval/evaluate.js';
+import type { EvalResult } from '../eval/result.js';
+import { CHECKPOINT_FILE } from '../pretrain/checkpoint.js';
+import { resolvePretrainConfig } from '../pretrain/config.js';
+import type { StepRecord } from '../pretrain/loop.js';
+import { runPretraining } from '../pretrain/loop.js';
+import { readResult, resultFile, writeResult } from '../report/results.js';
+import type { StudyReportInput } from '../report/study.js';
+import { writeStudyReport } from '../report/study.js';
+import { writeFileAtomic } from '../runtime/atomic.js';
+import type { BackendInfo } from '../runtime/backend.js';
+import { validate } from '../runtime/schema.js';
+import type { Plan, StudyEval, StudyRun } from './plans.js';
+import { ARMS } from './plans.js';
+
+/** The repository root: plans name data paths (e.g. data/fmnist-slice) relative to it. */
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface StudyOptions {
+  plan: Plan;
+  /** Pretraining run folders (checkpoints; not meant for git). */
+  runsDir: string;
+  /** Evaluation results, tables/, curves/ and REPORT.md. */
+  resultsDir: string;
+  backend: BackendInfo;
+  /** Feature cache of the evaluations ('' for none). */
+  cacheDir: string;
+  log: (line: string) => void;
+  /** Progress of long phases (pretraining steps, features, probes). */
+  progress: EvalHooks['progress'];
+}
+
+export interface StudyOutcome {
+  /** A signal stopped a pretraining run (after its checkpoint): the study stopped there. */
+  interrupted?: NodeJS.Signals;
+  report: string;
+}
+
+const STUDY_FILE = 'study.json';
+
+function gitCommit(): string {
+  try {
+    const head = execFileSync('git', ['-C', REPO_ROOT, 'rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim();
+    return dirty ? `${head}+changes` : head;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Plan data paths are relative to the repository root. */
+const repoPath = (p: unknown) => (typeof p === 'string' && p && !path.isAbsolute(p) ? path.join(REPO_ROOT, p) : p);
+
+function runFields(run: StudyRun): Record<string, unknown> {
+  const f = { ...run.fields };
+  if (f.dataDir) f.dataDir = repoPath(f.dataDir);
+  if (typeof f.data === 'string' && !['fmnist', 'fmnist-scenes'].includes(f.data)) f.data = repoPath(f.data);
+  return f;
+}
+
+function evalConfig(e: StudyEval, o: StudyOptions) {
+  const c: Record<string, unknown> = { ...e.config };
+  for (const k of ['dataDir', 'dataRoot'] as const) if (c[k]) c[k] = repoPath(c[k]);
+  return validate(EvalConfigSchema, {
+    ...c,
+    task: e.task,
+    checkpoint: path.join(o.runsDir, e.run),
+    name: e.weights === 'student' ? `${e.run}-student` : e.run,
+    weights: e.weights,
+    probes: e.probes,
+    baselines: e.baselines,
+    out: o.resultsDir,
+    overwrite: true,
+    cacheDir: o.cacheDir,
+    pcaImages: e.baselines ? 4 : 0,
+  });
+}
+
+/** The study's own record: the plan it runs and each commit that worked on it (a resumed study may span several). */
+function recordStudy(o: StudyOptions): { commits: string[]; started: string } {
+  const file = path.join(o.resultsDir, STUDY_FILE);
+  const commit = gitCommit();
+  let prior: { plan?: string; commits?: string[]; started?: string } = {};
+  if (fs.existsSync(file)) {
+    prior = JSON.parse(fs.readFileSync(file, 'utf8'));
+    if (prior.plan && prior.plan !== o.plan.name) {
+      throw new Error(`${file} is a study of plan '${prior.plan}', not '${o.plan.name}': choose another --out, or remove that folder`);
+    }
+  }
+  const commits = [...new Set([...(prior.commits ?? []), commit])];
+  const started = prior.started ?? new Date().toISOString();
+  writeFileAtomic(file, JSON.stringify({ plan: o.plan.name, started, commits, runsDir: o.runsDir, units: o.plan }, null, 2));
+  return { commits, started };
+}
+
+/** A run folder's state: absent, in progress (checkpoint before the end) or finished. */
+function runStatus(dir: string): 'absent' | 'partial' | 'done' {
+  if (!fs.existsSync(path.join(dir, CHECKPOINT_FILE))) return 'absent';
+  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { totalSteps: number };
+  const last = readMetrics(dir).at(-1);
+  return last && last.step + 1 >= cfg.totalSteps ? 'done' : 'partial';
+}
+
+function readMetrics(dir: string): StepRecord[] {
+  const file = path.join(dir, 'metrics.jsonl');
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as StepRecord];
+      } catch {
+        return []; // a torn last line: the run's resume repairs it
+      }
+    });
+}
+
+async function ensureRun(run: StudyRun, o: StudyOptions): Promise<NodeJS.Signals | undefined> {
+  const dir = path.join(o.runsDir, run.id);
+  const status = runStatus(dir);
+  if (status === 'done') return undefined;
+  o.log(`study: ${status === 'partial' ? 'resuming' : 'pretraining'} ${run.id}`);
+  const cfg = resolvePretrainConfig(o.plan.preset, runFields(run));
+  let bar: ReturnType<EvalHooks['progress']> | undefined;
+  const r = await runPretraining(cfg, {
+    out: dir,
+    resume: status === 'partial',
+    stopAfter: 0,
+    backend: o.backend,
+    log: o.log,
+    onStep: (m, total) => {
+      bar ??= o.progress(`pretrain ${run.id}`, total);
+      bar.update(m.step + 1, `loss ${m.capiLoss.toFixed(3)} ${m.imagesPerSec.toFixed(0)} img/s`);
+    },
+  });
+  return r.interrupted;
+}
+
+/** Skipped when every file the evaluation writes exists (a killed evaluation reruns whole; features come from the cache). */
+async function ensureEval(e: StudyEval, o: StudyOptions): Promise<void> {
+  const cfg = evalConfig(e, o);
+  const files = resultNames(cfg).map((n) => resultFile(o.resultsDir, e.task, n));
+  if (files.every((f) => fs.existsSync(f))) return;
+  o.log(`study: evaluating ${cfg.name} on ${e.task} (${e.probes.join(', ')}${e.baselines ? ', with the baselines' : ''})`);
+  await evaluate(cfg, { log: o.log, progress: o.progress, onResult: (r) => writeResult(o.resultsDir, r) });
+}
+
+/** What the report reads: every run's config and metrics and every result the plan names, as they exist now. */
+function reportInput(o: StudyOptions, study: { commits: string[]; started: string }): StudyReportInput {
+  const runs = o.plan.runs.map((r) => {
+    const dir = path.join(o.runsDir, r.id);
+    const cfgFile = path.join(dir, 'config.json');
+    return {
+      id: r.id,
+      family: r.family,
+      arm: r.arm,
+      seed: r.seed,
+      config: fs.existsSync(cfgFile) ? (JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>) : undefined,
+      metrics: readMetrics(dir) as unknown as Record<string, number>[],
+    };
+  });
+  const results: EvalResult[] = [];
+  const seen = new Set<string>();
+  for (const e of o.plan.evals) {
+    for (const n of resultNames(evalConfig(e, o))) {
+      const f = resultFile(o.resultsDir, e.task, n);
+      if (!seen.has(f) && fs.existsSync(f)) results.push(readResult(f));
+      seen.add(f);
+    }
+  }
+  return {
+    plan: { name: o.plan.name, summary: o.plan.summary, estimate: o.plan.estimate },
+    arms: Object.entries(ARMS).map(([name, a]) => ({ name, ...a })),
+    runs,
+    results,
+    commits: study.commits,
+    started: study.started,
+    evalSettings: o.plan.evals.map((e) => ({ run: e.run, task: e.task, probes: e.probes, weights: e.weights, config: e.config })),
+  };
+}
+
+export async function runStudy(o: StudyOptions): Promise<StudyOutcome> {
+  fs.mkdirSync(o.resultsDir, { recursive: true });
+  fs.mkdirSync(o.runsDir, { recursive: true });
+  const study = recordStudy(o);
+  const report = async () => writeStudyReport(o.resultsDir, reportInput(o, study));
+  const units = o.plan.runs.length + o.plan.evals.length;
+  let done = 0;
+  for (const run of o.plan.runs) {
+    const interrupted = await ensureRun(run, o);
+    if (interrupted) {
+      await report();
+      return { interrupted, report: path.join(o.resultsDir, 'REPORT.md') };
+    }
+    done++;
+    for (const e of o.plan.evals.filter((x) => x.run === run.id)) {
+      await ensureEval(e, o);
+      done++;
+    }
+    await report();
+    o.log(`study: ${done} of ${units} units done (${run.id})`);
+  }
+  return { report: await report() };
+}

@@ -1,0 +1,91 @@
+/** The study report's statistics: seed aggregation with its standard error, claim verdicts, diagnostics means, curve rows. */
+import { describe, expect, it } from 'vitest';
+import type { EvalResult } from '../../src/eval/result.js';
+import { curveRows } from '../../src/report/curves.js';
+import type { StudyReportInput } from '../../src/report/study.js';
+import { aggregate, aggregateCell, buildClaims, lateMean, verdict } from '../../src/report/study.js';
+
+const result = (model: string, task: string, metrics: EvalResult['metrics'], se: number): EvalResult => ({
+  task,
+  model,
+  kind: model.includes('-') && !model.startsWith('random') && !model.startsWith('pixel') ? 'capi' : 'baseline',
+  source: '',
+  metrics,
+  notes: {},
+  quality: Object.fromEntries(Object.keys(metrics).map((k) => [k, { se, atGridEdge: false, converged: true }])),
+  details: {},
+  config: {},
+  seed: 0,
+  backend: {},
+  seconds: {},
+  command: '',
+  createdAt: '',
+});
+
+describe('study statistics', () => {
+  it('aggregate: mean, sample std, n and SE = sqrt(std^2 / n + test SE^2)', () => {
+    const rs = [60, 62, 67].map((v, i) => result(`fmnist-capi-s${i}`, 'fmnist', { 'linear(avg).top1': v }, 0.5));
+    const a = aggregate(rs, 'linear(avg).top1')!;
+    expect(a.mean).toBeCloseTo(63, 12);
+    const std = Math.sqrt((9 + 1 + 16) / 2);
+    expect(a.std).toBeCloseTo(std, 12);
+    expect(a.n).toBe(3);
+    expect(a.se).toBeCloseTo(Math.sqrt(std ** 2 / 3 + 0.25), 12);
+    expect(aggregateCell(a)).toBe(`63.0 ± ${std.toFixed(1)} (n=3) [SE ${a.se.toFixed(1)}]`);
+    const one = aggregate(rs.slice(0, 1), 'linear(avg).top1')!;
+    expect([one.std, one.se, one.n]).toEqual([0, 0.5, 1]);
+    expect(aggregate(rs, 'attentive.top1')).toBeUndefined();
+  });
+
+  it('verdicts: > needs the gap beyond 2 SE; >= fails only when reversed beyond 2 SE', () => {
+    expect(verdict(2.1, 1, '>')).toBe('holds');
+    expect(verdict(1.9, 1, '>')).toBe('not resolved (within 2 SE)');
+    expect(verdict(-2.1, 1, '>')).toBe('does not hold (reversed beyond 2 SE)');
+    expect(verdict(-1.9, 1, '>=')).toBe('holds (within 2 SE)');
+    expect(verdict(-2.1, 1, '>=')).toBe('does not hold (reversed beyond 2 SE)');
+    expect(verdict(undefined, undefined, '>')).toBe('not testable here');
+  });
+
+  it('claims compare the default arm over its seeds with a baseline, the combined SE from both rows', () => {
+    const input: StudyReportInput = {
+      plan: { name: 't', summary: '', estimate: '' },
+      arms: [
+        { name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } },
+        { name: 'registers-0', factor: 'registers', variant: '0', paper: { ade: 25.9, in1k: 79.3 } },
+      ],
+      runs: [
+        { id: 'fmnist-capi-s0', family: 'fmnist', arm: 'capi', seed: 0, metrics: [] },
+        { id: 'fmnist-capi-s1', family: 'fmnist', arm: 'capi', seed: 1, metrics: [] },
+        { id: 'fmnist-registers-0-s0', family: 'fmnist', arm: 'registers-0', seed: 0, metrics: [] },
+      ],
+      results: [
+        result('fmnist-capi-s0', 'fmnist', { 'linear(avg).top1': 70 }, 0.4),
+        result('fmnist-capi-s1', 'fmnist', { 'linear(avg).top1': 72 }, 0.4),
+        result('pixels', 'fmnist', { 'linear(avg).top1': 60 }, 0.5),
+        result('fmnist-registers-0-s0', 'fmnist', { 'linear(avg).top1': 70.5 }, 0.4),
+      ],
+      commits: [],
+      started: '',
+      evalSettings: [],
+    };
+    const claims = buildClaims(input);
+    const pixels = claims.find((c) => c.claim === 'CAPI > pixels (fmnist linear)')!;
+    const capiSe = Math.sqrt(2 / 2 + 0.16); // std of (70, 72) is sqrt(2)
+    expect(pixels.gap).toBeCloseTo(11, 12);
+    expect(pixels.se).toBeCloseTo(Math.sqrt(capiSe ** 2 + 0.25), 12);
+    expect(pixels.verdict).toBe('holds');
+    const reg = claims.find((c) => c.claim.startsWith('registers help'))!;
+    expect(reg.gap).toBeCloseTo(0.5, 12);
+    expect(reg.verdict).toBe('not resolved (within 2 SE)');
+    expect(reg.paper).toBe('ADE 3.2 / IN-1k 2.1 points');
+  });
+
+  it('diagnostics: the mean over the last 10% of steps; curve rows thinned to every k-th step (200 per run) plus the last', () => {
+    const metrics = Array.from({ length: 1000 }, (_, s) => ({ step: s, capiLoss: s, teacherInitShare: 0.1 }));
+    expect(lateMean(metrics, 'capiLoss')).toBeCloseTo((900 + 999) / 2, 12);
+    const rows = curveRows([{ run: 'r', metrics }]).filter((r) => r.metric === 'CAPI loss');
+    expect(rows.length).toBe(201); // every 5th step, and the last
+    expect(rows.at(-1)!.step).toBe(1000);
+    expect(curveRows([{ run: 'r', metrics }]).find((r) => r.metric.includes('init share'))!.value).toBeCloseTo(-1, 12);
+  });
+});

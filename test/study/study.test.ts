@@ -1,0 +1,79 @@
+/**
+ * `npm run study -- --plan tiny` end to end: killed midway (SIGKILL, the worst case) and rerun,
+ * it skips what was finished, continues the rest, and writes a REPORT.md with every section and
+ * table, its tables/ and its curves.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { PLANS } from '../../src/study/plans.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-study-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const out = path.join(tmp, 'results');
+const runs = path.join(tmp, 'runs');
+const args = ['--import', 'tsx', 'src/cli/study.ts', '--plan', 'tiny', '--out', out, '--runs', runs, '--cache-dir', ''];
+
+/** Starts the study and SIGKILLs it as soon as stderr shows `line`; resolves with what it printed. */
+function runUntil(line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += d;
+      if (err.includes(line)) child.kill('SIGKILL');
+    });
+    child.on('exit', (code, signal) =>
+      signal === 'SIGKILL' ? resolve(err) : reject(new Error(`study exited ${code} before '${line}':\n${err}`)),
+    );
+  });
+}
+
+describe('study --plan tiny', () => {
+  it('is killed midway, resumed, and reports every section', async () => {
+    const plan = PLANS.tiny();
+    const killedAt = plan.runs[4].id;
+    const first = await runUntil(`study: pretraining ${killedAt}`);
+    const doneBefore = plan.runs.slice(0, 4).map((r) => r.id);
+    for (const id of doneBefore) expect(first).toContain(`pretraining ${id}`);
+
+    const second = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 600_000 });
+    expect(second.status, second.stderr).toBe(0);
+    for (const id of doneBefore) {
+      expect(second.stderr).not.toContain(`pretraining ${id}\n`);
+      expect(second.stderr).not.toContain(`evaluating ${id} `);
+    }
+    expect(second.stderr).toMatch(new RegExp(`(pretraining|resuming) ${killedAt}`));
+    expect(second.stderr).toContain('study tiny complete');
+
+    const report = fs.readFileSync(path.join(out, 'REPORT.md'), 'utf8');
+    for (const section of [
+      '## Classification (Table 2)',
+      '## Dense task (Table 3)',
+      '## Ablations (Table 1)',
+      '## Predictor pooling (Table 5)',
+      '## Pretraining runs and diagnostics',
+      '## Claims',
+      '## Discussion of the claims that do not hold',
+      '## How it was made',
+    ])
+      expect(report).toContain(section);
+    expect(report).toContain(`${plan.runs.length} of ${plan.runs.length} pretraining runs finished`);
+    expect(report).toContain('floor: background oracle');
+    expect(report).toContain('ceiling: oracle patch labels');
+    expect(report).not.toMatch(/\| not run \|.*\| not run \|.*\| not run \|.*\| not run \|.*\| not run \|/); // every Table 1 arm has numbers
+    for (const t of ['table1-ablations', 'table2-classification', 'table3-segmentation', 'table5-pooling', 'diagnostics', 'claims'])
+      for (const ext of ['md', 'csv']) expect(fs.existsSync(path.join(out, 'tables', `${t}.${ext}`)), `${t}.${ext}`).toBe(true);
+    for (const f of ['fmnist', 'scenes']) {
+      const png = fs.readFileSync(path.join(out, 'curves', `${f}.png`));
+      expect(png.subarray(1, 4).toString()).toBe('PNG');
+    }
+    // A third run finds everything done.
+    const third = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 120_000 });
+    expect(third.status).toBe(0);
+    expect(third.stderr).not.toMatch(/pretraining|evaluating/);
+  });
+});
