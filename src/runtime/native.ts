@@ -1,6 +1,6 @@
 /**
- * The native CPU path (capi-native, native/): float32 matrix products by OpenBLAS and vectorised
- * erf / exp / sin / cos, computed in place on the wasm backend's heap and registered as the wasm
+ * The native CPU path (capi-native, native/): float32 matrix products by OpenBLAS, vectorised
+ * erf / exp / sin / cos and a fused exact GELU (forward and gradient), computed in place on the wasm backend's heap and registered as the wasm
  * backend's kernels. The rest of the backend (memory, every other kernel) stays wasm, so nothing
  * is copied in or out.
  * Optional: without the built addon (no libopenblas-dev at install, or CAPI_NATIVE=off) capi-ts
@@ -25,6 +25,9 @@ interface NativeAddon {
   ): void;
   /** y = f(x) elementwise; op: UNARY_OPS index. */
   unary(op: number, x: Float32Array, y: Float32Array): void;
+  /** y = exact GELU(x); dx = dy GELU'(x). */
+  gelu(x: Float32Array, y: Float32Array): void;
+  geluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   setThreads(n: number): void;
   getThreads(): number;
 }
@@ -115,6 +118,49 @@ function nativeUnary(native: NativeAddon, op: number, fallback: tf.KernelConfig)
   };
 }
 
+/** Kernels of our own (no stock counterpart): the fused exact GELU and its gradient. */
+const GELU = 'CapiGelu';
+const GELU_GRAD = 'CapiGeluGrad';
+
+function nativeGeluKernels(native: NativeAddon): void {
+  const heapOf = (backend: unknown) => backend as WasmBackendLike;
+  tf.registerKernel({
+    kernelName: GELU,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) => {
+      const { x } = inputs as { x: tf.TensorInfo };
+      const wasm = heapOf(backend);
+      const out = wasm.makeOutput(x.shape, 'float32');
+      if (tf.util.sizeFromShape(x.shape) > 0) native.gelu(wasm.typedArrayFromHeap(x), wasm.typedArrayFromHeap(out));
+      return out;
+    },
+  });
+  tf.registerKernel({
+    kernelName: GELU_GRAD,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) => {
+      const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+      const wasm = heapOf(backend);
+      const out = wasm.makeOutput(x.shape, 'float32');
+      if (tf.util.sizeFromShape(x.shape) > 0)
+        native.geluGrad(wasm.typedArrayFromHeap(x), wasm.typedArrayFromHeap(dy), wasm.typedArrayFromHeap(out));
+      return out;
+    },
+  });
+  tf.registerGradient({
+    kernelName: GELU,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved) => ({ x: () => tf.engine().runKernel(GELU_GRAD, { x: saved[0], dy: dy as tf.Tensor }) as tf.Tensor }),
+  });
+}
+
+/** Exact GELU by the fused native kernel (one pass forward, one backward); only while the native kernels are active. */
+export function nativeGelu(x: tf.Tensor): tf.Tensor {
+  if (!active) throw new Error('nativeGelu: the native kernels are not active');
+  if (x.dtype !== 'float32') throw new Error('nativeGelu: float32 only');
+  return tf.engine().runKernel(GELU, { x }) as tf.Tensor;
+}
+
 function register(kernelName: string, kernelFunc: tf.KernelFunc): void {
   const current = tf.getKernel(kernelName, 'wasm');
   if (!stock.has(kernelName) && current) stock.set(kernelName, current);
@@ -135,6 +181,7 @@ export function enableNativeKernels(threads: number): boolean {
     const fallback = stock.get(name) ?? tf.getKernel(name, 'wasm');
     if (fallback) register(name, nativeUnary(native, op, fallback));
   });
+  if (!tf.getKernel(GELU, 'wasm')) nativeGeluKernels(native);
   active = true;
   return true;
 }

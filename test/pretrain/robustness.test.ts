@@ -137,7 +137,7 @@ describe('out of memory', () => {
         '--out',
         dir,
         '--batch-size',
-        '512',
+        '1000',
         '--steps',
         '2',
         '--data-dir',
@@ -153,7 +153,7 @@ describe('out of memory', () => {
     expect(r.status).toBe(1);
     const line = r.stderr.trim().split('\n').at(-1)!;
     expect(line).toMatch(
-      /^error: a step at batch 512 needs about [\d.]+ GiB of the wasm backend's 4 GiB heap .* lower --batch-size to at most \d+$/,
+      /^error: a step at batch 1000 needs about [\d.]+ GiB of the wasm backend's 4 GiB heap .* lower --batch-size to at most \d+$/,
     );
     expect(performance.now() - t0).toBeLessThan(60_000);
     expect(fs.readdirSync(dir)).toEqual([]);

@@ -1,5 +1,6 @@
 /**
- * The native CPU path (capi-native): its BatchMatMul equals the stock wasm kernel on random
+ * The native CPU path (capi-native): its kernels (BatchMatMul, erf/exp/sin/cos, fused GELU) and the
+ * layer forms it selects equal the stock wasm path on random
  * shapes (transposes, batch broadcasting, odd and zero sizes), train steps give the wasm
  * path's losses within 1e-4 relative, nothing leaks, and without the addon capi-ts falls back to
  * wasm. Skipped where the addon is not built (no libopenblas-dev): CI builds it.
@@ -7,6 +8,8 @@
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { sinkhornKnopp } from '../../src/model/heads.js';
+import { applyRope, gelu } from '../../src/model/layers.js';
 import { disposeState, initState, trainStep } from '../../src/pretrain/step.js';
 import { disableNativeKernels, enableNativeKernels, loadNativeAddon, nativeMatmulActive } from '../../src/runtime/native.js';
 import { Rng } from '../../src/runtime/rng.js';
@@ -100,6 +103,45 @@ describe.skipIf(!built)('native BatchMatMul', () => {
       }
     });
   }
+
+  it('the fused GELU and its gradient equal the stock composition (odd sizes, zero-size, large |x|)', () => {
+    for (const n of [0, 1, 17, 1000]) {
+      const x = tf.tensor(Float32Array.from({ length: n }, (_, i) => (i === 2 ? 30 : i === 4 ? -30 : 3 * rng.normal())));
+      const w = tf.tensor(Float32Array.from({ length: n }, () => rng.normal()));
+      const { stock, native } = both(() => {
+        // dy ~ N(0, 1): the stock erf's own error (~1e-7, Abramowitz-Stegun) stays below the tolerance.
+        const [y, [dx]] = [gelu(x), tf.grads((t: tf.Tensor) => tf.sum(tf.mul(gelu(t), w)))([x])];
+        const out = { y: y.dataSync().slice(), dx: dx.dataSync().slice() };
+        tf.dispose([y, dx]);
+        return out;
+      });
+      expect(native.y.length).toBe(n);
+      for (let i = 0; i < n; i++) {
+        expect(Math.abs(native.y[i] - stock.y[i])).toBeLessThanOrEqual(2e-6 * Math.max(1, Math.abs(stock.y[i])));
+        expect(Math.abs(native.dx[i] - stock.dx[i])).toBeLessThanOrEqual(2e-6 * Math.max(1, Math.abs(stock.dx[i])));
+      }
+      tf.dispose([x, w]);
+    }
+  });
+
+  it('rotate-half as a signed-permutation matmul and SK sums as ones-products equal the stock forms', () => {
+    const x = rand([3, 2, 5, 8]);
+    const cos = rand([3, 1, 5, 8]);
+    const sin = rand([3, 1, 5, 8]);
+    const logits = rand([4, 6, 5]);
+    const { stock, native } = both(() => {
+      const outs = [
+        applyRope(x, cos, sin, 'reference'),
+        applyRope(x, cos, sin, 'axial'),
+        sinkhornKnopp(logits, { positionwise: true, temperature: 0.5, iterations: 3 }),
+      ];
+      const data = outs.map((t) => t.dataSync().slice());
+      tf.dispose(outs);
+      return data;
+    });
+    stock.forEach((s, i) => expect(maxRelErr(s, native[i]), `output ${i}`).toBeLessThan(1e-5));
+    tf.dispose([x, cos, sin, logits]);
+  });
 
   it('gradients through matMul with transposes equal the stock path', () => {
     const a = rand([5, 8, 6]);
