@@ -4,6 +4,7 @@
  */
 import * as path from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomic } from '../runtime/atomic.js';
 import { BACKEND_FIELDS, initBackend } from '../runtime/backend.js';
 import { PLAN_NAMES, PLANS } from '../study/plans.js';
 import { runStudy } from '../study/run.js';
@@ -25,7 +26,7 @@ export const STUDY_COMMAND = {
       .describe("results folder (REPORT.md, tables/, curves/, <task>/); '': results for small, studies/<plan> otherwise"),
     runs: z.string().default('').describe("pretraining run folders; '': runs/study-<plan>"),
     cacheDir: z.string().default('.cache/features').describe("feature cache of the evaluations; '': none"),
-    dryRun: z.boolean().default(false).describe('print the plan (runs, evaluations, configs) and exit'),
+    dryRun: z.boolean().default(false).describe("write the plan (every run's and evaluation's configuration) to <out>/plan.json and exit"),
     ...BACKEND_FIELDS,
   }),
 };
@@ -35,11 +36,13 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   if (!parsed) return;
   const c = parsed.config;
   const plan = PLANS[c.plan]();
+  const out = userPath(c.out || (c.plan === 'small' ? 'results' : path.join('studies', c.plan)));
   if (c.dryRun) {
-    console.log(JSON.stringify(plan, null, 2));
+    const file = path.join(out, 'plan.json');
+    writeFileAtomic(file, JSON.stringify(plan, null, 2));
+    console.error(`plan ${c.plan}: ${plan.runs.length} pretraining runs, ${plan.evals.length} evaluations; written to ${file}`);
     return;
   }
-  const out = userPath(c.out || (c.plan === 'small' ? 'results' : path.join('studies', c.plan)));
   const runsDir = userPath(c.runs || path.join('runs', `study-${c.plan}`));
   const backend = await initBackend(c.backend, c.threads);
   const outcome = await runStudy({

@@ -32,6 +32,22 @@ function runUntil(line: string): Promise<string> {
   });
 }
 
+describe('study --plan paper --dry-run', () => {
+  it('writes the paper-scale configuration (ViT-L/14, 500k steps of 16,384) without running anything', () => {
+    const dir = path.join(tmp, 'paper');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/study.ts', '--plan', 'paper', '--dry-run', '--out', dir], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const plan = JSON.parse(fs.readFileSync(path.join(dir, 'plan.json'), 'utf8'));
+    expect(plan.preset).toBe('vit-l14');
+    expect(plan.runs[0].fields).toMatchObject({ steps: 500000, batchSize: 16384 });
+    expect(new Set(plan.evals.map((e: { task: string }) => e.task))).toEqual(new Set(['imagenet', 'ade20k']));
+    expect(fs.readdirSync(dir)).toEqual(['plan.json']);
+  });
+});
+
 describe('study --plan tiny', () => {
   it('is killed midway, resumed, and reports every section', async () => {
     const plan = PLANS.tiny();
