@@ -426,11 +426,21 @@ const LEGEND =
 
 const md = (t: ReportTable) => `### ${t.title}\n\n${markdownTable(t.header, t.rows)}${t.note ? `\n${t.note}\n` : ''}`;
 
+/** What the selection flags of a claim's two rows say (a probe at its grid edge or not converged weakens the comparison). */
+function flagEvidence(c: Claim): string {
+  const flags = (x: Aggregate | undefined, who: string) =>
+    [x?.atGridEdge ? `${who}'s probe chose an lr at the grid edge` : '', x?.notConverged ? `${who}'s probe had not plateaued` : ''].filter(
+      Boolean,
+    );
+  const all = [...flags(c.a, 'A'), ...flags(c.b, 'B')];
+  return all.length ? `; ${all.join(', ')}` : '';
+}
+
 function discussion(claims: Claim[]): string {
   const open = claims.filter((c) => c.verdict !== 'holds' && c.verdict !== 'holds (within 2 SE)');
   if (!open.length) return 'Every claim tested here holds.\n';
   return open
-    .map((c) => `- **${c.claim}**: ${c.verdict}; gap ${fmtGap(c)} points. Evidence: ${c.evidence}.`)
+    .map((c) => `- **${c.claim}**: ${c.verdict}; gap ${fmtGap(c)} points. Evidence: ${c.evidence}${flagEvidence(c)}.`)
     .join('\n')
     .concat('\n');
 }
