@@ -40,6 +40,8 @@ export interface EvalHooks {
   savePca?(picture: PcaPicture): Promise<string>;
   /** Each model's result as soon as it is done. */
   onResult?(result: EvalResult): void;
+  /** Leave out a model (by its row name) whose result already exists (a resumed study). */
+  skipModel?(name: string): boolean;
 }
 
 /** Decoded images kept in memory between models, per split, at most this many bytes (else re-decoded). */

@@ -100,7 +100,13 @@ export async function evaluate(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalR
       ? await classificationRunner(ctx, task)
       : await segmentationRunner(ctx, task, enc.config.patchSize, emit);
   // Built one at a time, so a large model and its random-init baseline are never in memory together.
-  for (const entry of modelEntries(cfg, enc, size)) {
+  const entries = modelEntries(cfg, enc, size);
+  const names = resultNames(cfg, enc.runSeed !== undefined);
+  for (const [i, entry] of entries.entries()) {
+    if (hooks.skipModel?.(names[i])) {
+      hooks.log(`${names[i]}: result exists, skipped`);
+      continue;
+    }
     const model = entry.build();
     try {
       const t0 = performance.now();

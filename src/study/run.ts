@@ -3,7 +3,8 @@
  * evaluations run (skipped when every result file they write exists), and after every unit the
  * tables and REPORT.md are rebuilt from what exists, so an interrupted study already reports
  * what it has. Everything a unit writes is atomic (checkpoints, results), so killing the process
- * at any point loses at most the unit in progress; a rerun of the same command continues.
+ * at any point loses at most the steps since the last checkpoint or the model being evaluated; a
+ * rerun of the same command continues.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -151,13 +152,19 @@ async function ensureRun(run: StudyRun, o: StudyOptions): Promise<NodeJS.Signals
   return r.interrupted;
 }
 
-/** Skipped when every file the evaluation writes exists (a killed evaluation reruns whole; features come from the cache). */
+/** Skipped when every file the evaluation writes exists; otherwise only the models without a result run (features come from the cache). */
 async function ensureEval(e: StudyEval, o: StudyOptions): Promise<void> {
   const cfg = evalConfig(e, o);
   const files = resultNames(cfg).map((n) => resultFile(o.resultsDir, e.task, n));
   if (files.every((f) => fs.existsSync(f))) return;
   o.log(`study: evaluating ${cfg.name} on ${e.task} (${e.probes.join(', ')}${e.baselines ? ', with the baselines' : ''})`);
-  await evaluate(cfg, { log: o.log, progress: o.progress, onResult: (r) => writeResult(o.resultsDir, r) });
+  // Models whose result exists are left out: a killed evaluation loses only the model in progress.
+  await evaluate(cfg, {
+    log: o.log,
+    progress: o.progress,
+    onResult: (r) => writeResult(o.resultsDir, r),
+    skipModel: (name) => fs.existsSync(resultFile(o.resultsDir, e.task, name)),
+  });
 }
 
 /** What the report reads: every run's config and metrics and every result the plan names, as they exist now. */

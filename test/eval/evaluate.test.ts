@@ -151,4 +151,11 @@ describe('evaluate()', () => {
     expect([...logregOnly.phases].some((p) => p.includes('logistic regression'))).toBe(true);
     expect([...logregOnly.phases].some((p) => p.includes('k-NN'))).toBe(false);
   });
+
+  it('leaves out the models the caller says exist (a resumed study), building none of them', async () => {
+    const hooks = { ...recordingHooks(), skipModel: (name: string) => ['init', 'pixels'].includes(name) };
+    const rs = await evaluate(config({ task: 'fmnist', limitTrain: 60, limitTest: 20, probes: ['knn'] }), hooks);
+    expect(rs.map((r) => r.model)).toEqual(['run', 'random-init', 'pixel-patches']);
+    expect([...hooks.phases].some((p) => p.startsWith('init ') || p.startsWith('pixels '))).toBe(false);
+  });
 });
