@@ -4,23 +4,16 @@ import type { EvalResult } from '../../src/eval/result.js';
 import { curveRows } from '../../src/report/curves.js';
 import type { StudyReportInput } from '../../src/report/study.js';
 import { aggregate, aggregateCell, buildClaims, lateMean, verdict } from '../../src/report/study.js';
+import { evalResult } from './helpers.js';
 
-const result = (model: string, task: string, metrics: EvalResult['metrics'], se: number): EvalResult => ({
-  task,
-  model,
-  kind: model.includes('-') && !model.startsWith('random') && !model.startsWith('pixel') ? 'capi' : 'baseline',
-  source: '',
-  metrics,
-  notes: {},
-  quality: Object.fromEntries(Object.keys(metrics).map((k) => [k, { se, atGridEdge: false, converged: true }])),
-  details: {},
-  config: {},
-  seed: 0,
-  backend: {},
-  seconds: {},
-  command: '',
-  createdAt: '',
-});
+const result = (model: string, task: string, metrics: EvalResult['metrics'], se: number): EvalResult =>
+  evalResult({
+    task,
+    model,
+    kind: model.includes('-s') ? 'capi' : 'baseline',
+    metrics,
+    quality: Object.fromEntries(Object.keys(metrics).map((k) => [k, { se, atGridEdge: false, converged: true }])),
+  });
 
 describe('study statistics', () => {
   it('aggregate: mean, sample std, n and SE = sqrt(std^2 / n + test SE^2)', () => {

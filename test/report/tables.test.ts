@@ -2,23 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import type { EvalResult } from '../../src/eval/result.js';
 import { buildTables, LEGEND, tableCsv, tableMarkdown } from '../../src/report/tables.js';
+import { evalResult } from './helpers.js';
 
-const result = (model: string, quality: EvalResult['quality']): EvalResult => ({
-  task: 'fmnist',
-  model,
-  kind: 'capi',
-  source: '',
-  metrics: { 'attentive.top1': 57.04 },
-  notes: {},
-  quality,
-  details: {},
-  config: {},
-  seed: 0,
-  backend: {},
-  seconds: {},
-  command: '',
-  createdAt: '',
-});
+const result = (model: string, quality: EvalResult['quality']): EvalResult =>
+  evalResult({ task: 'fmnist', model, kind: 'capi', metrics: { 'attentive.top1': 57.04 }, quality });
 
 describe('tables', () => {
   it('value ± SE, † at a grid edge, * not converged; results without quality print the value alone', () => {
