@@ -298,6 +298,7 @@ function table2and3(input: StudyReportInput): ReportTable[] {
     const rowSources: { label: string; pick: (task: string) => EvalResult[] }[] = [
       { label: 'CAPI (teacher)', pick: (t) => armResults(input, 'capi', t) },
       { label: 'CAPI (student)', pick: (t) => input.results.filter((r) => r.task === t && r.model.endsWith('-student')) },
+      { label: 'ceiling: supervised (same encoder and steps, labels)', pick: (t) => armResults(input, 'supervised', t) },
       ...['init', 'random-init', 'pixels', 'pixel-patches'].map((b) => ({
         label: `baseline: ${b}`,
         pick: (t: string) => byModel(input, t, b),
@@ -343,8 +344,11 @@ function table1(input: StudyReportInput): ReportTable | undefined {
   };
 }
 
+/** The CAPI runs (the supervised ceiling has no CAPI diagnostics). */
+const capiRuns = (input: StudyReportInput) => input.runs.filter((r) => r.arm !== 'supervised');
+
 function diagnosticsTable(input: StudyReportInput): ReportTable {
-  const rows = input.runs
+  const rows = capiRuns(input)
     .filter((r) => r.metrics.length)
     .map((r) => {
       const last = r.metrics.at(-1)!;
@@ -445,6 +449,17 @@ function discussion(claims: Claim[]): string {
     .concat('\n');
 }
 
+/** How the supervised ceiling was trained, from its metrics. */
+function supervisedLine(input: StudyReportInput): string {
+  const runs = input.runs.filter((r) => r.arm === 'supervised' && r.metrics.length);
+  if (!runs.length) return '';
+  const parts = runs.map(
+    (r) =>
+      `${r.id}: ${r.metrics.length} steps, training-batch top-1 over the last 10% ${(100 * lateMean(r.metrics, 'batchAccuracy')).toFixed(1)}%`,
+  );
+  return `The supervised ceiling is the same encoder trained with labels (cross-entropy of a linear head on average-pooled patch tokens) for as many steps and images as a CAPI run, then evaluated frozen like the others: ${parts.join('; ')}.\n`;
+}
+
 /** Writes REPORT.md, tables/ and curves/ under `dir`; returns the report's path. */
 export async function writeStudyReport(dir: string, input: StudyReportInput): Promise<string> {
   const claims = buildClaims(input);
@@ -458,7 +473,7 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
   }
   const curves: string[] = [];
   for (const family of [...new Set(input.runs.map((r) => r.family))]) {
-    const runs = input.runs.filter((r) => r.family === family && r.metrics.length);
+    const runs = capiRuns(input).filter((r) => r.family === family && r.metrics.length);
     if (!runs.length) continue;
     const file = path.join(dir, 'curves', `${family}.png`);
     await saveCurvesPng(
@@ -488,6 +503,7 @@ ${LEGEND}
 ## Classification (Table 2)
 
 ${section(byName('table2-classification'))}
+${supervisedLine(input)}
 ## Dense task (Table 3), with its floor and ceiling
 
 The floor rows need no features (the majority label; the background oracle knows the background mask), the ceiling row

@@ -50,6 +50,8 @@ export const ARMS: Record<ArmName, Arm> = {
  */
 export interface Family {
   name: string;
+  /** Also train the supervised ceiling (labeled data only). */
+  supervisedCeiling?: boolean;
   /** Pretraining fields of every run of the family (data, length, model size). */
   fields: Record<string, unknown>;
   evals: { task: TaskName; probes: ProbeName[]; mainProbes?: ProbeName[]; config: Partial<EvalConfig> }[];
@@ -59,7 +61,8 @@ export interface StudyRun {
   /** Folder name under the plan's runs folder and row name in its tables. */
   id: string;
   family: string;
-  arm: ArmName;
+  /** A Table 1 arm, or the family's supervised ceiling (src/pretrain/supervised.ts: same encoder and budget, labels). */
+  arm: ArmName | 'supervised';
   seed: number;
   /** Pretraining fields of the run on top of the preset (family + arm + seed). */
   fields: Record<string, unknown>;
@@ -109,11 +112,19 @@ function expand(p: PlanShape): Plan {
   ];
   const runs: StudyRun[] = [];
   const evals: StudyEval[] = [];
-  for (const { arm, seed } of order) {
+  for (const [i, { arm, seed }] of order.entries()) {
     for (const family of p.families) {
       const id = `${family.name}-${arm}-s${seed}`;
       const first = !runs.some((r) => r.family === family.name);
       runs.push({ id, family: family.name, arm, seed, fields: { ...family.fields, ...ARMS[arm].overrides, seed } });
+      if (i === 0 && family.supervisedCeiling) {
+        const sup = `${family.name}-supervised-s${seed}`;
+        runs.push({ id: sup, family: family.name, arm: 'supervised', seed, fields: { ...family.fields, seed } });
+        for (const e of family.evals) {
+          const probes = [...new Set([...e.probes, ...(e.mainProbes ?? [])])];
+          evals.push({ run: sup, task: e.task, probes, baselines: false, weights: 'teacher', config: e.config });
+        }
+      }
       for (const e of family.evals) {
         const probes = arm === 'capi' ? [...new Set([...e.probes, ...(e.mainProbes ?? [])])] : e.probes;
         evals.push({ run: id, task: e.task, probes, baselines: first, weights: 'teacher', config: e.config });
@@ -151,6 +162,7 @@ export const PLANS: Record<string, () => Plan> = {
       families: [
         {
           name: 'fmnist',
+          supervisedCeiling: true,
           fields: TINY_RUN,
           evals: [
             {
@@ -186,6 +198,7 @@ export const PLANS: Record<string, () => Plan> = {
       families: [
         {
           name: 'fmnist',
+          supervisedCeiling: true,
           fields: { epochs: 3, ...SHORT_RUN_MOMENTUM },
           // Linear probes at the reference schedule; the attentive grid (~30x the cost per step) at 5,000 steps of 256.
           evals: [

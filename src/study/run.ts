@@ -18,6 +18,7 @@ import { CHECKPOINT_FILE } from '../pretrain/checkpoint.js';
 import { resolvePretrainConfig } from '../pretrain/config.js';
 import type { StepRecord } from '../pretrain/loop.js';
 import { runPretraining } from '../pretrain/loop.js';
+import { runSupervised, supervisedDone } from '../pretrain/supervised.js';
 import { readResult, resultFile, writeResult } from '../report/results.js';
 import type { StudyReportInput } from '../report/study.js';
 import { writeStudyReport } from '../report/study.js';
@@ -133,6 +134,21 @@ function readMetrics(dir: string): StepRecord[] {
 
 async function ensureRun(run: StudyRun, o: StudyOptions): Promise<NodeJS.Signals | undefined> {
   const dir = path.join(o.runsDir, run.id);
+  if (run.arm === 'supervised') {
+    if (supervisedDone(dir)) return undefined;
+    o.log(`study: training the supervised ceiling ${run.id}`);
+    let bar: ReturnType<EvalHooks['progress']> | undefined;
+    await runSupervised(resolvePretrainConfig(o.plan.preset, runFields(run)), {
+      out: dir,
+      backend: o.backend,
+      log: o.log,
+      onStep: (m, total) => {
+        bar ??= o.progress(`supervised ${run.id}`, total);
+        bar.update(m.step + 1, `loss ${m.loss.toFixed(3)} batch top-1 ${(100 * m.batchAccuracy).toFixed(0)}%`);
+      },
+    });
+    return undefined;
+  }
   const status = runStatus(dir);
   if (status === 'done') return undefined;
   o.log(`study: ${status === 'partial' ? 'resuming' : 'pretraining'} ${run.id}`);

@@ -54,12 +54,12 @@ describe('study --plan tiny', () => {
     const killedAt = plan.runs[4].id;
     const first = await runUntil(`study: pretraining ${killedAt}`);
     const doneBefore = plan.runs.slice(0, 4).map((r) => r.id);
-    for (const id of doneBefore) expect(first).toContain(`pretraining ${id}`);
+    for (const id of doneBefore) expect(first).toMatch(new RegExp(`(pretraining|training the supervised ceiling) ${id}`));
 
     const second = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 600_000 });
     expect(second.status, second.stderr).toBe(0);
     for (const id of doneBefore) {
-      expect(second.stderr).not.toContain(`pretraining ${id}\n`);
+      expect(second.stderr).not.toMatch(new RegExp(`(pretraining|supervised ceiling) ${id}\n`));
       expect(second.stderr).not.toContain(`evaluating ${id} `);
     }
     expect(second.stderr).toMatch(new RegExp(`(pretraining|resuming) ${killedAt}`));
@@ -80,6 +80,7 @@ describe('study --plan tiny', () => {
     expect(report).toContain(`${plan.runs.length} of ${plan.runs.length} pretraining runs finished`);
     expect(report).toContain('floor: background oracle');
     expect(report).toContain('ceiling: oracle patch labels');
+    expect(report).toMatch(/\| ceiling: supervised \(same encoder and steps, labels\) \| \d/);
     expect(report).not.toMatch(/\| not run \|.*\| not run \|.*\| not run \|.*\| not run \|.*\| not run \|/); // every Table 1 arm has numbers
     for (const t of ['table1-ablations', 'table2-classification', 'table3-segmentation', 'table5-pooling', 'diagnostics', 'claims'])
       for (const ext of ['md', 'csv']) expect(fs.existsSync(path.join(out, 'tables', `${t}.${ext}`)), `${t}.${ext}`).toBe(true);

@@ -1,0 +1,169 @@
+/**
+ * The supervised ceiling of a study (issue 9): the same encoder, trained with labels for the same
+ * number of steps and batches as a CAPI run (same augmented views, AdamW, lr schedule and
+ * parameter groups), with a linear head on its average-pooled patch tokens; no masking, no
+ * teacher, no drop-path. Frozen-feature evaluation of this encoder shows where the architecture
+ * and budget top out. It writes config.json, metrics.jsonl (loss and batch accuracy per step) and
+ * the encoder as a teacher export (teacher/), so `eval --checkpoint DIR` reads it like any run;
+ * minutes long, so a killed run starts over rather than resuming.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { LabeledDataset } from '../data/dataset.js';
+import { encodeFull } from '../model/capi.js';
+import { gridSize } from '../model/config.js';
+import { allPositions, tokenCoords } from '../model/coords.js';
+import type { AdamWState } from '../runtime/adamw.js';
+import { adamwStep, initAdamW } from '../runtime/adamw.js';
+import { writeFileAtomic } from '../runtime/atomic.js';
+import type { BackendInfo } from '../runtime/backend.js';
+import { Rng, STREAM } from '../runtime/rng.js';
+import { exportTeacher } from './checkpoint.js';
+import type { PretrainConfig } from './config.js';
+import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js';
+import { studentParamGroup } from './schedules.js';
+import type { CapiState, PretrainBatch } from './step.js';
+import { disposeState, initState, schedulesAt, totalSteps } from './step.js';
+
+export const SUPERVISED_FILE = 'supervised.json';
+
+export interface SupervisedStepMetrics {
+  step: number;
+  loss: number;
+  /** Top-1 on the training batch (augmented views). */
+  batchAccuracy: number;
+  lr: number;
+}
+
+export interface SupervisedHead {
+  w: tf.Variable;
+  b: tf.Variable;
+}
+
+/** Encoder parameters a supervised step trains: those encodeFull reads (not the decoder, the mask token or the CAPI head). */
+function encoderNames(state: CapiState): string[] {
+  return Object.keys(state.teacher).filter((n) => !n.startsWith('decoder.') && n !== 'mask_token' && state.student[n].trainable);
+}
+
+/** The head: weight N(0, 0.02) [d, classes], bias 0, from the run's seed. */
+export function initSupervisedHead(cfg: PretrainConfig, classes: number): SupervisedHead {
+  const rng = Rng.derive(cfg.train.seed, STREAM.init, 1);
+  const d = cfg.model.dim;
+  const w = tf.tensor2d(
+    Float32Array.from({ length: d * classes }, () => 0.02 * rng.normal()),
+    [d, classes],
+  );
+  const b = tf.zeros([classes]);
+  const head = { w: tf.variable(w), b: tf.variable(b) };
+  tf.dispose([w, b]); // the variables keep the buffers
+  return head;
+}
+
+/** One AdamW step of encoder + head on cross-entropy of the batch's labels. */
+export function supervisedStep(
+  state: CapiState,
+  head: SupervisedHead,
+  opt: AdamWState,
+  batch: PretrainBatch,
+  labels: Int32Array,
+  cfg: PretrainConfig,
+  total: number,
+): SupervisedStepMetrics {
+  const { model: mc, train: tc } = cfg;
+  const t = state.step;
+  const { lr } = schedulesAt(cfg, total, t);
+  const g = gridSize(mc);
+  const n = g * g;
+  const b = batch.size;
+  const names = encoderNames(state);
+  const patches = tf.tensor3d(batch.patches, [b, n, mc.inChans * mc.patchSize ** 2]);
+  const coords = tf.tensor3d(tokenCoords(g, g, mc.registers, allPositions(b, n), false), [b, mc.registers + n, 2]);
+  const y = tf.tensor1d(labels, 'int32');
+  const params: Record<string, tf.Variable> = {
+    ...Object.fromEntries(names.map((k) => [k, state.student[k]])),
+    'sup.w': head.w,
+    'sup.b': head.b,
+  };
+  let logits: tf.Tensor | undefined;
+  const { value, grads } = tf.variableGrads(() => {
+    const tokens = encodeFull(state.student, mc, patches, coords).slice([0, mc.registers, 0], [-1, -1, -1]);
+    const out = tf.add(tf.matMul(tf.mean(tokens, 1), head.w), head.b);
+    logits = tf.keep(out);
+    return tf.losses.softmaxCrossEntropy(tf.oneHot(y, head.b.shape[0]!), out) as tf.Scalar;
+  }, Object.values(params));
+  const byName: Record<string, tf.Tensor> = {};
+  for (const [k, v] of Object.entries(params)) if (grads[v.name]) byName[k] = grads[v.name];
+  adamwStep(params, byName, opt, { beta1: tc.beta1, beta2: tc.beta2, eps: tc.eps }, (name) => {
+    if (name.startsWith('sup.')) return { lr, weightDecay: name === 'sup.b' ? 0 : tc.weightDecay };
+    const { lrMult, wdMult } = studentParamGroup(name);
+    return { lr: lr * lrMult, weightDecay: tc.weightDecay * wdMult };
+  });
+  const predicted = tf.argMax(logits!, -1);
+  const pred = predicted.dataSync();
+  let correct = 0;
+  for (let i = 0; i < b; i++) if (pred[i] === labels[i]) correct++;
+  const metrics = { step: t, loss: value.dataSync()[0], batchAccuracy: correct / b, lr };
+  tf.dispose([patches, coords, y, value, grads, logits!, predicted]);
+  state.step = t + 1;
+  return metrics;
+}
+
+export interface SupervisedOptions {
+  out: string;
+  backend: BackendInfo;
+  log: (line: string) => void;
+  onStep?: (m: SupervisedStepMetrics, total: number) => void;
+}
+
+/** Whether `dir` holds a finished supervised run. */
+export const supervisedDone = (dir: string): boolean => fs.existsSync(path.join(dir, SUPERVISED_FILE));
+
+/** Trains the supervised ceiling of `cfg` (its data must be labeled: fmnist) and exports the encoder. */
+export async function runSupervised(cfg: PretrainConfig, opts: SupervisedOptions): Promise<void> {
+  const data = await openPretrainDataset(cfg.train, cfg.model.imageSize);
+  const ds = data.dataset as Partial<LabeledDataset> & typeof data.dataset;
+  if (typeof ds.label !== 'function' || !ds.numClasses)
+    throw new Error(`${ds.description}: a supervised run needs labeled data (--data fmnist)`);
+  const total = totalSteps(cfg, ds.size);
+  const sampler = new BatchSampler(ds.size, cfg.train.batchSize, cfg.train.seed);
+  const state = initState(cfg);
+  const head = initSupervisedHead(cfg, ds.numClasses);
+  const names = encoderNames(state);
+  const opt = initAdamW({ ...Object.fromEntries(names.map((k) => [k, state.student[k]])), 'sup.w': head.w, 'sup.b': head.b });
+  fs.mkdirSync(opts.out, { recursive: true });
+  const metricsFile = path.join(opts.out, 'metrics.jsonl');
+  writeFileAtomic(
+    path.join(opts.out, 'config.json'),
+    JSON.stringify({ ...cfg, supervised: true, backend: opts.backend, dataset: ds.description, totalSteps: total }, null, 2),
+  );
+  writeFileAtomic(metricsFile, '');
+  opts.log(`supervised ceiling: ${ds.description}, ${total} steps of ${cfg.train.batchSize}`);
+  const started = performance.now();
+  try {
+    while (state.step < total) {
+      const t0 = performance.now();
+      const batch = await loadPretrainBatch(ds, sampler, cfg, state.step);
+      const labels = Int32Array.from(sampler.indices(state.step), (i) => ds.label!(i));
+      const m = supervisedStep(state, head, opt, batch, labels, cfg, total);
+      const rec = { ...m, imagesPerSec: batch.size / ((performance.now() - t0) / 1000), elapsedSec: (performance.now() - started) / 1000 };
+      fs.appendFileSync(metricsFile, `${JSON.stringify(rec)}\n`);
+      opts.onStep?.(m, total);
+      if (!Number.isFinite(m.loss)) throw new Error(`supervised run diverged at step ${m.step}: lower --lr`);
+      await new Promise((r) => setImmediate(r));
+    }
+    // The evaluated encoder is the trained one: copy it where the export reads (no EMA here).
+    for (const name of names) state.teacher[name].assign(state.student[name]);
+    await exportTeacher(opts.out, state, cfg.model, {
+      step: state.step,
+      seed: cfg.train.seed,
+      backend: opts.backend,
+      preset: cfg.preset,
+      supervised: true,
+    });
+    writeFileAtomic(path.join(opts.out, SUPERVISED_FILE), JSON.stringify({ steps: total, seconds: (performance.now() - started) / 1000 }));
+  } finally {
+    disposeState(state);
+    tf.dispose([head.w, head.b, ...Object.values(opt.m), ...Object.values(opt.v)]);
+  }
+}

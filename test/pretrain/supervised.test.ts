@@ -1,0 +1,46 @@
+/** The supervised ceiling: loss falls on the labeled slice, only the encoder moves, the export loads for eval, nothing leaks. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadEncoder } from '../../src/model/io/load.js';
+import { initState, disposeState } from '../../src/pretrain/step.js';
+import { runSupervised, supervisedDone } from '../../src/pretrain/supervised.js';
+import { backendInfo } from '../../src/runtime/backend.js';
+import { tinyConfig } from './helpers.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-supervised-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe('supervised ceiling', () => {
+  it('trains the encoder with labels (loss falls), leaves the decoder at init, and exports what eval reads', async () => {
+    const cfg = tinyConfig({ dataDir: path.resolve('data/fmnist-slice'), batchSize: 32, steps: 40, lr: 3e-3 });
+    const out = path.join(tmp, 'run');
+    await runSupervised(
+      { ...cfg, train: { ...cfg.train, steps: 2 } },
+      { out: path.join(tmp, 'warm'), backend: backendInfo(), log: () => {} },
+    );
+    const before = tf.memory().numTensors; // after the layers' one-time caches (RoPE, masks) exist
+    await runSupervised(cfg, { out, backend: backendInfo(), log: () => {} });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(supervisedDone(out)).toBe(true);
+    const m = fs
+      .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { loss: number; batchAccuracy: number });
+    expect(m.length).toBe(40);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    expect(mean(m.slice(-10).map((x) => x.loss))).toBeLessThan(mean(m.slice(0, 5).map((x) => x.loss)) - 0.3);
+    expect(mean(m.slice(-10).map((x) => x.batchAccuracy))).toBeGreaterThan(0.3); // 10 classes: chance 0.1
+
+    const enc = loadEncoder(out, {});
+    const init = initState(cfg);
+    const diff = (name: string) => tf.tidy(() => tf.max(tf.abs(tf.sub(enc.params[name], init.teacher[name]))).dataSync()[0]);
+    expect(diff('encoder.blocks.0.residual1.fn.q_proj.weight')).toBeGreaterThan(1e-3);
+    expect(diff('patch_embed.weight')).toBeGreaterThan(1e-4);
+    expect(diff('decoder.blocks.0.residual1.fn.q_proj.weight')).toBe(0);
+    disposeState(init);
+  });
+});
