@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { EvalConfig } from '../eval/config.js';
 import { EvalConfigSchema } from '../eval/config.js';
 import type { EvalHooks } from '../eval/evaluate.js';
 import { evaluate, resultNames } from '../eval/evaluate.js';
@@ -169,17 +170,49 @@ async function ensureRun(run: StudyRun, o: StudyOptions): Promise<NodeJS.Signals
 }
 
 /** Skipped when every file the evaluation writes exists; otherwise only the models without a result run (features come from the cache). */
+/** The settings that make a result the one an evaluation would write (not a stale file from another run or protocol). */
+const DEFINING_FIELDS = [
+  'task',
+  'checkpoint',
+  'weights',
+  'probes',
+  'probeMode',
+  'probeSteps',
+  'epochs',
+  'batchSize',
+  'attentiveSteps',
+  'attentiveBatchSize',
+  'limitTrain',
+  'limitTest',
+  'scenesTrain',
+  'scenesTest',
+  'logregMaxIter',
+  'seed',
+] as const;
+
+/** A dense task's floor and ceiling rows depend on its data only (every evaluation of the task rewrites them). */
+const DATA_FIELDS = ['task', 'limitTrain', 'limitTest', 'scenesTrain', 'scenesTest', 'seed'] as const;
+
+/** Whether `file` holds the result of the evaluation `cfg` (same checkpoint and protocol; for a reference row, same data). */
+function madeBy(file: string, cfg: EvalConfig): boolean {
+  if (!fs.existsSync(file)) return false;
+  const r = readResult(file);
+  const made = r.config as Partial<EvalConfig>;
+  const fields = r.kind === 'reference' ? DATA_FIELDS : DEFINING_FIELDS;
+  return fields.every((k) => JSON.stringify(made[k]) === JSON.stringify(cfg[k]));
+}
+
 async function ensureEval(e: StudyEval, o: StudyOptions): Promise<void> {
   const cfg = evalConfig(e, o);
   const files = resultNames(cfg).map((n) => resultFile(o.resultsDir, e.task, n));
-  if (files.every((f) => fs.existsSync(f))) return;
+  if (files.every((f) => madeBy(f, cfg))) return;
   o.log(`study: evaluating ${cfg.name} on ${e.task} (${e.probes.join(', ')}${e.baselines ? ', with the baselines' : ''})`);
   // Models whose result exists are left out: a killed evaluation loses only the model in progress.
   await evaluate(cfg, {
     log: o.log,
     progress: o.progress,
     onResult: (r) => writeResult(o.resultsDir, r),
-    skipModel: (name) => fs.existsSync(resultFile(o.resultsDir, e.task, name)),
+    skipModel: (name) => madeBy(resultFile(o.resultsDir, e.task, name), cfg),
   });
 }
 
@@ -200,10 +233,13 @@ function reportInput(o: StudyOptions, study: { commits: string[]; started: strin
   const results: EvalResult[] = [];
   const seen = new Set<string>();
   for (const e of o.plan.evals) {
-    for (const n of resultNames(evalConfig(e, o))) {
+    const cfg = evalConfig(e, o);
+    for (const n of resultNames(cfg)) {
       const f = resultFile(o.resultsDir, e.task, n);
-      if (!seen.has(f) && fs.existsSync(f)) results.push(readResult(f));
-      seen.add(f);
+      if (!seen.has(f) && madeBy(f, cfg)) {
+        results.push(readResult(f));
+        seen.add(f);
+      }
     }
   }
   return {

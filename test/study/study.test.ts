@@ -51,6 +51,19 @@ describe('study --plan paper --dry-run', () => {
 describe('study --plan tiny', () => {
   it('is killed midway, resumed, and reports every section', async () => {
     const plan = PLANS.tiny();
+    // A stale result from another run in the results folder is not taken for the study's own.
+    const stale = path.join(out, 'fmnist', 'random-init.json');
+    fs.mkdirSync(path.dirname(stale), { recursive: true });
+    fs.writeFileSync(
+      stale,
+      JSON.stringify({
+        task: 'fmnist',
+        model: 'random-init',
+        kind: 'baseline',
+        metrics: { 'knn(avg).top1': 99 },
+        config: { checkpoint: 'runs/elsewhere' },
+      }),
+    );
     const killedAt = plan.runs[4].id;
     const first = await runUntil(`study: pretraining ${killedAt}`);
     const doneBefore = plan.runs.slice(0, 4).map((r) => r.id);
@@ -88,6 +101,7 @@ describe('study --plan tiny', () => {
       const png = fs.readFileSync(path.join(out, 'curves', `${f}.png`));
       expect(png.subarray(1, 4).toString()).toBe('PNG');
     }
+    expect(JSON.parse(fs.readFileSync(stale, 'utf8')).config.checkpoint).toBe(path.join(runs, plan.runs[0].id));
     // A third run finds everything done.
     const third = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 120_000 });
     expect(third.status).toBe(0);
