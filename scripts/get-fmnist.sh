@@ -12,8 +12,6 @@ if ! command -v apt-get >/dev/null 2>&1; then
   echo "error: Fashion-MNIST not found in $dir and apt-get is not available: download the upstream idx files and pass --dataDir DIR" >&2
   exit 1
 fi
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-$sudo apt-get update -q
-$sudo apt-get install -y -q dataset-fashion-mnist
+source "$(dirname "$0")/lib/apt.sh"
+apt_install dataset-fashion-mnist
 echo "Fashion-MNIST: $dir"

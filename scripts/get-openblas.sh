@@ -11,8 +11,6 @@ if ! command -v apt-get >/dev/null 2>&1; then
   echo "OpenBLAS: apt-get not available; skipping (capi-ts will run on plain wasm)" >&2
   exit 0
 fi
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-$sudo apt-get update -q
-$sudo apt-get install -y -q libopenblas-dev
+source "$(dirname "$0")/lib/apt.sh"
+apt_install libopenblas-dev
 echo "OpenBLAS: installed"
