@@ -1,7 +1,7 @@
 /** `npm run pretrain -- --preset fmnist-tiny --out runs/NAME [--steps N] [--resume] [--<field> value ...]` */
 import * as path from 'node:path';
 import { z } from 'zod';
-import { CONFIG_OVERRIDE_FIELDS, FMNIST_TINY_DEFAULTS, PRESET_NAMES, resolvePretrainConfig } from '../pretrain/config.js';
+import { CONFIG_OVERRIDE_FIELDS, FMNIST_TINY_DEFAULTS, isBuiltinData, PRESET_NAMES, resolvePretrainConfig } from '../pretrain/config.js';
 import { runPretraining } from '../pretrain/loop.js';
 import { BACKEND_FIELDS, initBackend } from '../runtime/backend.js';
 import { commandConfig, isMain, runMain, userPath } from './command.js';
@@ -40,7 +40,7 @@ export const PRETRAIN_COMMAND = {
 function pathOverrides(o: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (typeof o.dataDir === 'string' && o.dataDir) out.dataDir = userPath(o.dataDir);
-  if (typeof o.data === 'string' && !['fmnist', 'fmnist-scenes'].includes(o.data)) out.data = userPath(o.data);
+  if (typeof o.data === 'string' && !isBuiltinData(o.data)) out.data = userPath(o.data);
   return out;
 }
 

@@ -6,6 +6,10 @@ import { validate } from '../runtime/schema.js';
 
 const unit = z.number().min(0).max(1);
 
+/** `--data` values that name a built-in dataset; anything else is a folder of images. */
+export const BUILTIN_DATA = ['fmnist', 'fmnist-scenes'] as const;
+export const isBuiltinData = (data: string): boolean => (BUILTIN_DATA as readonly string[]).includes(data);
+
 export const TrainConfigSchema = z
   .object({
     data: z

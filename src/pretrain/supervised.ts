@@ -60,10 +60,16 @@ export function initSupervisedHead(cfg: PretrainConfig, classes: number): Superv
   return head;
 }
 
-/** One AdamW step of encoder + head on cross-entropy of the batch's labels. */
+/** What a supervised step trains: the encoder's variables and the head's, by name (built once per run). */
+export function supervisedParams(state: CapiState, head: SupervisedHead): Record<string, tf.Variable> {
+  return { ...Object.fromEntries(encoderNames(state).map((k) => [k, state.student[k]])), 'sup.w': head.w, 'sup.b': head.b };
+}
+
+/** One AdamW step of encoder + head (`params`, from supervisedParams) on cross-entropy of the batch's labels. */
 export function supervisedStep(
   state: CapiState,
   head: SupervisedHead,
+  params: Record<string, tf.Variable>,
   opt: AdamWState,
   batch: PretrainBatch,
   labels: Int32Array,
@@ -76,15 +82,9 @@ export function supervisedStep(
   const g = gridSize(mc);
   const n = g * g;
   const b = batch.size;
-  const names = encoderNames(state);
   const patches = tf.tensor3d(batch.patches, [b, n, mc.inChans * mc.patchSize ** 2]);
   const coords = tf.tensor3d(tokenCoords(g, g, mc.registers, allPositions(b, n), false), [b, mc.registers + n, 2]);
   const y = tf.tensor1d(labels, 'int32');
-  const params: Record<string, tf.Variable> = {
-    ...Object.fromEntries(names.map((k) => [k, state.student[k]])),
-    'sup.w': head.w,
-    'sup.b': head.b,
-  };
   let logits: tf.Tensor | undefined;
   const { value, grads } = tf.variableGrads(() => {
     const tokens = encodeFull(state.student, mc, patches, coords).slice([0, mc.registers, 0], [-1, -1, -1]);
@@ -129,8 +129,8 @@ export async function runSupervised(cfg: PretrainConfig, opts: SupervisedOptions
   const sampler = new BatchSampler(ds.size, cfg.train.batchSize, cfg.train.seed);
   const state = initState(cfg);
   const head = initSupervisedHead(cfg, ds.numClasses);
-  const names = encoderNames(state);
-  const opt = initAdamW({ ...Object.fromEntries(names.map((k) => [k, state.student[k]])), 'sup.w': head.w, 'sup.b': head.b });
+  const params = supervisedParams(state, head);
+  const opt = initAdamW(params);
   fs.mkdirSync(opts.out, { recursive: true });
   const metricsFile = path.join(opts.out, 'metrics.jsonl');
   writeFileAtomic(
@@ -145,7 +145,7 @@ export async function runSupervised(cfg: PretrainConfig, opts: SupervisedOptions
       const t0 = performance.now();
       const batch = await loadPretrainBatch(ds, sampler, cfg, state.step);
       const labels = Int32Array.from(sampler.indices(state.step), (i) => ds.label!(i));
-      const m = supervisedStep(state, head, opt, batch, labels, cfg, total);
+      const m = supervisedStep(state, head, params, opt, batch, labels, cfg, total);
       const rec = { ...m, imagesPerSec: batch.size / ((performance.now() - t0) / 1000), elapsedSec: (performance.now() - started) / 1000 };
       fs.appendFileSync(metricsFile, `${JSON.stringify(rec)}\n`);
       opts.onStep?.(m, total);
@@ -153,7 +153,7 @@ export async function runSupervised(cfg: PretrainConfig, opts: SupervisedOptions
       await new Promise((r) => setImmediate(r));
     }
     // The evaluated encoder is the trained one: copy it where the export reads (no EMA here).
-    for (const name of names) state.teacher[name].assign(state.student[name]);
+    for (const name of encoderNames(state)) state.teacher[name].assign(state.student[name]);
     await exportTeacher(opts.out, state, cfg.model, {
       step: state.step,
       seed: cfg.train.seed,

@@ -16,7 +16,7 @@ import type { EvalHooks } from '../eval/evaluate.js';
 import { evaluate, resultNames } from '../eval/evaluate.js';
 import type { EvalResult } from '../eval/result.js';
 import { CHECKPOINT_FILE } from '../pretrain/checkpoint.js';
-import { resolvePretrainConfig } from '../pretrain/config.js';
+import { isBuiltinData, resolvePretrainConfig } from '../pretrain/config.js';
 import type { StepRecord } from '../pretrain/loop.js';
 import { runPretraining } from '../pretrain/loop.js';
 import { runSupervised, supervisedDone } from '../pretrain/supervised.js';
@@ -70,7 +70,7 @@ const repoPath = (p: unknown) => (typeof p === 'string' && p && !path.isAbsolute
 function runFields(run: StudyRun): Record<string, unknown> {
   const f = { ...run.fields };
   if (f.dataDir) f.dataDir = repoPath(f.dataDir);
-  if (typeof f.data === 'string' && !['fmnist', 'fmnist-scenes'].includes(f.data)) f.data = repoPath(f.data);
+  if (typeof f.data === 'string' && !isBuiltinData(f.data)) f.data = repoPath(f.data);
   return f;
 }
 
