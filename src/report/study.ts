@@ -486,6 +486,7 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
     (r) => r.metrics.length && r.metrics.length >= ((r.config?.totalSteps as number) ?? Number.POSITIVE_INFINITY),
   ).length;
   const minutes = input.runs.reduce((a, r) => a + (r.metrics.at(-1)?.elapsedSec ?? 0), 0) / 60;
+  const evalMinutes = input.results.reduce((a, r) => a + (r.seconds?.total ?? 0), 0) / 60;
   const backend = input.runs.find((r) => r.config)?.config?.backend as { provider?: string; threads?: number } | undefined;
   const section = (t: ReportTable | undefined) => (t ? `${md(t)}\n` : '');
   const byName = (n: string) => tables.find((t) => t.name === n);
@@ -494,9 +495,10 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
 ${input.plan.summary}.
 
 - Progress: ${finished} of ${input.runs.length} pretraining runs finished, ${input.results.length} evaluation results (rows missing below are "not run" yet).
-- Pretraining wall time so far: ${minutes.toFixed(0)} min on ${backend?.provider ?? '?'} (${backend?.threads ?? '?'} threads); plan estimate: ${input.plan.estimate}.
+- Wall time so far: pretraining ${minutes.toFixed(0)} min, evaluation ${evalMinutes.toFixed(0)} min (each result's own time), ${((minutes + evalMinutes) / 60).toFixed(1)} h in all, on ${backend?.provider ?? '?'} (${backend?.threads ?? '?'} threads); plan estimate: ${input.plan.estimate}.
 - Started ${input.started}; code: ${input.commits.join(', ')}${input.commits.length > 1 ? ' (more than one commit: the study was resumed on newer code)' : ''}.
-- Rerun or continue: \`npm run study -- --plan ${input.plan.name}\` (finished units are skipped, an interrupted run resumes from its checkpoint).
+- Rerun or continue: \`npm run study -- --plan ${input.plan.name}\` (finished units are skipped, an interrupted run resumes from its checkpoint;
+  this folder alone is enough to continue on another machine: a finished run's record is kept in \`runs/\` here).
 
 ${LEGEND}
 
@@ -537,8 +539,8 @@ ${markdownTable(
   ['run', 'task', 'weights', 'probes', 'settings'],
   input.evalSettings.map((e) => [e.run, e.task, e.weights, e.probes.join(', '), JSON.stringify(e.config)]),
 )}
-Every result's JSON (config, seed, backend, timings, held-out curves) is under \`<task>/\`; every run's config and metrics under the runs folder
-recorded in \`study.json\`.
+Every result's JSON (config, seed, backend, timings, held-out curves) is under \`<task>/\`; every finished run's config and per-step
+metrics under \`runs/<run>/\`.
 `;
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'REPORT.md');

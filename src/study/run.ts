@@ -5,6 +5,11 @@
  * what it has. Everything a unit writes is atomic (checkpoints, results), so killing the process
  * at any point loses at most the steps since the last checkpoint or the model being evaluated; a
  * rerun of the same command continues.
+ *
+ * The results folder alone carries a study from one machine to the next: a finished run's record
+ * (config.json, metrics.jsonl) is copied to <results>/runs/<id>/, and a run whose record and
+ * evaluations are all there is not needed again, so a checkout of the results folder (say, in
+ * git) continues the study where the checkpoints (not meant for git) are gone.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -53,6 +58,26 @@ export interface StudyOutcome {
 }
 
 const STUDY_FILE = 'study.json';
+
+/** What the report needs of a run, kept with the results (checkpoints stay in the runs folder). */
+const RECORD_FILES = ['config.json', 'metrics.jsonl', 'supervised.json'] as const;
+const recordDir = (o: StudyOptions, id: string) => path.join(o.resultsDir, 'runs', id);
+
+/** Copies a finished run's record into the results folder. */
+function saveRecord(run: StudyRun, o: StudyOptions): void {
+  for (const f of RECORD_FILES) {
+    const src = path.join(o.runsDir, run.id, f);
+    if (fs.existsSync(src)) writeFileAtomic(path.join(recordDir(o, run.id), f), fs.readFileSync(src));
+  }
+}
+
+/** A run is needed no more once its record is kept and every evaluation of it has its results. */
+function runComplete(run: StudyRun, o: StudyOptions): boolean {
+  return (
+    fs.existsSync(path.join(recordDir(o, run.id), 'config.json')) &&
+    o.plan.evals.filter((e) => e.run === run.id).every((e) => evalDone(e, o))
+  );
+}
 
 function gitCommit(): string {
   try {
@@ -169,7 +194,6 @@ async function ensureRun(run: StudyRun, o: StudyOptions): Promise<NodeJS.Signals
   return r.interrupted;
 }
 
-/** Skipped when every file the evaluation writes exists; otherwise only the models without a result run (features come from the cache). */
 /** The settings that make a result the one an evaluation would write (not a stale file from another run or protocol). */
 const DEFINING_FIELDS = [
   'task',
@@ -193,19 +217,30 @@ const DEFINING_FIELDS = [
 /** A dense task's floor and ceiling rows depend on its data only (every evaluation of the task rewrites them). */
 const DATA_FIELDS = ['task', 'limitTrain', 'limitTest', 'scenesTrain', 'scenesTest', 'seed'] as const;
 
-/** Whether `file` holds the result of the evaluation `cfg` (same checkpoint and protocol; for a reference row, same data). */
+/**
+ * Whether `file` holds the result of the evaluation `cfg` (same checkpoint and protocol; for a
+ * reference row, same data). A checkpoint is the study's run of that name wherever the runs
+ * folder lies (a study continued on another machine has another path).
+ */
 function madeBy(file: string, cfg: EvalConfig): boolean {
   if (!fs.existsSync(file)) return false;
   const r = readResult(file);
   const made = r.config as Partial<EvalConfig>;
   const fields = r.kind === 'reference' ? DATA_FIELDS : DEFINING_FIELDS;
-  return fields.every((k) => JSON.stringify(made[k]) === JSON.stringify(cfg[k]));
+  const norm = (c: Partial<EvalConfig>, k: (typeof fields)[number]) =>
+    JSON.stringify(k === 'checkpoint' && typeof c.checkpoint === 'string' ? path.basename(c.checkpoint) : c[k]);
+  return fields.every((k) => norm(made, k) === norm(cfg, k));
 }
 
-async function ensureEval(e: StudyEval, o: StudyOptions): Promise<void> {
+function evalDone(e: StudyEval, o: StudyOptions): boolean {
   const cfg = evalConfig(e, o);
-  const files = resultNames(cfg).map((n) => resultFile(o.resultsDir, e.task, n));
-  if (files.every((f) => madeBy(f, cfg))) return;
+  return resultNames(cfg).every((n) => madeBy(resultFile(o.resultsDir, e.task, n), cfg));
+}
+
+/** Skipped when every file the evaluation writes is its result; otherwise only the models without one run (features come from the cache). */
+async function ensureEval(e: StudyEval, o: StudyOptions): Promise<void> {
+  if (evalDone(e, o)) return;
+  const cfg = evalConfig(e, o);
   o.log(`study: evaluating ${cfg.name} on ${e.task} (${e.probes.join(', ')}${e.baselines ? ', with the baselines' : ''})`);
   // Models whose result exists are left out: a killed evaluation loses only the model in progress.
   await evaluate(cfg, {
@@ -219,7 +254,9 @@ async function ensureEval(e: StudyEval, o: StudyOptions): Promise<void> {
 /** What the report reads: every run's config and metrics and every result the plan names, as they exist now. */
 function reportInput(o: StudyOptions, study: { commits: string[]; started: string }): StudyReportInput {
   const runs = o.plan.runs.map((r) => {
-    const dir = path.join(o.runsDir, r.id);
+    // The run folder while it exists (a run in progress), else the record kept with the results.
+    const live = path.join(o.runsDir, r.id);
+    const dir = fs.existsSync(path.join(live, 'config.json')) ? live : recordDir(o, r.id);
     const cfgFile = path.join(dir, 'config.json');
     return {
       id: r.id,
@@ -261,11 +298,16 @@ export async function runStudy(o: StudyOptions): Promise<StudyOutcome> {
   const units = o.plan.runs.length + o.plan.evals.length;
   let done = 0;
   for (const run of o.plan.runs) {
+    if (runComplete(run, o)) {
+      done += 1 + o.plan.evals.filter((x) => x.run === run.id).length;
+      continue;
+    }
     const interrupted = await ensureRun(run, o);
     if (interrupted) {
       await report();
       return { interrupted, report: path.join(o.resultsDir, 'REPORT.md') };
     }
+    saveRecord(run, o);
     done++;
     for (const e of o.plan.evals.filter((x) => x.run === run.id)) {
       await ensureEval(e, o);

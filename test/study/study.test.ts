@@ -106,5 +106,17 @@ describe('study --plan tiny', () => {
     const third = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 120_000 });
     expect(third.status).toBe(0);
     expect(third.stderr).not.toMatch(/pretraining|evaluating/);
+    // On another machine only the results folder is there (checked out from git, say): nothing
+    // is redone, and the report still has every run's diagnostics, from the records kept there.
+    for (const r of plan.runs) expect(fs.existsSync(path.join(out, 'runs', r.id, 'metrics.jsonl')), r.id).toBe(true);
+    fs.rmSync(runs, { recursive: true });
+    fs.rmSync(path.join(out, 'REPORT.md'));
+    const elsewhere = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 120_000 });
+    expect(elsewhere.status, elsewhere.stderr).toBe(0);
+    expect(elsewhere.stderr).not.toMatch(/pretraining|training the supervised|evaluating/);
+    expect(fs.existsSync(runs) ? fs.readdirSync(runs) : []).toEqual([]);
+    const again = fs.readFileSync(path.join(out, 'REPORT.md'), 'utf8');
+    expect(again).toContain(`${plan.runs.length} of ${plan.runs.length} pretraining runs finished`);
+    expect(again.replace(/^.*(started|commit).*$/gm, '')).toBe(report.replace(/^.*(started|commit).*$/gm, ''));
   });
 });
