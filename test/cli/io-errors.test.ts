@@ -60,10 +60,17 @@ describe('outputs are checked before any work', () => {
     expect(r.code).toBe(1);
     expect(r.error).toContain('cannot write to');
     expect(r.error).toContain('ENOTDIR');
-    // The committed results/fmnist/random-init.json is tracked by git: refused.
-    r = cli('src/cli/eval.ts', ['--task', 'fmnist', '--checkpoint', run, '--out', 'results', '--name', 'some-run']);
+    // Results tracked by git (committed results, as in this repository's results/): refused.
+    const repo = path.join(tmp, 'repo');
+    fs.mkdirSync(path.join(repo, 'results', 'fmnist'), { recursive: true });
+    for (const f of ['random-init.json', 'pixels.json']) fs.writeFileSync(path.join(repo, 'results', 'fmnist', f), '{}');
+    const git = (...a: string[]) => spawnSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@t', ...a], { encoding: 'utf8' });
+    git('init', '-q');
+    git('add', '.');
+    expect(git('commit', '-qm', 'results').status).toBe(0);
+    r = cli('src/cli/eval.ts', ['--task', 'fmnist', '--checkpoint', run, '--out', path.join(repo, 'results'), '--name', 'some-run']);
     expect(r.error).toBe(
-      `error: eval would replace ${path.resolve('results/fmnist/random-init.json')} and 1 more, tracked by git: pass --overwrite, or choose another --out`,
+      `error: eval would replace ${path.join(repo, 'results/fmnist/random-init.json')} and 1 more, tracked by git: pass --overwrite, or choose another --out`,
     );
     expect(performance.now() - t0).toBeLessThan(30_000); // no features were extracted
     // The default output is a folder of its own, never the committed results/.
