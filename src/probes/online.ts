@@ -60,6 +60,7 @@ export async function trainProbeGridsOnline(
       grid,
       iterations: total,
       batchSize: opts.batchSize,
+      heldOut: val.length,
       curve: curves[k].points,
       seconds,
     };

@@ -177,6 +177,7 @@ export function trainProbeGrid(family: ProbeFamily, train: ProbeData, test: Prob
     grid,
     iterations: total,
     batchSize: opts.batchSize,
+    heldOut: val.length,
     curve: curve.points,
     seconds,
   };

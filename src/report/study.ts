@@ -426,7 +426,7 @@ function claimsTable(claims: Claim[]): ReportTable {
 const LEGEND =
   'Cells: mean ± std over seeds (n), [SE] the standard error of that mean: sqrt(std² / n + test-set SE²), where the test-set SE is binomial ' +
   'for accuracies and a bootstrap over test images for mIoU; † a seed’s selected probe lr lies at the edge of its grid; * a seed’s selected probe ' +
-  'had not plateaued (held-out accuracy moved > 0.3 points over its last 20% of steps).';
+  'had not plateaued (held-out accuracy moved over its last 20% of steps by more than 0.3 points and more than one held-out SE).';
 
 const md = (t: ReportTable) => `### ${t.title}\n\n${markdownTable(t.header, t.rows)}${t.note ? `\n${t.note}\n` : ''}`;
 

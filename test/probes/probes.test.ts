@@ -87,9 +87,11 @@ describe('probe grids', () => {
 
   it('grid, split and schedule follow the spec', () => {
     const g = probeGrid(1024);
-    expect(g.length).toBe(30);
+    // The reference's 10 lrs x 3 wds (scaled by 1024 / 256), then the three lrs added above them.
+    expect(g.length).toBe(39);
     expect(g[0]).toEqual({ lr: 4e-5, wd: 5e-4 });
     expect(g[29].lr).toBeCloseTo(4e-2, 12);
+    expect(g.slice(30).map((x) => x.lr)).toEqual([8e-2, 8e-2, 8e-2, 0.2, 0.2, 0.2, 0.4, 0.4, 0.4]);
     const s = heldOutSplit(1000);
     expect(s.train.length).toBe(900);
     expect(new Set([...s.train, ...s.val]).size).toBe(1000);
@@ -216,10 +218,27 @@ describe('convergence and grid-edge flags', () => {
       { step: 8, valAccuracy: grid.map(() => 0.5) },
       { step: 10, valAccuracy: grid.map((_, i) => (i === grid.length - 1 ? 0.9 : 0.5)) },
     ];
-    const q = probeQuality({ grid, best: grid.length - 1, curve });
+    const q = probeQuality({ grid, best: grid.length - 1, curve, heldOut: 10000 });
     expect(q.lrAtGridEdge).toBe(true);
     expect(q.wdAtGridEdge).toBe(true);
     expect(q.lateChange).toBeCloseTo(0.4, 9);
     expect(q.converged).toBe(false);
+  });
+
+  it('counts as flat a late change below 0.3 points, or below what the held-out set resolves (one binomial SE)', () => {
+    const grid = probeGrid(256);
+    const at = (acc: number) => grid.map(() => acc);
+    const curve = [
+      { step: 80, valAccuracy: at(0.796) },
+      { step: 100, valAccuracy: at(0.8) },
+    ];
+    // 0.4 points: over 6,000 held-out rows one SE is sqrt(0.8 * 0.2 / 6000) = 0.52 points: flat.
+    const small = probeQuality({ grid, best: 4, curve, heldOut: 6000 });
+    expect(small.plateauTolerance).toBeCloseTo(Math.sqrt(0.16 / 6000), 12);
+    expect(small.converged).toBe(true);
+    // Over 100,000 rows the SE is 0.13 points, so the 0.3-point floor applies: not flat.
+    const large = probeQuality({ grid, best: 4, curve, heldOut: 100000 });
+    expect(large.plateauTolerance).toBe(0.003);
+    expect(large.converged).toBe(false);
   });
 });
