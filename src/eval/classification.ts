@@ -5,6 +5,7 @@ import { augmentedFeatures } from '../features/augmented.js';
 import type { Features } from '../features/extract.js';
 import { knnClassify } from '../probes/knn-classify.js';
 import type { GridResult } from '../probes/grid.js';
+import type { ProbeQuality } from '../probes/grid.js';
 import { probeQuality } from '../probes/grid.js';
 import type { OnlineSource } from '../probes/online.js';
 import { trainProbeGridsOnline } from '../probes/online.js';
@@ -24,6 +25,13 @@ const MODE_NOTE = {
 };
 
 /** Classification: the data and labels once; per model, features then the asked-for classifiers. */
+/** Why a probe counts as not converged, for its note. */
+function notConverged(q: ProbeQuality): string {
+  return q.halfScheduleGain !== undefined
+    ? `half the steps: held-out ${(100 * q.halfScheduleGain).toFixed(2)} points lower`
+    : `held-out moved ${(100 * q.lateChange).toFixed(2)} points over the last 20%`;
+}
+
 export async function classificationRunner(ctx: Context, task: ClassificationTask): Promise<ModelRunner> {
   const { cfg, hooks } = ctx;
   const data = task.load(cfg);
@@ -64,7 +72,7 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
       o.quality[c.metric] = { se: binomialSE(r.testAccuracy, yte.length), atGridEdge: q.lrAtGridEdge, converged: q.converged };
       o.notes[c.metric] =
         `best of ${r.grid.length} (lr ${best.lr.toExponential(1)}, wd ${best.wd}) on 10% held out; ${r.iterations} steps of ${r.batchSize}, ${MODE_NOTE[cfg.probeMode]}` +
-        `${q.lrAtGridEdge ? '; lr at the grid edge' : ''}${q.converged ? '' : `; held-out not plateaued (${(100 * q.lateChange).toFixed(2)} points over the last 20%)`}`;
+        `${q.lrAtGridEdge ? '; lr at the grid edge' : ''}${q.converged ? '' : `; not converged (${notConverged(q)})`}`;
       o.details[name] = {
         valAccuracy: r.valAccuracy,
         grid: r.grid,

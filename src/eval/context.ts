@@ -14,6 +14,7 @@ import { backendInfo, WASM_HEAP_BYTES, WASM_HEAP_RESERVE } from '../runtime/back
 import type { EvalConfig } from './config.js';
 import type { MetricNotes, MetricQualities, Metrics } from './metrics.js';
 import type { EvalResult } from './result.js';
+import { EVAL_PROTOCOL } from './result.js';
 import { TASKS } from './tasks.js';
 
 /** A phase's progress sink (the CLI draws a bar; tests may record). */
@@ -115,6 +116,7 @@ export function toResult(
   const segmentation = TASKS[cfg.task].kind === 'segmentation';
   return {
     task: cfg.task,
+    protocol: EVAL_PROTOCOL,
     // Reference-mode probes are another protocol: their own row (and file) next to the fast one.
     model: cfg.probeMode === 'reference' && !segmentation ? `${name} (reference probes)` : name,
     kind: entry.kind,

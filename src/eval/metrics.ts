@@ -29,7 +29,7 @@ export interface MetricQuality {
   se?: number;
   /** The selected hyper-parameter lies on the edge of its grid. */
   atGridEdge?: boolean;
-  /** The selected probe's held-out accuracy plateaued (probe grids only). */
+  /** The selected probe's held-out accuracy converged in the schedule length (probe grids only; probes/grid.ts probeQuality). */
   converged?: boolean;
 }
 

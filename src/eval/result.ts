@@ -1,8 +1,17 @@
 /** What one evaluation of one model produces (written by src/report/results.ts). */
 import type { MetricNotes, MetricQualities, Metrics } from './metrics.js';
 
+/**
+ * Version of the evaluation protocol as code (not config) defines it; a result of another version
+ * is not the result today's evaluation would write. 2: the 39-point probe grid and the
+ * half-schedule convergence test (2026-12-02); absent: before.
+ */
+export const EVAL_PROTOCOL = 2;
+
 export interface EvalResult {
   task: string;
+  /** EVAL_PROTOCOL of the code that wrote it. */
+  protocol?: number;
   model: string;
   /** 'capi' for a checkpoint, 'baseline' for init / random-init / pixel features, 'reference' for a task's floors and ceiling. */
   kind: 'capi' | 'baseline' | 'reference';

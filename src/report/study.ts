@@ -53,7 +53,7 @@ export interface Aggregate {
   n: number;
   /** sqrt(std^2 / n + mean test-set SE^2); the test-set SE alone when n = 1. */
   se: number;
-  /** Some seed's probe chose a grid-edge point / did not plateau. */
+  /** Some seed's probe chose a grid-edge point / did not converge. */
   atGridEdge: boolean;
   notConverged: boolean;
 }
@@ -426,14 +426,14 @@ function claimsTable(claims: Claim[]): ReportTable {
 const LEGEND =
   'Cells: mean ± std over seeds (n), [SE] the standard error of that mean: sqrt(std² / n + test-set SE²), where the test-set SE is binomial ' +
   'for accuracies and a bootstrap over test images for mIoU; † a seed’s selected probe lr lies at the edge of its grid; * a seed’s selected probe ' +
-  'had not plateaued (held-out accuracy moved over its last 20% of steps by more than 0.3 points and more than one held-out SE).';
+  'had not converged (the chosen point trained with half the steps is further than 0.3 points and one held-out SE below it).';
 
 const md = (t: ReportTable) => `### ${t.title}\n\n${markdownTable(t.header, t.rows)}${t.note ? `\n${t.note}\n` : ''}`;
 
 /** What the selection flags of a claim's two rows say (a probe at its grid edge or not converged weakens the comparison). */
 function flagEvidence(c: Claim): string {
   const flags = (x: Aggregate | undefined, who: string) =>
-    [x?.atGridEdge ? `${who}'s probe chose an lr at the grid edge` : '', x?.notConverged ? `${who}'s probe had not plateaued` : ''].filter(
+    [x?.atGridEdge ? `${who}'s probe chose an lr at the grid edge` : '', x?.notConverged ? `${who}'s probe had not converged` : ''].filter(
       Boolean,
     );
   const all = [...flags(c.a, 'A'), ...flags(c.b, 'B')];

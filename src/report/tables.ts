@@ -80,7 +80,7 @@ function cell(v: number | undefined, q: MetricQuality | undefined): string {
 
 export const LEGEND =
   '± one test-set standard error (binomial for accuracies; for mIoU, bootstrap over test images); † the selected hyper-parameter (lr for probes) is at the edge of its grid; ' +
-  '* the selected probe’s held-out accuracy moved over its last 20% of steps by more than 0.3 points and more than one binomial SE of the held-out set (not converged). ' +
+  '* not converged: the selected probe’s held-out accuracy changes by more than 0.3 points and one binomial SE of the held-out set when its schedule is halved. ' +
   'Results written before 2026-12-01 carry no standard errors or flags.';
 
 export function tableMarkdown(t: Table): string {

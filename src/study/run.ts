@@ -20,6 +20,7 @@ import { EvalConfigSchema } from '../eval/config.js';
 import type { EvalHooks } from '../eval/evaluate.js';
 import { evaluate, resultNames } from '../eval/evaluate.js';
 import type { EvalResult } from '../eval/result.js';
+import { EVAL_PROTOCOL } from '../eval/result.js';
 import { CHECKPOINT_FILE } from '../pretrain/checkpoint.js';
 import { isBuiltinData, resolvePretrainConfig } from '../pretrain/config.js';
 import type { StepRecord } from '../pretrain/loop.js';
@@ -218,13 +219,14 @@ const DEFINING_FIELDS = [
 const DATA_FIELDS = ['task', 'limitTrain', 'limitTest', 'scenesTrain', 'scenesTest', 'seed'] as const;
 
 /**
- * Whether `file` holds the result of the evaluation `cfg` (same checkpoint and protocol; for a
- * reference row, same data). A checkpoint is the study's run of that name wherever the runs
+ * Whether `file` holds the result of the evaluation `cfg` (same checkpoint, protocol version and
+ * settings; for a reference row, same data). A checkpoint is the study's run of that name wherever the runs
  * folder lies (a study continued on another machine has another path).
  */
 function madeBy(file: string, cfg: EvalConfig): boolean {
   if (!fs.existsSync(file)) return false;
   const r = readResult(file);
+  if (r.kind !== 'reference' && r.protocol !== EVAL_PROTOCOL) return false;
   const made = r.config as Partial<EvalConfig>;
   const fields = r.kind === 'reference' ? DATA_FIELDS : DEFINING_FIELDS;
   const norm = (c: Partial<EvalConfig>, k: (typeof fields)[number]) =>

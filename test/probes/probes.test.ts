@@ -203,12 +203,14 @@ describe('convergence and grid-edge flags', () => {
     expect(r.iterations).toBe(12500);
     expect(Math.abs(r.testAccuracy - bayesAccuracy(1.5))).toBeLessThan(0.03); // 2.5 binomial SE on 1000 test rows
     expect(q.lrAtGridEdge).toBe(false);
+    expect(r.halfSchedule?.steps).toBe(6250);
     expect(q.converged).toBe(true);
   }, 600_000); // over 120 s on a loaded machine
 
   it('an intentionally too short schedule is flagged as not converged', () => {
     const r = trainProbeGrid(linearFamily, oneHot(2000, 1), oneHot(1000, 2), 4, { epochs: 0, steps: 3, batchSize: 256, seed: 0 });
     expect(r.iterations).toBe(3);
+    expect(r.halfSchedule?.steps).toBe(1);
     expect(probeQuality(r).converged).toBe(false);
   });
 
@@ -240,5 +242,20 @@ describe('convergence and grid-edge flags', () => {
     const large = probeQuality({ grid, best: 4, curve, heldOut: 100000 });
     expect(large.plateauTolerance).toBe(0.003);
     expect(large.converged).toBe(false);
+  });
+
+  it('with a half-schedule run, convergence is judged on it, not on the late change of the curve', () => {
+    const grid = probeGrid(256);
+    const curve = [
+      { step: 80, valAccuracy: grid.map(() => 0.78) },
+      { step: 100, valAccuracy: grid.map(() => 0.8) },
+    ];
+    // The cosine anneal adds 2 points over the last 20%, but half the steps reach 79.9: converged.
+    const annealed = probeQuality({ grid, best: 4, curve, heldOut: 100000, halfSchedule: { steps: 50, valAccuracy: 0.799 } });
+    expect(annealed.lateChange).toBeCloseTo(0.02, 12);
+    expect(annealed.halfScheduleGain).toBeCloseTo(0.001, 12);
+    expect(annealed.converged).toBe(true);
+    // Half the steps 1 point lower: doubling would likely still gain.
+    expect(probeQuality({ grid, best: 4, curve, heldOut: 100000, halfSchedule: { steps: 50, valAccuracy: 0.79 } }).converged).toBe(false);
   });
 });
