@@ -6,7 +6,7 @@ import type { Features } from '../features/extract.js';
 import { knnClassify } from '../probes/knn-classify.js';
 import type { GridResult } from '../probes/grid.js';
 import type { ProbeQuality } from '../probes/grid.js';
-import { probeQuality } from '../probes/grid.js';
+import { PROBE_LRS, probeQuality, REFERENCE_PROBE_LRS } from '../probes/grid.js';
 import type { OnlineSource } from '../probes/online.js';
 import { trainProbeGridsOnline } from '../probes/online.js';
 import { trainProbeGrid } from '../probes/train.js';
@@ -86,7 +86,8 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
       };
       o.seconds[name] = r.seconds;
     };
-    const opts = { ...probeSchedule(cfg), batchSize: cfg.batchSize, seed: cfg.seed };
+    const lrs = cfg.probeLrs === 'paper' ? REFERENCE_PROBE_LRS : PROBE_LRS;
+    const opts = { ...probeSchedule(cfg), batchSize: cfg.batchSize, seed: cfg.seed, lrs };
     const onProgress = (label: string) => {
       let bar: Progress | undefined;
       return (done: number, total: number, best?: number) => {

@@ -31,6 +31,12 @@ export const EvalConfigSchema = z
     limitTest: count('evaluate the first N test images; 0: all'),
     scenesTrain: z.number().int().min(1).default(2000).describe('fmnist-scenes training canvases'),
     scenesTest: z.number().int().min(1).default(500).describe('fmnist-scenes test canvases'),
+    probeLrs: z
+      .enum(['extended', 'paper'])
+      .default('extended')
+      .describe(
+        "probe grids' peak lrs: the paper's 10 (1e-5 .. 1e-2) plus 2e-2, 5e-2, 1e-1, which small encoders need; or the paper's alone",
+      ),
     probeMode: z
       .enum(['fast', 'reference'])
       .default('fast')

@@ -27,8 +27,8 @@ export interface GridPoint {
 }
 
 /** lr-major, wd-minor; lrs scaled by batch / 256 as the reference does (linear scaling rule). */
-export function probeGrid(batchSize: number): GridPoint[] {
-  return PROBE_LRS.flatMap((lr) => PROBE_WDS.map((wd) => ({ lr: (lr * batchSize) / 256, wd })));
+export function probeGrid(batchSize: number, lrs: readonly number[] = PROBE_LRS): GridPoint[] {
+  return lrs.flatMap((lr) => PROBE_WDS.map((wd) => ({ lr: (lr * batchSize) / 256, wd })));
 }
 
 /** Train / held-out indices: permutation seeded with `seed`, first round(0.9 n) train. */

@@ -33,7 +33,7 @@ export async function trainProbeGridsOnline(
   opts: ProbeOptions,
   batchFeatures: BatchFeatures,
 ): Promise<Record<string, GridResult>> {
-  const grid = opts.grid ?? probeGrid(opts.batchSize);
+  const grid = opts.grid ?? probeGrid(opts.batchSize, opts.lrs);
   const { train: tr, val } = heldOutSplit(labels.length);
   const rng = new Rng(opts.seed);
   const trainers = sources.map((s) => createGridTrainer(s.family, grid, s.rowShape[s.rowShape.length - 1], classes, rng));

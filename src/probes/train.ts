@@ -21,6 +21,8 @@ export interface ProbeOptions {
   batchSize: number;
   seed: number;
   grid?: GridPoint[];
+  /** Peak lrs of the default grid (before the batch / 256 scaling); default PROBE_LRS. */
+  lrs?: readonly number[];
   /** Held-out accuracy is measured at this many evenly spaced steps (the last one selects). */
   curvePoints?: number;
   /**
@@ -157,7 +159,7 @@ export function* probeBatches(
 
 /** Fast mode: the grid on cached, un-augmented features. */
 export function trainProbeGrid(family: ProbeFamily, train: ProbeData, test: ProbeData, classes: number, opts: ProbeOptions): GridResult {
-  const grid = opts.grid ?? probeGrid(opts.batchSize);
+  const grid = opts.grid ?? probeGrid(opts.batchSize, opts.lrs);
   const { train: tr, val } = heldOutSplit(train.labels.length);
   const rng = new Rng(opts.seed);
   const g = createGridTrainer(family, grid, train.rowShape[train.rowShape.length - 1], classes, rng);

@@ -202,6 +202,7 @@ const DEFINING_FIELDS = [
   'weights',
   'probes',
   'probeMode',
+  'probeLrs',
   'probeSteps',
   'epochs',
   'batchSize',

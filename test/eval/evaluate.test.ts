@@ -68,7 +68,8 @@ describe('evaluate()', () => {
   it('reproduces the pre-redesign classification numbers, fast and reference probes', async (ctx) => {
     if (!exact()) ctx.skip();
     const fast = await evaluate(
-      config({ task: 'fmnist', limitTrain: 200, limitTest: 60, probes: ['attentive', 'predictor-pooling'] }),
+      // The pre-redesign code had the paper's 30-point grid.
+      config({ task: 'fmnist', limitTrain: 200, limitTest: 60, probes: ['attentive', 'predictor-pooling'], probeLrs: 'paper' }),
       recordingHooks(),
     );
     const ref = await evaluate(
@@ -78,6 +79,7 @@ describe('evaluate()', () => {
         limitTest: 60,
         probes: ['attentive', 'predictor-pooling'],
         probeMode: 'reference',
+        probeLrs: 'paper',
         baselines: false,
       }),
       recordingHooks(),
