@@ -193,7 +193,8 @@ export const PLANS: Record<string, () => Plan> = {
       name: 'small',
       summary:
         'fmnist-tiny, 3 epochs (703 steps) a run, every Table 1 arm in both families, 3 seeds of the default; fmnist on its full 60k / 10k splits, scenes on 2,000 / 1,000 canvases',
-      estimate: 'about 6-7 hours on 2 cores with the native path (16 runs of ~13 min, then their evaluations); resumable across sessions',
+      estimate:
+        'about 8-9 hours on 2 cores with the native path (measured: an fmnist run 11 min; an fmnist model evaluated 20 min with the attentive probe, 11 without); resumable, also from this folder alone on another machine',
       preset: 'fmnist-tiny',
       families: [
         {
