@@ -26,6 +26,7 @@ export const STUDY_COMMAND = {
       .describe("results folder (REPORT.md, tables/, curves/, <task>/); '': results for small, studies/<plan> otherwise"),
     runs: z.string().default('').describe("pretraining run folders; '': runs/study-<plan>"),
     cacheDir: z.string().default('.cache/features').describe("feature cache of the evaluations; '': none"),
+    reportOnly: z.boolean().default(false).describe('only rebuild REPORT.md, tables/ and curves/ from the results and runs that exist'),
     dryRun: z.boolean().default(false).describe("write the plan (every run's and evaluation's configuration) to <out>/plan.json and exit"),
     ...BACKEND_FIELDS,
   }),
@@ -53,6 +54,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     cacheDir: c.cacheDir ? userPath(c.cacheDir) : '',
     log: (l) => console.error(l),
     progress: (label, total) => new ProgressBar(total, label),
+    reportOnly: c.reportOnly,
   });
   if (outcome.interrupted) {
     console.error(
@@ -61,7 +63,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     process.exitCode = 128 + (outcome.interrupted === 'SIGINT' ? 2 : 15);
     return;
   }
-  console.error(`study ${c.plan} complete: ${outcome.report}`);
+  console.error(c.reportOnly ? `report rebuilt: ${outcome.report}` : `study ${c.plan} complete: ${outcome.report}`);
 }
 
 if (isMain(import.meta.url)) runMain(main);

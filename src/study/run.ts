@@ -50,6 +50,8 @@ export interface StudyOptions {
   log: (line: string) => void;
   /** Progress of long phases (pretraining steps, features, probes). */
   progress: EvalHooks['progress'];
+  /** Only rebuild the tables and REPORT.md from what exists (train and evaluate nothing). */
+  reportOnly?: boolean;
 }
 
 export interface StudyOutcome {
@@ -298,6 +300,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyOutcome> {
   fs.mkdirSync(o.runsDir, { recursive: true });
   const study = recordStudy(o);
   const report = async () => writeStudyReport(o.resultsDir, reportInput(o, study));
+  if (o.reportOnly) return { report: await report() };
   const units = o.plan.runs.length + o.plan.evals.length;
   let done = 0;
   for (const run of o.plan.runs) {

@@ -116,6 +116,15 @@ describe('study --plan tiny', () => {
     expect(elsewhere.stderr).not.toMatch(/pretraining|training the supervised|evaluating/);
     expect(fs.existsSync(runs) ? fs.readdirSync(runs) : []).toEqual([]);
     const again = fs.readFileSync(path.join(out, 'REPORT.md'), 'utf8');
+    // --report-only rebuilds the report and touches nothing else.
+    fs.rmSync(path.join(out, 'REPORT.md'));
+    const only = spawnSync(process.execPath, [...args, '--report-only'], { encoding: 'utf8', timeout: 120_000 });
+    expect(only.status, only.stderr).toBe(0);
+    expect(only.stderr).toContain('report rebuilt');
+    expect(only.stderr).not.toMatch(/pretraining|evaluating/);
+    expect(fs.readFileSync(path.join(out, 'REPORT.md'), 'utf8').replace(/^.*(started|commit).*$/gm, '')).toBe(
+      again.replace(/^.*(started|commit).*$/gm, ''),
+    );
     expect(again).toContain(`${plan.runs.length} of ${plan.runs.length} pretraining runs finished`);
     expect(again.replace(/^.*(started|commit).*$/gm, '')).toBe(report.replace(/^.*(started|commit).*$/gm, ''));
   });
