@@ -85,7 +85,10 @@ function runComplete(run: StudyRun, o: StudyOptions): boolean {
 function gitCommit(): string {
   try {
     const head = execFileSync('git', ['-C', REPO_ROOT, 'rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim();
+    // The study's own outputs (results/, committed) are not code: changing them leaves the commit clean.
+    const dirty = execFileSync('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)results'], {
+      encoding: 'utf8',
+    }).trim();
     return dirty ? `${head}+changes` : head;
   } catch {
     return 'unknown';
