@@ -55,7 +55,7 @@ export async function saveCurvesPng(file: string, runs: CurveRun[]): Promise<voi
       mark: { type: 'line', strokeWidth: 1.2 },
       encoding: {
         x: { field: 'step', type: 'quantitative', title: 'step' },
-        y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
+        y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false }, axis: { format: '~r' } },
         color: { field: 'run', type: 'nominal', legend: { labelLimit: 0 } },
       },
     },

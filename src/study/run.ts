@@ -134,8 +134,9 @@ function recordStudy(o: StudyOptions): { commits: string[]; started: string } {
       throw new Error(`${file} is a study of plan '${prior.plan}', not '${o.plan.name}': choose another --out, or remove that folder`);
     }
   }
-  const commits = [...new Set([...(prior.commits ?? []), commit])];
   const started = prior.started ?? new Date().toISOString();
+  if (o.reportOnly) return { commits: prior.commits ?? [], started }; // a rebuild of the report does no work on the study
+  const commits = [...new Set([...(prior.commits ?? []), commit])];
   writeFileAtomic(file, JSON.stringify({ plan: o.plan.name, started, commits, runsDir: o.runsDir, units: o.plan }, null, 2));
   return { commits, started };
 }
