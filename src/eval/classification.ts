@@ -6,7 +6,7 @@ import type { Features } from '../features/extract.js';
 import { knnClassify } from '../probes/knn-classify.js';
 import type { GridResult } from '../probes/grid.js';
 import type { ProbeQuality } from '../probes/grid.js';
-import { PROBE_LRS, probeQuality, REFERENCE_PROBE_LRS } from '../probes/grid.js';
+import { PROBE_LRS, probeQuality, REFERENCE_PROBE_LRS, REFINE_KEEP } from '../probes/grid.js';
 import type { OnlineSource } from '../probes/online.js';
 import { trainProbeGridsOnline } from '../probes/online.js';
 import { trainProbeGrid } from '../probes/train.js';
@@ -70,8 +70,12 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
       const q = probeQuality(r);
       o.metrics[c.metric] = 100 * r.testAccuracy;
       o.quality[c.metric] = { se: binomialSE(r.testAccuracy, yte.length), atGridEdge: q.lrAtGridEdge, converged: q.converged };
+      const chosen = r.coarse
+        ? `best of ${r.coarse.grid.length} at ${r.coarse.steps} steps, its ${r.grid.length} best again at ${r.iterations} steps of ${r.batchSize} (successive halving)`
+        : `best of ${r.grid.length}`;
+      const schedule = r.coarse ? '' : ` ${r.iterations} steps of ${r.batchSize},`;
       o.notes[c.metric] =
-        `best of ${r.grid.length} (lr ${best.lr.toExponential(1)}, wd ${best.wd}) on 10% held out; ${r.iterations} steps of ${r.batchSize}, ${MODE_NOTE[cfg.probeMode]}` +
+        `${chosen} (lr ${best.lr.toExponential(1)}, wd ${best.wd}) on 10% held out;${schedule} ${MODE_NOTE[cfg.probeMode]}` +
         `${q.lrAtGridEdge ? '; lr at the grid edge' : ''}${q.converged ? '' : `; not converged (${notConverged(q)})`}`;
       o.details[name] = {
         valAccuracy: r.valAccuracy,
@@ -82,6 +86,8 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
         batchSize: r.batchSize,
         ...q,
         curve: r.curve,
+        ...(r.halfSchedule ? { halfSchedule: r.halfSchedule } : {}),
+        ...(r.coarse ? { coarse: r.coarse } : {}),
         probeMode: cfg.probeMode,
       };
       o.seconds[name] = r.seconds;
@@ -103,6 +109,7 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
                 steps: cfg.attentiveSteps ?? opts.steps,
                 epochs: cfg.attentiveSteps ? 0 : opts.epochs,
                 batchSize: cfg.attentiveBatchSize ?? opts.batchSize,
+                refine: cfg.attentiveRefineSteps ? { keep: REFINE_KEEP, steps: cfg.attentiveRefineSteps } : undefined,
               }
             : {};
         record(

@@ -1,6 +1,7 @@
 /** The `eval` command's configuration: one zod schema gives its type, defaults, validation and --help. */
 import { z } from 'zod';
 import { KNN_INDEXES } from '../features/knn.js';
+import { REFINE_KEEP } from '../probes/grid.js';
 import { BACKEND_FIELDS } from '../runtime/backend.js';
 import { PROBE_NAMES, TASK_NAMES, TASKS } from './tasks.js';
 
@@ -57,6 +58,14 @@ export const EvalConfigSchema = z
       .optional()
       .describe("fast mode: the attentive grid's own steps (it costs ~30x a linear grid per step); default: as the other grids"),
     attentiveBatchSize: z.number().int().min(1).optional().describe("fast mode: the attentive grid's own batch; default --batch-size"),
+    attentiveRefineSteps: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe(
+        `fast mode, successive halving: the attentive grid's ${REFINE_KEEP} best points are trained again, alone, with this many steps, and select; default: off`,
+      ),
     batchSize: z
       .number()
       .int()
@@ -85,11 +94,15 @@ export const EvalConfigSchema = z
     ...BACKEND_FIELDS,
   })
   .superRefine((c, ctx) => {
-    if (c.probeMode === 'reference' && (c.attentiveSteps !== undefined || c.attentiveBatchSize !== undefined))
+    if (
+      c.probeMode === 'reference' &&
+      (c.attentiveSteps !== undefined || c.attentiveBatchSize !== undefined || c.attentiveRefineSteps !== undefined)
+    )
       ctx.addIssue({
         code: 'custom',
         path: ['attentiveSteps'],
-        message: 'reference mode trains every grid on the same augmented batches: drop --attentive-steps / --attentive-batch-size',
+        message:
+          'reference mode trains every grid on the same augmented batches: drop --attentive-steps / --attentive-batch-size / --attentive-refine-steps',
       });
     if (c.probeSteps !== undefined && c.epochs !== undefined)
       ctx.addIssue({ code: 'custom', path: ['epochs'], message: 'give --probe-steps or --epochs, not both' });

@@ -214,6 +214,7 @@ const DEFINING_FIELDS = [
   'batchSize',
   'attentiveSteps',
   'attentiveBatchSize',
+  'attentiveRefineSteps',
   'limitTrain',
   'limitTest',
   'scenesTrain',

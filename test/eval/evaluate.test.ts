@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SegmentationDataset } from '../../src/data/segmentation-datasets.js';
 import type { EvalConfig } from '../../src/eval/config.js';
 import { EvalConfigSchema } from '../../src/eval/config.js';
+import { REFINE_KEEP } from '../../src/probes/grid.js';
 import type { EvalHooks } from '../../src/eval/evaluate.js';
 import { evaluate } from '../../src/eval/evaluate.js';
 import type { EvalResult } from '../../src/eval/result.js';
@@ -152,6 +153,25 @@ describe('evaluate()', () => {
     expect(Object.keys(l.metrics).sort()).toEqual(['seg.logreg.acc', 'seg.logreg.fgIoU', 'seg.logreg.mIoU']);
     expect([...logregOnly.phases].some((p) => p.includes('logistic regression'))).toBe(true);
     expect([...logregOnly.phases].some((p) => p.includes('k-NN'))).toBe(false);
+  });
+
+  it('--attentive-refine-steps: the attentive grid, then its best points at the longer schedule; refused in reference mode', async () => {
+    const common = { task: 'fmnist', limitTrain: 60, limitTest: 20, probes: ['attentive'], baselines: false };
+    const [r] = await evaluate(config({ ...common, attentiveSteps: 4, attentiveBatchSize: 16, attentiveRefineSteps: 8 }), recordingHooks());
+    const d = r.details.attentive as {
+      iterations: number;
+      grid: unknown[];
+      halfSchedule: { steps: number };
+      coarse: { grid: unknown[]; steps: number };
+    };
+    expect(d.coarse.grid.length).toBe(39);
+    expect(d.coarse.steps).toBe(4);
+    expect(d.grid.length).toBe(REFINE_KEEP);
+    expect(d.iterations).toBe(8);
+    expect(d.halfSchedule.steps).toBe(4);
+    expect(r.notes['attentive.top1']).toContain(`best of 39 at 4 steps, its ${REFINE_KEEP} best again at 8 steps of 16`);
+    const bad = EvalConfigSchema.safeParse({ ...common, checkpoint: run, probeMode: 'reference', attentiveRefineSteps: 8 });
+    expect(bad.success).toBe(false);
   });
 
   it('leaves out the models the caller says exist (a resumed study), building none of them', async () => {

@@ -214,6 +214,46 @@ describe('convergence and grid-edge flags', () => {
     expect(probeQuality(r).converged).toBe(false);
   });
 
+  it("successive halving: the grid's best points train again, longer, and select; edges are the full grid's", () => {
+    // lr 0 never learns (chance); the other points do, at different speeds.
+    const grid = [
+      { lr: 0, wd: 5e-4 },
+      { lr: 1e-3, wd: 5e-4 },
+      { lr: 2e-2, wd: 5e-4 },
+      { lr: 0, wd: 5e-2 },
+      { lr: 1e-1, wd: 5e-2 },
+    ];
+    const calls: [number, number][] = [];
+    const r = trainProbeGrid(linearFamily, oneHot(2000, 1, 1.5), oneHot(1000, 2, 1.5), 4, {
+      epochs: 0,
+      steps: 20,
+      batchSize: 256,
+      seed: 0,
+      grid,
+      refine: { keep: 2, steps: 200 },
+      onProgress: (d, t) => calls.push([d, t]),
+    });
+    const c = r.coarse!;
+    expect(c.grid).toEqual(grid);
+    expect(c.steps).toBe(20);
+    // The two best of the first round by held-out accuracy (ties: first), in grid order.
+    const first = argmaxFirst(c.valAccuracy);
+    const second = argmaxFirst(c.valAccuracy.map((v, i) => (i === first ? -1 : v)));
+    expect(c.kept).toEqual([first, second].sort((a, b) => a - b));
+    expect(c.kept.every((i) => grid[i].lr > 0)).toBe(true);
+    expect(r.grid).toEqual(c.kept.map((i) => grid[i]));
+    expect(r.iterations).toBe(200);
+    expect(r.halfSchedule?.steps).toBe(100);
+    expect(r.best).toBe(argmaxFirst(r.valAccuracy));
+    expect(r.valAccuracy[r.best]).toBeGreaterThan(c.valAccuracy[c.kept[r.best]]); // 10x the steps
+    const q = probeQuality(r);
+    expect(q.lrAtGridEdge).toBe(r.grid[r.best].lr === 1e-1); // the full grid's top, whatever was kept
+    // One progress bar over both rounds: never backwards, ending at its total.
+    expect(calls.every(([d, t], i) => t === calls[0][1] && (i === 0 || d >= calls[i - 1][0]))).toBe(true);
+    expect(calls.at(-1)![0]).toBe(calls[0][1]);
+    expect(tf.memory().numTensors).toBeLessThan(100);
+  });
+
   it('flags a choice at the lr edge (hand-made curve)', () => {
     const grid = probeGrid(256);
     const curve = [

@@ -109,6 +109,13 @@ describe('study --plan tiny', () => {
     // On another machine only the results folder is there (checked out from git, say): nothing
     // is redone, and the report still has every run's diagnostics, from the records kept there.
     for (const r of plan.runs) expect(fs.existsSync(path.join(out, 'runs', r.id, 'metrics.jsonl')), r.id).toBe(true);
+    // ... and git keeps all of it: no file the study writes is ignored at the default results/.
+    const written = (fs.readdirSync(out, { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(out, f)).isFile());
+    const ignored = spawnSync('git', ['check-ignore', '--no-index', '--stdin'], {
+      input: written.map((f) => path.join('results', f)).join('\n'),
+      encoding: 'utf8',
+    });
+    expect(ignored.stdout.trim(), 'files under results/ that .gitignore drops').toBe('');
     fs.rmSync(runs, { recursive: true });
     fs.rmSync(path.join(out, 'REPORT.md'));
     const elsewhere = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 120_000 });
