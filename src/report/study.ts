@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import type { MetricKey } from '../eval/metrics.js';
 import type { EvalResult } from '../eval/result.js';
+import { REFINE_KEEP } from '../probes/grid.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
 import { saveCurvesPng } from './curves.js';
 import { markdownTable } from './results.js';
@@ -539,6 +540,12 @@ ${markdownTable(
   ['run', 'task', 'weights', 'probes', 'settings'],
   input.evalSettings.map((e) => [e.run, e.task, e.weights, e.probes.join(', '), JSON.stringify(e.config)]),
 )}
+Probe protocol (README "Evaluation"): every probe grid is the paper's lr x wd grid plus the peak lrs 2e-2, 5e-2 and 1e-1
+(39 points), selected on a 10% held-out split of the training set; the chosen point is trained again with half the steps, and
+a result counts as converged when that moves its held-out accuracy by less than max(0.3 points, one held-out SE). With
+\`attentiveRefineSteps\` the attentive grid runs \`attentiveSteps\` steps and its ${REFINE_KEEP} best points run again, alone, with
+\`attentiveRefineSteps\` steps and select (successive halving; lr edges are those of the full grid).
+
 Every result's JSON (config, seed, backend, timings, held-out curves) is under \`<task>/\`; every finished run's config and per-step
 metrics under \`runs/<run>/\`.
 `;
