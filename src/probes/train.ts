@@ -244,13 +244,15 @@ function trainRefinedGrid(
   const order = coarse.valAccuracy.map((_, i) => i).sort((a, b) => coarse.valAccuracy[b] - coarse.valAccuracy[a] || a - b);
   const kept = order.slice(0, keep).sort((a, b) => a - b);
   const done = work(coarseSteps, grid.length);
+  const coarseBest = Math.max(...coarse.curve.flatMap((p) => p.valAccuracy));
   const fine = trainProbeGrid(family, train, test, classes, {
     ...opts,
     steps: refine.steps,
     epochs: 0,
     grid: kept.map((i) => grid[i]),
     refine: undefined,
-    onProgress: opts.onProgress && ((d, _, b) => opts.onProgress!(done + work(d, keep), total, b)),
+    // The best held-out accuracy seen so far includes the first round's.
+    onProgress: opts.onProgress && ((d, _, b) => opts.onProgress!(done + work(d, keep), total, Math.max(b ?? 0, coarseBest))),
   });
   return {
     ...fine,
