@@ -4,9 +4,10 @@ import type { MetricNotes, MetricQualities, Metrics } from './metrics.js';
 /**
  * Version of the evaluation protocol as code (not config) defines it; a result of another version
  * is not the result today's evaluation would write. 2: the 39-point probe grid and the
- * half-schedule convergence test (2026-12-02); absent: before.
+ * half-schedule convergence test (2026-12-02); 3: that test paired (the half run starts from the
+ * chosen probe's own initial parameters and batches); absent: before.
  */
-export const EVAL_PROTOCOL = 2;
+export const EVAL_PROTOCOL = 3;
 
 export interface EvalResult {
   task: string;

@@ -119,7 +119,7 @@ export interface GridResult {
   batchSize: number;
   /** Rows of the held-out split (the resolution of its accuracies). */
   heldOut: number;
-  /** The chosen grid point trained alone with half the steps: its final held-out accuracy (fast mode). */
+  /** The chosen grid point trained alone with half the steps, paired (same init and batches): its final held-out accuracy (fast mode). */
   halfSchedule?: { steps: number; valAccuracy: number };
   /**
    * Successive halving: the first round, every point of the full grid at `steps`; its best points

@@ -37,6 +37,8 @@ export interface ProbeOptions {
    * REFINE_KEEP).
    */
   refine?: { keep: number; steps: number };
+  /** Initialise as the probes `indices` of a stack of `points` (createGridTrainer): the half-schedule run is paired with the full one. */
+  initAs?: { points: number; indices: number[] };
   /** Steps done, of all; the best held-out accuracy measured so far. */
   onProgress?: (done: number, total: number, bestHeldOut?: number) => void;
 }
@@ -75,9 +77,28 @@ export interface GridTrainer {
   opt: AdamWState;
 }
 
-export function createGridTrainer(family: ProbeFamily, grid: GridPoint[], dim: number, classes: number, rng: Rng): GridTrainer {
+/**
+ * `initAs`: the probes are initialised as a stack of `points` and only those at `indices` kept, so
+ * their parameters and the rng's state afterwards (hence the batch order) are exactly those of
+ * the same probes in the larger stack: a paired rerun.
+ */
+export function createGridTrainer(
+  family: ProbeFamily,
+  grid: GridPoint[],
+  dim: number,
+  classes: number,
+  rng: Rng,
+  initAs?: { points: number; indices: number[] },
+): GridTrainer {
+  if (initAs && initAs.indices.length !== grid.length)
+    throw new Error('createGridTrainer: initAs.indices must name one probe per grid point');
   const params: Record<string, tf.Variable> = {};
-  for (const [k, t] of Object.entries(family.init(grid.length, dim, classes, rng))) params[k] = tf.variable(t);
+  for (const [k, t] of Object.entries(family.init(initAs?.points ?? grid.length, dim, classes, rng))) {
+    const kept = initAs ? tf.tidy(() => tf.gather(t, initAs.indices, 0)) : t;
+    params[k] = tf.variable(kept);
+    if (kept !== t) t.dispose();
+    kept.dispose();
+  }
   return { family, grid, classes, params, opt: initAdamW(params) };
 }
 
@@ -170,7 +191,7 @@ export function trainProbeGrid(family: ProbeFamily, train: ProbeData, test: Prob
   const grid = opts.grid ?? probeGrid(opts.batchSize, opts.lrs);
   const { train: tr, val } = heldOutSplit(train.labels.length);
   const rng = new Rng(opts.seed);
-  const g = createGridTrainer(family, grid, train.rowShape[train.rowShape.length - 1], classes, rng);
+  const g = createGridTrainer(family, grid, train.rowShape[train.rowShape.length - 1], classes, rng, opts.initAs);
   const total = probeSteps(tr.length, opts).total;
   const curve = new HeldOutCurve(total, opts.curvePoints);
   const t0 = performance.now();
@@ -198,10 +219,13 @@ export function trainProbeGrid(family: ProbeFamily, train: ProbeData, test: Prob
   };
   if (opts.halfScheduleCheck !== false && total >= 2) {
     const half = Math.floor(total / 2);
+    // Paired: the same initial parameters and batches as the chosen probe had in the grid (its
+    // first `half` batches), so the difference measures the schedule, not a second draw.
     const h = trainProbeGrid(family, train, test, classes, {
       ...opts,
       steps: half,
       grid: [grid[selected.best]],
+      initAs: { points: grid.length, indices: [selected.best] },
       halfScheduleCheck: false,
       onProgress: undefined,
     });
@@ -237,6 +261,7 @@ function trainRefinedGrid(
     ...opts,
     grid,
     refine: undefined,
+    initAs: undefined,
     halfScheduleCheck: false,
     onProgress: opts.onProgress && ((d, _, b) => opts.onProgress!(work(d, grid.length), total, b)),
   });
@@ -251,6 +276,7 @@ function trainRefinedGrid(
     epochs: 0,
     grid: kept.map((i) => grid[i]),
     refine: undefined,
+    initAs: undefined,
     // The best held-out accuracy seen so far includes the first round's.
     onProgress: opts.onProgress && ((d, _, b) => opts.onProgress!(done + work(d, keep), total, Math.max(b ?? 0, coarseBest))),
   });

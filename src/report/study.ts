@@ -427,7 +427,7 @@ function claimsTable(claims: Claim[]): ReportTable {
 const LEGEND =
   'Cells: mean ± std over seeds (n), [SE] the standard error of that mean: sqrt(std² / n + test-set SE²), where the test-set SE is binomial ' +
   'for accuracies and a bootstrap over test images for mIoU; † a seed’s selected probe lr lies at the edge of its grid; * a seed’s selected probe ' +
-  'had not converged (the chosen point trained with half the steps is further than 0.3 points and one held-out SE below it).';
+  'had not converged (the chosen point trained again with half the steps, from the same initial parameters and batches, is further than 0.3 points and one held-out SE below it).';
 
 const md = (t: ReportTable) => `### ${t.title}\n\n${markdownTable(t.header, t.rows)}${t.note ? `\n${t.note}\n` : ''}`;
 
@@ -541,7 +541,7 @@ ${markdownTable(
   input.evalSettings.map((e) => [e.run, e.task, e.weights, e.probes.join(', '), JSON.stringify(e.config)]),
 )}
 Probe protocol (README "Evaluation"): every probe grid is the paper's lr x wd grid plus the peak lrs 2e-2, 5e-2 and 1e-1
-(39 points), selected on a 10% held-out split of the training set; the chosen point is trained again with half the steps, and
+(39 points), selected on a 10% held-out split of the training set; the chosen point is trained again with half the steps (paired: the same initial parameters and batches), and
 a result counts as converged when that moves its held-out accuracy by less than max(0.3 points, one held-out SE). With
 \`attentiveRefineSteps\` the attentive grid runs \`attentiveSteps\` steps and its ${REFINE_KEEP} best points run again, alone, with
 \`attentiveRefineSteps\` steps and select (successive halving; lr edges are those of the full grid).

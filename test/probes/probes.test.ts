@@ -254,6 +254,26 @@ describe('convergence and grid-edge flags', () => {
     expect(tf.memory().numTensors).toBeLessThan(100);
   });
 
+  it('a paired rerun (initAs) of one grid point reproduces it: same initial parameters and batches', () => {
+    const grid = probeGrid(256, [1e-4, 1e-3, 1e-2]);
+    const train = oneHot(2000, 1, 1.5);
+    const test = oneHot(500, 2, 1.5);
+    const opts = { epochs: 0, steps: 60, batchSize: 256, seed: 3, halfScheduleCheck: false };
+    const full = trainProbeGrid(linearFamily, train, test, 4, { ...opts, grid });
+    for (const j of [0, 4, grid.length - 1]) {
+      const paired = trainProbeGrid(linearFamily, train, test, 4, {
+        ...opts,
+        grid: [grid[j]],
+        initAs: { points: grid.length, indices: [j] },
+      });
+      const unpaired = trainProbeGrid(linearFamily, train, test, 4, { ...opts, grid: [grid[j]] });
+      // Within one held-out row (the stacked and the single matmul may round differently).
+      expect(Math.abs(paired.valAccuracy[0] - full.valAccuracy[j]), `point ${j}`).toBeLessThanOrEqual(1 / full.heldOut + 1e-12);
+      if (j === 4) expect(unpaired.valAccuracy[0]).not.toBe(full.valAccuracy[j]); // a fresh draw (another init and batch order) does not
+    }
+    expect(tf.memory().numTensors).toBeLessThan(100);
+  });
+
   it('flags a choice at the lr edge (hand-made curve)', () => {
     const grid = probeGrid(256);
     const curve = [
