@@ -94,10 +94,9 @@ export function createGridTrainer(
     throw new Error('createGridTrainer: initAs.indices must name one probe per grid point');
   const params: Record<string, tf.Variable> = {};
   for (const [k, t] of Object.entries(family.init(initAs?.points ?? grid.length, dim, classes, rng))) {
-    const kept = initAs ? tf.tidy(() => tf.gather(t, initAs.indices, 0)) : t;
+    const kept = initAs ? tf.gather(t, initAs.indices, 0) : t;
     params[k] = tf.variable(kept);
-    if (kept !== t) t.dispose();
-    kept.dispose();
+    tf.dispose([t, kept]); // the variable holds its own reference
   }
   return { family, grid, classes, params, opt: initAdamW(params) };
 }
