@@ -5,6 +5,7 @@
  * probes ask for (DINOv2's split: protocol on features -> with a model -> main). The runners per
  * task kind are in classification.ts and segmentation.ts; what they share in context.ts.
  */
+import * as tf from '@tensorflow/tfjs';
 import type { FeatureModel } from '../features/models.js';
 import {
   capiFeatureModel,
@@ -13,8 +14,8 @@ import {
   pixelImageFeatureModel,
   randomCapiFeatureModel,
 } from '../features/models.js';
-import type { LoadedEncoder } from '../model/io/load.js';
-import { loadEncoder } from '../model/io/load.js';
+import type { EncoderInfo, LoadedEncoder, LoadOptions } from '../model/io/load.js';
+import { loadEncoder, readEncoderInfo } from '../model/io/load.js';
 import type { EvalConfig } from './config.js';
 import type { EvalResult } from './result.js';
 import { TASKS } from './tasks.js';
@@ -46,12 +47,10 @@ interface ModelEntry extends RowSource {
 /**
  * The checkpoint, then (unless --no-baselines): the run's own step-0 weights (capi-ts runs), the
  * same architecture at the reference's random init, raw pixel patches, and the whole image.
+ * The checkpoint's weights are read by its build(): baselines need only its config.
  */
-function modelEntries(cfg: EvalConfig, enc: LoadedEncoder, size: number): ModelEntry[] {
-  const name = cfg.name || defaultModelName(cfg);
-  const models: ModelEntry[] = [
-    { build: () => capiFeatureModel(name, enc.hash, enc.params, enc.config), kind: 'capi', source: enc.source },
-  ];
+function modelEntries(cfg: EvalConfig, enc: EncoderInfo, size: number, checkpointModel: () => FeatureModel): ModelEntry[] {
+  const models: ModelEntry[] = [{ build: checkpointModel, kind: 'capi', source: enc.source }];
   if (cfg.baselines) {
     const seed = enc.runSeed;
     if (seed !== undefined) {
@@ -77,14 +76,30 @@ function modelEntries(cfg: EvalConfig, enc: LoadedEncoder, size: number): ModelE
   return models;
 }
 
+/**
+ * The checkpoint's config, and its weights when they are needed. A study continued on another
+ * machine keeps a run's record, not its weights: once the checkpoint's own row exists, its
+ * baselines need only the config.
+ */
+function openCheckpoint(cfg: EvalConfig, hooks: EvalHooks): { enc: EncoderInfo; weights: () => LoadedEncoder } {
+  const opts: LoadOptions = { preset: cfg.preset || undefined, imageSize: cfg.resolution || undefined, weights: cfg.weights };
+  const needed = !hooks.skipModel?.(resultNames(cfg)[0]);
+  const info = needed ? undefined : readEncoderInfo(cfg.checkpoint, opts);
+  if (info) return { enc: info, weights: () => loadEncoder(cfg.checkpoint, opts) };
+  const loaded = loadEncoder(cfg.checkpoint, opts);
+  if (needed) return { enc: loaded, weights: () => loaded };
+  tf.dispose(Object.values(loaded.params)); // a weights file without a config: read for its config only
+  return { enc: loaded, weights: () => loadEncoder(cfg.checkpoint, opts) };
+}
+
 export async function evaluate(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalResult[]> {
   const task = TASKS[cfg.task];
   const probes = cfg.probes.length ? cfg.probes : task.probes;
-  const enc = loadEncoder(cfg.checkpoint, {
-    preset: cfg.preset || undefined,
-    imageSize: cfg.resolution || undefined,
-    weights: cfg.weights,
-  });
+  const { enc, weights } = openCheckpoint(cfg, hooks);
+  const checkpointModel = () => {
+    const { params, hash, config } = weights();
+    return capiFeatureModel(cfg.name || defaultModelName(cfg), hash, params, config);
+  };
   const size = cfg.resolution || task.resolution(enc.config.imageSize);
   if (size % enc.config.patchSize !== 0)
     throw new Error(`--resolution ${size} is not a multiple of the patch size ${enc.config.patchSize}`);
@@ -100,7 +115,7 @@ export async function evaluate(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalR
       ? await classificationRunner(ctx, task)
       : await segmentationRunner(ctx, task, enc.config.patchSize, emit);
   // Built one at a time, so a large model and its random-init baseline are never in memory together.
-  const entries = modelEntries(cfg, enc, size);
+  const entries = modelEntries(cfg, enc, size, checkpointModel);
   const names = resultNames(cfg, enc.runSeed !== undefined);
   for (const [i, entry] of entries.entries()) {
     if (hooks.skipModel?.(names[i])) {

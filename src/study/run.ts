@@ -8,7 +8,8 @@
  *
  * The results folder alone carries a study from one machine to the next: a finished run's record
  * (config.json, metrics.jsonl) is copied to <results>/runs/<id>/, and a run whose record and
- * evaluations are all there is not needed again, so a checkout of the results folder (say, in
+ * own rows (teacher, student) are all there is not needed again: its own rows are evaluated
+ * first, and its baselines need only the record. So a checkout of the results folder (say, in
  * git) continues the study where the checkpoints (not meant for git) are gone.
  */
 import { execFileSync } from 'node:child_process';
@@ -105,13 +106,19 @@ function runFields(run: StudyRun): Record<string, unknown> {
   return f;
 }
 
+/** The run's folder while it exists, else its record (enough for the baselines: evaluate.ts). */
+function checkpointDir(id: string, o: StudyOptions): string {
+  const live = path.join(o.runsDir, id);
+  return fs.existsSync(path.join(live, 'config.json')) || !fs.existsSync(recordDir(o, id)) ? live : recordDir(o, id);
+}
+
 function evalConfig(e: StudyEval, o: StudyOptions) {
   const c: Record<string, unknown> = { ...e.config };
   for (const k of ['dataDir', 'dataRoot'] as const) if (c[k]) c[k] = repoPath(c[k]);
   return validate(EvalConfigSchema, {
     ...c,
     task: e.task,
-    checkpoint: path.join(o.runsDir, e.run),
+    checkpoint: checkpointDir(e.run, o),
     name: e.weights === 'student' ? `${e.run}-student` : e.run,
     weights: e.weights,
     probes: e.probes,
@@ -247,17 +254,28 @@ function evalDone(e: StudyEval, o: StudyOptions): boolean {
   return resultNames(cfg).every((n) => madeBy(resultFile(o.resultsDir, e.task, n), cfg));
 }
 
-/** Skipped when every file the evaluation writes is its result; otherwise only the models without one run (features come from the cache). */
-async function ensureEval(e: StudyEval, o: StudyOptions): Promise<void> {
-  if (evalDone(e, o)) return;
+/** Whether the evaluation's row of the run itself (teacher or student) is still missing: only that row needs the trained weights. */
+function needsWeights(e: StudyEval, o: StudyOptions): boolean {
   const cfg = evalConfig(e, o);
-  o.log(`study: evaluating ${cfg.name} on ${e.task} (${e.probes.join(', ')}${e.baselines ? ', with the baselines' : ''})`);
+  return !madeBy(resultFile(o.resultsDir, e.task, resultNames(cfg)[0]), cfg);
+}
+
+/**
+ * Skipped when every file the evaluation writes is its result; otherwise only the models without
+ * one run (features come from the cache). `ownRowOnly`: the run's own row, not its baselines.
+ */
+async function ensureEval(e: StudyEval, o: StudyOptions, ownRowOnly = false): Promise<void> {
+  if (ownRowOnly ? !needsWeights(e, o) : evalDone(e, o)) return;
+  const cfg = evalConfig(e, o);
+  const own = resultNames(cfg)[0];
+  const what = ownRowOnly || !e.baselines ? '' : needsWeights(e, o) ? ', with the baselines' : ', its baselines';
+  o.log(`study: evaluating ${cfg.name} on ${e.task} (${e.probes.join(', ')}${what})`);
   // Models whose result exists are left out: a killed evaluation loses only the model in progress.
   await evaluate(cfg, {
     log: o.log,
     progress: o.progress,
     onResult: (r) => writeResult(o.resultsDir, r),
-    skipModel: (name) => madeBy(resultFile(o.resultsDir, e.task, name), cfg),
+    skipModel: (name) => (ownRowOnly && name !== own) || madeBy(resultFile(o.resultsDir, e.task, name), cfg),
   });
 }
 
@@ -313,14 +331,20 @@ export async function runStudy(o: StudyOptions): Promise<StudyOutcome> {
       done += 1 + o.plan.evals.filter((x) => x.run === run.id).length;
       continue;
     }
-    const interrupted = await ensureRun(run, o);
-    if (interrupted) {
-      await report();
-      return { interrupted, report: path.join(o.resultsDir, 'REPORT.md') };
+    const evals = o.plan.evals.filter((x) => x.run === run.id);
+    // A run whose record is kept and whose own rows all exist is not trained again (its baselines need only its config).
+    if (!fs.existsSync(path.join(recordDir(o, run.id), 'config.json')) || evals.some((e) => needsWeights(e, o))) {
+      const interrupted = await ensureRun(run, o);
+      if (interrupted) {
+        await report();
+        return { interrupted, report: path.join(o.resultsDir, 'REPORT.md') };
+      }
+      saveRecord(run, o);
     }
-    saveRecord(run, o);
     done++;
-    for (const e of o.plan.evals.filter((x) => x.run === run.id)) {
+    // The rows that need the run's weights first: a session that ends before the baselines leaves them to one without the checkpoint.
+    for (const e of evals) await ensureEval(e, o, true);
+    for (const e of evals) {
       await ensureEval(e, o);
       done++;
     }

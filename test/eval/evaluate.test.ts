@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SegmentationDataset } from '../../src/data/segmentation-datasets.js';
 import type { EvalConfig } from '../../src/eval/config.js';
@@ -45,6 +46,7 @@ function recordingHooks(): EvalHooks & { phases: Set<string> } {
   return { phases, log: () => {}, progress };
 }
 
+const numTensors = () => tf.memory().numTensors;
 const config = (o: Record<string, unknown>): EvalConfig =>
   EvalConfigSchema.parse({ checkpoint: run, dataDir: SLICE, cacheDir: '', epochs: 2, batchSize: 256, pcaImages: 0, backend: 'wasm', ...o });
 
@@ -179,5 +181,20 @@ describe('evaluate()', () => {
     const rs = await evaluate(config({ task: 'fmnist', limitTrain: 60, limitTest: 20, probes: ['knn'] }), hooks);
     expect(rs.map((r) => r.model)).toEqual(['run', 'random-init', 'pixel-patches']);
     expect([...hooks.phases].some((p) => p.startsWith('init ') || p.startsWith('pixels '))).toBe(false);
+  });
+
+  it("evaluates the baselines from a run's config.json alone once the checkpoint's row exists (a study on another machine)", async () => {
+    const record = path.join(tmp, 'record', 'run');
+    fs.mkdirSync(record, { recursive: true });
+    fs.copyFileSync(path.join(run, 'config.json'), path.join(record, 'config.json'));
+    const cfg = { task: 'fmnist', limitTrain: 60, limitTest: 20, probes: ['knn'] };
+    const full = await evaluate(config(cfg), recordingHooks());
+    const before = numTensors();
+    const fromRecord = await evaluate(config({ ...cfg, checkpoint: record }), { ...recordingHooks(), skipModel: (n) => n === 'run' });
+    expect(numTensors()).toBe(before);
+    expect(fromRecord.map((r) => r.model)).toEqual(['init', 'random-init', 'pixel-patches', 'pixels']);
+    for (const r of fromRecord) expect(r.metrics).toEqual(full.find((f) => f.model === r.model)?.metrics);
+    // Its own row still needs the weights: the record alone cannot give it.
+    await expect(evaluate(config({ ...cfg, checkpoint: record, baselines: false }), recordingHooks())).rejects.toThrow(/no teacher/);
   });
 });

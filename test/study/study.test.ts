@@ -118,9 +118,18 @@ describe('study --plan tiny', () => {
     expect(ignored.stdout.trim(), 'files under results/ that .gitignore drops').toBe('');
     fs.rmSync(runs, { recursive: true });
     fs.rmSync(path.join(out, 'REPORT.md'));
+    // Baselines left unfinished there are evaluated from the run's record: no weights, no retraining, the same numbers.
+    const baseline = (n: string) => path.join(out, 'fmnist', `${n}.json`);
+    const metricsOf = (n: string) => JSON.parse(fs.readFileSync(baseline(n), 'utf8')).metrics;
+    const lost = { init: metricsOf('init'), pixels: metricsOf('pixels') };
+    for (const n of Object.keys(lost)) fs.rmSync(baseline(n));
     const elsewhere = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 120_000 });
     expect(elsewhere.status, elsewhere.stderr).toBe(0);
-    expect(elsewhere.stderr).not.toMatch(/pretraining|training the supervised|evaluating/);
+    expect(elsewhere.stderr).not.toMatch(/pretraining|training the supervised/);
+    expect(elsewhere.stderr.match(/evaluating .*/g)).toEqual([
+      expect.stringMatching(`evaluating ${plan.runs[0].id} on fmnist \\(.*, its baselines\\)`),
+    ]);
+    for (const [n, m] of Object.entries(lost)) expect(metricsOf(n), n).toEqual(m);
     expect(fs.existsSync(runs) ? fs.readdirSync(runs) : []).toEqual([]);
     const again = fs.readFileSync(path.join(out, 'REPORT.md'), 'utf8');
     // --report-only rebuilds the report and touches nothing else.

@@ -14,19 +14,23 @@ import { MODEL_PRESETS, validateModelConfig } from '../config.js';
 import type { LoadedTensor } from './pth.js';
 import { flattenStateDict, readPth } from './pth.js';
 import { fromReferenceStateDict } from './reference.js';
-import { CHECKPOINT_FILE, findTeacherExport, isTrainState, readTeacherExport, readTrainState } from './run-files.js';
+import { CHECKPOINT_FILE, TEACHER_DIR, findTeacherExport, isTrainState, readTeacherExport, readTrainState } from './run-files.js';
 import { readSafetensors } from './safetensors.js';
 import { nonFiniteTensors } from '../../runtime/finite.js';
 
-export interface LoadedEncoder {
-  params: Params;
+/** What a checkpoint is, without its weights: all that its baselines need. */
+export interface EncoderInfo {
   config: ModelConfig;
   /** What was loaded, for reports. */
   source: string;
-  /** Content hash of the weights file(s), for feature caches. */
-  hash: string;
   /** A capi-ts run's seed: its step-0 weights can be rebuilt (the `init` baseline). */
   runSeed?: number;
+}
+
+export interface LoadedEncoder extends EncoderInfo {
+  params: Params;
+  /** Content hash of the weights file(s), for feature caches. */
+  hash: string;
 }
 
 export interface LoadOptions {
@@ -129,6 +133,30 @@ function loadTfjsExport(dir: string): LoadedEncoder {
     hash: fileHash(exp.files),
     runSeed: exp.seed,
   };
+}
+
+/**
+ * A capi-ts run folder's model config and seed without reading its weights: from its teacher
+ * export's manifest, else from its config.json (a run's record, kept where the checkpoint is not);
+ * undefined for weight files, whose config is read from the weights themselves.
+ */
+export function readEncoderInfo(spec: string, opts: LoadOptions = {}): EncoderInfo | undefined {
+  if (!fs.existsSync(spec) || !fs.statSync(spec).isDirectory()) return undefined;
+  const manifest = path.join(spec, TEACHER_DIR, 'model.json');
+  const record = path.join(spec, 'config.json');
+  const file = opts.weights !== 'student' && fs.existsSync(manifest) ? manifest : fs.existsSync(record) ? record : undefined;
+  if (!file) return undefined;
+  const read = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+    modelConfig?: ModelConfig;
+    seed?: number;
+    model?: ModelConfig;
+    train?: { seed: number };
+  };
+  const model = read.modelConfig ?? read.model;
+  if (!model) throw new Error(`${file}: no model config; is ${spec} a capi-ts run folder?`);
+  // As loadAny: a checkpoint's config takes the evaluation side, an export keeps its own.
+  const config = file === record ? { ...model, imageSize: opts.imageSize ?? model.imageSize } : model;
+  return { config, source: `capi-ts run ${spec} (config only)`, runSeed: read.seed ?? read.train?.seed };
 }
 
 /** Refuses weights with NaN or infinite entries (a diverged run): its features would be meaningless. */
