@@ -102,7 +102,8 @@ const STUDENT_PROBES: ProbeName[] = ['linear', 'knn'];
 
 /**
  * Runs in the order that makes a partial study useful: the default arm's first seed in each
- * family (with the baselines and the student), then the other arms, then the remaining seeds.
+ * family (with the baselines and the student), the supervised ceilings, then the other arms, then
+ * the remaining seeds.
  */
 function expand(p: PlanShape): Plan {
   const order: { arm: ArmName; seed: number }[] = [
@@ -117,14 +118,6 @@ function expand(p: PlanShape): Plan {
       const id = `${family.name}-${arm}-s${seed}`;
       const first = !runs.some((r) => r.family === family.name);
       runs.push({ id, family: family.name, arm, seed, fields: { ...family.fields, ...ARMS[arm].overrides, seed } });
-      if (i === 0 && family.supervisedCeiling) {
-        const sup = `${family.name}-supervised-s${seed}`;
-        runs.push({ id: sup, family: family.name, arm: 'supervised', seed, fields: { ...family.fields, seed } });
-        for (const e of family.evals) {
-          const probes = [...new Set([...e.probes, ...(e.mainProbes ?? [])])];
-          evals.push({ run: sup, task: e.task, probes, baselines: false, weights: 'teacher', config: e.config });
-        }
-      }
       for (const e of family.evals) {
         const probes = arm === 'capi' ? [...new Set([...e.probes, ...(e.mainProbes ?? [])])] : e.probes;
         evals.push({ run: id, task: e.task, probes, baselines: first, weights: 'teacher', config: e.config });
@@ -133,6 +126,16 @@ function expand(p: PlanShape): Plan {
           const probes = STUDENT_PROBES.filter((x) => e.probes.includes(x));
           evals.push({ run: id, task: e.task, probes, baselines: false, weights: 'student', config: e.config });
         }
+      }
+    }
+    // The supervised ceilings after the first run of every family: each family's task is tried before any ceiling.
+    if (i > 0) continue;
+    for (const family of p.families.filter((f) => f.supervisedCeiling)) {
+      const sup = `${family.name}-supervised-s${seed}`;
+      runs.push({ id: sup, family: family.name, arm: 'supervised', seed, fields: { ...family.fields, seed } });
+      for (const e of family.evals) {
+        const probes = [...new Set([...e.probes, ...(e.mainProbes ?? [])])];
+        evals.push({ run: sup, task: e.task, probes, baselines: false, weights: 'teacher', config: e.config });
       }
     }
   }
