@@ -461,6 +461,59 @@ function supervisedLine(input: StudyReportInput): string {
   return `The supervised ceiling is the same encoder trained with labels (cross-entropy of a linear head on average-pooled patch tokens) for as many steps and images as a CAPI run, then evaluated frozen like the others: ${parts.join('; ')}.\n`;
 }
 
+interface GridDetails {
+  grid: { lr: number; wd: number }[];
+  valAccuracy: number[];
+  best: number;
+  plateauTolerance: number;
+  coarse?: { grid: { lr: number; wd: number }[]; valAccuracy: number[] };
+}
+
+/**
+ * Where the probes' chosen weight decay lies in the paper's wd grid, and what the edge costs: the
+ * tables flag an lr at its grid edge (†), not a wd; this says how often the smallest wd won and by
+ * how much it beat the next one at the same lr (in the round that selected, else the grid's first
+ * round), against the convergence tolerance (max(0.3 points, one held-out SE)).
+ */
+export function weightDecayNote(results: EvalResult[]): string {
+  const picks: { smallest: boolean; largest: boolean; margin?: number; tolerance: number }[] = [];
+  for (const r of results) {
+    for (const d of Object.values(r.details) as Partial<GridDetails>[]) {
+      if (!d?.grid || !d.valAccuracy || d.best === undefined || d.plateauTolerance === undefined) continue;
+      const space = d.coarse?.grid ?? d.grid;
+      const wds = [...new Set(space.map((g) => g.wd))].sort((a, b) => a - b);
+      if (wds.length < 2) continue;
+      const chosen = d.grid[d.best];
+      const next = wds[wds.indexOf(chosen.wd) + (chosen.wd === wds.at(-1) ? -1 : 1)];
+      const at = (grid: { lr: number; wd: number }[], acc: number[], wd: number) => {
+        const i = grid.findIndex((g) => g.lr === chosen.lr && g.wd === wd);
+        return i < 0 ? undefined : acc[i];
+      };
+      const round =
+        at(d.grid, d.valAccuracy, next) !== undefined
+          ? { grid: d.grid, acc: d.valAccuracy }
+          : d.coarse && { grid: d.coarse.grid, acc: d.coarse.valAccuracy };
+      const margin = round && at(round.grid, round.acc, chosen.wd)! - (at(round.grid, round.acc, next) ?? Number.NaN);
+      picks.push({
+        smallest: chosen.wd === wds[0],
+        largest: chosen.wd === wds.at(-1),
+        margin: Number.isFinite(margin) ? margin : undefined,
+        tolerance: d.plateauTolerance,
+      });
+    }
+  }
+  if (!picks.length) return '';
+  const edge = picks.filter((p) => p.smallest || p.largest);
+  const margins = edge.filter((p) => p.margin !== undefined);
+  const pts = (x: number) => (100 * x).toFixed(2);
+  const range = (xs: number[]) => (Math.min(...xs) === Math.max(...xs) ? pts(xs[0]) : `${pts(Math.min(...xs))}-${pts(Math.max(...xs))}`);
+  const beyond = margins.filter((p) => p.margin! > p.tolerance).length;
+  const detail = margins.length
+    ? `; there it beat the next wd at the same lr by ${range(margins.map((p) => p.margin!))} held-out points (tolerance ${range(margins.map((p) => p.tolerance))}), ${beyond ? `beyond the tolerance in ${beyond}: a wd outside the grid might do better there` : 'never beyond the tolerance: the edge is within noise'}`
+    : '';
+  return `Weight decay (not flagged in the tables): the chosen wd lies at an edge of the paper's wd grid in ${edge.length} of ${picks.length} probe results (the smallest in ${edge.filter((p) => p.smallest).length})${detail}.`;
+}
+
 /** Writes REPORT.md, tables/ and curves/ under `dir`; returns the report's path. */
 export async function writeStudyReport(dir: string, input: StudyReportInput): Promise<string> {
   const claims = buildClaims(input);
@@ -545,6 +598,7 @@ Probe protocol (README "Evaluation"): every probe grid is the paper's lr x wd gr
 a result counts as converged when that moves its held-out accuracy by less than max(0.3 points, one held-out SE). With
 \`attentiveRefineSteps\` the attentive grid runs \`attentiveSteps\` steps and its ${REFINE_KEEP} best points run again, alone, with
 \`attentiveRefineSteps\` steps and select (successive halving; lr edges are those of the full grid).
+${weightDecayNote(input.results)}
 
 Every result's JSON (config, seed, backend, timings, held-out curves) is under \`<task>/\`; every finished run's config and per-step
 metrics under \`runs/<run>/\`.

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { EvalResult } from '../../src/eval/result.js';
 import { curveRows } from '../../src/report/curves.js';
 import type { StudyReportInput } from '../../src/report/study.js';
-import { aggregate, aggregateCell, buildClaims, lateMean, verdict } from '../../src/report/study.js';
+import { aggregate, aggregateCell, buildClaims, lateMean, verdict, weightDecayNote } from '../../src/report/study.js';
 import { evalResult } from './helpers.js';
 
 const result = (model: string, task: string, metrics: EvalResult['metrics'], se: number): EvalResult =>
@@ -80,5 +80,42 @@ describe('study statistics', () => {
     expect(rows.length).toBe(201); // every 5th step, and the last
     expect(rows.at(-1)!.step).toBe(1000);
     expect(curveRows([{ run: 'r', metrics }]).find((r) => r.metric.includes('init share'))!.value).toBeCloseTo(-1, 12);
+  });
+
+  it("weight decay: how often the chosen wd is at its grid's edge and its margin over the next wd at the same lr", () => {
+    const grid = [0.1, 0.2].flatMap((lr) => [5e-4, 1e-3, 5e-2].map((wd) => ({ lr, wd })));
+    const r = (valAccuracy: number[], coarse?: object) =>
+      evalResult({
+        task: 't',
+        model: 'm',
+        kind: 'capi',
+        metrics: {},
+        details: { linear: { grid, valAccuracy, best: valAccuracy.indexOf(Math.max(...valAccuracy)), plateauTolerance: 0.005, coarse } },
+      });
+    // Smallest wd at lr 0.2, 0.2 points over the next (1e-3); inside (1e-3), and the largest by 1 point over 1e-3.
+    const results = [r([0.5, 0.5, 0.5, 0.8, 0.798, 0.7]), r([0.5, 0.9, 0.5, 0.5, 0.5, 0.5]), r([0.5, 0.5, 0.5, 0.5, 0.79, 0.8])];
+    expect(weightDecayNote(results)).toBe(
+      "Weight decay (not flagged in the tables): the chosen wd lies at an edge of the paper's wd grid in 2 of 3 probe results (the smallest in 1); there it beat the next wd at the same lr by 0.20-1.00 held-out points (tolerance 0.50), beyond the tolerance in 1: a wd outside the grid might do better there.",
+    );
+    // After successive halving without the next wd among the kept points: the first round's margin.
+    const kept = evalResult({
+      task: 't',
+      model: 'm',
+      kind: 'capi',
+      metrics: {},
+      details: {
+        attentive: {
+          grid: [grid[3]],
+          valAccuracy: [0.85],
+          best: 0,
+          plateauTolerance: 0.005,
+          coarse: { grid, valAccuracy: [0, 0, 0, 0.8, 0.799, 0] },
+        },
+      },
+    });
+    expect(weightDecayNote([kept])).toContain(
+      'in 1 of 1 probe results (the smallest in 1); there it beat the next wd at the same lr by 0.10 held-out points (tolerance 0.50), never beyond the tolerance',
+    );
+    expect(weightDecayNote([evalResult({ task: 't', model: 'm', kind: 'baseline', metrics: {} })])).toBe('');
   });
 });
