@@ -514,6 +514,34 @@ export function weightDecayNote(results: EvalResult[]): string {
   return `Weight decay (not flagged in the tables): the chosen wd lies at an edge of the paper's wd grid in ${edge.length} of ${picks.length} probe results (the smallest in ${edge.filter((p) => p.smallest).length})${detail}.`;
 }
 
+/**
+ * Which machines made the runs and results (their wall times differ by machine: a study spread
+ * over sessions may meet several), with each run's median images/s, the figure to compare.
+ */
+export function machinesLine(input: StudyReportInput): string {
+  const by = new Map<string, { runs: string[]; results: number }>();
+  const entry = (m: unknown) => {
+    const key = typeof m === 'string' ? m : 'not recorded';
+    if (!by.has(key)) by.set(key, { runs: [], results: 0 });
+    return by.get(key)!;
+  };
+  for (const r of input.runs.filter((x) => x.config && x.metrics.length)) {
+    const ips = r.metrics
+      .map((m) => m.imagesPerSec)
+      .filter((x) => Number.isFinite(x))
+      .sort((a, b) => a - b);
+    const median = ips.length ? ` at ${ips[Math.floor(ips.length / 2)].toFixed(0)} img/s` : '';
+    entry((r.config!.backend as { machine?: string } | undefined)?.machine).runs.push(`${r.id}${median}`);
+  }
+  for (const r of input.results.filter((x) => x.kind !== 'reference'))
+    entry((r.backend as { machine?: string } | undefined)?.machine).results++;
+  const parts = [...by.entries()].map(
+    ([m, v]) =>
+      `${m} (${[v.runs.length ? `runs ${v.runs.join(', ')}` : '', v.results ? `${v.results} result${v.results === 1 ? '' : 's'}` : ''].filter(Boolean).join('; ')})`,
+  );
+  return parts.length ? `- Machines: ${parts.join('; ')}.\n` : '';
+}
+
 /** Writes REPORT.md, tables/ and curves/ under `dir`; returns the report's path. */
 export async function writeStudyReport(dir: string, input: StudyReportInput): Promise<string> {
   const claims = buildClaims(input);
@@ -550,7 +578,7 @@ ${input.plan.summary}.
 
 - Progress: ${finished} of ${input.runs.length} pretraining runs finished, ${input.results.length} evaluation results (rows missing below are "not run" yet).
 - Wall time so far: pretraining ${minutes.toFixed(0)} min, evaluation ${evalMinutes.toFixed(0)} min (each result's own time), ${((minutes + evalMinutes) / 60).toFixed(1)} h in all, on ${backend?.provider ?? '?'} (${backend?.threads ?? '?'} threads); plan estimate: ${input.plan.estimate}.
-- Started ${input.started}; code: ${input.commits.join(', ')}${input.commits.length > 1 ? ' (more than one commit: the study was resumed on newer code)' : ''}.
+${machinesLine(input)}- Started ${input.started}; code: ${input.commits.join(', ')}${input.commits.length > 1 ? ' (more than one commit: the study was resumed on newer code)' : ''}.
 - Rerun or continue: \`npm run study -- --plan ${input.plan.name}\` (finished units are skipped, an interrupted run resumes from its checkpoint;
   this folder alone is enough to continue on another machine: a finished run's record is kept in \`runs/\` here).
 

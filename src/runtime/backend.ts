@@ -3,6 +3,7 @@
  * threaded wasm, single-thread wasm, cpu. The choice is logged and returned so every output can
  * record it.
  */
+import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { withThreadedWasm } from './wasm-threads.js';
@@ -35,6 +36,14 @@ export interface BackendInfo {
   /** Which package provided it. */
   provider: 'tfjs-node-gpu' | 'tfjs-node' | 'capi-native+tfjs-backend-wasm' | 'tfjs-backend-wasm' | 'tfjs-backend-cpu';
   threads: number;
+  /** The CPU and its core count, so that wall times recorded with results can be compared across machines. */
+  machine?: string;
+}
+
+/** `AMD EPYC, 2 cores`: what os.cpus() says (clock speeds are not reliable in VMs). */
+export function machineName(): string {
+  const cpus = os.cpus();
+  return `${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cpus.length} cores`;
 }
 
 let current: BackendInfo | undefined;
@@ -123,7 +132,8 @@ export async function initBackend(
     throw new Error(`backend '${request}' is not available: install @tensorflow/tfjs-${request} or use --backend wasm|cpu`);
   }
   if (info.backend === 'wasm') registerWasmKernels();
-  current = info;
+  current = { ...info, machine: machineName() };
+  info = current;
   const missing = nativeMissing && info.provider === 'tfjs-backend-wasm' ? `; ${nativeMissing}` : '';
   log(`backend: ${info.backend} (${info.provider}, ${info.threads} thread${info.threads === 1 ? '' : 's'}${missing})`);
   return info;

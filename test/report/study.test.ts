@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { EvalResult } from '../../src/eval/result.js';
 import { curveRows } from '../../src/report/curves.js';
 import type { StudyReportInput } from '../../src/report/study.js';
-import { aggregate, aggregateCell, buildClaims, lateMean, verdict, weightDecayNote } from '../../src/report/study.js';
+import { aggregate, aggregateCell, buildClaims, lateMean, machinesLine, verdict, weightDecayNote } from '../../src/report/study.js';
 import { evalResult } from './helpers.js';
 
 const result = (model: string, task: string, metrics: EvalResult['metrics'], se: number): EvalResult =>
@@ -117,5 +117,26 @@ describe('study statistics', () => {
       'in 1 of 1 probe results (the smallest in 1); there it beat the next wd at the same lr by 0.10 held-out points (tolerance 0.50), never beyond the tolerance',
     );
     expect(weightDecayNote([evalResult({ task: 't', model: 'm', kind: 'baseline', metrics: {} })])).toBe('');
+  });
+
+  it('machines: each run (with its median images/s) and result under the machine its record names', () => {
+    const run = (id: string, machine: string | undefined, ips: number[]) => ({
+      id,
+      family: 'f',
+      arm: 'capi',
+      seed: 0,
+      config: { backend: { machine } },
+      metrics: ips.map((imagesPerSec, step) => ({ step, imagesPerSec })),
+    });
+    const input = {
+      runs: [run('a', 'CPU X, 2 cores', [100, 300, 200]), run('b', undefined, [50]), { ...run('c', 'CPU X, 2 cores', []), metrics: [] }],
+      results: [
+        evalResult({ task: 't', model: 'a', kind: 'capi', metrics: {}, backend: { machine: 'CPU Y, 2 cores' } }),
+        evalResult({ task: 't', model: 'floor', kind: 'reference', metrics: {}, backend: { machine: 'CPU Y, 2 cores' } }),
+      ],
+    } as unknown as StudyReportInput;
+    expect(machinesLine(input)).toBe(
+      '- Machines: CPU X, 2 cores (runs a at 200 img/s); not recorded (runs b at 50 img/s); CPU Y, 2 cores (1 result).\n',
+    );
   });
 });

@@ -5,6 +5,7 @@
  * path's losses within 1e-4 relative, nothing leaks, and without the addon capi-ts falls back to
  * wasm. Skipped where the addon is not built (no libopenblas-dev): CI builds it.
  */
+import * as os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -188,7 +189,11 @@ describe('fallback', () => {
       { encoding: 'utf8', env: { ...process.env, CAPI_NATIVE: 'off', CAPI_BACKEND: '' }, timeout: 60_000 },
     );
     expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!)).toMatchObject({ backend: 'wasm', provider: 'tfjs-backend-wasm' });
+    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!)).toMatchObject({
+      backend: 'wasm',
+      provider: 'tfjs-backend-wasm',
+      machine: `${os.cpus()[0].model.trim()}, ${os.cpus().length} cores`, // recorded with every result and run
+    });
     expect(r.stderr).toMatch(/backend: wasm \(tfjs-backend-wasm, 2 threads; capi-native off: CAPI_NATIVE=off\)/);
   });
 
