@@ -2,6 +2,8 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import { CONFIG_OVERRIDE_FIELDS, FMNIST_TINY_DEFAULTS, isBuiltinData, PRESET_NAMES, resolvePretrainConfig } from '../pretrain/config.js';
+import { knnMonitor } from '../eval/monitor.js';
+import { TASKS } from '../eval/tasks.js';
 import { runPretraining } from '../pretrain/loop.js';
 import { BACKEND_FIELDS, initBackend } from '../runtime/backend.js';
 import { commandConfig, isMain, runMain, userPath } from './command.js';
@@ -20,6 +22,14 @@ const RUN_FIELDS = {
     .boolean()
     .default(false)
     .describe('leave unreadable or out-of-bounds images out (counted in config.json) instead of stopping'),
+  monitorEvery: z
+    .number()
+    .int()
+    .min(0)
+    .default(0)
+    .describe("every N steps and at the end: the teacher's k-NN top-1 on Fashion-MNIST into metrics.jsonl (monitorKnnTop1); 0: off"),
+  monitorTrain: z.number().int().min(1).default(5000).describe('monitor: first N Fashion-MNIST training images (the k-NN memory)'),
+  monitorTest: z.number().int().min(1).default(1000).describe('monitor: first N Fashion-MNIST test images (scored)'),
   ...BACKEND_FIELDS,
 };
 
@@ -59,7 +69,19 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   }
   const cfg = resolvePretrainConfig(preset, { ...overrides, ...pathOverrides(overrides) });
   const backend = await initBackend(backendName, threads);
+  const { monitorEvery, monitorTrain, monitorTest } = parsed.config;
+  const monitor =
+    monitorEvery > 0
+      ? knnMonitor({
+          task: TASKS.fmnist,
+          data: { dataDir: cfg.train.data === 'fmnist' ? cfg.train.dataDir : '', dataRoot: '', seed: 0, scenesTrain: 0, scenesTest: 0 },
+          every: monitorEvery,
+          train: monitorTrain,
+          test: monitorTest,
+        })
+      : undefined;
   let bar: ProgressBar | undefined;
+  let knn = '';
   const result = await runPretraining(cfg, {
     out,
     resume,
@@ -68,12 +90,14 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     forceResume,
     skipBadImages,
     requestedPreset: parsed.values.preset,
+    monitor,
     log: (l) => console.error(l),
     onStep: (m, total) => {
       bar ??= new ProgressBar(total, 'pretrain', m.step);
+      if (m.monitorKnnTop1 !== undefined) knn = ` k-NN ${m.monitorKnnTop1.toFixed(1)}%`;
       bar.update(
         m.step + 1,
-        `loss ${m.capiLoss.toFixed(3)} clust ${m.clusteringLoss.toFixed(3)} H ${m.targetEntropy.toFixed(2)} ${m.imagesPerSec.toFixed(1)} img/s`,
+        `loss ${m.capiLoss.toFixed(3)} clust ${m.clusteringLoss.toFixed(3)} H ${m.targetEntropy.toFixed(2)} ${m.imagesPerSec.toFixed(1)} img/s${knn}`,
       );
     },
   });

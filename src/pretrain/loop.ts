@@ -19,6 +19,8 @@ import type { CapiState, StepMetrics } from './step.js';
 import { disposeState, initState, momentumForInitShare, schedulesAt, stepMaskCounts, totalSteps, trainStep } from './step.js';
 import { meanRowCosine, teacherInitShare } from './diagnostics.js';
 import { CLUSTER_W } from '../model/heads.js';
+import type { Params } from '../model/capi.js';
+import type { ModelConfig } from '../model/config.js';
 
 export interface RunOptions {
   out: string;
@@ -34,6 +36,20 @@ export interface RunOptions {
   forceResume?: boolean;
   /** With resume: the preset the user asked for, which must be the run's. */
   requestedPreset?: string;
+  /** A measurement of the teacher during the run (e.g. src/eval/monitor.ts: k-NN on a labeled subset). */
+  monitor?: PretrainMonitor;
+}
+
+/**
+ * Measures the EMA teacher every `every` steps and after the last, into that step's metrics line
+ * (`monitorKnnTop1`): what the features are worth as training goes, not only at the end.
+ */
+export interface PretrainMonitor {
+  every: number;
+  /** What it measures, for config.json. */
+  description: string;
+  /** Top-1 (%) of the teacher whose parameters are the live training state (read them, never dispose them). */
+  measure(teacher: Params, model: ModelConfig): Promise<number>;
 }
 
 export interface StepRecord extends StepMetrics {
@@ -43,6 +59,8 @@ export interface StepRecord extends StepMetrics {
   teacherInitShare: number;
   /** Mean cosine between the prototypes and their initial values. */
   prototypeCosineToInit: number;
+  /** RunOptions.monitor's measurement, on the steps it runs. */
+  monitorKnnTop1?: number;
 }
 
 export interface RunResult {
@@ -223,6 +241,7 @@ async function run(requested: PretrainConfig, resumed: CapiState | undefined, op
         stepsPerEpoch: sampler.stepsPerEpoch,
         masking: counts,
         trainGflopPerImage: flops / 1e9,
+        ...(opts.monitor ? { monitor: { every: opts.monitor.every, description: opts.monitor.description } } : {}),
       },
       null,
       2,
@@ -282,6 +301,8 @@ async function run(requested: PretrainConfig, resumed: CapiState | undefined, op
         teacherInitShare: initShare,
         prototypeCosineToInit: meanRowCosine(state.clustering[CLUSTER_W], initialPrototypes),
       };
+      if (opts.monitor && (state.step % opts.monitor.every === 0 || state.step === total))
+        rec.monitorKnnTop1 = await opts.monitor.measure(state.teacher, cfg.model);
       records.push(rec);
       try {
         fs.appendFileSync(metricsFile, `${JSON.stringify(rec)}\n`);

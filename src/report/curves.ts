@@ -1,6 +1,7 @@
 /**
  * Training curves as a PNG: one panel per diagnostic (loss, clustering loss, target entropy,
- * clusters used, teacher init share, prototype drift, position-cluster MI), one line per run.
+ * clusters used, teacher init share, prototype drift, position-cluster MI, the monitor's k-NN where
+ * a run has one), one line per run.
  * Drawn by Vega-Lite (headless SVG) and rasterised by sharp.
  */
 import * as fs from 'node:fs';
@@ -17,6 +18,7 @@ export const CURVE_METRICS: [key: string, title: string][] = [
   ['teacherInitShare', 'log10 teacher init share'],
   ['prototypeCosineToInit', 'prototype cosine to init'],
   ['positionClusterMICorrected', 'position-cluster MI (nats)'],
+  ['monitorKnnTop1', 'teacher k-NN top-1 (monitor, %)'],
 ];
 
 /** Points per run and panel: evenly spaced steps, at most this many, plus the last step. */
@@ -31,7 +33,8 @@ export interface CurveRun {
 export function curveRows(runs: CurveRun[]): { run: string; step: number; metric: string; value: number }[] {
   return runs.flatMap(({ run, metrics }) => {
     const stride = Math.max(1, Math.ceil(metrics.length / MAX_POINTS));
-    const kept = metrics.filter((_, i) => i % stride === 0 || i === metrics.length - 1);
+    // The monitor's sparse measurements are all kept.
+    const kept = metrics.filter((m, i) => i % stride === 0 || i === metrics.length - 1 || Number.isFinite(m.monitorKnnTop1));
     return kept.flatMap((m) =>
       CURVE_METRICS.filter(([k]) => Number.isFinite(m[k])).map(([k, title]) => ({
         run,

@@ -55,6 +55,17 @@ export interface Family {
   /** Pretraining fields of every run of the family (data, length, model size). */
   fields: Record<string, unknown>;
   evals: { task: TaskName; probes: ProbeName[]; mainProbes?: ProbeName[]; config: Partial<EvalConfig> }[];
+  /** k-NN of the teacher during each pretraining run (src/eval/monitor.ts), on a labeled classification task. */
+  monitor?: RunMonitor;
+}
+
+export interface RunMonitor {
+  task: 'fmnist';
+  dataDir?: string;
+  /** Steps between measurements (and after the last). */
+  every: number;
+  train: number;
+  test: number;
 }
 
 export interface StudyRun {
@@ -66,6 +77,7 @@ export interface StudyRun {
   seed: number;
   /** Pretraining fields of the run on top of the preset (family + arm + seed). */
   fields: Record<string, unknown>;
+  monitor?: RunMonitor;
 }
 
 export interface StudyEval {
@@ -117,7 +129,14 @@ function expand(p: PlanShape): Plan {
     for (const family of p.families) {
       const id = `${family.name}-${arm}-s${seed}`;
       const first = !runs.some((r) => r.family === family.name);
-      runs.push({ id, family: family.name, arm, seed, fields: { ...family.fields, ...ARMS[arm].overrides, seed } });
+      runs.push({
+        id,
+        family: family.name,
+        arm,
+        seed,
+        fields: { ...family.fields, ...ARMS[arm].overrides, seed },
+        monitor: family.monitor,
+      });
       for (const e of family.evals) {
         const probes = arm === 'capi' ? [...new Set([...e.probes, ...(e.mainProbes ?? [])])] : e.probes;
         evals.push({ run: id, task: e.task, probes, baselines: first, weights: 'teacher', config: e.config });
@@ -167,6 +186,7 @@ export const PLANS: Record<string, () => Plan> = {
           name: 'fmnist',
           supervisedCeiling: true,
           fields: TINY_RUN,
+          monitor: { task: 'fmnist', dataDir: 'data/fmnist-slice', every: 2, train: 40, test: 20 },
           evals: [
             {
               task: 'fmnist',
@@ -204,6 +224,9 @@ export const PLANS: Record<string, () => Plan> = {
           name: 'fmnist',
           supervisedCeiling: true,
           fields: { epochs: 3, ...SHORT_RUN_MOMENTUM },
+          // Every half epoch (6 points a run; issue 9: the evidence of what run length does): 6,000 forward
+          // passes each, measured 22 s on a 2-core VM where the run takes 22 min (10% more).
+          monitor: { task: 'fmnist', every: 117, train: 5000, test: 1000 },
           // Linear probes at the reference schedule. The attentive grid (~30x the cost per step) at
           // 5,000 steps of 256, then its best points at 50,000 steps of 256: the reference's 12.8M
           // training samples (12,500 x 1024). Measured: 40,000 steps already pass the half-schedule

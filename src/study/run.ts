@@ -20,6 +20,8 @@ import type { EvalConfig } from '../eval/config.js';
 import { EvalConfigSchema } from '../eval/config.js';
 import type { EvalHooks } from '../eval/evaluate.js';
 import { evaluate, resultNames } from '../eval/evaluate.js';
+import { knnMonitor } from '../eval/monitor.js';
+import { TASKS } from '../eval/tasks.js';
 import type { EvalResult } from '../eval/result.js';
 import { EVAL_PROTOCOL } from '../eval/result.js';
 import { CHECKPOINT_FILE } from '../pretrain/checkpoint.js';
@@ -194,15 +196,28 @@ async function ensureRun(run: StudyRun, o: StudyOptions): Promise<NodeJS.Signals
   o.log(`study: ${status === 'partial' ? 'resuming' : 'pretraining'} ${run.id}`);
   const cfg = resolvePretrainConfig(o.plan.preset, runFields(run));
   let bar: ReturnType<EvalHooks['progress']> | undefined;
+  let knn: number | undefined;
+  const m = run.monitor;
   const r = await runPretraining(cfg, {
     out: dir,
     resume: status === 'partial',
     stopAfter: 0,
     backend: o.backend,
     log: o.log,
+    monitor: m
+      ? knnMonitor({
+          task: TASKS[m.task],
+          data: { dataDir: m.dataDir ? String(repoPath(m.dataDir)) : '', dataRoot: '', seed: 0, scenesTrain: 0, scenesTest: 0 },
+          every: m.every,
+          train: m.train,
+          test: m.test,
+        })
+      : undefined,
     onStep: (m, total) => {
       bar ??= o.progress(`pretrain ${run.id}`, total);
-      bar.update(m.step + 1, `loss ${m.capiLoss.toFixed(3)} ${m.imagesPerSec.toFixed(0)} img/s`);
+      knn = m.monitorKnnTop1 ?? knn;
+      const monitored = knn === undefined ? '' : ` k-NN ${knn.toFixed(1)}%`;
+      bar.update(m.step + 1, `loss ${m.capiLoss.toFixed(3)} ${m.imagesPerSec.toFixed(0)} img/s${monitored}`);
     },
   });
   return r.interrupted;

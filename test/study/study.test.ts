@@ -92,6 +92,9 @@ describe('study --plan tiny', () => {
       expect(report).toContain(section);
     expect(report).toContain(`${plan.runs.length} of ${plan.runs.length} pretraining runs finished`);
     expect(report).toContain('floor: background oracle');
+    // The fmnist family's runs carry the monitor's k-NN (every 2 steps and the last), the scenes family's none.
+    expect(report).toMatch(/\| fmnist-capi-s0 \| 3 \/ 3 \|.*\| 2: \d+\.\d, 3: \d+\.\d \|/);
+    expect(report).toMatch(/\| scenes-capi-s0 \| 3 \/ 3 \|.*\| - \|/);
     expect(report).toContain('ceiling: oracle patch labels');
     expect(report).toMatch(/\| ceiling: supervised \(same encoder and steps, labels\) \| \d/);
     expect(report).not.toMatch(/\| not run \|.*\| not run \|.*\| not run \|.*\| not run \|.*\| not run \|/); // every Table 1 arm has numbers
