@@ -180,6 +180,24 @@ function diagnosticsLine(input: StudyReportInput, arm: string): string {
     .join('; ');
 }
 
+/**
+ * Mean age, in steps before the end, of the students the final EMA teacher averages: teacher_T =
+ * (prod m) init + sum_t (1 - m_t) prod_{s>t} m_s student_t, the init's share left out (the
+ * weights renormalised). For a constant momentum m over a long run it tends to m / (1 - m).
+ */
+export function teacherMeanAge(momenta: number[]): number {
+  let tail = 1;
+  let num = 0;
+  let den = 0;
+  for (let t = momenta.length - 1; t >= 0; t--) {
+    const w = (1 - momenta[t]) * tail;
+    num += w * (momenta.length - 1 - t);
+    den += w;
+    tail *= momenta[t];
+  }
+  return den > 0 ? num / den : Number.NaN;
+}
+
 export function buildClaims(input: StudyReportInput): Claim[] {
   const claims: Claim[] = [];
   const metrics = familyMetrics(input.results);
@@ -205,7 +223,14 @@ export function buildClaims(input: StudyReportInput): Claim[] {
     );
     const student = input.results.filter((r) => r.task === m.task && r.model.endsWith('-student'));
     if (!student.length) continue;
-    const share = input.runs.find((r) => `${r.id}-student` === student[0].model)?.metrics.at(-1)?.teacherInitShare;
+    const run = input.runs.find((r) => `${r.id}-student` === student[0].model);
+    const share = run?.metrics.at(-1)?.teacherInitShare;
+    // The EMA teacher is a weighted average of past students: its lag is small only against the run's length.
+    const age = run ? teacherMeanAge(run.metrics.map((x) => x.momentum)) : Number.NaN;
+    const horizon =
+      run && Number.isFinite(age)
+        ? `; the final teacher averages the students of its run with a mean age of ${age.toFixed(0)} steps, ${((100 * age) / run.metrics.length).toFixed(0)}% of the run (at the paper's 0.996: ~250 steps of 100k-500k)`
+        : '';
     claims.push(
       compare(
         `teacher >= student (${m.label})`,
@@ -213,7 +238,7 @@ export function buildClaims(input: StudyReportInput): Claim[] {
         '>=',
         aggregate(teacher, m.key),
         aggregate(student, m.key),
-        `final teacher init share ${share?.toExponential(1) ?? '?'}`,
+        `final teacher init share ${share?.toExponential(1) ?? '?'}${horizon}`,
       ),
     );
   }
@@ -375,6 +400,7 @@ function diagnosticsTable(input: StudyReportInput): ReportTable {
         lateMean(r.metrics, 'targetEntropy').toFixed(2),
         lateMean(r.metrics, 'clustersUsed').toFixed(0),
         (last.teacherInitShare ?? Number.NaN).toExponential(1),
+        teacherMeanAge(r.metrics.map((m) => m.momentum)).toFixed(0),
         lateMean(r.metrics, 'prototypeCosineToInit').toFixed(3),
         lateMean(r.metrics, 'positionClusterMICorrected').toFixed(3),
         monitorTrace(r.metrics),
@@ -393,6 +419,7 @@ function diagnosticsTable(input: StudyReportInput): ReportTable {
       'target entropy',
       'clusters used',
       'teacher init share',
+      'teacher mean age (steps)',
       'prototype cos to init',
       'position-cluster MI (nats, corrected)',
       'teacher k-NN top-1 during the run (monitor: step value, ...)',

@@ -3,7 +3,16 @@ import { describe, expect, it } from 'vitest';
 import type { EvalResult } from '../../src/eval/result.js';
 import { curveRows } from '../../src/report/curves.js';
 import type { StudyReportInput } from '../../src/report/study.js';
-import { aggregate, aggregateCell, buildClaims, lateMean, machinesLine, verdict, weightDecayNote } from '../../src/report/study.js';
+import {
+  aggregate,
+  aggregateCell,
+  buildClaims,
+  lateMean,
+  machinesLine,
+  teacherMeanAge,
+  verdict,
+  weightDecayNote,
+} from '../../src/report/study.js';
 import { evalResult } from './helpers.js';
 
 const result = (model: string, task: string, metrics: EvalResult['metrics'], se: number): EvalResult =>
@@ -138,5 +147,12 @@ describe('study statistics', () => {
     expect(machinesLine(input)).toBe(
       '- Machines: CPU X, 2 cores (runs a at 200 img/s); not recorded (runs b at 50 img/s); CPU Y, 2 cores (1 result).\n',
     );
+  });
+
+  it("teacher mean age: the EMA's weights on past students, by hand and in the long-run limit m / (1 - m)", () => {
+    // [0.5, 0.5]: the last student weighs 0.5 (age 0), the first 0.25 (age 1): mean 1/3.
+    expect(teacherMeanAge([0.5, 0.5])).toBeCloseTo(1 / 3, 12);
+    expect(teacherMeanAge(new Array(5000).fill(0.9))).toBeCloseTo(9, 9);
+    expect(teacherMeanAge([1, 1])).toBeNaN(); // a frozen teacher averages no student
   });
 });
