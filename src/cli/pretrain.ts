@@ -74,7 +74,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     monitorEvery > 0
       ? knnMonitor({
           task: TASKS.fmnist,
-          data: { dataDir: cfg.train.data === 'fmnist' ? cfg.train.dataDir : '', dataRoot: '', seed: 0, scenesTrain: 0, scenesTest: 0 },
+          dataDir: cfg.train.data === 'fmnist' ? cfg.train.dataDir : '',
           every: monitorEvery,
           train: monitorTrain,
           test: monitorTest,

@@ -16,7 +16,8 @@ import type { ClassificationTask, TaskDataOptions } from './tasks.js';
 
 export interface KnnMonitorOptions {
   task: ClassificationTask;
-  data: TaskDataOptions;
+  /** The task's data folder ('' = its default); the monitor reads no other data option. */
+  dataDir: string;
   /** Steps between measurements (and after the last). */
   every: number;
   train: number;
@@ -25,7 +26,8 @@ export interface KnnMonitorOptions {
 }
 
 export function knnMonitor(o: KnnMonitorOptions): PretrainMonitor {
-  const { train, test } = o.task.load(o.data);
+  const data: TaskDataOptions = { dataDir: o.dataDir, dataRoot: '', seed: 0, scenesTrain: 0, scenesTest: 0 };
+  const { train, test } = o.task.load(data);
   // Decoded once: every measurement reads the same images.
   const splits = {
     train: memoized(limit(train, o.train), new ImageMemo(IMAGE_MEMO_BYTES)),

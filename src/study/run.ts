@@ -207,7 +207,7 @@ async function ensureRun(run: StudyRun, o: StudyOptions): Promise<NodeJS.Signals
     monitor: m
       ? knnMonitor({
           task: TASKS[m.task],
-          data: { dataDir: m.dataDir ? String(repoPath(m.dataDir)) : '', dataRoot: '', seed: 0, scenesTrain: 0, scenesTest: 0 },
+          dataDir: m.dataDir ? String(repoPath(m.dataDir)) : '',
           every: m.every,
           train: m.train,
           test: m.test,
@@ -297,9 +297,7 @@ async function ensureEval(e: StudyEval, o: StudyOptions, ownRowOnly = false): Pr
 /** What the report reads: every run's config and metrics and every result the plan names, as they exist now. */
 function reportInput(o: StudyOptions, study: { commits: string[]; started: string }): StudyReportInput {
   const runs = o.plan.runs.map((r) => {
-    // The run folder while it exists (a run in progress), else the record kept with the results.
-    const live = path.join(o.runsDir, r.id);
-    const dir = fs.existsSync(path.join(live, 'config.json')) ? live : recordDir(o, r.id);
+    const dir = checkpointDir(r.id, o);
     const cfgFile = path.join(dir, 'config.json');
     return {
       id: r.id,

@@ -30,8 +30,7 @@ beforeAll(async () => {
 
 describe('knnMonitor', () => {
   it('measures the live teacher every k steps and at the end; the last value is the final teacher k-NN', async () => {
-    const data = { dataDir: SLICE, dataRoot: '', seed: 0, scenesTrain: 0, scenesTest: 0 };
-    const monitor = knnMonitor({ task: TASKS.fmnist, data, every: 2, train: 60, test: 30, batchSize: 16 });
+    const monitor = knnMonitor({ task: TASKS.fmnist, dataDir: SLICE, every: 2, train: 60, test: 30, batchSize: 16 });
     const out = path.join(tmp, 'run');
     const r = await runPretraining(tinyConfig({ dataDir: SLICE, steps: 5 }), {
       out,
@@ -56,7 +55,7 @@ describe('knnMonitor', () => {
     // Independently: the exported final teacher, its average-pooled features, the same k-NN.
     const enc = loadEncoder(out);
     const model = capiFeatureModel('final', 'final', enc.params, enc.config);
-    const { train, test } = TASKS.fmnist.load(data);
+    const { train, test } = TASKS.fmnist.load({ dataDir: SLICE, dataRoot: '', seed: 0, scenesTrain: 0, scenesTest: 0 });
     const avg = async (d: typeof train) =>
       (
         await extractFeatures(model, memoized(d, new ImageMemo(2 ** 26)), {
@@ -75,7 +74,7 @@ describe('knnMonitor', () => {
     expect(lines.at(-1).monitorKnnTop1).toBeCloseTo(expected, 6);
 
     // A measurement allocates nothing that outlives it and leaves the live weights alone.
-    const again = knnMonitor({ task: TASKS.fmnist, data, every: 1, train: 20, test: 10, batchSize: 16 });
+    const again = knnMonitor({ task: TASKS.fmnist, dataDir: SLICE, every: 1, train: 20, test: 10, batchSize: 16 });
     const own = loadEncoder(out);
     const before = tf.memory().numTensors;
     await again.measure(own.params, own.config);
