@@ -1,4 +1,7 @@
 /** The study report's statistics: seed aggregation with its standard error, claim verdicts, diagnostics means, curve rows. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EvalResult } from '../../src/eval/result.js';
 import { curveRows } from '../../src/report/curves.js';
@@ -12,6 +15,7 @@ import {
   teacherMeanAge,
   verdict,
   weightDecayNote,
+  writeStudyReport,
 } from '../../src/report/study.js';
 import { evalResult } from './helpers.js';
 
@@ -48,7 +52,7 @@ describe('study statistics', () => {
     expect(verdict(undefined, undefined, '>')).toBe('not testable here');
   });
 
-  it('claims compare the default arm over its seeds with a baseline, the combined SE from both rows', () => {
+  it('claims compare the default arm over its seeds with a baseline (pixels: its flattened image), the combined SE from both rows', () => {
     const input: StudyReportInput = {
       plan: { name: 't', summary: '', estimate: '' },
       arms: [
@@ -63,7 +67,8 @@ describe('study statistics', () => {
       results: [
         result('fmnist-capi-s0', 'fmnist', { 'linear(avg).top1': 70 }, 0.4),
         result('fmnist-capi-s1', 'fmnist', { 'linear(avg).top1': 72 }, 0.4),
-        result('pixels', 'fmnist', { 'linear(avg).top1': 60 }, 0.5),
+        // pixels: the flattened image in its pred-pool slot is what stands for its linear probe.
+        result('pixels', 'fmnist', { 'linear(avg).top1': 40, 'linear(pred-pool).top1': 60 }, 0.5),
         result('fmnist-registers-0-s0', 'fmnist', { 'linear(avg).top1': 70.5 }, 0.4),
       ],
       commits: [],
@@ -80,6 +85,39 @@ describe('study statistics', () => {
     expect(reg.gap).toBeCloseTo(0.5, 12);
     expect(reg.verdict).toBe('not resolved (within 2 SE)');
     expect(reg.paper).toBe('ADE 3.2 / IN-1k 2.1 points');
+  });
+
+  it("Table 2: the pixels row's linear and k-NN cells are its flattened image (pred-pool slot), the others' average pooling", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-report-'));
+    const input: StudyReportInput = {
+      plan: { name: 't', summary: '', estimate: '' },
+      arms: [{ name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } }],
+      runs: [{ id: 'fmnist-capi-s0', family: 'fmnist', arm: 'capi', seed: 0, metrics: [] }],
+      results: [
+        result('fmnist-capi-s0', 'fmnist', { 'linear(avg).top1': 70, 'linear(pred-pool).top1': 71, 'knn(avg).top1': 65 }, 0.4),
+        result(
+          'pixels',
+          'fmnist',
+          { 'linear(avg).top1': 40, 'linear(pred-pool).top1': 84, 'knn(avg).top1': 41, 'knn(pred-pool).top1': 85 },
+          0.4,
+        ),
+      ],
+      commits: [],
+      started: '',
+      evalSettings: [],
+    };
+    try {
+      await writeStudyReport(dir, input);
+      const rows = fs
+        .readFileSync(path.join(dir, 'tables', 'table2-classification.csv'), 'utf8')
+        .trim()
+        .split('\n');
+      expect(rows[0]).toBe('model,fmnist linear,fmnist k-NN');
+      expect(rows.find((r) => r.startsWith('CAPI (teacher)'))).toBe('CAPI (teacher),70.0 [SE 0.4],65.0 [SE 0.4]');
+      expect(rows.find((r) => r.startsWith('baseline: pixels'))).toBe('baseline: pixels,84.0 [SE 0.4],85.0 [SE 0.4]');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('diagnostics: the mean over the last 10% of steps; curve rows thinned to every k-th step (200 per run) plus the last', () => {
