@@ -43,6 +43,8 @@ export interface EvalHooks {
   onResult?(result: EvalResult): void;
   /** Leave out a model (by its row name) whose result already exists (a resumed study). */
   skipModel?(name: string): boolean;
+  /** The command recorded with every result (default: this process's `npm run eval -- ...`). */
+  command?: string;
 }
 
 /** Decoded images kept in memory between models, per split, at most this many bytes (else re-decoded). */
@@ -104,14 +106,8 @@ export interface Context {
   probes: readonly EvalConfig['probes'][number][];
 }
 
-export function toResult(
-  cfg: EvalConfig,
-  name: string,
-  model: FeatureModel | undefined,
-  entry: RowSource,
-  o: Outcome,
-  size: number,
-): EvalResult {
+export function toResult(ctx: Context, name: string, model: FeatureModel | undefined, entry: RowSource, o: Outcome): EvalResult {
+  const { cfg, size } = ctx;
   const { backend, threads, ...rest } = cfg;
   const segmentation = TASKS[cfg.task].kind === 'segmentation';
   return {
@@ -134,7 +130,7 @@ export function toResult(
     seed: cfg.seed,
     backend: { ...backendInfo(), requested: backend, threads },
     seconds: o.seconds,
-    command: `npm run eval -- ${process.argv.slice(2).join(' ')}`,
+    command: ctx.hooks.command ?? `npm run eval -- ${process.argv.slice(2).join(' ')}`,
     createdAt: new Date().toISOString(),
   };
 }

@@ -127,7 +127,7 @@ export async function evaluate(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalR
       const t0 = performance.now();
       const o = await perModel(model);
       o.seconds.total = (performance.now() - t0) / 1000;
-      emit(toResult(cfg, model.name, model, entry, o, size));
+      emit(toResult(ctx, model.name, model, entry, o));
     } finally {
       model.dispose();
     }

@@ -79,7 +79,7 @@ export async function segmentationRunner(
         o.metrics[c.metrics.fgIoU] = 100 * foregroundIoU(refs[key].perClass, task.labels.background);
       o.notes[c.metrics.mIoU] = row.source;
     }
-    if (names.length) emit(toResult(cfg, row.name, undefined, { kind: 'reference', source: row.source }, o, size));
+    if (names.length) emit(toResult(ctx, row.name, undefined, { kind: 'reference', source: row.source }, o));
   }
   const std = cfg.standardize ? 'standardised (train-split statistics)' : 'not standardised';
 

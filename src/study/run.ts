@@ -291,6 +291,8 @@ async function ensureEval(e: StudyEval, o: StudyOptions, ownRowOnly = false): Pr
     progress: o.progress,
     onResult: (r) => writeResult(o.resultsDir, r),
     skipModel: (name) => (ownRowOnly && name !== own) || madeBy(resultFile(o.resultsDir, e.task, name), cfg),
+    // What reproduces the result: the study (the resolved eval config is saved with it).
+    command: `npm run study -- --plan ${o.plan.name}`,
   });
 }
 

@@ -105,6 +105,8 @@ describe('study --plan tiny', () => {
       expect(png.subarray(1, 4).toString()).toBe('PNG');
     }
     expect(JSON.parse(fs.readFileSync(stale, 'utf8')).config.checkpoint).toBe(path.join(runs, plan.runs[0].id));
+    // Each result names the command that made it: the study, not an eval command line.
+    expect(JSON.parse(fs.readFileSync(stale, 'utf8')).command).toBe('npm run study -- --plan tiny');
     // A third run finds everything done.
     const third = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 120_000 });
     expect(third.status).toBe(0);
