@@ -1,16 +1,29 @@
 /**
- * fmnist-scenes: a dense task built from real Fashion-MNIST items. Each canvas (56 x 56 by
- * default) holds 2-4 items, scaled and placed at random, overlapping, on a textured background;
- * the label map is 0 for background and 1 + class for item pixels (later items occlude earlier
- * ones). Canvas i of a split is a pure function of (seed, split, i); train canvases use items
- * of the Fashion-MNIST train split, test canvases items of the test split.
+ * fmnist-scenes: a dense task built from real Fashion-MNIST items. A canvas (56 x 56 by default)
+ * is a grid of item-sized cells (28 px: 2 x 2) on a textured background; 2-4 random cells hold
+ * one item each, at its native scale by default (a smaller scale places it at random inside its
+ * cell). The label map is 0 for background and 1 + class for item pixels. Canvas i of a split is
+ * a pure function of (seed, split, i); train canvases use items of the Fashion-MNIST train split,
+ * test canvases items of the test split.
+ *
+ * Why cells and native scale (issue 9, point 3): the first design (2-4 items scaled 0.7-1.3,
+ * placed anywhere, overlapping; 8 px patches) did not separate models: on 2,000 / 1,000
+ * canvases every model and baseline scored 17-18 k-NN mIoU, and the in-domain CAPI's logistic
+ * mIoU (15.6) was 0.7 above its own init's, against a background-oracle floor of 10 and an
+ * oracle-patch ceiling of 59. There an item spanned 2.5-4.5 patches and patches straddled items
+ * and occluders; here a patch lies on one item, as in the classification task (the model's
+ * 7 px patch divides the 28 px cell: 4 x 4 patches an item), so what a patch's token says about
+ * its item's class, from its context, is what the task measures.
  */
 import type { ImageDataset, LabeledDataset } from './dataset.js';
 import type { SegmentationDataset } from './segmentation-datasets.js';
 import { Rng, STREAM } from '../runtime/rng.js';
 
 export interface ScenesOptions {
+  /** Canvas side; a multiple of `cell`. */
   size: number;
+  /** Cell side (an item's native side, 28). */
+  cell: number;
   count: number;
   seed: number;
   minItems: number;
@@ -23,11 +36,12 @@ export interface ScenesOptions {
 
 export const SCENES_DEFAULTS: Omit<ScenesOptions, 'count'> = {
   size: 56,
+  cell: 28,
   seed: 0,
   minItems: 2,
   maxItems: 4,
-  minScale: 0.7,
-  maxScale: 1.3,
+  minScale: 1,
+  maxScale: 1,
   threshold: 40,
 };
 
@@ -60,14 +74,16 @@ export async function renderScene(items: LabeledDataset, opts: ScenesOptions, sp
       pixels[y * s + x] = Math.max(0, Math.min(70, Math.round(v)));
     }
   }
-  const nItems = rng.randint(opts.minItems, opts.maxItems);
+  const perRow = Math.floor(s / opts.cell);
+  const cells = rng.permutation(perRow * perRow);
+  const nItems = Math.min(cells.length, rng.randint(opts.minItems, opts.maxItems));
   for (let k = 0; k < nItems; k++) {
     const idx = Math.floor(rng.uniform() * items.size);
     const item = await items.load(idx);
     const cls = items.label(idx);
-    const side = Math.min(s, Math.round(item.width * rng.uniformIn(opts.minScale, opts.maxScale)));
-    const top = rng.randint(0, s - side);
-    const left = rng.randint(0, s - side);
+    const side = Math.min(opts.cell, Math.round(item.width * rng.uniformIn(opts.minScale, opts.maxScale)));
+    const top = Math.floor(cells[k] / perRow) * opts.cell + rng.randint(0, opts.cell - side);
+    const left = (cells[k] % perRow) * opts.cell + rng.randint(0, opts.cell - side);
     for (let y = 0; y < side; y++) {
       for (let x = 0; x < side; x++) {
         // Nearest-neighbour scaling keeps item pixels and their labels consistent.

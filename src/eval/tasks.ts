@@ -81,7 +81,7 @@ export const TASKS = {
   },
   'fmnist-scenes': {
     kind: 'segmentation',
-    description: 'canvases of 2-4 Fashion-MNIST items on texture (background + 10 classes)',
+    description: 'canvases of 2-4 Fashion-MNIST items in the cells of a 2 x 2 grid on texture (background + 10 classes)',
     probes: SEGMENTATION_PROBES,
     transform: 'resize',
     labels: { classes: SCENE_CLASSES.length, ignore: [255], background: 0 },

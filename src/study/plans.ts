@@ -161,8 +161,11 @@ function expand(p: PlanShape): Plan {
   return { name: p.name, summary: p.summary, estimate: p.estimate, preset: p.preset, runs, evals };
 }
 
-/** The fmnist-tiny model at 56 px with 8 px patches: the same 7 x 7 token grid on the scene canvases. */
-const SCENES_MODEL = { data: 'fmnist-scenes', imageSize: 56, patchSize: 8 };
+/**
+ * The fmnist-tiny model at 56 px with 7 px patches: an 8 x 8 token grid on the scene canvases, 4 x 4
+ * patches on each 28 px cell (src/data/fmnist-scenes.ts), so no patch straddles two items.
+ */
+const SCENES_MODEL = { data: 'fmnist-scenes', imageSize: 56, patchSize: 7 };
 
 /**
  * Teacher momentum scaled to the run (a named option, recorded in every run's config): with the

@@ -159,6 +159,26 @@ describe('fmnist-scenes', () => {
     expect(Buffer.from(a.labels).equals(Buffer.from(c.labels))).toBe(false);
   });
 
+  it('each item lies in one cell of the grid: a cell holds one class, and 2-4 cells hold items', async () => {
+    const ds = fmnistScenes(items, 'train', opts);
+    const { size, cell } = opts;
+    for (let i = 0; i < ds.size; i++) {
+      const { label } = await ds.load(i);
+      let filled = 0;
+      for (let cy = 0; cy < size; cy += cell) {
+        for (let cx = 0; cx < size; cx += cell) {
+          const classes = new Set<number>();
+          for (let y = cy; y < cy + cell; y++) for (let x = cx; x < cx + cell; x++) classes.add(label.data[y * size + x]);
+          classes.delete(0);
+          expect(classes.size).toBeLessThanOrEqual(1);
+          filled += classes.size;
+        }
+      }
+      expect(filled).toBeGreaterThanOrEqual(opts.minItems);
+      expect(filled).toBeLessThanOrEqual(opts.maxItems);
+    }
+  });
+
   it('labels match the composition: item pixels (bright) carry 1 + class, background is 0 and dark', async () => {
     const ds = fmnistScenes(items, 'train', opts);
     for (let i = 0; i < ds.size; i++) {
