@@ -393,13 +393,13 @@ function table1(input: StudyReportInput): ReportTable | undefined {
   };
 }
 
-/** The CAPI runs (the supervised ceiling has no CAPI diagnostics). */
 /** `234: 61.2, 468: 66.0, 703: 68.1`: the monitor's measurements of a run ('-' where it had none). */
 export function monitorTrace(metrics: Record<string, number>[]): string {
   const points = metrics.filter((m) => Number.isFinite(m.monitorKnnTop1));
   return points.length ? points.map((m) => `${m.step + 1}: ${m.monitorKnnTop1.toFixed(1)}`).join(', ') : '-';
 }
 
+/** The CAPI runs (the supervised ceiling has no CAPI diagnostics). */
 const capiRuns = (input: StudyReportInput) => input.runs.filter((r) => r.arm !== 'supervised');
 
 function diagnosticsTable(input: StudyReportInput): ReportTable {
