@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import type { MetricKey } from '../eval/metrics.js';
 import type { EvalResult } from '../eval/result.js';
+import { TASKS, type TaskName } from '../eval/tasks.js';
 import { REFINE_KEEP } from '../probes/grid.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
 import { saveCurvesPng } from './curves.js';
@@ -600,6 +601,14 @@ export function machinesLine(input: StudyReportInput): string {
   return parts.length ? `- Machines: ${parts.join('; ')}.\n` : '';
 }
 
+/** What each evaluated dense task is (its description in src/eval/tasks.ts). */
+function denseTasksLine(input: StudyReportInput): string {
+  const tasks = [...new Set(input.results.map((r) => r.task))].filter(
+    (t): t is TaskName => t in TASKS && TASKS[t as TaskName].kind === 'segmentation',
+  );
+  return tasks.map((t) => `\n\`${t}\`: ${TASKS[t].description}.`).join('');
+}
+
 /** Writes REPORT.md, tables/ and curves/ under `dir`; returns the report's path. */
 export async function writeStudyReport(dir: string, input: StudyReportInput): Promise<string> {
   const claims = buildClaims(input);
@@ -650,6 +659,7 @@ ${supervisedLine(input)}
 
 The floor rows need no features (the majority label; the background oracle knows the background mask), the ceiling row
 labels every patch with its true mode label (the best any per-patch classifier can do at the model's patch size).
+${denseTasksLine(input)}
 
 ${section(byName('table3-segmentation'))}
 ## Ablations (Table 1)
