@@ -8,6 +8,9 @@
 #include <node_api.h>
 #include <stdbool.h>
 #include <stdint.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 #define CHECK(call)                                               \
   do {                                                            \
@@ -31,6 +34,36 @@ static float *f32(napi_env env, napi_value v, size_t *length) {
 }
 
 static bool i64(napi_env env, napi_value v, int64_t *out) { return napi_get_value_int64(env, v, out) == napi_ok; }
+
+/*
+ * Denormal floats (|x| < 1.2e-38) make x86 cores take a microcode assist per operation: an sgemm
+ * whose operand holds them ran 76x slower on a Xeon (bench/denormals.ts), and probe gradients
+ * hold them (softmax probabilities of confident logits underflow). Products run with
+ * flush-to-zero and denormals-are-zero, then the caller's mode comes back (JS numbers keep IEEE
+ * semantics). OpenBLAS's worker threads take the mode only where it was built with
+ * CONSISTENT_FPCSR; capi-native sets it on them too (setThreads, below).
+ */
+/* OpenBLAS internals (exported by its pthread and OpenMP builds; not in cblas.h). */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+extern int blas_thread_init(void) __attribute__((weak));
+
+static unsigned flush_denormals(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040); /* FTZ (bit 15) | DAZ (bit 6) */
+  return csr;
+#else
+  return 0;
+#endif
+}
+
+static void restore_csr(unsigned csr) {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_setcsr(csr);
+#else
+  (void)csr;
+#endif
+}
 
 /*
  * sgemm(a, b, c, batch, m, n, k, transA, transB, strideA, strideB): for each i < batch,
@@ -61,6 +94,7 @@ static napi_value Sgemm(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "capi-native: sgemm: sizes exceed the arrays");
     return NULL;
   }
+  unsigned csr = flush_denormals();
   for (int64_t i = 0; i < batch; i++) {
     float *ci = c + i * m * n;
     if (k == 0) {
@@ -70,6 +104,7 @@ static napi_value Sgemm(napi_env env, napi_callback_info info) {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, 1.0f,
                 a + i * sa, ta ? (blasint)m : (blasint)k, b + i * sb, tb ? (blasint)k : (blasint)n, 0.0f, ci, (blasint)n);
   }
+  restore_csr(csr);
   return NULL;
 }
 
@@ -174,7 +209,16 @@ static napi_value SetThreads(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "capi-native: setThreads takes a positive integer");
     return NULL;
   }
+  // The workers are created again from this thread while it flushes denormals, so they inherit
+  // the mode (a new thread copies its creator's MXCSR). Weak: OpenBLAS builds without these
+  // internals keep their workers as they are.
+  unsigned csr = flush_denormals();
   openblas_set_num_threads((int)n);
+  if (blas_thread_shutdown_ && blas_thread_init) {
+    blas_thread_shutdown_();
+    blas_thread_init();
+  }
+  restore_csr(csr);
   return NULL;
 }
 
