@@ -37,11 +37,12 @@ static bool i64(napi_env env, napi_value v, int64_t *out) { return napi_get_valu
 
 /*
  * Denormal floats (|x| < 1.2e-38) make x86 cores take a microcode assist per operation: an sgemm
- * whose operand holds them ran 76x slower on a Xeon (bench/denormals.ts), and probe gradients
- * hold them (softmax probabilities of confident logits underflow). Products run with
- * flush-to-zero and denormals-are-zero, then the caller's mode comes back (JS numbers keep IEEE
- * semantics). OpenBLAS's worker threads take the mode only where it was built with
- * CONSISTENT_FPCSR; capi-native sets it on them too (setThreads, below).
+ * whose operand holds them ran 76-85x slower on a Xeon than on normal ones (bench/denormals.ts),
+ * and probe gradients hold them (softmax probabilities of confident logits underflow). Products
+ * run with flush-to-zero and denormals-are-zero, then the caller's mode comes back (JS numbers
+ * keep IEEE semantics). OpenBLAS's workers keep their own mode (Debian's build does not pass the
+ * caller's: setting it here alone changed nothing), so capi-native creates them again under it
+ * (setThreads, below).
  */
 /* OpenBLAS internals (exported by its pthread and OpenMP builds; not in cblas.h). */
 extern int blas_thread_shutdown_(void) __attribute__((weak));

@@ -80,6 +80,16 @@ describe.skipIf(!built)('native BatchMatMul', () => {
     });
   }
 
+  it('flushes denormal operands to zero in every thread of a product (FTZ/DAZ: no microcode assists)', () => {
+    // 512 rows: OpenBLAS splits them over its threads, so every row range checks one thread's mode.
+    const a = rand([512, 512]);
+    const tiny = tf.tidy(() => tf.mul(rand([512, 64]), 1e-39));
+    const { stock, native } = both(() => tf.tidy(() => tf.matMul(a, tiny).dataSync().slice()));
+    expect(stock.some((v) => v !== 0)).toBe(true); // sums of 512 denormal terms reach the normal range
+    expect(native.every((v) => v === 0)).toBe(true);
+    tf.dispose([a, tiny]);
+  });
+
   const UNARY = { erf: tf.erf, exp: tf.exp, sin: tf.sin, cos: tf.cos };
   for (const [op, f] of Object.entries(UNARY)) {
     it(`${op} equals the stock kernel (odd sizes, zero-size, NaN and infinities)`, () => {
