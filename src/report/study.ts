@@ -495,9 +495,10 @@ const md = (t: ReportTable) => `### ${t.title}\n\n${markdownTable(t.header, t.ro
 /** What the selection flags of a claim's two rows say (a probe at its grid edge or not converged weakens the comparison). */
 function flagEvidence(c: Claim): string {
   const flags = (x: Aggregate | undefined, who: string) =>
-    [x?.atGridEdge ? `${who}'s selection sits at the edge of its grid` : '', x?.notConverged ? `${who}'s probe had not converged` : ''].filter(
-      Boolean,
-    );
+    [
+      x?.atGridEdge ? `${who}'s selection sits at the edge of its grid` : '',
+      x?.notConverged ? `${who}'s probe had not converged` : '',
+    ].filter(Boolean);
   const all = [...flags(c.a, 'A'), ...flags(c.b, 'B')];
   return all.length ? `; ${all.join(', ')}` : '';
 }
