@@ -4,7 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { BENCH_DENORMALS } from '../../bench/denormals.js';
 import { BENCH_EVAL } from '../../bench/eval.js';
+import { BENCH_FEATURE_SHARES } from '../../bench/feature-shares.js';
 import { BENCH_KNN } from '../../bench/knn.js';
 import { BENCH_PRETRAIN } from '../../bench/pretrain.js';
 import { BENCH_VITL } from '../../bench/vitl.js';
@@ -22,6 +24,7 @@ const REQUIRED: Record<string, string[]> = {
   eval: ['--task', 'fmnist', '--checkpoint', 'x'],
   export: ['--checkpoint', 'x', '--out', 'm.pth'],
   'bench:knn': ['--features', 'f.safetensors'],
+  'bench:feature-shares': ['--features', 'f.safetensors'],
   study: ['--plan', 'tiny'],
 };
 
@@ -35,6 +38,8 @@ const COMMANDS: Record<string, CommandSpec<z.ZodObject>> = {
   'bench:eval': BENCH_EVAL,
   'bench:knn': BENCH_KNN,
   'bench:vitl': BENCH_VITL,
+  'bench:denormals': BENCH_DENORMALS,
+  'bench:feature-shares': BENCH_FEATURE_SHARES,
 };
 
 const oneLine = (f: () => unknown): string => {
