@@ -44,10 +44,6 @@ static bool i64(napi_env env, napi_value v, int64_t *out) { return napi_get_valu
  * caller's: setting it here alone changed nothing), so capi-native creates them again under it
  * (setThreads, below).
  */
-/* OpenBLAS internals (exported by its pthread and OpenMP builds; not in cblas.h). */
-extern int blas_thread_shutdown_(void) __attribute__((weak));
-extern int blas_thread_init(void) __attribute__((weak));
-
 static unsigned flush_denormals(void) {
 #if defined(__x86_64__) || defined(__i386__)
   unsigned csr = _mm_getcsr();
@@ -200,6 +196,10 @@ static napi_value GeluGrad(napi_env env, napi_callback_info info) {
   }
   return NULL;
 }
+
+/* OpenBLAS internals (exported by its pthread and OpenMP builds; not in cblas.h). */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+extern int blas_thread_init(void) __attribute__((weak));
 
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
