@@ -52,6 +52,13 @@ export interface SegClassifier<P = unknown> {
   run(s: SegSplits, o: SegRunOptions): SegOutcome<P>;
 }
 
+/**
+ * Whether a k-NN selection lies at an edge a wider grid could move: the metric is categorical, so
+ * only k has edges, and only the largest: k = 1 is where k itself ends.
+ */
+export const knnAtGridEdge = (best: KnnPoint, _index: number, grid: readonly KnnPoint[]): boolean =>
+  best.k > 1 && best.k === Math.max(...grid.map((p) => p.k));
+
 const segKnn: SegClassifier<KnnPoint> = {
   kind: 'segmentation',
   metrics: { mIoU: 'seg.knn.mIoU', acc: 'seg.knn.acc', fgIoU: 'seg.knn.fgIoU' },
@@ -63,8 +70,7 @@ const segKnn: SegClassifier<KnnPoint> = {
       segKnnGrid(),
       (grid) => segKnnValidation(s, [...grid], index, search('validation')),
       (best) => segKnnTest(s, best, index, search('refit + test')),
-      // The metric is categorical: only k has edges.
-      (best, _, grid) => best.k === Math.min(...grid.map((p) => p.k)) || best.k === Math.max(...grid.map((p) => p.k)),
+      knnAtGridEdge,
     );
     const { k, metric } = selection.best;
     return { selection, bestLabel: `k=${k} ${metric} (${index === 'hnsw' ? 'approximate HNSW' : 'exact'} search)`, extra: { index } };

@@ -7,6 +7,7 @@ import type { PatchLabels } from '../segmentation/patches.js';
 import { patchLabels, patchModes } from '../segmentation/patches.js';
 import { denseReferences, foregroundIoU } from '../segmentation/metrics.js';
 import { prepareSegmentation } from '../segmentation/protocol.js';
+import { featureShares } from '../segmentation/variance.js';
 import type { SegClassifier } from './classifiers.js';
 import { CLASSIFIERS, classifiersFor } from './classifiers.js';
 import type { EvalResult } from './result.js';
@@ -110,6 +111,8 @@ export async function segmentationRunner(
           seed: cfg.seed,
         },
       );
+      // What the classifiers see, summarised: how much of it is per-image context (report: discussion of dense claims).
+      o.details.featureShares = featureShares(splitsOnFeatures.test, ftr.patchDim);
       for (const name of names) {
         const c = CLASSIFIERS[name] as SegClassifier;
         const t0 = performance.now();

@@ -16,6 +16,7 @@ import type { MetricKey } from '../eval/metrics.js';
 import type { EvalResult } from '../eval/result.js';
 import { TASKS, type TaskName } from '../eval/tasks.js';
 import { REFINE_KEEP } from '../probes/grid.js';
+import type { FeatureShares } from '../segmentation/variance.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
 import { saveCurvesPng } from './curves.js';
 import { markdownTable } from './results.js';
@@ -212,6 +213,24 @@ export function teacherMeanAge(momenta: number[]): number {
   return den > 0 ? num / den : Number.NaN;
 }
 
+/** The k-NN's chosen k of a row's seeds, e.g. `k=1` or `k=1, 3`. */
+const chosenK = (rs: EvalResult[]) =>
+  [...new Set(rs.map((r) => (r.details?.['seg.knn'] as { best?: { k?: number } } | undefined)?.best?.k).filter((k) => k !== undefined))]
+    .map((k) => `k=${k}`)
+    .join(', ');
+
+/** What bears on a dense claim: each side's feature-variance shares and, for k-NN, its chosen k. */
+function denseEvidence(a: EvalResult[], b: EvalResult[], key: MetricKey): string {
+  const sa = meanFeatureShares(a);
+  const sb = meanFeatureShares(b);
+  const shares =
+    sa && sb
+      ? `; share of the standardised test patch features' variance in their canvas's mean: A ${sa.image.toFixed(3)}, B ${sb.image.toFixed(3)} (in their position's mean: ${sa.position.toFixed(3)}, ${sb.position.toFixed(3)})`
+      : '';
+  const k = key.startsWith('seg.knn') && chosenK(a) && chosenK(b) ? `; chosen k: A ${chosenK(a)}, B ${chosenK(b)}` : '';
+  return `${shares}${k}`;
+}
+
 export function buildClaims(input: StudyReportInput): Claim[] {
   const claims: Claim[] = [];
   const metrics = familyMetrics(input.results);
@@ -231,8 +250,16 @@ export function buildClaims(input: StudyReportInput): Claim[] {
     for (const b of ['pixels', 'init', 'random-init', 'pixel-patches']) {
       const base = aggregate(byModel(input, m.task, b), rowMetric(b, m.key));
       if (!base) continue;
+      const dense = m.key.startsWith('seg.') ? denseEvidence(armResults(input, 'capi', m.task), byModel(input, m.task, b), m.key) : '';
       claims.push(
-        compare(`CAPI > ${b} (${m.label})`, 'implied: SSL features beat untrained ones', '>', capi, base, `${runLength()}${ceilingNote}`),
+        compare(
+          `CAPI > ${b} (${m.label})`,
+          'implied: SSL features beat untrained ones',
+          '>',
+          capi,
+          base,
+          `${runLength()}${ceilingNote}${dense}`,
+        ),
       );
     }
   }
@@ -310,6 +337,66 @@ export interface ReportTable {
   note?: string;
 }
 
+interface RowSource {
+  label: string;
+  /** The baseline's model name (its metrics may stand in another slot: rowMetric). */
+  model?: string;
+  pick: (task: string) => EvalResult[];
+}
+
+/** The rows of Tables 2 and 3: the CAPI default (teacher, student), the supervised ceiling, the baselines, the floors and ceilings. */
+function rowSources(input: StudyReportInput): RowSource[] {
+  return [
+    { label: 'CAPI (teacher)', pick: (t) => armResults(input, 'capi', t) },
+    { label: 'CAPI (student)', pick: (t) => input.results.filter((r) => r.task === t && r.model.endsWith('-student')) },
+    { label: 'ceiling: supervised (same encoder and steps, labels)', pick: (t) => armResults(input, 'supervised', t) },
+    ...['init', 'random-init', 'pixels', 'pixel-patches'].map((b) => ({
+      label: `baseline: ${b}`,
+      model: b,
+      pick: (t: string) => byModel(input, t, b),
+    })),
+    ...[...new Set(input.results.filter((r) => r.kind === 'reference').map((r) => r.model))].map((m) => ({
+      label: m,
+      pick: (t: string) => byModel(input, t, m),
+    })),
+  ];
+}
+
+/** Mean over results (seeds) of the dense evaluation's feature-variance shares, where recorded (src/segmentation/variance.ts). */
+export function meanFeatureShares(results: EvalResult[]): FeatureShares | undefined {
+  const shares = results
+    .map((r) => r.details?.featureShares as FeatureShares | undefined)
+    .filter((x): x is FeatureShares => x !== undefined && Number.isFinite(x.image) && Number.isFinite(x.position));
+  if (!shares.length) return undefined;
+  const mean = (f: (x: FeatureShares) => number) => shares.reduce((a, x) => a + f(x), 0) / shares.length;
+  return { image: mean((x) => x.image), position: mean((x) => x.position) };
+}
+
+/** Where each dense row's standardised test patch features vary: per image, per position (the evidence for k-NN vs linear rankings). */
+function featureSharesTable(input: StudyReportInput): ReportTable | undefined {
+  const tasks = [...new Set(input.results.filter((r) => meanFeatureShares([r])).map((r) => r.task))];
+  if (!tasks.length) return undefined;
+  const fmt = (x: number | undefined) => (x === undefined ? 'not recorded' : x.toFixed(3));
+  const rows = rowSources(input)
+    .map((s) => [
+      s.label,
+      ...tasks.flatMap((t) => {
+        const m = meanFeatureShares(s.pick(t));
+        return [fmt(m?.image), fmt(m?.position)];
+      }),
+    ])
+    .filter((r) => r.slice(1).some((c) => c !== 'not recorded'));
+  return {
+    name: 'table3-feature-shares',
+    title: 'Where the standardised test patch features vary: share of their variance explained by image means and by position means',
+    header: ['model', ...tasks.flatMap((t) => [`${t} image share`, `${t} position share`])],
+    rows,
+    note:
+      'A k-NN over features whose variance is largely per-image (what all patches of a canvas share) finds neighbours in similar ' +
+      'canvases rather than on the same kind of item; a logistic probe can weight those directions down (src/segmentation/variance.ts).',
+  };
+}
+
 function table2and3(input: StudyReportInput): ReportTable[] {
   const out: ReportTable[] = [];
   const groups: { name: string; title: string; task: string[]; keys: [MetricKey, string][]; paper: string }[] = [
@@ -346,21 +433,7 @@ function table2and3(input: StudyReportInput): ReportTable[] {
     const cols = tasks.flatMap((t) =>
       g.keys.filter(([k]) => input.results.some((r) => r.task === t && r.metrics[k] !== undefined)).map(([k, l]) => ({ t, k, l })),
     );
-    const rowSources: { label: string; model?: string; pick: (task: string) => EvalResult[] }[] = [
-      { label: 'CAPI (teacher)', pick: (t) => armResults(input, 'capi', t) },
-      { label: 'CAPI (student)', pick: (t) => input.results.filter((r) => r.task === t && r.model.endsWith('-student')) },
-      { label: 'ceiling: supervised (same encoder and steps, labels)', pick: (t) => armResults(input, 'supervised', t) },
-      ...['init', 'random-init', 'pixels', 'pixel-patches'].map((b) => ({
-        label: `baseline: ${b}`,
-        model: b,
-        pick: (t: string) => byModel(input, t, b),
-      })),
-      ...[...new Set(input.results.filter((r) => r.kind === 'reference').map((r) => r.model))].map((m) => ({
-        label: m,
-        pick: (t: string) => byModel(input, t, m),
-      })),
-    ];
-    const rows = rowSources
+    const rows = rowSources(input)
       .map((s) => [s.label, ...cols.map((c) => aggregateCell(aggregate(s.pick(c.t), s.model ? rowMetric(s.model, c.k) : c.k)))])
       .filter((r) => r.slice(1).some((c) => c !== 'not run'));
     out.push({ name: g.name, title: g.title, header: ['model', ...cols.map((c) => `${c.t} ${c.l}`)], rows, note: g.paper });
@@ -487,7 +560,7 @@ function claimsTable(claims: Claim[]): ReportTable {
 
 const LEGEND =
   'Cells: mean ± std over seeds (n), [SE] the standard error of that mean: sqrt(std² / n + test-set SE²), where the test-set SE is binomial ' +
-  'for accuracies and a bootstrap over test images for mIoU; † a seed’s selected hyper-parameter (a probe’s lr, k-NN’s k, logistic regression’s C) lies at the edge of its grid; * a seed’s selected probe ' +
+  'for accuracies and a bootstrap over test images for mIoU; † a seed’s selected hyper-parameter (a probe’s lr, logistic regression’s C, k-NN’s k when the largest: k = 1 is k’s own bound) lies at the edge of its grid; * a seed’s selected probe ' +
   'had not converged (the chosen point trained again with half the steps, from the same initial parameters and batches, is further than 0.3 points and one held-out SE below it).';
 
 const md = (t: ReportTable) => `### ${t.title}\n\n${markdownTable(t.header, t.rows)}${t.note ? `\n${t.note}\n` : ''}`;
@@ -617,7 +690,15 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
   const claims = buildClaims(input);
   const t1 = table1(input);
   const t5 = table5(input);
-  const tables = [...table2and3(input), ...(t1 ? [t1] : []), ...(t5 ? [t5] : []), diagnosticsTable(input), claimsTable(claims)];
+  const shares = featureSharesTable(input);
+  const tables = [
+    ...table2and3(input),
+    ...(shares ? [shares] : []),
+    ...(t1 ? [t1] : []),
+    ...(t5 ? [t5] : []),
+    diagnosticsTable(input),
+    claimsTable(claims),
+  ];
   const tablesDir = path.join(dir, 'tables');
   for (const t of tables) {
     writeFileAtomic(path.join(tablesDir, `${t.name}.md`), `${md(t)}\n${LEGEND}\n`);
@@ -665,6 +746,7 @@ labels every patch with its true mode label (the best any per-patch classifier c
 ${denseTasksLine(input)}
 
 ${section(byName('table3-segmentation'))}
+${section(byName('table3-feature-shares'))}
 ## Ablations (Table 1)
 
 ${section(byName('table1-ablations'))}

@@ -98,7 +98,7 @@ describe('evaluate()', () => {
     }
   });
 
-  it('dense: decodes each canvas once for all five models, refits at the grid C', async () => {
+  it('dense: decodes each canvas once for all five models, refits at the grid C, records the feature shares', async () => {
     const load = TASKS['fmnist-scenes'].load;
     let decoded = 0;
     const counting = (d: SegmentationDataset): SegmentationDataset => ({
@@ -127,6 +127,9 @@ describe('evaluate()', () => {
         expect(lr.refit!.iterations).toBeGreaterThan(0);
         expect(lr.refit!.iterations).toBeLessThanOrEqual(30);
         expect(Number.isFinite(lr.refit!.gradMax)).toBe(true);
+        // The test features' variance shares are recorded as proportions.
+        const shares = r.details.featureShares as { image: number; position: number };
+        for (const v of [shares.image, shares.position]) expect(v > 0 && v < 1).toBe(true);
       }
     } finally {
       spy.mockRestore();

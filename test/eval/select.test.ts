@@ -1,6 +1,8 @@
-/** select -> refit -> test: the winner is the grid's own object (first on ties), with its edge flag. */
+/** select -> refit -> test: the winner is the grid's own object (first on ties), with its edge flag; the dense k-NN's edge rule. */
 import { describe, expect, it } from 'vitest';
+import { knnAtGridEdge } from '../../src/eval/classifiers.js';
 import { selectRefitTest } from '../../src/eval/select.js';
+import { SEG_KNN_KS, segKnnGrid } from '../../src/segmentation/protocol.js';
 
 describe('selectRefitTest', () => {
   it('refits exactly the winning grid point, first on ties; edges of an ordered grid', () => {
@@ -39,5 +41,15 @@ describe('selectRefitTest', () => {
     );
     expect(sel.best).toBe(grid[1]);
     expect(sel.atGridEdge).toBe(true);
+  });
+});
+
+describe('knnAtGridEdge', () => {
+  it('flags the largest k of the grid, not k = 1 (nothing smaller exists) nor an inner k', () => {
+    const grid = segKnnGrid();
+    const at = (k: number) => knnAtGridEdge({ k, metric: 'l2' }, 0, grid);
+    expect(at(Math.max(...SEG_KNN_KS))).toBe(true);
+    expect(at(1)).toBe(false);
+    expect(at(SEG_KNN_KS[1])).toBe(false);
   });
 });

@@ -120,6 +120,38 @@ describe('study statistics', () => {
     }
   });
 
+  it("dense rows: feature-variance shares averaged over seeds in their own table and in a claim's evidence, with k-NN's chosen k", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-report-'));
+    const dense = (model: string, v: number, image: number, position: number, k: number) => ({
+      ...result(model, 'fmnist-scenes', { 'seg.knn.mIoU': v }, 0.3),
+      details: { featureShares: { image, position }, 'seg.knn': { best: { k, metric: 'l2' } } },
+    });
+    const input: StudyReportInput = {
+      plan: { name: 't', summary: '', estimate: '' },
+      arms: [{ name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } }],
+      runs: ['scenes-capi-s0', 'scenes-capi-s1'].map((id, seed) => ({ id, family: 'scenes', arm: 'capi', seed, metrics: [] })),
+      results: [dense('scenes-capi-s0', 26, 0.3, 0.1, 10), dense('scenes-capi-s1', 27, 0.2, 0.05, 3), dense('pixels', 33, 0.06, 0.19, 1)],
+      commits: [],
+      started: '',
+      evalSettings: [],
+    };
+    try {
+      await writeStudyReport(dir, input);
+      const rows = fs
+        .readFileSync(path.join(dir, 'tables', 'table3-feature-shares.csv'), 'utf8')
+        .trim()
+        .split('\n');
+      expect(rows[0]).toBe('model,fmnist-scenes image share,fmnist-scenes position share');
+      expect(rows.find((r) => r.startsWith('CAPI (teacher)'))).toBe('CAPI (teacher),0.250,0.075');
+      expect(rows.find((r) => r.startsWith('baseline: pixels'))).toBe('baseline: pixels,0.060,0.190');
+      const claim = buildClaims(input).find((c) => c.claim === 'CAPI > pixels (scenes k-NN mIoU)')!;
+      expect(claim.evidence).toContain('A 0.250, B 0.060');
+      expect(claim.evidence).toContain('chosen k: A k=10, k=3, B k=1');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('diagnostics: the mean over the last 10% of steps; curve rows thinned to every k-th step (200 per run) plus the last', () => {
     const metrics = Array.from({ length: 1000 }, (_, s) => ({ step: s, capiLoss: s, teacherInitShare: 0.1 }));
     expect(lateMean(metrics, 'capiLoss')).toBeCloseTo((900 + 999) / 2, 12);
