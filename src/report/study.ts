@@ -196,6 +196,22 @@ function diagnosticsLine(input: StudyReportInput, arm: string): string {
 }
 
 /**
+ * How far the student's predictions are from their targets: the CAPI loss is the cross-entropy
+ * of the SK targets under the student's softmax over the same predicted patches whose target
+ * entropy is logged, so loss - entropy is their mean KL divergence (0 for a perfect predictor).
+ * Over the last 10% of steps, and at step 0.
+ */
+export function predictorGap(metrics: Record<string, number>[]): { late: number; initial: number } {
+  const kl = metrics.map((m) => ({ kl: m.capiLoss - m.targetEntropy }));
+  return { late: lateMean(kl, 'kl'), initial: kl[0]?.kl ?? Number.NaN };
+}
+
+const predictorGapCell = (metrics: Record<string, number>[]) => {
+  const g = predictorGap(metrics);
+  return `${g.late.toFixed(2)} (${g.initial.toFixed(2)})`;
+};
+
+/**
  * Mean age, in steps before the end, of the students the final EMA teacher averages: teacher_T =
  * (prod m) init + sum_t (1 - m_t) prod_{s>t} m_s student_t, the init's share left out (the
  * weights renormalised). For a constant momentum m over a long run it tends to m / (1 - m).
@@ -229,6 +245,17 @@ function denseEvidence(a: EvalResult[], b: EvalResult[], key: MetricKey): string
       : '';
   const k = key.startsWith('seg.knn') && chosenK(a) && chosenK(b) ? `; chosen k: A ${chosenK(a)}, B ${chosenK(b)}` : '';
   return `${shares}${k}`;
+}
+
+/** How well the predictor that predictor pooling reads was trained, in the runs of `results`. */
+function predictorEvidence(input: StudyReportInput, results: EvalResult[]): string {
+  const runs = input.runs.filter((r) => r.metrics.length && results.some((x) => x.model === r.id));
+  if (!runs.length) return '';
+  const parts = runs.map((r) => {
+    const g = predictorGap(r.metrics);
+    return `${r.id} ${g.late.toFixed(2)} nats (${((100 * g.late) / g.initial).toFixed(0)}% of its step-0 ${g.initial.toFixed(2)})`;
+  });
+  return `; the predictor's KL to its targets (CAPI loss - target entropy) over the last 10% of steps: ${parts.join(', ')}`;
 }
 
 export function buildClaims(input: StudyReportInput): Claim[] {
@@ -320,7 +347,14 @@ export function buildClaims(input: StudyReportInput): Claim[] {
       const a = aggregate(capi, pp);
       if (!a) continue;
       claims.push(
-        compare(`predictor pooling > average pooling (${task} ${pp.split('(')[0]})`, paper, '>', a, aggregate(capi, avg), runLength()),
+        compare(
+          `predictor pooling > average pooling (${task} ${pp.split('(')[0]})`,
+          paper,
+          '>',
+          a,
+          aggregate(capi, avg),
+          `${runLength()}${predictorEvidence(input, capi)}`,
+        ),
       );
     }
   }
@@ -493,6 +527,7 @@ function diagnosticsTable(input: StudyReportInput): ReportTable {
         lateMean(r.metrics, 'capiLoss').toFixed(3),
         lateMean(r.metrics, 'clusteringLoss').toFixed(3),
         lateMean(r.metrics, 'targetEntropy').toFixed(2),
+        predictorGapCell(r.metrics),
         lateMean(r.metrics, 'clustersUsed').toFixed(0),
         (last.teacherInitShare ?? Number.NaN).toExponential(1),
         teacherMeanAge(r.metrics.map((m) => m.momentum)).toFixed(0),
@@ -512,6 +547,7 @@ function diagnosticsTable(input: StudyReportInput): ReportTable {
       'CAPI loss',
       'clustering loss',
       'target entropy',
+      'predictor KL to targets (nats; at step 0)',
       'clusters used',
       'teacher init share',
       'teacher mean age (steps)',

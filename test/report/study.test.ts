@@ -12,6 +12,7 @@ import {
   buildClaims,
   lateMean,
   machinesLine,
+  predictorGap,
   teacherMeanAge,
   verdict,
   weightDecayNote,
@@ -159,6 +160,14 @@ describe('study statistics', () => {
     expect(rows.length).toBe(201); // every 5th step, and the last
     expect(rows.at(-1)!.step).toBe(1000);
     expect(curveRows([{ run: 'r', metrics }]).find((r) => r.metric.includes('init share'))!.value).toBeCloseTo(-1, 12);
+  });
+
+  it("predictor gap: CAPI loss - target entropy (the predictions' KL to their targets), late mean and at step 0", () => {
+    // 10 steps: loss 5 - 0.1 s, entropy 1 - 0.05 s, so KL = 4 - 0.05 s; the last 10% is step 9 alone.
+    const metrics = Array.from({ length: 10 }, (_, s) => ({ capiLoss: 5 - 0.1 * s, targetEntropy: 1 - 0.05 * s }));
+    const g = predictorGap(metrics);
+    expect(g.initial).toBeCloseTo(4, 12);
+    expect(g.late).toBeCloseTo(4 - 0.45, 12);
   });
 
   it("weight decay: how often the chosen wd is at its grid's edge and its margin over the next wd at the same lr", () => {
