@@ -54,6 +54,10 @@ export interface Family {
   supervisedCeiling?: boolean;
   /** Pretraining fields of every run of the family (data, length, model size). */
   fields: Record<string, unknown>;
+  /**
+   * `probes` on every run; `mainProbes` also on the default arm's runs and the supervised ceiling
+   * (Table 2 and Table 5 read them; Table 1's ablation arms are compared on `probes`).
+   */
   evals: { task: TaskName; probes: ProbeName[]; mainProbes?: ProbeName[]; config: Partial<EvalConfig> }[];
   /** k-NN of the teacher during each pretraining run (src/eval/monitor.ts), on a labeled classification task. */
   monitor?: RunMonitor;
@@ -193,8 +197,8 @@ export const PLANS: Record<string, () => Plan> = {
           evals: [
             {
               task: 'fmnist',
-              probes: ['linear', 'knn', 'predictor-pooling'],
-              mainProbes: ['attentive'],
+              probes: ['linear', 'knn'],
+              mainProbes: ['predictor-pooling', 'attentive'],
               config: { dataDir: 'data/fmnist-slice', limitTrain: 200, limitTest: 100, probeSteps: 20, batchSize: 64 },
             },
           ],
@@ -237,8 +241,8 @@ export const PLANS: Record<string, () => Plan> = {
           evals: [
             {
               task: 'fmnist',
-              probes: ['linear', 'knn', 'predictor-pooling'],
-              mainProbes: ['attentive'],
+              probes: ['linear', 'knn'],
+              mainProbes: ['predictor-pooling', 'attentive'],
               config: { attentiveSteps: 5000, attentiveBatchSize: 256, attentiveRefineSteps: 50000 },
             },
           ],
@@ -266,8 +270,8 @@ export const PLANS: Record<string, () => Plan> = {
           evals: [
             {
               task: 'imagenet',
-              probes: ['linear', 'knn', 'predictor-pooling'],
-              mainProbes: ['attentive'],
+              probes: ['linear', 'knn'],
+              mainProbes: ['predictor-pooling', 'attentive'],
               config: { dataRoot: 'imagenet' },
             },
             { task: 'ade20k', probes: ['knn', 'logreg'], config: { dataRoot: 'ADEChallengeData2016' } },
