@@ -84,7 +84,7 @@ const METRICS_FILE = 'metrics.jsonl';
 const CONFIG_FILE = 'config.json';
 
 /** SIGINT / SIGTERM: the first asks the loop to stop after the current step; a later one aborts. */
-class StopRequest {
+export class StopRequest {
   signal?: NodeJS.Signals;
   private at = 0;
   private readonly handler = (signal: NodeJS.Signals) => {
@@ -110,14 +110,14 @@ class StopRequest {
 }
 
 /** Lets signal handlers (and other events) run between synchronous steps. */
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * metrics.jsonl lines of steps before `step` (a crash after the last checkpoint leaves later
  * ones). A torn last line (a crash or a full disk during the append) is dropped; a bad line
  * elsewhere is an error naming the file and line.
  */
-function keptMetrics(file: string, step: number, log: (l: string) => void): string[] {
+export function keptMetrics(file: string, step: number, log: (l: string) => void): string[] {
   if (!fs.existsSync(file)) return [];
   const lines = fs.readFileSync(file, 'utf8').split('\n');
   if (lines.at(-1) === '') lines.pop();

@@ -4,8 +4,10 @@
  * parameter groups), with a linear head on its average-pooled patch tokens; no masking, no
  * teacher, no drop-path. Frozen-feature evaluation of this encoder shows where the architecture
  * and budget top out. It writes config.json, metrics.jsonl (loss and batch accuracy per step) and
- * the encoder as a teacher export (teacher/), so `eval --checkpoint DIR` reads it like any run;
- * minutes long, so a killed run starts over rather than resuming.
+ * the encoder as a teacher export (teacher/), so `eval --checkpoint DIR` reads it like any run.
+ * Resumable like a CAPI run: every `checkpointEvery` steps (and on SIGINT / SIGTERM) the encoder,
+ * head and optimiser state go to supervised-checkpoint.safetensors, and a rerun in the same folder
+ * with the same config continues from it (batches and augmentations are functions of the step).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -18,15 +20,18 @@ import type { AdamWState } from '../runtime/adamw.js';
 import { adamwStep, initAdamW } from '../runtime/adamw.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
+import { readTrainState, writeTrainState } from '../model/io/run-files.js';
 import { Rng, STREAM } from '../runtime/rng.js';
 import { exportTeacher } from './checkpoint.js';
 import type { PretrainConfig } from './config.js';
 import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js';
+import { keptMetrics, StopRequest, yieldToEventLoop } from './loop.js';
 import { studentParamGroup } from './schedules.js';
 import type { CapiState, PretrainBatch } from './step.js';
 import { disposeState, initState, schedulesAt, totalSteps } from './step.js';
 
 export const SUPERVISED_FILE = 'supervised.json';
+export const SUPERVISED_CHECKPOINT = 'supervised-checkpoint.safetensors';
 
 export interface SupervisedStepMetrics {
   step: number;
@@ -114,13 +119,44 @@ export interface SupervisedOptions {
   backend: BackendInfo;
   log: (line: string) => void;
   onStep?: (m: SupervisedStepMetrics, total: number) => void;
+  /** Stop (with a checkpoint) once this many steps are done; 0: run to the end. */
+  stopAfter?: number;
 }
 
 /** Whether `dir` holds a finished supervised run. */
 export const supervisedDone = (dir: string): boolean => fs.existsSync(path.join(dir, SUPERVISED_FILE));
 
-/** Trains the supervised ceiling of `cfg` (its data must be labeled: fmnist) and exports the encoder. */
-export async function runSupervised(cfg: PretrainConfig, opts: SupervisedOptions): Promise<void> {
+/** What a supervised checkpoint holds: the trained parameters and their AdamW moments, by group. */
+const checkpointGroups = (params: Record<string, tf.Variable>, opt: AdamWState) => ({ params, 'opt.m': opt.m, 'opt.v': opt.v });
+
+function saveSupervised(file: string, params: Record<string, tf.Variable>, opt: AdamWState, step: number, cfg: PretrainConfig): void {
+  writeTrainState(file, checkpointGroups(params, opt), { step: String(step), optSteps: String(opt.steps), config: JSON.stringify(cfg) });
+}
+
+/** Restores a checkpoint of the same config into `params` and `opt`; returns its step. */
+function loadSupervised(file: string, params: Record<string, tf.Variable>, opt: AdamWState, cfg: PretrainConfig): number {
+  const saved = readTrainState(file);
+  if (saved.meta.config !== JSON.stringify(cfg))
+    throw new Error(`${file}: this checkpoint was written with another config; remove ${path.dirname(file)} to train the ceiling anew`);
+  for (const [group, vars] of Object.entries(checkpointGroups(params, opt))) {
+    for (const [name, v] of Object.entries(vars)) {
+      const t = saved.tensor(group, name, v.shape);
+      tf.tidy(() => v.assign(tf.tensor(t.data, t.shape)));
+    }
+  }
+  opt.steps = Number(saved.meta.optSteps);
+  return Number(saved.meta.step);
+}
+
+export interface SupervisedOutcome {
+  /** The run reached its last step and exported the encoder (else a checkpoint waits for a rerun). */
+  finished: boolean;
+  /** The signal that stopped it early. */
+  interrupted?: NodeJS.Signals;
+}
+
+/** Trains (or resumes) the supervised ceiling of `cfg` (its data must be labeled: fmnist) and exports the encoder. */
+export async function runSupervised(cfg: PretrainConfig, opts: SupervisedOptions): Promise<SupervisedOutcome> {
   const data = await openPretrainDataset(cfg.train, cfg.model.imageSize);
   const ds = data.dataset as Partial<LabeledDataset> & typeof data.dataset;
   if (typeof ds.label !== 'function' || !ds.numClasses)
@@ -133,15 +169,25 @@ export async function runSupervised(cfg: PretrainConfig, opts: SupervisedOptions
   const opt = initAdamW(params);
   fs.mkdirSync(opts.out, { recursive: true });
   const metricsFile = path.join(opts.out, 'metrics.jsonl');
+  const ckpt = path.join(opts.out, SUPERVISED_CHECKPOINT);
+  const resumed = fs.existsSync(ckpt);
+  if (resumed) state.step = loadSupervised(ckpt, params, opt, cfg);
   writeFileAtomic(
     path.join(opts.out, 'config.json'),
     JSON.stringify({ ...cfg, supervised: true, backend: opts.backend, dataset: ds.description, totalSteps: total }, null, 2),
   );
-  writeFileAtomic(metricsFile, '');
-  opts.log(`supervised ceiling: ${ds.description}, ${total} steps of ${cfg.train.batchSize}`);
-  const started = performance.now();
+  const kept = resumed ? keptMetrics(metricsFile, state.step, opts.log) : [];
+  writeFileAtomic(metricsFile, kept.map((l) => `${l}\n`).join(''));
+  opts.log(
+    `supervised ceiling: ${ds.description}, ${total} steps of ${cfg.train.batchSize}${resumed ? `, resumed at step ${state.step}` : ''}`,
+  );
+  // Elapsed time continues from the run's last record, as a CAPI run's does.
+  const before = kept.length ? ((JSON.parse(kept.at(-1)!) as { elapsedSec?: number }).elapsedSec ?? 0) : 0;
+  const started = performance.now() - 1000 * before;
+  const stop = new StopRequest(opts.log);
   try {
     while (state.step < total) {
+      await yieldToEventLoop();
       const t0 = performance.now();
       const batch = await loadPretrainBatch(ds, sampler, cfg, state.step);
       const labels = Int32Array.from(sampler.indices(state.step), (i) => ds.label!(i));
@@ -150,7 +196,11 @@ export async function runSupervised(cfg: PretrainConfig, opts: SupervisedOptions
       fs.appendFileSync(metricsFile, `${JSON.stringify(rec)}\n`);
       opts.onStep?.(m, total);
       if (!Number.isFinite(m.loss)) throw new Error(`supervised run diverged at step ${m.step}: lower --lr`);
-      await new Promise((r) => setImmediate(r));
+      await yieldToEventLoop(); // a signal sent during the step is seen now
+      if (state.step === total) break;
+      const early = stop.signal !== undefined || (!!opts.stopAfter && state.step >= opts.stopAfter);
+      if (early || state.step % cfg.train.checkpointEvery === 0) saveSupervised(ckpt, params, opt, state.step, cfg);
+      if (early) return { finished: false, interrupted: stop.signal };
     }
     // The evaluated encoder is the trained one: copy it where the export reads (no EMA here).
     for (const name of encoderNames(state)) state.teacher[name].assign(state.student[name]);
@@ -162,7 +212,10 @@ export async function runSupervised(cfg: PretrainConfig, opts: SupervisedOptions
       supervised: true,
     });
     writeFileAtomic(path.join(opts.out, SUPERVISED_FILE), JSON.stringify({ steps: total, seconds: (performance.now() - started) / 1000 }));
+    fs.rmSync(ckpt, { force: true });
+    return { finished: true };
   } finally {
+    stop.dispose();
     disposeState(state);
     tf.dispose([head.w, head.b, ...Object.values(opt.m), ...Object.values(opt.v)]);
   }

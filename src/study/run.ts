@@ -180,7 +180,7 @@ async function ensureRun(run: StudyRun, o: StudyOptions): Promise<NodeJS.Signals
     if (supervisedDone(dir)) return undefined;
     o.log(`study: training the supervised ceiling ${run.id}`);
     let bar: ReturnType<EvalHooks['progress']> | undefined;
-    await runSupervised(resolvePretrainConfig(o.plan.preset, runFields(run)), {
+    const outcome = await runSupervised(resolvePretrainConfig(o.plan.preset, runFields(run)), {
       out: dir,
       backend: o.backend,
       log: o.log,
@@ -189,7 +189,7 @@ async function ensureRun(run: StudyRun, o: StudyOptions): Promise<NodeJS.Signals
         bar.update(m.step + 1, `loss ${m.loss.toFixed(3)} batch top-1 ${(100 * m.batchAccuracy).toFixed(0)}%`);
       },
     });
-    return undefined;
+    return outcome.interrupted;
   }
   const status = runStatus(dir);
   if (status === 'done') return undefined;

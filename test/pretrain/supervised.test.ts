@@ -1,4 +1,4 @@
-/** The supervised ceiling: loss falls on the labeled slice, only the encoder moves, the export loads for eval, nothing leaks. */
+/** The supervised ceiling: loss falls on the labeled slice, only the encoder moves, the export loads for eval, nothing leaks; a stopped run resumes exactly. */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadEncoder } from '../../src/model/io/load.js';
 import { initState, disposeState } from '../../src/pretrain/step.js';
-import { runSupervised, supervisedDone } from '../../src/pretrain/supervised.js';
+import { runSupervised, SUPERVISED_CHECKPOINT, supervisedDone } from '../../src/pretrain/supervised.js';
 import { backendInfo } from '../../src/runtime/backend.js';
 import { tinyConfig } from './helpers.js';
 
@@ -42,5 +42,32 @@ describe('supervised ceiling', () => {
     expect(diff('patch_embed.weight')).toBeGreaterThan(1e-4);
     expect(diff('decoder.blocks.0.residual1.fn.q_proj.weight')).toBe(0);
     disposeState(init);
+  });
+
+  it('stopped midway and run again in its folder, it ends with the weights and losses of an uninterrupted run', async () => {
+    const cfg = tinyConfig({ dataDir: path.resolve('data/fmnist-slice'), batchSize: 16, steps: 5, checkpointEvery: 2 });
+    const straight = path.join(tmp, 'straight');
+    const resumed = path.join(tmp, 'resumed');
+    const opts = (out: string) => ({ out, backend: backendInfo(), log: () => {} });
+    expect((await runSupervised(cfg, opts(straight))).finished).toBe(true);
+    expect((await runSupervised(cfg, { ...opts(resumed), stopAfter: 3 })).finished).toBe(false);
+    expect(supervisedDone(resumed)).toBe(false);
+    expect(fs.existsSync(path.join(resumed, SUPERVISED_CHECKPOINT))).toBe(true);
+    const stepsRun: number[] = [];
+    expect((await runSupervised(cfg, { ...opts(resumed), onStep: (m) => stepsRun.push(m.step) })).finished).toBe(true);
+    expect(stepsRun).toEqual([3, 4]); // it continued from the checkpoint, not from step 0
+    expect(fs.existsSync(path.join(resumed, SUPERVISED_CHECKPOINT))).toBe(false);
+    const losses = (dir: string) =>
+      fs
+        .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { step: number; loss: number }).loss);
+    expect(losses(resumed)).toEqual(losses(straight));
+    const a = loadEncoder(straight, {});
+    const b = loadEncoder(resumed, {});
+    for (const name of ['patch_embed.weight', 'encoder.blocks.0.residual1.fn.q_proj.weight']) {
+      expect(Array.from(b.params[name].dataSync())).toEqual(Array.from(a.params[name].dataSync()));
+    }
   });
 });
