@@ -29,6 +29,20 @@ const result = (model: string, task: string, metrics: EvalResult['metrics'], se:
     quality: Object.fromEntries(Object.keys(metrics).map((k) => [k, { se, atGridEdge: false, converged: true }])),
   });
 
+/** Writes the report of `input` to a temporary folder and returns the CSV rows of its table `name`. */
+async function tableRows(input: StudyReportInput, name: string): Promise<string[]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-report-'));
+  try {
+    await writeStudyReport(dir, input);
+    return fs
+      .readFileSync(path.join(dir, 'tables', `${name}.csv`), 'utf8')
+      .trim()
+      .split('\n');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('study statistics', () => {
   it('aggregate: mean, sample std, n and SE = sqrt(std^2 / n + test SE^2)', () => {
     const rs = [60, 62, 67].map((v, i) => result(`fmnist-capi-s${i}`, 'fmnist', { 'linear(avg).top1': v }, 0.5));
@@ -89,7 +103,6 @@ describe('study statistics', () => {
   });
 
   it("Table 2: the pixels row's linear and k-NN cells are its flattened image (pred-pool slot), the others' average pooling", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-report-'));
     const input: StudyReportInput = {
       plan: { name: 't', summary: '', estimate: '' },
       arms: [{ name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } }],
@@ -107,22 +120,13 @@ describe('study statistics', () => {
       started: '',
       evalSettings: [],
     };
-    try {
-      await writeStudyReport(dir, input);
-      const rows = fs
-        .readFileSync(path.join(dir, 'tables', 'table2-classification.csv'), 'utf8')
-        .trim()
-        .split('\n');
-      expect(rows[0]).toBe('model,fmnist linear,fmnist k-NN');
-      expect(rows.find((r) => r.startsWith('CAPI (teacher)'))).toBe('CAPI (teacher),70.0 [SE 0.4],65.0 [SE 0.4]');
-      expect(rows.find((r) => r.startsWith('baseline: pixels'))).toBe('baseline: pixels,84.0 [SE 0.4],85.0 [SE 0.4]');
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const rows = await tableRows(input, 'table2-classification');
+    expect(rows[0]).toBe('model,fmnist linear,fmnist k-NN');
+    expect(rows.find((r) => r.startsWith('CAPI (teacher)'))).toBe('CAPI (teacher),70.0 [SE 0.4],65.0 [SE 0.4]');
+    expect(rows.find((r) => r.startsWith('baseline: pixels'))).toBe('baseline: pixels,84.0 [SE 0.4],85.0 [SE 0.4]');
   });
 
   it("dense rows: feature-variance shares averaged over seeds in their own table and in a claim's evidence, with k-NN's chosen k", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-report-'));
     const dense = (model: string, v: number, image: number, position: number, k: number) => ({
       ...result(model, 'fmnist-scenes', { 'seg.knn.mIoU': v }, 0.3),
       details: { featureShares: { image, position }, 'seg.knn': { best: { k, metric: 'l2' } } },
@@ -136,21 +140,13 @@ describe('study statistics', () => {
       started: '',
       evalSettings: [],
     };
-    try {
-      await writeStudyReport(dir, input);
-      const rows = fs
-        .readFileSync(path.join(dir, 'tables', 'table3-feature-shares.csv'), 'utf8')
-        .trim()
-        .split('\n');
-      expect(rows[0]).toBe('model,fmnist-scenes image share,fmnist-scenes position share');
-      expect(rows.find((r) => r.startsWith('CAPI (teacher)'))).toBe('CAPI (teacher),0.250,0.075');
-      expect(rows.find((r) => r.startsWith('baseline: pixels'))).toBe('baseline: pixels,0.060,0.190');
-      const claim = buildClaims(input).find((c) => c.claim === 'CAPI > pixels (scenes k-NN mIoU)')!;
-      expect(claim.evidence).toContain('A 0.250, B 0.060');
-      expect(claim.evidence).toContain('chosen k: A k=10, k=3, B k=1');
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const rows = await tableRows(input, 'table3-feature-shares');
+    expect(rows[0]).toBe('model,fmnist-scenes image share,fmnist-scenes position share');
+    expect(rows.find((r) => r.startsWith('CAPI (teacher)'))).toBe('CAPI (teacher),0.250,0.075');
+    expect(rows.find((r) => r.startsWith('baseline: pixels'))).toBe('baseline: pixels,0.060,0.190');
+    const claim = buildClaims(input).find((c) => c.claim === 'CAPI > pixels (scenes k-NN mIoU)')!;
+    expect(claim.evidence).toContain('A 0.250, B 0.060');
+    expect(claim.evidence).toContain('chosen k: A k=10, k=3, B k=1');
   });
 
   it('diagnostics: the mean over the last 10% of steps; curve rows thinned to every k-th step (200 per run) plus the last', () => {
