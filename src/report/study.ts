@@ -229,6 +229,21 @@ export function teacherMeanAge(momenta: number[]): number {
   return den > 0 ? num / den : Number.NaN;
 }
 
+/**
+ * Where the supervised ceiling (same encoder and steps, with labels) stands against baseline B: a
+ * B that even the ceiling does not beat by 2 SE is out of reach of any pretraining at this scale.
+ */
+function ceilingEvidence(ceiling: Aggregate | undefined, b: Aggregate): string {
+  if (!ceiling) return '';
+  const gap = ceiling.mean - b.mean;
+  const se = Math.sqrt(ceiling.se ** 2 + b.se ** 2);
+  const reach =
+    gap > 2 * se
+      ? `it beats B by ${gap.toFixed(1)} ± ${se.toFixed(1)}: this encoder and budget can`
+      : `B is within 2 SE of it or above it (${gap >= 0 ? '+' : ''}${gap.toFixed(1)} ± ${se.toFixed(1)}): not even labels make this encoder beat B in this budget`;
+  return `; the supervised ceiling (same encoder and steps, with labels) ${aggregateCell(ceiling)}, ${reach}`;
+}
+
 /** The k-NN's chosen k of a row's seeds, e.g. `k=1` or `k=1, 3`. */
 const chosenK = (rs: EvalResult[]) =>
   [...new Set(rs.map((r) => (r.details?.['seg.knn'] as { best?: { k?: number } } | undefined)?.best?.k).filter((k) => k !== undefined))]
@@ -273,7 +288,6 @@ export function buildClaims(input: StudyReportInput): Claim[] {
     const capi = aggregate(armResults(input, 'capi', m.task), m.key);
     // Where this encoder and budget top out: a baseline above the supervised ceiling is out of reach of any pretraining here.
     const ceiling = aggregate(armResults(input, 'supervised', m.task), m.key);
-    const ceilingNote = ceiling ? `; the supervised ceiling (same encoder and steps, with labels) ${aggregateCell(ceiling)}` : '';
     for (const b of ['pixels', 'init', 'random-init', 'pixel-patches']) {
       const base = aggregate(byModel(input, m.task, b), rowMetric(b, m.key));
       if (!base) continue;
@@ -285,7 +299,7 @@ export function buildClaims(input: StudyReportInput): Claim[] {
           '>',
           capi,
           base,
-          `${runLength()}${ceilingNote}${dense}`,
+          `${runLength()}${ceilingEvidence(ceiling, base)}${dense}`,
         ),
       );
     }

@@ -102,6 +102,29 @@ describe('study statistics', () => {
     expect(reg.paper).toBe('ADE 3.2 / IN-1k 2.1 points');
   });
 
+  it('a baseline that the supervised ceiling does not beat by 2 SE is called out of reach in the evidence', () => {
+    const input: StudyReportInput = {
+      plan: { name: 't', summary: '', estimate: '' },
+      arms: [{ name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } }],
+      runs: [
+        { id: 'fmnist-capi-s0', family: 'fmnist', arm: 'capi', seed: 0, metrics: [] },
+        { id: 'fmnist-supervised-s0', family: 'fmnist', arm: 'supervised', seed: 0, metrics: [] },
+      ],
+      results: [
+        result('fmnist-capi-s0', 'fmnist', { 'knn(avg).top1': 72 }, 0.4),
+        result('fmnist-supervised-s0', 'fmnist', { 'knn(avg).top1': 85.1 }, 0.4),
+        result('pixels', 'fmnist', { 'knn(pred-pool).top1': 85.2 }, 0.4),
+        result('init', 'fmnist', { 'knn(avg).top1': 66 }, 0.4),
+      ],
+      commits: [],
+      started: '',
+      evalSettings: [],
+    };
+    const evidence = (b: string) => buildClaims(input).find((c) => c.claim === `CAPI > ${b} (fmnist k-NN)`)!.evidence;
+    expect(evidence('pixels')).toContain('B is within 2 SE of it or above it (-0.1 ± 0.6)');
+    expect(evidence('init')).toContain('it beats B by 19.1 ± 0.6');
+  });
+
   it("Table 2: the pixels row's linear and k-NN cells are its flattened image (pred-pool slot), the others' average pooling", async () => {
     const input: StudyReportInput = {
       plan: { name: 't', summary: '', estimate: '' },
