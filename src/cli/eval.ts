@@ -68,7 +68,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const pcaDir = path.join(cfg.out, cfg.task, 'pca');
   await evaluate(cfg, {
     log: (line) => console.error(line),
-    progress: (label, total) => new ProgressBar(total, label),
+    progress: (label, total, initial) => new ProgressBar(total, label, initial),
     savePca: async (p) => {
       fs.mkdirSync(pcaDir, { recursive: true });
       const file = path.join(pcaDir, `${p.name.replace(/[^A-Za-z0-9._-]+/g, '_')}.png`);

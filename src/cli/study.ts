@@ -53,7 +53,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     backend,
     cacheDir: c.cacheDir ? userPath(c.cacheDir) : '',
     log: (l) => console.error(l),
-    progress: (label, total) => new ProgressBar(total, label),
+    progress: (label, total, initial) => new ProgressBar(total, label, initial),
     reportOnly: c.reportOnly,
   });
   if (outcome.interrupted) {

@@ -36,7 +36,8 @@ export interface PcaPicture {
 
 export interface EvalHooks {
   log(line: string): void;
-  progress(label: string, total: number): Progress;
+  /** `initial`: units already done before this call (a resumed run), left out of the rate behind the ETA. */
+  progress(label: string, total: number, initial?: number): Progress;
   /** Writes a PCA picture; returns its file. */
   savePca?(picture: PcaPicture): Promise<string>;
   /** Each model's result as soon as it is done. */

@@ -185,7 +185,7 @@ async function ensureRun(run: StudyRun, o: StudyOptions): Promise<NodeJS.Signals
       backend: o.backend,
       log: o.log,
       onStep: (m, total) => {
-        bar ??= o.progress(`supervised ${run.id}`, total);
+        bar ??= o.progress(`supervised ${run.id}`, total, m.step);
         bar.update(m.step + 1, `loss ${m.loss.toFixed(3)} batch top-1 ${(100 * m.batchAccuracy).toFixed(0)}%`);
       },
     });
@@ -214,7 +214,7 @@ async function ensureRun(run: StudyRun, o: StudyOptions): Promise<NodeJS.Signals
         })
       : undefined,
     onStep: (m, total) => {
-      bar ??= o.progress(`pretrain ${run.id}`, total);
+      bar ??= o.progress(`pretrain ${run.id}`, total, m.step);
       knn = m.monitorKnnTop1 ?? knn;
       const monitored = knn === undefined ? '' : ` k-NN ${knn.toFixed(1)}%`;
       bar.update(m.step + 1, `loss ${m.capiLoss.toFixed(3)} ${m.imagesPerSec.toFixed(0)} img/s${monitored}`);
