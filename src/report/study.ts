@@ -425,7 +425,11 @@ function featureSharesTable(input: StudyReportInput): ReportTable | undefined {
   const tasks = [...new Set(input.results.filter((r) => meanFeatureShares([r])).map((r) => r.task))];
   if (!tasks.length) return undefined;
   const fmt = (x: number | undefined) => (x === undefined ? 'not recorded' : x.toFixed(3));
-  const rows = rowSources(input)
+  // The ablation arms too: each is a trained CAPI whose features the default's can be set beside.
+  const arms: RowSource[] = input.arms
+    .filter((a) => a.name !== 'capi')
+    .map((a) => ({ label: `CAPI arm ${a.factor}: ${a.variant}`, pick: (t: string) => armResults(input, a.name, t) }));
+  const rows = [...rowSources(input), ...arms]
     .map((s) => [
       s.label,
       ...tasks.flatMap((t) => {
