@@ -235,7 +235,7 @@ export function teacherMeanAge(momenta: number[]): number {
  */
 function ceilingEvidence(ceiling: Aggregate | undefined, b: Aggregate): string {
   if (!ceiling) return '';
-  const gap = ceiling.mean - b.mean;
+  const gap = Number((ceiling.mean - b.mean).toFixed(1)); // no "-0.0"
   const se = Math.sqrt(ceiling.se ** 2 + b.se ** 2);
   const reach =
     gap > 2 * se
