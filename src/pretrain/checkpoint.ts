@@ -44,18 +44,23 @@ export interface LoadedCheckpoint {
   config: PretrainConfig;
 }
 
+/** Assigns each variable of `groups` its tensor `<group>.<name>` of a saved training state (shapes checked). */
+export function restoreGroups(saved: ReturnType<typeof readTrainState>, groups: Record<string, Variables>): void {
+  for (const [prefix, vars] of Object.entries(groups)) {
+    for (const [name, v] of Object.entries(vars)) {
+      const t = saved.tensor(prefix, name, v.shape);
+      tf.tidy(() => v.assign(tf.tensor(t.data, t.shape)));
+    }
+  }
+}
+
 /** Restores a run; the model shapes come from the checkpoint's own config. */
 export function loadCheckpoint(file: string): LoadedCheckpoint {
   if (!fs.existsSync(file)) throw new Error(`checkpoint not found: ${file} (nothing to resume; run without --resume first)`);
   const saved = readTrainState(file);
   const config = JSON.parse(saved.meta.config) as PretrainConfig;
   const state = initState(config);
-  for (const [prefix, vars] of Object.entries(groups(state))) {
-    for (const [name, v] of Object.entries(vars)) {
-      const t = saved.tensor(prefix, name, v.shape);
-      tf.tidy(() => v.assign(tf.tensor(t.data, t.shape)));
-    }
-  }
+  restoreGroups(saved, groups(state));
   state.step = Number(saved.meta.step);
   state.studentOpt.steps = Number(saved.meta.studentOptSteps);
   state.clusterOpt.steps = Number(saved.meta.clusterOptSteps);

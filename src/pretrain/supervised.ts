@@ -22,7 +22,7 @@ import { writeFileAtomic } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
 import { readTrainState, writeTrainState } from '../model/io/run-files.js';
 import { Rng, STREAM } from '../runtime/rng.js';
-import { exportTeacher } from './checkpoint.js';
+import { exportTeacher, restoreGroups } from './checkpoint.js';
 import type { PretrainConfig } from './config.js';
 import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js';
 import { keptMetrics, StopRequest, yieldToEventLoop } from './loop.js';
@@ -138,12 +138,7 @@ function loadSupervised(file: string, params: Record<string, tf.Variable>, opt: 
   const saved = readTrainState(file);
   if (saved.meta.config !== JSON.stringify(cfg))
     throw new Error(`${file}: this checkpoint was written with another config; remove ${path.dirname(file)} to train the ceiling anew`);
-  for (const [group, vars] of Object.entries(checkpointGroups(params, opt))) {
-    for (const [name, v] of Object.entries(vars)) {
-      const t = saved.tensor(group, name, v.shape);
-      tf.tidy(() => v.assign(tf.tensor(t.data, t.shape)));
-    }
-  }
+  restoreGroups(saved, checkpointGroups(params, opt));
   opt.steps = Number(saved.meta.optSteps);
   return Number(saved.meta.step);
 }
@@ -187,7 +182,6 @@ export async function runSupervised(cfg: PretrainConfig, opts: SupervisedOptions
   const stop = new StopRequest(opts.log);
   try {
     while (state.step < total) {
-      await yieldToEventLoop();
       const t0 = performance.now();
       const batch = await loadPretrainBatch(ds, sampler, cfg, state.step);
       const labels = Int32Array.from(sampler.indices(state.step), (i) => ds.label!(i));

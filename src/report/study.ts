@@ -258,7 +258,8 @@ function denseEvidence(a: EvalResult[], b: EvalResult[], key: MetricKey): string
     sa && sb
       ? `; share of the standardised test patch features' variance in their canvas's mean: A ${sa.image.toFixed(3)}, B ${sb.image.toFixed(3)} (in their position's mean: ${sa.position.toFixed(3)}, ${sb.position.toFixed(3)})`
       : '';
-  const k = key.startsWith('seg.knn') && chosenK(a) && chosenK(b) ? `; chosen k: A ${chosenK(a)}, B ${chosenK(b)}` : '';
+  const [ka, kb] = [chosenK(a), chosenK(b)];
+  const k = key.startsWith('seg.knn') && ka && kb ? `; chosen k: A ${ka}, B ${kb}` : '';
   return `${shares}${k}`;
 }
 
