@@ -59,6 +59,8 @@ export interface Aggregate {
   /** Some seed's probe chose a grid-edge point / did not converge. */
   atGridEdge: boolean;
   notConverged: boolean;
+  /** The SE includes the seed spread of another arm (`withSeedSpreadOf`); the cell marks it `‡`. */
+  seedSpreadBorrowed?: boolean;
 }
 
 export function aggregate(results: EvalResult[], metric: MetricKey): Aggregate | undefined {
@@ -80,12 +82,22 @@ export function aggregate(results: EvalResult[], metric: MetricKey): Aggregate |
   };
 }
 
+/**
+ * A single-seed arm's SE with the seed-to-seed spread it cannot measure itself: its one run is a
+ * draw whose variance the reference arm's seeds estimate, so SE^2 = test SE^2 + reference std^2.
+ * Unchanged when the arm has its own seeds or the reference has fewer than two.
+ */
+export function withSeedSpreadOf(single: Aggregate, reference: Aggregate | undefined): Aggregate {
+  if (single.n > 1 || !reference || reference.n < 2) return single;
+  return { ...single, se: Math.sqrt(single.se ** 2 + reference.std ** 2), seedSpreadBorrowed: true };
+}
+
 /** `63.2 ± 0.8 (n=3) ±SE 0.6 †*`: mean ± std over seeds, n, standard error, flags. */
 export function aggregateCell(a: Aggregate | undefined): string {
   if (!a) return 'not run';
   const flags = `${a.atGridEdge ? ' †' : ''}${a.notConverged ? ' *' : ''}`;
   const spread = a.n > 1 ? ` ± ${a.std.toFixed(1)} (n=${a.n})` : '';
-  const se = Number.isFinite(a.se) ? ` [SE ${a.se.toFixed(1)}]` : '';
+  const se = Number.isFinite(a.se) ? ` [SE ${a.se.toFixed(1)}${a.seedSpreadBorrowed ? '‡' : ''}]` : '';
   return `${a.mean.toFixed(1)}${spread}${se}${flags}`;
 }
 
@@ -335,15 +347,17 @@ export function buildClaims(input: StudyReportInput): Claim[] {
     const def = input.arms.find((x) => x.name === 'capi');
     if (!a || !def) return;
     for (const m of metrics) {
-      const other = aggregate(armResults(input, arm, m.task), m.key);
-      if (!other) continue;
+      const capi = aggregate(armResults(input, 'capi', m.task), m.key);
+      const measured = aggregate(armResults(input, arm, m.task), m.key);
+      if (!measured) continue;
+      const other = withSeedSpreadOf(measured, capi);
       const paper = `ADE ${(def.paper.ade - a.paper.ade).toFixed(1)} / IN-1k ${(def.paper.in1k - a.paper.in1k).toFixed(1)} points`;
       claims.push(
         compare(
           `${text(a.variant)} (${m.label})`,
           paper,
           kind,
-          aggregate(armResults(input, 'capi', m.task), m.key),
+          capi,
           other,
           `default: ${diagnosticsLine(input, 'capi').split('; ')[0]}; ${arm}: ${diagnosticsLine(input, arm)}`,
         ),
@@ -500,9 +514,10 @@ function table1(input: StudyReportInput): ReportTable | undefined {
   const def = input.arms.find((a) => a.name === 'capi')!;
   const rows = input.arms.map((a) => {
     const cells = metrics.map((m) => {
-      const x = aggregate(armResults(input, a.name, m.task), m.key);
       const d = aggregate(armResults(input, 'capi', m.task), m.key);
-      if (!x) return 'not run';
+      const measured = aggregate(armResults(input, a.name, m.task), m.key);
+      if (!measured) return 'not run';
+      const x = a.name === 'capi' ? measured : withSeedSpreadOf(measured, d);
       if (a.name === 'capi' || !d) return aggregateCell(x);
       const gap = x.mean - d.mean;
       return `${aggregateCell(x)} (${gap >= 0 ? '+' : ''}${gap.toFixed(1)})`;
@@ -615,7 +630,7 @@ function claimsTable(claims: Claim[]): ReportTable {
 
 const LEGEND =
   'Cells: mean ± std over seeds (n), [SE] the standard error of that mean: sqrt(std² / n + test-set SE²), where the test-set SE is binomial ' +
-  'for accuracies and a bootstrap over test images for mIoU; † a seed’s selected hyper-parameter (a probe’s lr, logistic regression’s C, k-NN’s k when the largest: k = 1 is k’s own bound) lies at the edge of its grid; * a seed’s selected probe ' +
+  'for accuracies and a bootstrap over test images for mIoU; ‡ a single-seed arm’s SE that adds the default arm’s seed std (sqrt(test-set SE² + std²): its one run is one draw of that spread); † a seed’s selected hyper-parameter (a probe’s lr, logistic regression’s C, k-NN’s k when the largest: k = 1 is k’s own bound) lies at the edge of its grid; * a seed’s selected probe ' +
   'had not converged (the chosen point trained again with half the steps, from the same initial parameters and batches, is further than 0.3 points and one held-out SE below it).';
 
 const md = (t: ReportTable) => `### ${t.title}\n\n${markdownTable(t.header, t.rows)}${t.note ? `\n${t.note}\n` : ''}`;

@@ -98,6 +98,10 @@ describe('study statistics', () => {
     expect(pixels.verdict).toBe('holds');
     const reg = claims.find((c) => c.claim.startsWith('registers help'))!;
     expect(reg.gap).toBeCloseTo(0.5, 12);
+    // The one-seed arm borrows the default arm's seed std: its SE^2 = 0.4^2 + 2.
+    expect(reg.b!.se).toBeCloseTo(Math.sqrt(0.16 + 2), 12);
+    expect(reg.se).toBeCloseTo(Math.sqrt(capiSe ** 2 + 0.16 + 2), 12);
+    expect(aggregateCell(reg.b)).toBe(`70.5 [SE ${Math.sqrt(2.16).toFixed(1)}‡]`);
     expect(reg.verdict).toBe('not resolved (within 2 SE)');
     expect(reg.paper).toBe('ADE 3.2 / IN-1k 2.1 points');
   });
