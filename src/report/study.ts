@@ -674,49 +674,80 @@ interface GridDetails {
   coarse?: { grid: { lr: number; wd: number }[]; valAccuracy: number[] };
 }
 
+type GridAxis = 'lr' | 'wd';
+
+interface EdgePick {
+  low: boolean;
+  high: boolean;
+  /** Held-out accuracy of the chosen point minus that of its neighbour along the axis (the other coordinate fixed). */
+  margin?: number;
+  tolerance: number;
+}
+
 /**
- * Where the probes' chosen weight decay lies in the paper's wd grid, and what the edge costs: the
- * tables flag an lr at its grid edge (†), not a wd; this says how often the smallest wd won and by
- * how much it beat the next one at the same lr (in the round that selected, else the grid's first
- * round), against the convergence tolerance (max(0.3 points, one held-out SE)).
+ * Where each probe's chosen point lies along one axis of its lr x wd grid, and its margin over the
+ * next value on that axis at the same other coordinate, in the round that selected (else the
+ * grid's first round: successive halving keeps few points), against the convergence tolerance
+ * (max(0.3 points, one held-out SE)).
  */
-export function weightDecayNote(results: EvalResult[]): string {
-  const picks: { smallest: boolean; largest: boolean; margin?: number; tolerance: number }[] = [];
+function gridEdgePicks(results: EvalResult[], axis: GridAxis): EdgePick[] {
+  const other: GridAxis = axis === 'lr' ? 'wd' : 'lr';
+  const picks: EdgePick[] = [];
   for (const r of results) {
     for (const d of Object.values(r.details) as Partial<GridDetails>[]) {
       if (!d?.grid || !d.valAccuracy || d.best === undefined || d.plateauTolerance === undefined) continue;
-      const space = d.coarse?.grid ?? d.grid;
-      const wds = [...new Set(space.map((g) => g.wd))].sort((a, b) => a - b);
-      if (wds.length < 2) continue;
+      const values = [...new Set((d.coarse?.grid ?? d.grid).map((g) => g[axis]))].sort((a, b) => a - b);
+      if (values.length < 2) continue;
       const chosen = d.grid[d.best];
-      const next = wds[wds.indexOf(chosen.wd) + (chosen.wd === wds.at(-1) ? -1 : 1)];
-      const at = (grid: { lr: number; wd: number }[], acc: number[], wd: number) => {
-        const i = grid.findIndex((g) => g.lr === chosen.lr && g.wd === wd);
+      const next = values[values.indexOf(chosen[axis]) + (chosen[axis] === values.at(-1) ? -1 : 1)];
+      const at = (grid: { lr: number; wd: number }[], acc: number[], v: number) => {
+        const i = grid.findIndex((g) => g[other] === chosen[other] && g[axis] === v);
         return i < 0 ? undefined : acc[i];
       };
       const round =
         at(d.grid, d.valAccuracy, next) !== undefined
           ? { grid: d.grid, acc: d.valAccuracy }
           : d.coarse && { grid: d.coarse.grid, acc: d.coarse.valAccuracy };
-      const margin = round && at(round.grid, round.acc, chosen.wd)! - (at(round.grid, round.acc, next) ?? Number.NaN);
+      const margin = round && at(round.grid, round.acc, chosen[axis])! - (at(round.grid, round.acc, next) ?? Number.NaN);
       picks.push({
-        smallest: chosen.wd === wds[0],
-        largest: chosen.wd === wds.at(-1),
+        low: chosen[axis] === values[0],
+        high: chosen[axis] === values.at(-1),
         margin: Number.isFinite(margin) ? margin : undefined,
         tolerance: d.plateauTolerance,
       });
     }
   }
-  if (!picks.length) return '';
-  const edge = picks.filter((p) => p.smallest || p.largest);
+  return picks;
+}
+
+/** "at an edge in n of m (the smallest in k); there it beat the next ... by x-y points (tolerance ...), ..." */
+function edgeSentence(picks: EdgePick[], axis: GridAxis, gridName: string, outside: string): string {
+  const edge = picks.filter((p) => p.low || p.high);
   const margins = edge.filter((p) => p.margin !== undefined);
   const pts = (x: number) => (100 * x).toFixed(2);
   const range = (xs: number[]) => (Math.min(...xs) === Math.max(...xs) ? pts(xs[0]) : `${pts(Math.min(...xs))}-${pts(Math.max(...xs))}`);
   const beyond = margins.filter((p) => p.margin! > p.tolerance).length;
   const detail = margins.length
-    ? `; there it beat the next wd at the same lr by ${range(margins.map((p) => p.margin!))} held-out points (tolerance ${range(margins.map((p) => p.tolerance))}), ${beyond ? `beyond the tolerance in ${beyond}: a wd outside the grid might do better there` : 'never beyond the tolerance: the edge is within noise'}`
+    ? `; there it beat the next ${axis} at the same ${axis === 'lr' ? 'wd' : 'lr'} by ${range(margins.map((p) => p.margin!))} held-out points (tolerance ${range(margins.map((p) => p.tolerance))}), ${beyond ? `beyond the tolerance in ${beyond}: ${outside}` : 'never beyond the tolerance: the edge is within noise'}`
     : '';
-  return `Weight decay (not flagged in the tables): the chosen wd lies at an edge of the paper's wd grid in ${edge.length} of ${picks.length} probe results (the smallest in ${edge.filter((p) => p.smallest).length})${detail}.`;
+  const extreme =
+    axis === 'lr' ? `the largest in ${edge.filter((p) => p.high).length}` : `the smallest in ${edge.filter((p) => p.low).length}`;
+  return `the chosen ${axis} lies at an edge of ${gridName} in ${edge.length} of ${picks.length} probe results (${extreme})${detail}`;
+}
+
+/**
+ * What the grid edges cost: the tables flag an lr at its grid edge (†), not a wd; these say how
+ * often each edge won and by how much it beat its neighbour, so a reader can tell an edge within
+ * noise from one that may hide a better point outside the grid.
+ */
+export function gridEdgeNotes(results: EvalResult[]): string {
+  const lr = gridEdgePicks(results, 'lr');
+  const wd = gridEdgePicks(results, 'wd');
+  if (!lr.length) return '';
+  return [
+    `Learning rate (flagged † in the tables): ${edgeSentence(lr, 'lr', 'its lr grid', 'an lr outside the grid might do better there')}.`,
+    `Weight decay (not flagged in the tables): ${edgeSentence(wd, 'wd', "the paper's wd grid", 'a wd outside the grid might do better there')}.`,
+  ].join('\n');
 }
 
 /**
@@ -849,7 +880,7 @@ Probe protocol (README "Evaluation"): every probe grid is the paper's lr x wd gr
 a result counts as converged when that moves its held-out accuracy by less than max(0.3 points, one held-out SE). With
 \`attentiveRefineSteps\` the attentive grid runs \`attentiveSteps\` steps and its ${REFINE_KEEP} best points run again, alone, with
 \`attentiveRefineSteps\` steps and select (successive halving; lr edges are those of the full grid).
-${weightDecayNote(input.results)}
+${gridEdgeNotes(input.results)}
 
 Every result's JSON (config, seed, backend, timings, held-out curves) is under \`<task>/\`; every finished run's config and per-step
 metrics under \`runs/<run>/\`.

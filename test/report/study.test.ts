@@ -10,12 +10,12 @@ import {
   aggregate,
   aggregateCell,
   buildClaims,
+  gridEdgeNotes,
   lateMean,
   machinesLine,
   predictorGap,
   teacherMeanAge,
   verdict,
-  weightDecayNote,
   writeStudyReport,
 } from '../../src/report/study.js';
 import { evalResult } from './helpers.js';
@@ -193,7 +193,7 @@ describe('study statistics', () => {
     expect(g.late).toBeCloseTo(4 - 0.45, 12);
   });
 
-  it("weight decay: how often the chosen wd is at its grid's edge and its margin over the next wd at the same lr", () => {
+  it("grid edges: how often the chosen lr / wd is at its grid's edge and its margin over the next value at the same other coordinate", () => {
     const grid = [0.1, 0.2].flatMap((lr) => [5e-4, 1e-3, 5e-2].map((wd) => ({ lr, wd })));
     const r = (valAccuracy: number[], coarse?: object) =>
       evalResult({
@@ -205,7 +205,12 @@ describe('study statistics', () => {
       });
     // Smallest wd at lr 0.2, 0.2 points over the next (1e-3); inside (1e-3), and the largest by 1 point over 1e-3.
     const results = [r([0.5, 0.5, 0.5, 0.8, 0.798, 0.7]), r([0.5, 0.9, 0.5, 0.5, 0.5, 0.5]), r([0.5, 0.5, 0.5, 0.5, 0.79, 0.8])];
-    expect(weightDecayNote(results)).toBe(
+    const [lrLine, wdLine] = gridEdgeNotes(results).split('\n');
+    // lr: 0.2 over 0.1 by 0.8 - 0.5 and 0.8 - 0.5 (the largest lr), 0.1 over 0.2 by 0.9 - 0.5 (the smallest).
+    expect(lrLine).toBe(
+      'Learning rate (flagged † in the tables): the chosen lr lies at an edge of its lr grid in 3 of 3 probe results (the largest in 2); there it beat the next lr at the same wd by 30.00-40.00 held-out points (tolerance 0.50), beyond the tolerance in 3: an lr outside the grid might do better there.',
+    );
+    expect(wdLine).toBe(
       "Weight decay (not flagged in the tables): the chosen wd lies at an edge of the paper's wd grid in 2 of 3 probe results (the smallest in 1); there it beat the next wd at the same lr by 0.20-1.00 held-out points (tolerance 0.50), beyond the tolerance in 1: a wd outside the grid might do better there.",
     );
     // After successive halving without the next wd among the kept points: the first round's margin.
@@ -224,10 +229,10 @@ describe('study statistics', () => {
         },
       },
     });
-    expect(weightDecayNote([kept])).toContain(
+    expect(gridEdgeNotes([kept])).toContain(
       'in 1 of 1 probe results (the smallest in 1); there it beat the next wd at the same lr by 0.10 held-out points (tolerance 0.50), never beyond the tolerance',
     );
-    expect(weightDecayNote([evalResult({ task: 't', model: 'm', kind: 'baseline', metrics: {} })])).toBe('');
+    expect(gridEdgeNotes([evalResult({ task: 't', model: 'm', kind: 'baseline', metrics: {} })])).toBe('');
   });
 
   it('machines: each run (with its median images/s) and result under the machine its record names', () => {
