@@ -153,6 +153,29 @@ describe('study statistics', () => {
     expect(rows.find((r) => r.startsWith('baseline: pixels'))).toBe('baseline: pixels,84.0 [SE 0.4],85.0 [SE 0.4]');
   });
 
+  it('Table 1: a missing cell reads "not run" when the plan evaluates it, "not in plan" when it does not', async () => {
+    const input: StudyReportInput = {
+      plan: { name: 't', summary: '', estimate: '' },
+      arms: [
+        { name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } },
+        { name: 'registers-0', factor: 'registers', variant: '0', paper: { ade: 25.9, in1k: 79.3 } },
+      ],
+      runs: [
+        { id: 'fmnist-capi-s0', family: 'fmnist', arm: 'capi', seed: 0, metrics: [] },
+        { id: 'fmnist-registers-0-s0', family: 'fmnist', arm: 'registers-0', seed: 0, metrics: [] },
+      ],
+      results: [result('fmnist-capi-s0', 'fmnist', { 'attentive.top1': 80, 'linear(avg).top1': 70 }, 0.4)],
+      commits: [],
+      started: '',
+      evalSettings: [
+        { run: 'fmnist-capi-s0', task: 'fmnist', probes: ['linear', 'attentive'], weights: 'teacher', config: {} },
+        { run: 'fmnist-registers-0-s0', task: 'fmnist', probes: ['linear'], weights: 'teacher', config: {} },
+      ],
+    };
+    const rows = await tableRows(input, 'table1-ablations');
+    expect(rows.find((r) => r.startsWith('registers'))).toBe('registers: 0,not in plan,not run,-3.2 / -2.1');
+  });
+
   it("dense rows: feature-variance shares averaged over seeds in their own table and in a claim's evidence, with k-NN's chosen k", async () => {
     const dense = (model: string, v: number, image: number, position: number, k: number) => ({
       ...result(model, 'fmnist-scenes', { 'seg.knn.mIoU': v }, 0.3),
