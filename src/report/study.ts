@@ -194,14 +194,16 @@ export function lateMean(metrics: Record<string, number>[], key: string): number
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
 }
 
-function diagnosticsLine(input: StudyReportInput, arm: string): string {
-  const runs = input.runs.filter((r) => r.arm === arm && r.metrics.length);
+/** The diagnostics of the runs behind `results` (a claim's own family: its task's runs). */
+function diagnosticsLine(input: StudyReportInput, results: EvalResult[]): string {
+  const ids = new Set(results.map((r) => r.model));
+  const runs = input.runs.filter((r) => ids.has(r.id) && r.metrics.length);
   if (!runs.length) return 'no run yet';
   return runs
     .map((r) => {
       const last = r.metrics.at(-1)!;
       return (
-        `${r.id}: ${r.metrics.length} steps, teacher init share ${last.teacherInitShare?.toExponential(1)}, ` +
+        `${r.id}: ${r.metrics.length} steps, CAPI loss ${lateMean(r.metrics, 'capiLoss').toFixed(3)}, teacher init share ${last.teacherInitShare?.toExponential(1)}, ` +
         `position-cluster MI ${lateMean(r.metrics, 'positionClusterMICorrected').toFixed(3)} nats, ` +
         `clusters used ${lateMean(r.metrics, 'clustersUsed').toFixed(0)}, prototype cosine to init ${lateMean(r.metrics, 'prototypeCosineToInit').toFixed(2)}`
       );
@@ -349,8 +351,9 @@ export function buildClaims(input: StudyReportInput): Claim[] {
     const def = input.arms.find((x) => x.name === 'capi');
     if (!a || !def) return;
     for (const m of metrics) {
-      const capi = aggregate(armResults(input, 'capi', m.task), m.key);
-      const measured = aggregate(armResults(input, arm, m.task), m.key);
+      const [defaultRuns, armRuns] = [armResults(input, 'capi', m.task), armResults(input, arm, m.task)];
+      const capi = aggregate(defaultRuns, m.key);
+      const measured = aggregate(armRuns, m.key);
       if (!measured) continue;
       const other = withSeedSpreadOf(measured, capi);
       const paper = `ADE ${(def.paper.ade - a.paper.ade).toFixed(1)} / IN-1k ${(def.paper.in1k - a.paper.in1k).toFixed(1)} points`;
@@ -361,7 +364,7 @@ export function buildClaims(input: StudyReportInput): Claim[] {
           kind,
           capi,
           other,
-          `default: ${diagnosticsLine(input, 'capi').split('; ')[0]}; ${arm}: ${diagnosticsLine(input, arm)}`,
+          `default: ${diagnosticsLine(input, defaultRuns)}; ${arm}: ${diagnosticsLine(input, armRuns)}`,
         ),
       );
     }

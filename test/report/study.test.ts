@@ -153,6 +153,37 @@ describe('study statistics', () => {
     expect(rows.find((r) => r.startsWith('baseline: pixels'))).toBe('baseline: pixels,84.0 [SE 0.4],85.0 [SE 0.4]');
   });
 
+  it("an ablation claim's evidence holds the diagnostics of its own family's runs only", () => {
+    const metrics = Array.from({ length: 10 }, (_, step) => ({ step, capiLoss: 4, teacherInitShare: 0.01, clustersUsed: 8 }));
+    const run = (id: string, family: string, arm: string) => ({ id, family, arm, seed: 0, metrics });
+    const input: StudyReportInput = {
+      plan: { name: 't', summary: '', estimate: '' },
+      arms: [
+        { name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } },
+        { name: 'registers-0', factor: 'registers', variant: '0', paper: { ade: 25.9, in1k: 79.3 } },
+      ],
+      runs: [
+        run('fmnist-capi-s0', 'fmnist', 'capi'),
+        run('scenes-capi-s0', 'scenes', 'capi'),
+        run('fmnist-registers-0-s0', 'fmnist', 'registers-0'),
+        run('scenes-registers-0-s0', 'scenes', 'registers-0'),
+      ],
+      results: [
+        result('fmnist-capi-s0', 'fmnist', { 'linear(avg).top1': 70 }, 0.4),
+        result('fmnist-registers-0-s0', 'fmnist', { 'linear(avg).top1': 69 }, 0.4),
+        result('scenes-capi-s0', 'fmnist-scenes', { 'seg.knn.mIoU': 26 }, 0.3),
+        result('scenes-registers-0-s0', 'fmnist-scenes', { 'seg.knn.mIoU': 25 }, 0.3),
+      ],
+      commits: [],
+      started: '',
+      evalSettings: [],
+    };
+    const evidence = buildClaims(input).find((c) => c.claim === 'registers help (default > 0 registers) (fmnist linear)')!.evidence;
+    expect(evidence).toContain('default: fmnist-capi-s0: 10 steps, CAPI loss 4.000');
+    expect(evidence).toContain('registers-0: fmnist-registers-0-s0: 10 steps');
+    expect(evidence).not.toContain('scenes-');
+  });
+
   it('Table 1: a missing cell reads "not run" when the plan evaluates it, "not in plan" when it does not', async () => {
     const input: StudyReportInput = {
       plan: { name: 't', summary: '', estimate: '' },
