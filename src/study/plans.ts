@@ -224,7 +224,7 @@ export const PLANS: Record<string, () => Plan> = {
       summary:
         'fmnist-tiny, 3 epochs (703 steps) a run, every Table 1 arm in both families, 3 seeds of the default; fmnist on its full 60k / 10k splits, scenes on 2,000 / 1,000 canvases',
       estimate:
-        'about 12 hours on 2 cores with the native path where an fmnist run trains at ~260 images/s (measured there: an fmnist run 11 min; an fmnist model evaluated 37 min with the attentive probe, 11 without), about twice that on a 2-core VM at ~120 images/s (measured: the same run 22 min); resumable, also from this folder alone on another machine',
+        'about 10 hours on 2 cores with the native path where an fmnist run trains at ~270 images/s (measured on a 2-core Intel Xeon VM: an fmnist run 10-13 min, a scenes run 13-17 min; a default fmnist model evaluated 30 min with the attentive probe, an ablation arm 5 min, a scenes model 3 min; the baselines, once, 2.8 h on an AMD EPYC VM), about twice that on a 2-core VM at ~120 images/s (measured: an fmnist run 22 min); resumable, also from this folder alone on another machine',
       preset: 'fmnist-tiny',
       families: [
         {
