@@ -356,7 +356,14 @@ export function buildClaims(input: StudyReportInput): Claim[] {
       const measured = aggregate(armRuns, m.key);
       if (!measured) continue;
       const other = withSeedSpreadOf(measured, capi);
-      const paper = `ADE ${(def.paper.ade - a.paper.ade).toFixed(1)} / IN-1k ${(def.paper.in1k - a.paper.in1k).toFixed(1)} points`;
+      const paperGaps = [def.paper.ade - a.paper.ade, def.paper.in1k - a.paper.in1k];
+      const paper = `ADE ${paperGaps[0].toFixed(1)} / IN-1k ${paperGaps[1].toFixed(1)} points`;
+      const twoSe = capi ? 2 * Math.sqrt(capi.se ** 2 + other.se ** 2) : Number.NaN;
+      const resolved = paperGaps.filter((g) => Math.abs(g) > twoSe).length;
+      // Whether an effect as large as the paper's would be resolved here at all (a power check, not a verdict).
+      const power = Number.isFinite(twoSe)
+        ? `; 2 combined SE here is ${twoSe.toFixed(1)} points: an effect the size of the paper's would be ${resolved === 2 ? 'resolved' : resolved ? 'resolved for its larger gap only' : 'within noise'}`
+        : '';
       claims.push(
         compare(
           `${text(a.variant)} (${m.label})`,
@@ -364,7 +371,7 @@ export function buildClaims(input: StudyReportInput): Claim[] {
           kind,
           capi,
           other,
-          `default: ${diagnosticsLine(input, defaultRuns)}; ${arm}: ${diagnosticsLine(input, armRuns)}`,
+          `default: ${diagnosticsLine(input, defaultRuns)}; ${arm}: ${diagnosticsLine(input, armRuns)}${power}`,
         ),
       );
     }

@@ -182,6 +182,8 @@ describe('study statistics', () => {
     expect(evidence).toContain('default: fmnist-capi-s0: 10 steps, CAPI loss 4.000');
     expect(evidence).toContain('registers-0: fmnist-registers-0-s0: 10 steps');
     expect(evidence).not.toContain('scenes-');
+    // 2 SE = 2 sqrt(0.4^2 + 0.4^2) = 1.13 points: the paper's gaps 3.2 (ADE) and 2.1 (IN-1k) both exceed it.
+    expect(evidence).toContain("2 combined SE here is 1.1 points: an effect the size of the paper's would be resolved");
   });
 
   it('Table 1: a missing cell reads "not run" when the plan evaluates it, "not in plan" when it does not', async () => {
