@@ -138,6 +138,11 @@ export function keptMetrics(file: string, step: number, log: (l: string) => void
   return kept;
 }
 
+/** Training seconds of the kept records (their last elapsedSec): a resumed run's clock continues from there. */
+export function elapsedBefore(kept: string[]): number {
+  return kept.length ? ((JSON.parse(kept.at(-1)!) as { elapsedSec?: number }).elapsedSec ?? 0) : 0;
+}
+
 /** The first field where two objects differ, as 'key: a vs b'. */
 function firstDifference(a: Record<string, unknown>, b: Record<string, unknown>): string | undefined {
   for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
@@ -282,7 +287,7 @@ async function run(requested: PretrainConfig, resumed: CapiState | undefined, op
 
   const stop = new StopRequest(opts.log);
   const records: StepRecord[] = [];
-  const started = performance.now();
+  const started = performance.now() - 1000 * elapsedBefore(kept);
   let nanSteps = 0;
   let stoppedEarly = false;
   try {

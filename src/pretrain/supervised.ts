@@ -25,7 +25,7 @@ import { Rng, STREAM } from '../runtime/rng.js';
 import { exportTeacher, restoreGroups } from './checkpoint.js';
 import type { PretrainConfig } from './config.js';
 import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js';
-import { keptMetrics, StopRequest, yieldToEventLoop } from './loop.js';
+import { elapsedBefore, keptMetrics, StopRequest, yieldToEventLoop } from './loop.js';
 import { studentParamGroup } from './schedules.js';
 import type { CapiState, PretrainBatch } from './step.js';
 import { disposeState, initState, schedulesAt, totalSteps } from './step.js';
@@ -177,8 +177,7 @@ export async function runSupervised(cfg: PretrainConfig, opts: SupervisedOptions
     `supervised ceiling: ${ds.description}, ${total} steps of ${cfg.train.batchSize}${resumed ? `, resumed at step ${state.step}` : ''}`,
   );
   // Elapsed time continues from the run's last record, as a CAPI run's does.
-  const before = kept.length ? ((JSON.parse(kept.at(-1)!) as { elapsedSec?: number }).elapsedSec ?? 0) : 0;
-  const started = performance.now() - 1000 * before;
+  const started = performance.now() - 1000 * elapsedBefore(kept);
   const stop = new StopRequest(opts.log);
   try {
     while (state.step < total) {

@@ -187,6 +187,21 @@ export function rowMetric(model: string, key: MetricKey): MetricKey {
   return key === 'linear(avg).top1' ? 'linear(pred-pool).top1' : key === 'knn(avg).top1' ? 'knn(pred-pool).top1' : key;
 }
 
+/**
+ * A run's training seconds: the sum of its clock's segments (runs resumed before the clock
+ * continued across a resume restart at 0 after each one; later records never fall).
+ */
+export function trainingSeconds(metrics: Record<string, number>[]): number {
+  let done = 0;
+  let last = 0;
+  for (const { elapsedSec: e } of metrics) {
+    if (!Number.isFinite(e)) continue;
+    if (e < last) done += last;
+    last = e;
+  }
+  return done + last;
+}
+
 /** Mean of a diagnostic over the last 10% of a run's steps. */
 export function lateMean(metrics: Record<string, number>[], key: string): number {
   const tail = metrics.slice(Math.floor(metrics.length * 0.9));
@@ -575,7 +590,7 @@ function diagnosticsTable(input: StudyReportInput): ReportTable {
         r.id,
         `${r.metrics.length} / ${total}`,
         ips.toFixed(0),
-        `${((last.elapsedSec ?? Number.NaN) / 60).toFixed(1)}`,
+        `${(trainingSeconds(r.metrics) / 60).toFixed(1)}`,
         lateMean(r.metrics, 'capiLoss').toFixed(3),
         lateMean(r.metrics, 'clusteringLoss').toFixed(3),
         lateMean(r.metrics, 'targetEntropy').toFixed(2),
@@ -837,7 +852,7 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
   const finished = input.runs.filter(
     (r) => r.metrics.length && r.metrics.length >= ((r.config?.totalSteps as number) ?? Number.POSITIVE_INFINITY),
   ).length;
-  const minutes = input.runs.reduce((a, r) => a + (r.metrics.at(-1)?.elapsedSec ?? 0), 0) / 60;
+  const minutes = input.runs.reduce((a, r) => a + trainingSeconds(r.metrics), 0) / 60;
   const evalMinutes = input.results.reduce((a, r) => a + (r.seconds?.total ?? 0), 0) / 60;
   const backend = input.runs.find((r) => r.config)?.config?.backend as { provider?: string; threads?: number } | undefined;
   const section = (t: ReportTable | undefined) => (t ? `${md(t)}\n` : '');

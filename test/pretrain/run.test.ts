@@ -53,12 +53,15 @@ describe('pretraining run on the real Fashion-MNIST slice', () => {
     expect(second.records[0].step).toBe(20);
     const resumed = [...first.records, ...second.records].map((x) => [x.capiLoss, x.clusteringLoss, x.targetEntropy]);
     expect(resumed).toEqual(straight.records.map((x) => [x.capiLoss, x.clusteringLoss, x.targetEntropy]));
-    const lines = fs
+    const recs = fs
       .readFileSync(path.join(split, 'metrics.jsonl'), 'utf8')
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l).step);
-    expect(lines).toEqual(Array.from({ length: 40 }, (_, i) => i));
+      .map((l) => JSON.parse(l) as { step: number; elapsedSec: number });
+    expect(recs.map((r) => r.step)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    // The clock continues across the resume: training time never runs backwards.
+    expect(second.records[0].elapsedSec).toBeGreaterThan(first.records.at(-1)!.elapsedSec);
+    for (let i = 1; i < recs.length; i++) expect(recs[i].elapsedSec).toBeGreaterThanOrEqual(recs[i - 1].elapsedSec);
     disposeState(straight.state);
     disposeState(second.state);
   });

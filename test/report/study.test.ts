@@ -15,6 +15,7 @@ import {
   machinesLine,
   predictorGap,
   teacherMeanAge,
+  trainingSeconds,
   verdict,
   writeStudyReport,
 } from '../../src/report/study.js';
@@ -239,6 +240,13 @@ describe('study statistics', () => {
     expect(rows.length).toBe(201); // every 5th step, and the last
     expect(rows.at(-1)!.step).toBe(1000);
     expect(curveRows([{ run: 'r', metrics }]).find((r) => r.metric.includes('init share'))!.value).toBeCloseTo(-1, 12);
+  });
+
+  it('training seconds: a clock that restarted at a resume counts both segments', () => {
+    const at = (xs: number[]) => xs.map((elapsedSec, step) => ({ step, elapsedSec }));
+    expect(trainingSeconds(at([1, 2, 3, 0.5, 1.5]))).toBeCloseTo(4.5, 12);
+    expect(trainingSeconds(at([1, 2, 3, 4]))).toBeCloseTo(4, 12);
+    expect(trainingSeconds([])).toBe(0);
   });
 
   it("predictor gap: CAPI loss - target entropy (the predictions' KL to their targets), late mean and at step 0", () => {
