@@ -30,6 +30,19 @@ const result = (model: string, task: string, metrics: EvalResult['metrics'], se:
     quality: Object.fromEntries(Object.keys(metrics).map((k) => [k, { se, atGridEdge: false, converged: true }])),
   });
 
+const CAPI_ARM = { name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } };
+const REGISTERS_ARM = { name: 'registers-0', factor: 'registers', variant: '0', paper: { ade: 25.9, in1k: 79.3 } };
+
+/** A report input with the default arm only, no commits and no plan settings unless given. */
+const studyInput = (parts: Pick<StudyReportInput, 'runs' | 'results'> & Partial<StudyReportInput>): StudyReportInput => ({
+  plan: { name: 't', summary: '', estimate: '' },
+  arms: [CAPI_ARM],
+  commits: [],
+  started: '',
+  evalSettings: [],
+  ...parts,
+});
+
 /** Writes the report of `input` to a temporary folder and returns the CSV rows of its table `name`. */
 async function tableRows(input: StudyReportInput, name: string): Promise<string[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-report-'));
@@ -69,12 +82,8 @@ describe('study statistics', () => {
   });
 
   it('claims compare the default arm over its seeds with a baseline (pixels: its flattened image), the combined SE from both rows', () => {
-    const input: StudyReportInput = {
-      plan: { name: 't', summary: '', estimate: '' },
-      arms: [
-        { name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } },
-        { name: 'registers-0', factor: 'registers', variant: '0', paper: { ade: 25.9, in1k: 79.3 } },
-      ],
+    const input = studyInput({
+      arms: [CAPI_ARM, REGISTERS_ARM],
       runs: [
         { id: 'fmnist-capi-s0', family: 'fmnist', arm: 'capi', seed: 0, metrics: [] },
         { id: 'fmnist-capi-s1', family: 'fmnist', arm: 'capi', seed: 1, metrics: [] },
@@ -87,10 +96,7 @@ describe('study statistics', () => {
         result('pixels', 'fmnist', { 'linear(avg).top1': 40, 'linear(pred-pool).top1': 60 }, 0.5),
         result('fmnist-registers-0-s0', 'fmnist', { 'linear(avg).top1': 70.5 }, 0.4),
       ],
-      commits: [],
-      started: '',
-      evalSettings: [],
-    };
+    });
     const claims = buildClaims(input);
     const pixels = claims.find((c) => c.claim === 'CAPI > pixels (fmnist linear)')!;
     const capiSe = Math.sqrt(2 / 2 + 0.16); // std of (70, 72) is sqrt(2)
@@ -108,9 +114,7 @@ describe('study statistics', () => {
   });
 
   it('a baseline that the supervised ceiling does not beat by 2 SE is called out of reach in the evidence', () => {
-    const input: StudyReportInput = {
-      plan: { name: 't', summary: '', estimate: '' },
-      arms: [{ name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } }],
+    const input = studyInput({
       runs: [
         { id: 'fmnist-capi-s0', family: 'fmnist', arm: 'capi', seed: 0, metrics: [] },
         { id: 'fmnist-supervised-s0', family: 'fmnist', arm: 'supervised', seed: 0, metrics: [] },
@@ -121,19 +125,14 @@ describe('study statistics', () => {
         result('pixels', 'fmnist', { 'knn(pred-pool).top1': 85.2 }, 0.4),
         result('init', 'fmnist', { 'knn(avg).top1': 66 }, 0.4),
       ],
-      commits: [],
-      started: '',
-      evalSettings: [],
-    };
+    });
     const evidence = (b: string) => buildClaims(input).find((c) => c.claim === `CAPI > ${b} (fmnist k-NN)`)!.evidence;
     expect(evidence('pixels')).toContain('B is within 2 SE of it or above it (-0.1 ± 0.6)');
     expect(evidence('init')).toContain('it beats B by 19.1 ± 0.6');
   });
 
   it("Table 2: the pixels row's linear and k-NN cells are its flattened image (pred-pool slot), the others' average pooling", async () => {
-    const input: StudyReportInput = {
-      plan: { name: 't', summary: '', estimate: '' },
-      arms: [{ name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } }],
+    const input = studyInput({
       runs: [{ id: 'fmnist-capi-s0', family: 'fmnist', arm: 'capi', seed: 0, metrics: [] }],
       results: [
         result('fmnist-capi-s0', 'fmnist', { 'linear(avg).top1': 70, 'linear(pred-pool).top1': 71, 'knn(avg).top1': 65 }, 0.4),
@@ -144,10 +143,7 @@ describe('study statistics', () => {
           0.4,
         ),
       ],
-      commits: [],
-      started: '',
-      evalSettings: [],
-    };
+    });
     const rows = await tableRows(input, 'table2-classification');
     expect(rows[0]).toBe('model,fmnist linear,fmnist k-NN');
     expect(rows.find((r) => r.startsWith('CAPI (teacher)'))).toBe('CAPI (teacher),70.0 [SE 0.4],65.0 [SE 0.4]');
@@ -157,12 +153,8 @@ describe('study statistics', () => {
   it("an ablation claim's evidence holds the diagnostics of its own family's runs only", () => {
     const metrics = Array.from({ length: 10 }, (_, step) => ({ step, capiLoss: 4, teacherInitShare: 0.01, clustersUsed: 8 }));
     const run = (id: string, family: string, arm: string) => ({ id, family, arm, seed: 0, metrics });
-    const input: StudyReportInput = {
-      plan: { name: 't', summary: '', estimate: '' },
-      arms: [
-        { name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } },
-        { name: 'registers-0', factor: 'registers', variant: '0', paper: { ade: 25.9, in1k: 79.3 } },
-      ],
+    const input = studyInput({
+      arms: [CAPI_ARM, REGISTERS_ARM],
       runs: [
         run('fmnist-capi-s0', 'fmnist', 'capi'),
         run('scenes-capi-s0', 'scenes', 'capi'),
@@ -175,10 +167,7 @@ describe('study statistics', () => {
         result('scenes-capi-s0', 'fmnist-scenes', { 'seg.knn.mIoU': 26 }, 0.3),
         result('scenes-registers-0-s0', 'fmnist-scenes', { 'seg.knn.mIoU': 25 }, 0.3),
       ],
-      commits: [],
-      started: '',
-      evalSettings: [],
-    };
+    });
     const evidence = buildClaims(input).find((c) => c.claim === 'registers help (default > 0 registers) (fmnist linear)')!.evidence;
     expect(evidence).toContain('default: fmnist-capi-s0: 10 steps, CAPI loss 4.000');
     expect(evidence).toContain('registers-0: fmnist-registers-0-s0: 10 steps');
@@ -188,24 +177,18 @@ describe('study statistics', () => {
   });
 
   it('Table 1: a missing cell reads "not run" when the plan evaluates it, "not in plan" when it does not', async () => {
-    const input: StudyReportInput = {
-      plan: { name: 't', summary: '', estimate: '' },
-      arms: [
-        { name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } },
-        { name: 'registers-0', factor: 'registers', variant: '0', paper: { ade: 25.9, in1k: 79.3 } },
-      ],
+    const input = studyInput({
+      arms: [CAPI_ARM, REGISTERS_ARM],
       runs: [
         { id: 'fmnist-capi-s0', family: 'fmnist', arm: 'capi', seed: 0, metrics: [] },
         { id: 'fmnist-registers-0-s0', family: 'fmnist', arm: 'registers-0', seed: 0, metrics: [] },
       ],
       results: [result('fmnist-capi-s0', 'fmnist', { 'attentive.top1': 80, 'linear(avg).top1': 70 }, 0.4)],
-      commits: [],
-      started: '',
       evalSettings: [
         { run: 'fmnist-capi-s0', task: 'fmnist', probes: ['linear', 'attentive'], weights: 'teacher', config: {} },
         { run: 'fmnist-registers-0-s0', task: 'fmnist', probes: ['linear'], weights: 'teacher', config: {} },
       ],
-    };
+    });
     const rows = await tableRows(input, 'table1-ablations');
     expect(rows.find((r) => r.startsWith('registers'))).toBe('registers: 0,not in plan,not run,-3.2 / -2.1');
   });
@@ -215,15 +198,10 @@ describe('study statistics', () => {
       ...result(model, 'fmnist-scenes', { 'seg.knn.mIoU': v }, 0.3),
       details: { featureShares: { image, position }, 'seg.knn': { best: { k, metric: 'l2' } } },
     });
-    const input: StudyReportInput = {
-      plan: { name: 't', summary: '', estimate: '' },
-      arms: [{ name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } }],
+    const input = studyInput({
       runs: ['scenes-capi-s0', 'scenes-capi-s1'].map((id, seed) => ({ id, family: 'scenes', arm: 'capi', seed, metrics: [] })),
       results: [dense('scenes-capi-s0', 26, 0.3, 0.1, 10), dense('scenes-capi-s1', 27, 0.2, 0.05, 3), dense('pixels', 33, 0.06, 0.19, 1)],
-      commits: [],
-      started: '',
-      evalSettings: [],
-    };
+    });
     const rows = await tableRows(input, 'table3-feature-shares');
     expect(rows[0]).toBe('model,fmnist-scenes image share,fmnist-scenes position share');
     expect(rows.find((r) => r.startsWith('CAPI (teacher)'))).toBe('CAPI (teacher),0.250,0.075');
