@@ -852,6 +852,13 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
   const finished = input.runs.filter(
     (r) => r.metrics.length && r.metrics.length >= ((r.config?.totalSteps as number) ?? Number.POSITIVE_INFINITY),
   ).length;
+  const pendingEvals = input.evalSettings.filter(
+    (e) => !input.results.some((r) => r.task === e.task && r.model === (e.weights === 'student' ? `${e.run}-student` : e.run)),
+  ).length;
+  const complete = finished === input.runs.length && pendingEvals === 0;
+  const progress = complete
+    ? `the plan is complete: ${finished} pretraining runs, ${input.results.length} evaluation results`
+    : `${finished} of ${input.runs.length} pretraining runs finished, ${input.results.length} evaluation results, ${pendingEvals} of the plan's ${input.evalSettings.length} evaluations to come (their cells read "not run"; "not in plan" marks what the plan does not evaluate)`;
   const minutes = input.runs.reduce((a, r) => a + trainingSeconds(r.metrics), 0) / 60;
   const evalMinutes = input.results.reduce((a, r) => a + (r.seconds?.total ?? 0), 0) / 60;
   const backend = input.runs.find((r) => r.config)?.config?.backend as { provider?: string; threads?: number } | undefined;
@@ -861,8 +868,8 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
 
 ${input.plan.summary}.
 
-- Progress: ${finished} of ${input.runs.length} pretraining runs finished, ${input.results.length} evaluation results (rows missing below are "not run" yet).
-- Wall time so far: pretraining ${minutes.toFixed(0)} min, evaluation ${evalMinutes.toFixed(0)} min (each result's own time), ${((minutes + evalMinutes) / 60).toFixed(1)} h in all, on ${backend?.provider ?? '?'} (${backend?.threads ?? '?'} threads); plan estimate: ${input.plan.estimate}.
+- Progress: ${progress}.
+- Wall time${complete ? '' : ' so far'}: pretraining ${minutes.toFixed(0)} min, evaluation ${evalMinutes.toFixed(0)} min (each result's own time), ${((minutes + evalMinutes) / 60).toFixed(1)} h in all, on ${backend?.provider ?? '?'} (${backend?.threads ?? '?'} threads); plan estimate: ${input.plan.estimate}.
 ${machinesLine(input)}- Started ${input.started}; code: ${input.commits.join(', ')}${input.commits.length > 1 ? ' (more than one commit: the study was resumed on newer code)' : ''}.
 - Rerun or continue: \`npm run study -- --plan ${input.plan.name}\` (finished units are skipped, an interrupted run resumes from its checkpoint;
   this folder alone is enough to continue on another machine: a finished run's record is kept in \`runs/\` here).

@@ -176,6 +176,27 @@ describe('study statistics', () => {
     expect(evidence).toContain("2 combined SE here is 1.1 points: an effect the size of the paper's would be resolved");
   });
 
+  it('the progress line: what is still to come, or that the plan is complete', async () => {
+    const metrics = [0, 1].map((step) => ({ step, capiLoss: 4, imagesPerSec: 100, elapsedSec: step + 1 }));
+    const runs = [{ id: 'fmnist-capi-s0', family: 'fmnist', arm: 'capi', seed: 0, metrics, config: { totalSteps: 2 } }];
+    const teacher = { run: 'fmnist-capi-s0', task: 'fmnist', probes: ['linear'], weights: 'teacher', config: {} };
+    const results = [result('fmnist-capi-s0', 'fmnist', { 'linear(avg).top1': 70 }, 0.4)];
+    const report = async (input: StudyReportInput) => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-report-'));
+      try {
+        return fs.readFileSync(await writeStudyReport(dir, input), 'utf8');
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    };
+    const partial = await report(studyInput({ runs, results, evalSettings: [teacher, { ...teacher, weights: 'student' }] }));
+    expect(partial).toContain("- Progress: 1 of 1 pretraining runs finished, 1 evaluation results, 1 of the plan's 2 evaluations to come");
+    expect(partial).toContain('- Wall time so far:');
+    const done = await report(studyInput({ runs, results, evalSettings: [teacher] }));
+    expect(done).toContain('- Progress: the plan is complete: 1 pretraining runs, 1 evaluation results.');
+    expect(done).toContain('- Wall time: pretraining 0 min');
+  });
+
   it('Table 1: a missing cell reads "not run" when the plan evaluates it, "not in plan" when it does not', async () => {
     const input = studyInput({
       arms: [CAPI_ARM, REGISTERS_ARM],
