@@ -679,6 +679,22 @@ function flagEvidence(c: Claim): string {
   return all.length ? `; ${all.join(', ')}` : '';
 }
 
+/** "12 hold, 3 hold (within 2 SE), ...": how many claims got each verdict, in the order of the verdicts. */
+export function verdictCounts(claims: Claim[]): string {
+  const order: Verdict[] = [
+    'holds',
+    'holds (within 2 SE)',
+    'not resolved (within 2 SE)',
+    'does not hold (reversed beyond 2 SE)',
+    'not testable here',
+  ];
+  return order
+    .map((v) => [v, claims.filter((c) => c.verdict === v).length] as const)
+    .filter(([, n]) => n > 0)
+    .map(([v, n]) => `${n} ${v}`)
+    .join(', ');
+}
+
 function discussion(claims: Claim[]): string {
   const open = claims.filter((c) => c.verdict !== 'holds' && c.verdict !== 'holds (within 2 SE)');
   if (!open.length) return 'Every claim tested here holds.\n';
@@ -902,6 +918,7 @@ ${curves.join('\n\n')}
 ## Claims
 
 A claim "A > B" holds when the gap exceeds 2 combined standard errors; "A >= B" holds unless B is ahead by more than that.
+Of the ${claims.length} claims: ${verdictCounts(claims)}.
 
 ${section(byName('claims'))}
 ## Discussion of the claims that do not hold

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EvalResult } from '../../src/eval/result.js';
 import { curveRows } from '../../src/report/curves.js';
-import type { StudyReportInput } from '../../src/report/study.js';
+import type { StudyReportInput, Verdict } from '../../src/report/study.js';
 import {
   aggregate,
   aggregateCell,
@@ -17,6 +17,7 @@ import {
   teacherMeanAge,
   trainingSeconds,
   verdict,
+  verdictCounts,
   writeStudyReport,
 } from '../../src/report/study.js';
 import { evalResult } from './helpers.js';
@@ -79,6 +80,9 @@ describe('study statistics', () => {
     expect(verdict(-1.9, 1, '>=')).toBe('holds (within 2 SE)');
     expect(verdict(-2.1, 1, '>=')).toBe('does not hold (reversed beyond 2 SE)');
     expect(verdict(undefined, undefined, '>')).toBe('not testable here');
+    const claim = (v: Verdict) => ({ claim: '', paper: '', a: undefined, b: undefined, verdict: v, evidence: '' });
+    const claims = [claim('does not hold (reversed beyond 2 SE)'), claim('holds'), claim('holds'), claim('not resolved (within 2 SE)')];
+    expect(verdictCounts(claims)).toBe('2 holds, 1 not resolved (within 2 SE), 1 does not hold (reversed beyond 2 SE)');
   });
 
   it('claims compare the default arm over its seeds with a baseline (pixels: its flattened image), the combined SE from both rows', () => {
