@@ -168,9 +168,12 @@ function familyMetrics(results: EvalResult[]): Metric[] {
   return all.filter((m) => results.some((r) => r.task === m.task && r.metrics[m.key] !== undefined));
 }
 
+/** The ids of the runs of one arm (all its seeds). */
+const armRunIds = (input: StudyReportInput, arm: string) => new Set(input.runs.filter((r) => r.arm === arm).map((r) => r.id));
+
 /** Teacher results of the runs of one arm on a task (all its seeds). */
 function armResults(input: StudyReportInput, arm: string, task: string): EvalResult[] {
-  const ids = new Set(input.runs.filter((r) => r.arm === arm).map((r) => r.id));
+  const ids = armRunIds(input, arm);
   return input.results.filter((r) => r.task === task && ids.has(r.model));
 }
 
@@ -537,7 +540,7 @@ function table2and3(input: StudyReportInput): ReportTable[] {
 
 /** Whether the plan evaluates the teacher of some run of `arm` with the probe behind `m` ('not run' yet vs 'not in plan'). */
 function planned(input: StudyReportInput, arm: string, m: Metric): boolean {
-  const ids = new Set(input.runs.filter((r) => r.arm === arm).map((r) => r.id));
+  const ids = armRunIds(input, arm);
   return input.evalSettings.some((e) => ids.has(e.run) && e.task === m.task && e.weights === 'teacher' && e.probes.includes(m.probe));
 }
 
