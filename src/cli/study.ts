@@ -23,21 +23,32 @@ export const STUDY_COMMAND = {
     out: z
       .string()
       .default('')
-      .describe("results folder (REPORT.md, tables/, curves/, <task>/); '': results for small, studies/<plan> otherwise"),
+      .describe(
+        "results folder (REPORT.md, tables/, curves/, <task>/); '': results for small, results/medium for medium, studies/<plan> otherwise",
+      ),
     runs: z.string().default('').describe("pretraining run folders; '': runs/study-<plan>"),
-    cacheDir: z.string().default('.cache/features').describe("feature cache of the evaluations; '': none"),
+    cacheDir: z
+      .string()
+      .default('')
+      .describe(
+        "feature cache of the evaluations; '': none (a study evaluates each model once a task, and a 60k-image task's patch features take ~1.5 GB a model)",
+      ),
     reportOnly: z.boolean().default(false).describe('only rebuild REPORT.md, tables/ and curves/ from the results and runs that exist'),
     dryRun: z.boolean().default(false).describe("write the plan (every run's and evaluation's configuration) to <out>/plan.json and exit"),
     ...BACKEND_FIELDS,
   }),
 };
 
+/** Where a plan's results go by default: the committed plans under results/, the others under studies/. */
+const defaultResults = (plan: string) =>
+  plan === 'small' ? 'results' : plan === 'medium' ? path.join('results', 'medium') : path.join('studies', plan);
+
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const parsed = commandConfig(STUDY_COMMAND, argv);
   if (!parsed) return;
   const c = parsed.config;
   const plan = PLANS[c.plan]();
-  const out = userPath(c.out || (c.plan === 'small' ? 'results' : path.join('studies', c.plan)));
+  const out = userPath(c.out || defaultResults(c.plan));
   if (c.dryRun) {
     const file = path.join(out, 'plan.json');
     writeFileAtomic(file, JSON.stringify(plan, null, 2));

@@ -15,7 +15,7 @@
  * 7 px patch divides the 28 px cell: 4 x 4 patches an item), so what a patch's token says about
  * its item's class, from its context, is what the task measures.
  */
-import type { ImageDataset, LabeledDataset } from './dataset.js';
+import type { ImageDataset, LabeledDataset, RawImage } from './dataset.js';
 import type { SegmentationDataset } from './segmentation-datasets.js';
 import { Rng, STREAM } from '../runtime/rng.js';
 
@@ -59,13 +59,9 @@ export const SCENE_CLASSES = [
   'Ankle boot',
 ];
 
-/** Renders canvas `index`: grey pixels [S*S] and labels [S*S]. */
-export async function renderScene(items: LabeledDataset, opts: ScenesOptions, splitKey: number, index: number) {
-  const rng = Rng.derive(opts.seed, splitKey, index);
-  const s = opts.size;
+/** A dark textured background, [S*S] grey pixels: two random gratings plus noise, kept in 0-70. */
+export function texturedBackground(rng: Rng, s: number): Uint8Array {
   const pixels = new Uint8Array(s * s);
-  const labels = new Uint8Array(s * s);
-  // Background texture: two random gratings plus noise, kept dark (0-70).
   const g = [0, 1].map(() => ({ fx: rng.uniformIn(-0.5, 0.5), fy: rng.uniformIn(-0.5, 0.5), ph: rng.uniformIn(0, 2 * Math.PI) }));
   for (let y = 0; y < s; y++) {
     for (let x = 0; x < s; x++) {
@@ -74,30 +70,58 @@ export async function renderScene(items: LabeledDataset, opts: ScenesOptions, sp
       pixels[y * s + x] = Math.max(0, Math.min(70, Math.round(v)));
     }
   }
+  return pixels;
+}
+
+/** Where an item goes on a canvas of side `canvas`: its side (scaled) and top-left corner. */
+export interface Placement {
+  top: number;
+  left: number;
+  side: number;
+}
+
+/**
+ * Pastes an item's bright pixels (> threshold) at `at`, nearest-neighbour scaled (which keeps item
+ * pixels and their labels consistent); their label is 1 + class.
+ */
+export function pasteItem(
+  canvas: { pixels: Uint8Array; labels: Uint8Array; size: number },
+  item: RawImage,
+  cls: number,
+  at: Placement,
+  threshold: number,
+): void {
+  const { top, left, side } = at;
+  for (let y = 0; y < side; y++) {
+    for (let x = 0; x < side; x++) {
+      const sy = Math.min(item.height - 1, Math.floor((y * item.height) / side));
+      const sx = Math.min(item.width - 1, Math.floor((x * item.width) / side));
+      const v = item.data[sy * item.width + sx];
+      if (v > threshold) {
+        canvas.pixels[(top + y) * canvas.size + left + x] = v;
+        canvas.labels[(top + y) * canvas.size + left + x] = cls + 1;
+      }
+    }
+  }
+}
+
+/** Renders canvas `index`: grey pixels [S*S] and labels [S*S]. */
+export async function renderScene(items: LabeledDataset, opts: ScenesOptions, splitKey: number, index: number) {
+  const rng = Rng.derive(opts.seed, splitKey, index);
+  const s = opts.size;
+  const canvas = { pixels: texturedBackground(rng, s), labels: new Uint8Array(s * s), size: s };
   const perRow = Math.floor(s / opts.cell);
   const cells = rng.permutation(perRow * perRow);
   const nItems = Math.min(cells.length, rng.randint(opts.minItems, opts.maxItems));
   for (let k = 0; k < nItems; k++) {
     const idx = Math.floor(rng.uniform() * items.size);
     const item = await items.load(idx);
-    const cls = items.label(idx);
     const side = Math.min(opts.cell, Math.round(item.width * rng.uniformIn(opts.minScale, opts.maxScale)));
     const top = Math.floor(cells[k] / perRow) * opts.cell + rng.randint(0, opts.cell - side);
     const left = (cells[k] % perRow) * opts.cell + rng.randint(0, opts.cell - side);
-    for (let y = 0; y < side; y++) {
-      for (let x = 0; x < side; x++) {
-        // Nearest-neighbour scaling keeps item pixels and their labels consistent.
-        const sy = Math.min(item.height - 1, Math.floor((y * item.height) / side));
-        const sx = Math.min(item.width - 1, Math.floor((x * item.width) / side));
-        const v = item.data[sy * item.width + sx];
-        if (v > opts.threshold) {
-          pixels[(top + y) * s + left + x] = v;
-          labels[(top + y) * s + left + x] = cls + 1;
-        }
-      }
-    }
+    pasteItem(canvas, item, items.label(idx), { top, left, side }, opts.threshold);
   }
-  return { pixels, labels };
+  return { pixels: canvas.pixels, labels: canvas.labels };
 }
 
 export function fmnistScenes(items: LabeledDataset, split: 'train' | 'test', opts: ScenesOptions): SegmentationDataset {

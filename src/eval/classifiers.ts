@@ -7,7 +7,7 @@ import type { KnnIndex } from '../features/knn.js';
 import type { ProbeFamily } from '../probes/families.js';
 import { attentiveFamily, linearFamily } from '../probes/families.js';
 import { LOGREG_C_GRID } from '../segmentation/logreg.js';
-import type { KnnPoint, LogRegFit, SegScore, SegSplits } from '../segmentation/protocol.js';
+import type { KnnPoint, KnnVote, LogRegFit, SegScore, SegSplits } from '../segmentation/protocol.js';
 import { segKnnGrid, segKnnIndex, segKnnTest, segKnnValidation, segLogRegTest, segLogRegValidation } from '../segmentation/protocol.js';
 import type { MetricKey } from './metrics.js';
 import type { Selection } from './select.js';
@@ -46,8 +46,16 @@ export interface SegOutcome<P> {
   extra: Record<string, unknown>;
 }
 
+/**
+ * The patch features a dense classifier reads: the protocol's ('standard'), or each feature
+ * minus its image's mean patch feature before standardisation ('image-centered'): what is left
+ * when the per-image context is removed (a test of how much a k-NN relies on it).
+ */
+export type SegFeatures = 'standard' | 'image-centered';
+
 export interface SegClassifier<P = unknown> {
   kind: 'segmentation';
+  features: SegFeatures;
   metrics: { mIoU: MetricKey; acc: MetricKey; fgIoU: MetricKey };
   run(s: SegSplits, o: SegRunOptions): SegOutcome<P>;
 }
@@ -59,26 +67,32 @@ export interface SegClassifier<P = unknown> {
 export const knnAtGridEdge = (best: KnnPoint, _index: number, grid: readonly KnnPoint[]): boolean =>
   best.k > 1 && best.k === Math.max(...grid.map((p) => p.k));
 
-const segKnn: SegClassifier<KnnPoint> = {
-  kind: 'segmentation',
-  metrics: { mIoU: 'seg.knn.mIoU', acc: 'seg.knn.acc', fgIoU: 'seg.knn.fgIoU' },
-  run(s, o) {
-    const index = segKnnIndex(s, o.knnIndex);
-    const search = (phase: string) => (what: string, done: number, total: number) =>
-      o.progress(`k-NN ${what} (${phase}, ${index})`, done, total);
-    const selection = selectRefitTest(
-      segKnnGrid(),
-      (grid) => segKnnValidation(s, [...grid], index, search('validation')),
-      (best) => segKnnTest(s, best, index, search('refit + test')),
-      knnAtGridEdge,
-    );
-    const { k, metric } = selection.best;
-    return { selection, bestLabel: `k=${k} ${metric} (${index === 'hnsw' ? 'approximate HNSW' : 'exact'} search)`, extra: { index } };
-  },
-};
+/** The k-NN grid (spec 3.5) with a voting rule, on a choice of features. */
+function segKnn(vote: KnnVote, features: SegFeatures, metrics: SegClassifier['metrics']): SegClassifier<KnnPoint> {
+  return {
+    kind: 'segmentation',
+    features,
+    metrics,
+    run(s, o) {
+      const index = segKnnIndex(s, o.knnIndex);
+      const search = (phase: string) => (what: string, done: number, total: number) =>
+        o.progress(`k-NN ${what} (${phase}, ${index})`, done, total);
+      const selection = selectRefitTest(
+        segKnnGrid(),
+        (grid) => segKnnValidation(s, [...grid], index, vote, search('validation')),
+        (best) => segKnnTest(s, best, index, vote, search('refit + test')),
+        knnAtGridEdge,
+      );
+      const { k, metric } = selection.best;
+      const how = `${index === 'hnsw' ? 'approximate HNSW' : 'exact'} search, ${vote} voting`;
+      return { selection, bestLabel: `k=${k} ${metric} (${how})`, extra: { index, vote, features } };
+    },
+  };
+}
 
 const segLogReg: SegClassifier<number> = {
   kind: 'segmentation',
+  features: 'standard',
   metrics: { mIoU: 'seg.logreg.mIoU', acc: 'seg.logreg.acc', fgIoU: 'seg.logreg.fgIoU' },
   run(s, o) {
     const onFit = (phase: string) => (c: number, iteration: number, loss: number, g: number, finished: boolean) => {
@@ -124,7 +138,13 @@ export const CLASSIFIERS = {
     metric: 'knn(pred-pool).top1',
     note: 'weighted k-NN, k=20, T=0.07, cosine on the predictor-pooled vector',
   },
-  'seg.knn': segKnn,
+  'seg.knn': segKnn('pixel', 'standard', { mIoU: 'seg.knn.mIoU', acc: 'seg.knn.acc', fgIoU: 'seg.knn.fgIoU' }),
+  'seg.knn-patch': segKnn('patch', 'standard', { mIoU: 'seg.knn-patch.mIoU', acc: 'seg.knn-patch.acc', fgIoU: 'seg.knn-patch.fgIoU' }),
+  'seg.knn-centered': segKnn('pixel', 'image-centered', {
+    mIoU: 'seg.knn-centered.mIoU',
+    acc: 'seg.knn-centered.acc',
+    fgIoU: 'seg.knn-centered.fgIoU',
+  }),
   'seg.logreg': segLogReg,
 } satisfies Record<string, ProbeGridClassifier | KnnClassifier | SegClassifier<KnnPoint> | SegClassifier<number>>;
 
@@ -135,6 +155,8 @@ const PROBE_CLASSIFIERS: Record<ProbeName, { classification?: ClassifierName[]; 
   attentive: { classification: ['attentive'] },
   linear: { classification: ['linear(avg)'] },
   knn: { classification: ['knn(avg)'], segmentation: ['seg.knn'] },
+  'knn-patch': { segmentation: ['seg.knn-patch'] },
+  'knn-centered': { segmentation: ['seg.knn-centered'] },
   // Table 5 compares predictor pooling with average pooling: both, linear and k-NN.
   'predictor-pooling': { classification: ['linear(avg)', 'linear(pred-pool)', 'knn(avg)', 'knn(pred-pool)'] },
   logreg: { segmentation: ['seg.logreg'] },

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { KNN_INDEXES } from '../features/knn.js';
 import { REFINE_KEEP } from '../probes/grid.js';
 import { BACKEND_FIELDS } from '../runtime/backend.js';
-import { PROBE_NAMES, TASK_NAMES, TASKS } from './tasks.js';
+import { OPT_IN_PROBES, PROBE_NAMES, TASK_NAMES, TASKS } from './tasks.js';
 
 /** Probe training steps of the reference protocol (12,500 at batch 1024, eval spec 1.4). */
 export const REFERENCE_PROBE_STEPS = 12500;
@@ -17,6 +17,7 @@ export const EvalConfigSchema = z
       .string()
       .min(1)
       .describe('a capi-ts run folder, teacher export, checkpoint.safetensors, or a reference .pth / .safetensors'),
+    checkpointStep: count("a capi-ts run's weights must be from this training step (a study's learning-curve point); 0: any"),
     name: z.string().default('').describe("row name in the tables; '': the checkpoint's folder or file name"),
     preset: z.string().default('').describe("check a reference .pth against this preset; '': shapes from the file"),
     weights: z
@@ -25,13 +26,16 @@ export const EvalConfigSchema = z
       .describe('which weights of a capi-ts run: the EMA teacher (the paper evaluates it) or the student'),
     dataDir: z.string().default('').describe("Fashion-MNIST idx files; '': the Debian package's location"),
     dataRoot: z.string().default('').describe('dataset root for imagenet, ade20k, voc, cityscapes'),
-    probes: z.array(z.enum(PROBE_NAMES)).default([]).describe('what to run; empty: every probe the task allows'),
+    probes: z
+      .array(z.enum(PROBE_NAMES))
+      .default([])
+      .describe(`what to run; empty: every probe the task allows but ${OPT_IN_PROBES.join(', ')}`),
     baselines: z.boolean().default(true).describe('also evaluate random-init and pixel-patch baselines'),
     resolution: count("input side; 0: the model's pretraining side (56 for fmnist-scenes)"),
     limitTrain: count('evaluate the first N training images; 0: all'),
     limitTest: count('evaluate the first N test images; 0: all'),
-    scenesTrain: z.number().int().min(1).default(2000).describe('fmnist-scenes training canvases'),
-    scenesTest: z.number().int().min(1).default(500).describe('fmnist-scenes test canvases'),
+    scenesTrain: z.number().int().min(1).default(2000).describe('fmnist-scenes and fmnist-canvas-dense training canvases'),
+    scenesTest: z.number().int().min(1).default(500).describe('fmnist-scenes and fmnist-canvas-dense test canvases'),
     probeLrs: z
       .enum(['extended', 'paper'])
       .default('extended')

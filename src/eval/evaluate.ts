@@ -18,7 +18,7 @@ import type { EncoderInfo, LoadedEncoder, LoadOptions } from '../model/io/load.j
 import { loadEncoder, readEncoderInfo } from '../model/io/load.js';
 import type { EvalConfig } from './config.js';
 import type { EvalResult } from './result.js';
-import { TASKS } from './tasks.js';
+import { OPT_IN_PROBES, TASKS } from './tasks.js';
 
 import type { Context, RowSource } from './context.js';
 import { defaultModelName, toResult } from './context.js';
@@ -94,10 +94,16 @@ function openCheckpoint(cfg: EvalConfig, hooks: EvalHooks): { enc: EncoderInfo; 
 
 export async function evaluate(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalResult[]> {
   const task = TASKS[cfg.task];
-  const probes = cfg.probes.length ? cfg.probes : task.probes;
+  const probes = cfg.probes.length ? cfg.probes : task.probes.filter((p) => !OPT_IN_PROBES.includes(p));
   const { enc, weights } = openCheckpoint(cfg, hooks);
   const checkpointModel = () => {
-    const { params, hash, config } = weights();
+    const { params, hash, config, step, source } = weights();
+    if (cfg.checkpointStep && step !== cfg.checkpointStep) {
+      tf.dispose(Object.values(params));
+      throw new Error(
+        `--checkpoint-step ${cfg.checkpointStep}: ${source} is ${step === undefined ? 'not a capi-ts run' : `at step ${step}`}; evaluate the run when it is at that step`,
+      );
+    }
     return capiFeatureModel(cfg.name || defaultModelName(cfg), hash, params, config);
   };
   const size = cfg.resolution || task.resolution(enc.config.imageSize);

@@ -7,8 +7,8 @@ import type { PatchLabels } from '../segmentation/patches.js';
 import { patchLabels, patchModes } from '../segmentation/patches.js';
 import { denseReferences, foregroundIoU } from '../segmentation/metrics.js';
 import { prepareSegmentation } from '../segmentation/protocol.js';
-import { featureShares } from '../segmentation/variance.js';
-import type { SegClassifier } from './classifiers.js';
+import { featureShares, subtractGroupMeans } from '../segmentation/variance.js';
+import type { SegClassifier, SegFeatures } from './classifiers.js';
 import { CLASSIFIERS, classifiersFor } from './classifiers.js';
 import type { EvalResult } from './result.js';
 import type { SegmentationTask } from './tasks.js';
@@ -97,24 +97,35 @@ export async function segmentationRunner(
         throw new Error(`${what}: ${f.patch.length / f.patchDim} feature rows but ${l.rowImage.length} label rows`);
     }
     if (names.length) {
-      const splitsOnFeatures = prepareSegmentation(
-        { feats: ftr.patch, ...train.labels },
-        { feats: fte.patch, ...test.labels },
-        {
-          dim: ftr.patchDim,
-          pixelsPerPatch: patchSize * patchSize,
-          numLabels: 256,
-          classes: task.labels.classes,
-          ignore: [...task.labels.ignore],
-          background: task.labels.background,
-          standardize: cfg.standardize,
-          seed: cfg.seed,
-        },
-      );
+      const prepare = (trainFeats: Float32Array, testFeats: Float32Array) =>
+        prepareSegmentation(
+          { feats: trainFeats, ...train.labels },
+          { feats: testFeats, ...test.labels },
+          {
+            dim: ftr.patchDim,
+            pixelsPerPatch: patchSize * patchSize,
+            numLabels: 256,
+            classes: task.labels.classes,
+            ignore: [...task.labels.ignore],
+            background: task.labels.background,
+            standardize: cfg.standardize,
+            seed: cfg.seed,
+          },
+        );
+      const standard = prepare(ftr.patch, fte.patch);
+      // Prepared only if a classifier reads it: the same protocol on features without their image's mean.
+      let centered: ReturnType<typeof prepare> | undefined;
+      const splitsFor = (f: SegFeatures) => {
+        if (f === 'standard') return standard;
+        const minusImageMean = (x: Float32Array, l: PatchLabels) => subtractGroupMeans(x, ftr.patchDim, l.rowImage, l.images);
+        centered ??= prepare(minusImageMean(ftr.patch, train.labels), minusImageMean(fte.patch, test.labels));
+        return centered;
+      };
       // What the classifiers see, summarised: how much of it is per-image context (report: discussion of dense claims).
-      o.details.featureShares = featureShares(splitsOnFeatures.test, ftr.patchDim);
+      o.details.featureShares = featureShares(standard.test, ftr.patchDim);
       for (const name of names) {
         const c = CLASSIFIERS[name] as SegClassifier;
+        const splitsOnFeatures = splitsFor(c.features);
         const t0 = performance.now();
         const bars = new Map<string, Progress>();
         const out = c.run(splitsOnFeatures, {
@@ -135,7 +146,7 @@ export async function segmentationRunner(
           atGridEdge: out.selection.atGridEdge,
         };
         o.notes[c.metrics.mIoU] =
-          `${out.bestLabel} chosen on 10% validation, refit on train+val; features ${std}; ignore ${task.labels.ignore}` +
+          `${out.bestLabel} chosen on 10% validation, refit on train+val; features ${c.features === 'image-centered' ? "minus their image's mean patch feature, then " : ''}${std}; ignore ${task.labels.ignore}` +
           (cfg.trainPatchStride > 1 ? `; every ${cfg.trainPatchStride}-th training patch` : '');
         o.details[name] = {
           ...out.extra,

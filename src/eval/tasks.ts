@@ -5,6 +5,7 @@
 import * as path from 'node:path';
 import type { LabeledDataset } from '../data/dataset.js';
 import { loadFashionMnist, locateFashionMnist } from '../data/fashion-mnist.js';
+import { CANVAS_CLASSES, CANVAS_DEFAULTS, fmnistCanvas, fmnistCanvasDense } from '../data/fmnist-canvas.js';
 import { fmnistScenes, SCENE_CLASSES, SCENES_DEFAULTS } from '../data/fmnist-scenes.js';
 import { imageFolder } from '../data/image-folder.js';
 import type { SegmentationDataset } from '../data/segmentation-datasets.js';
@@ -12,8 +13,11 @@ import { ade20k, cityscapes, SEG_LABELS, voc2012 } from '../data/segmentation-da
 import type { EvalTransform } from '../features/extract.js';
 
 /** What a user asks for with --probes; src/eval/classifiers.ts maps each to its classifiers. */
-export const PROBE_NAMES = ['attentive', 'linear', 'knn', 'predictor-pooling', 'logreg', 'pca'] as const;
+export const PROBE_NAMES = ['attentive', 'linear', 'knn', 'knn-patch', 'knn-centered', 'predictor-pooling', 'logreg', 'pca'] as const;
 export type ProbeName = (typeof PROBE_NAMES)[number];
+
+/** Diagnostics run only when named (an empty --probes runs the rest): knn-centered repeats the k-NN searches. */
+export const OPT_IN_PROBES: readonly ProbeName[] = ['knn-centered'];
 
 export interface TaskDataOptions {
   dataDir: string;
@@ -46,7 +50,7 @@ export interface SegmentationTask extends TaskBase {
 export type Task = ClassificationTask | SegmentationTask;
 
 const CLASSIFICATION_PROBES = ['attentive', 'linear', 'knn', 'predictor-pooling', 'pca'] as const;
-const SEGMENTATION_PROBES = ['knn', 'logreg', 'pca'] as const;
+const SEGMENTATION_PROBES = ['knn', 'knn-patch', 'knn-centered', 'logreg', 'pca'] as const;
 const modelSide = (s: number) => s;
 
 const dataRoot = (o: TaskDataOptions, task: string) => {
@@ -92,6 +96,39 @@ export const TASKS = {
       return {
         train: fmnistScenes(train, 'train', { ...opts, count: o.scenesTrain }),
         test: fmnistScenes(test, 'test', { ...opts, count: o.scenesTest }),
+      };
+    },
+  },
+  'fmnist-canvas': {
+    kind: 'classification',
+    description:
+      'one Fashion-MNIST item at a random scale (14-28 px) and place on a 42 px textured canvas, its class the label (60k / 10k)',
+    probes: CLASSIFICATION_PROBES,
+    transform: 'resize',
+    resolution: () => CANVAS_DEFAULTS.size,
+    load: (o) => {
+      const { train, test } = fmnist(o);
+      const opts = { ...CANVAS_DEFAULTS, seed: o.seed };
+      return {
+        train: fmnistCanvas(train, 'train', { ...opts, count: train.size }),
+        test: fmnistCanvas(test, 'test', { ...opts, count: test.size }),
+      };
+    },
+  },
+  'fmnist-canvas-dense': {
+    kind: 'segmentation',
+    description:
+      "the fmnist-canvas images as a dense task: the item's pixels labeled with its class, the rest background (--scenes-train / --scenes-test canvases)",
+    probes: SEGMENTATION_PROBES,
+    transform: 'resize',
+    labels: { classes: CANVAS_CLASSES.length, ignore: [255], background: 0 },
+    resolution: () => CANVAS_DEFAULTS.size,
+    load: (o) => {
+      const { train, test } = fmnist(o);
+      const opts = { ...CANVAS_DEFAULTS, seed: o.seed };
+      return {
+        train: fmnistCanvasDense(train, 'train', { ...opts, count: Math.min(o.scenesTrain, train.size) }),
+        test: fmnistCanvasDense(test, 'test', { ...opts, count: Math.min(o.scenesTest, test.size) }),
       };
     },
   },

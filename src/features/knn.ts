@@ -117,6 +117,35 @@ export function knnVotePixels(res: KnnResult, k: number, pixelLabels: Int32Array
   return out;
 }
 
+/**
+ * Patch-level k-NN voting (beside the reference's pixel voting): each query patch takes the
+ * majority of its k neighbours' patch labels (their mode labels; unweighted, ties -> smallest
+ * label) for all its pixels, as the logistic regression predicts one label a patch. Pixel voting
+ * can also score by copying a neighbour's label layout; this cannot. `patchLabels` is [n];
+ * returns [m, P].
+ */
+export function knnVotePatches(res: KnnResult, k: number, patchLabels: Int32Array, pixelsPerPatch: number, numLabels: number): Int32Array {
+  const m = res.indices.length / res.k;
+  const out = new Int32Array(m * pixelsPerPatch);
+  const counts = new Int32Array(numLabels);
+  const kUse = Math.min(k, res.k);
+  for (let q = 0; q < m; q++) {
+    let best = 0;
+    let bestCount = -1;
+    for (let j = 0; j < kUse; j++) counts[patchLabels[res.indices[q * res.k + j]]]++;
+    for (let j = 0; j < kUse; j++) {
+      const l = patchLabels[res.indices[q * res.k + j]];
+      if (counts[l] > bestCount || (counts[l] === bestCount && l < best)) {
+        best = l;
+        bestCount = counts[l];
+      }
+    }
+    for (let j = 0; j < kUse; j++) counts[patchLabels[res.indices[q * res.k + j]]] = 0;
+    out.fill(best, q * pixelsPerPatch, (q + 1) * pixelsPerPatch);
+  }
+  return out;
+}
+
 /** Exact search (this file), approximate (HNSW, knn-hnsw.ts), or exact unless too costly. */
 export const KNN_INDEXES = ['exact', 'hnsw', 'auto'] as const;
 export type KnnIndex = (typeof KNN_INDEXES)[number];

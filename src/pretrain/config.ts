@@ -2,12 +2,12 @@
 import { z } from 'zod';
 import type { ModelConfig } from '../model/config.js';
 import { MODEL_PRESETS, ModelConfigSchema } from '../model/config.js';
-import { validate } from '../runtime/schema.js';
+import { kebabCase, validate } from '../runtime/schema.js';
 
 const unit = z.number().min(0).max(1);
 
 /** `--data` values that name a built-in dataset; anything else is a folder of images. */
-export const BUILTIN_DATA = ['fmnist', 'fmnist-scenes'] as const;
+export const BUILTIN_DATA = ['fmnist', 'fmnist-scenes', 'fmnist-canvas'] as const;
 export const isBuiltinData = (data: string): boolean => (BUILTIN_DATA as readonly string[]).includes(data);
 
 export const TrainConfigSchema = z
@@ -17,9 +17,16 @@ export const TrainConfigSchema = z
       .min(1)
       .default('fmnist')
       .describe(
-        "'fmnist' (Fashion-MNIST train split), 'fmnist-scenes' (the dense task's unlabeled training canvases) or a folder of images",
+        "'fmnist' (Fashion-MNIST train split), 'fmnist-scenes' (the dense task's unlabeled training canvases), 'fmnist-canvas' (one item at a random scale and place on a 42 px canvas, unlabeled) or a folder of images",
       ),
     scenes: z.number().int().min(1).default(20000).describe('with --data fmnist-scenes: how many training canvases'),
+    canvases: z
+      .number()
+      .int()
+      .min(1)
+      .max(60000)
+      .default(60000)
+      .describe('with --data fmnist-canvas: how many training canvases (one per fmnist item)'),
     dataDir: z.string().default('').describe("Fashion-MNIST idx files; '': the Debian package's location"),
     batchSize: z.number().int().min(1).default(256).describe('images per step'),
     epochs: z.number().gt(0).default(1).describe('run length in epochs over the data (--steps overrides)'),
@@ -42,6 +49,14 @@ export const TrainConfigSchema = z
       .optional()
       .describe(
         "instead of 1 - lr: the peak momentum that leaves the final teacher this share of its init (prod of the momenta), for runs far shorter than the paper's",
+      ),
+    teacherMeanAgeShare: z
+      .number()
+      .gt(0)
+      .lt(1)
+      .optional()
+      .describe(
+        "instead of 1 - lr: the peak momentum that gives the final teacher this mean age (weight-averaged age of the students it holds) as a share of the run; the paper's schedules give ~0.02 (0.018 at 0.999 over 500k steps, 0.022 at 0.996 over 100k)",
       ),
     // Clustering optimiser (spec 5.4)
     clusterLr: z.number().gt(0).optional().describe('clustering-head learning rate; default lr / 2'),
@@ -66,11 +81,14 @@ export const TrainConfigSchema = z
     checkpointEvery: z.number().int().min(1).default(100).describe('steps between checkpoints'),
   })
   .superRefine((t, ctx) => {
-    if (t.teacherInitShareTarget !== undefined && t.teacherMomentum !== undefined) {
+    const momentumSetters = (['teacherMomentum', 'teacherInitShareTarget', 'teacherMeanAgeShare'] as const).filter(
+      (k) => t[k] !== undefined,
+    );
+    if (momentumSetters.length > 1) {
       ctx.addIssue({
         code: 'custom',
-        path: ['teacherInitShareTarget'],
-        message: 'sets the teacher momentum itself: drop --teacher-momentum',
+        path: [momentumSetters[1]],
+        message: `sets the teacher momentum, as does --${kebabCase(momentumSetters[0])}: give one of them`,
       });
     }
     if (t.cropScaleMin > t.cropScaleMax) {
@@ -78,10 +96,21 @@ export const TrainConfigSchema = z
     }
   });
 
-/** A resolved training config: teacherMomentum and clusterLr filled (teacherInitShareTarget stays optional). */
-export type TrainConfig = Required<Omit<z.output<typeof TrainConfigSchema>, 'teacherInitShareTarget'>> & {
+/** A resolved training config: teacherMomentum and clusterLr filled (the two momentum targets stay optional). */
+export type TrainConfig = Required<Omit<z.output<typeof TrainConfigSchema>, 'teacherInitShareTarget' | 'teacherMeanAgeShare'>> & {
   teacherInitShareTarget?: number;
+  teacherMeanAgeShare?: number;
 };
+
+/** How a run's teacher momentum is set when it is not given: what the final teacher must be. */
+export type TeacherTarget = { initShare: number } | { meanAgeShare: number };
+
+/** The teacher property a run solves its peak momentum for (src/pretrain/step.ts), if it asks for one. */
+export function teacherTarget(t: TrainConfig): TeacherTarget | undefined {
+  if (t.teacherInitShareTarget !== undefined) return { initShare: t.teacherInitShareTarget };
+  if (t.teacherMeanAgeShare !== undefined) return { meanAgeShare: t.teacherMeanAgeShare };
+  return undefined;
+}
 
 export interface PretrainConfig {
   preset: string;

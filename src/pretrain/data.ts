@@ -5,6 +5,7 @@
  */
 import type { ImageDataset } from '../data/dataset.js';
 import { loadFashionMnist, locateFashionMnist } from '../data/fashion-mnist.js';
+import { CANVAS_DEFAULTS, fmnistCanvas } from '../data/fmnist-canvas.js';
 import { fmnistScenesImages, SCENES_DEFAULTS } from '../data/fmnist-scenes.js';
 import type { ImageCheck } from '../data/image-folder.js';
 import { openImageFolder } from '../data/image-folder.js';
@@ -36,6 +37,12 @@ export async function openPretrainDataset(
     // The dense task's own training canvases (seed 0, as the eval task renders them), unlabeled.
     const items = loadFashionMnist(locateFashionMnist(t.dataDir || undefined), 'train');
     const dataset = fmnistScenesImages(items, { ...SCENES_DEFAULTS, count: t.scenes });
+    return { dataset, fingerprint: dataset.fingerprint ?? '', skipped: [] };
+  }
+  if (t.data === 'fmnist-canvas') {
+    const items = loadFashionMnist(locateFashionMnist(t.dataDir || undefined), 'train');
+    // Labeled (the supervised ceiling reads the labels; CAPI never does).
+    const dataset = fmnistCanvas(items, 'train', { ...CANVAS_DEFAULTS, count: Math.min(t.canvases, items.size) });
     return { dataset, fingerprint: dataset.fingerprint ?? '', skipped: [] };
   }
   // Decode photos at a little over the crop size: RandomResizedCrop then works on that.

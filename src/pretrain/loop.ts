@@ -12,12 +12,13 @@ import type { BackendInfo } from '../runtime/backend.js';
 import { nonFiniteTensors } from '../runtime/finite.js';
 import { CHECKPOINT_FILE, exportTeacher, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { PretrainConfig } from './config.js';
+import { teacherTarget } from './config.js';
 import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js';
 import { trainFlopsPerImage } from './flops.js';
 import { checkWasmStepMemory } from './memory.js';
 import type { CapiState, StepMetrics } from './step.js';
-import { disposeState, initState, momentumForInitShare, schedulesAt, stepMaskCounts, totalSteps, trainStep } from './step.js';
-import { meanRowCosine, teacherInitShare } from './diagnostics.js';
+import { disposeState, initState, peakMomentumFor, schedulesAt, stepMaskCounts, stepsForEpochs, totalSteps, trainStep } from './step.js';
+import { meanRowCosine, TeacherAge, teacherInitShare } from './diagnostics.js';
 import { CLUSTER_W } from '../model/heads.js';
 import type { Params } from '../model/capi.js';
 import type { ModelConfig } from '../model/config.js';
@@ -27,6 +28,8 @@ export interface RunOptions {
   resume: boolean;
   /** Stop (with a checkpoint) once this many steps are done; 0: run to the end. */
   stopAfter: number;
+  /** Instead of stopAfter: stop after this many epochs of the data (a study's learning-curve point). */
+  stopAfterEpochs?: number;
   backend: BackendInfo;
   log: (line: string) => void;
   onStep?: (m: StepRecord, total: number) => void;
@@ -57,6 +60,8 @@ export interface StepRecord extends StepMetrics {
   elapsedSec: number;
   /** prod of the teacher momenta so far: how much of its random init the EMA teacher still is. */
   teacherInitShare: number;
+  /** The teacher's mean age in steps (diagnostics.ts: teacherMeanAge); NaN before its first update. */
+  teacherMeanAge: number;
   /** Mean cosine between the prototypes and their initial values. */
   prototypeCosineToInit: number;
   /** RunOptions.monitor's measurement, on the steps it runs. */
@@ -211,15 +216,24 @@ async function run(requested: PretrainConfig, resumed: CapiState | undefined, op
   for (const s of data.skipped.slice(0, 5)) opts.log(`skipped ${s.file}: ${s.problem}`);
   if (data.skipped.length) opts.log(`skipped ${data.skipped.length} bad images in all (--skip-bad-images)`);
   const total = totalSteps(cfg, dataset.size);
-  const target = cfg.train.teacherInitShareTarget;
+  const target = teacherTarget(cfg.train);
   if (target !== undefined && !resumed) {
-    const m = momentumForInitShare(cfg, total, target);
+    const m = peakMomentumFor(cfg, total, target);
     cfg = { ...cfg, train: { ...cfg.train, teacherMomentum: m } };
-    opts.log(`teacher momentum ${m.toFixed(6)}: leaves ${target} of the init after ${total} steps (--teacher-init-share-target)`);
+    const what =
+      'initShare' in target
+        ? `leaves ${target.initShare} of the init after ${total} steps (--teacher-init-share-target)`
+        : `gives the final teacher a mean age of ${(target.meanAgeShare * total).toFixed(0)} steps, ${target.meanAgeShare} of ${total} (--teacher-mean-age-share)`;
+    opts.log(`teacher momentum ${m.toFixed(6)}: ${what}`);
   }
   const sampler = new BatchSampler(dataset.size, cfg.train.batchSize, cfg.train.seed);
+  const stopAfter = opts.stopAfterEpochs ? stepsForEpochs(opts.stopAfterEpochs, dataset.size, cfg.train.batchSize) : opts.stopAfter;
   if (resumed) {
     checkResume(opts.out, cfg, data.fingerprint, opts);
+    if (stopAfter > 0 && resumed.step >= stopAfter && resumed.step < total) {
+      opts.log(`the run in ${opts.out} is at step ${resumed.step}, at or past the stop at ${stopAfter}: nothing to do`);
+      return { state: resumed, config: cfg, records: [], totalSteps: total, stoppedEarly: true, alreadyComplete: false };
+    }
     if (resumed.step >= total) {
       opts.log(
         `the run in ${opts.out} is already complete (step ${resumed.step} of ${total}): nothing to do; evaluate it with npm run eval -- --checkpoint ${opts.out}`,
@@ -280,7 +294,10 @@ async function run(requested: PretrainConfig, resumed: CapiState | undefined, op
 
   // Diagnostics: the teacher's init share so far (a product over the schedule, also on resume)
   // and the initial prototypes (re-drawn from the run's seed) to measure their drift.
-  let initShare = teacherInitShare(Array.from({ length: state.step }, (_, s) => schedulesAt(cfg, total, s).momentum));
+  const momentaSoFar = Array.from({ length: state.step }, (_, s) => schedulesAt(cfg, total, s).momentum);
+  let initShare = teacherInitShare(momentaSoFar);
+  const teacherAge = new TeacherAge();
+  for (const m of momentaSoFar) teacherAge.update(m);
   const initial = initState(cfg);
   const initialPrototypes = initial.clustering[CLUSTER_W].clone();
   disposeState(initial);
@@ -299,11 +316,13 @@ async function run(requested: PretrainConfig, resumed: CapiState | undefined, op
       const m = trainStep(state, batch, cfg, total);
       const dt = (performance.now() - t0) / 1000;
       initShare *= m.momentum;
+      teacherAge.update(m.momentum);
       const rec: StepRecord = {
         ...m,
         imagesPerSec: batch.size / dt,
         elapsedSec: (performance.now() - started) / 1000,
         teacherInitShare: initShare,
+        teacherMeanAge: teacherAge.meanAge,
         prototypeCosineToInit: meanRowCosine(state.clustering[CLUSTER_W], initialPrototypes),
       };
       if (opts.monitor && (state.step % opts.monitor.every === 0 || state.step === total))
@@ -324,7 +343,7 @@ async function run(requested: PretrainConfig, resumed: CapiState | undefined, op
       }
       await yieldToEventLoop();
       const done = state.step >= total;
-      const stopNow = stop.signal !== undefined || (opts.stopAfter > 0 && state.step >= opts.stopAfter);
+      const stopNow = stop.signal !== undefined || (stopAfter > 0 && state.step >= stopAfter);
       if (done || stopNow || state.step % cfg.train.checkpointEvery === 0) await save();
       if (stopNow && !done) {
         stoppedEarly = true;

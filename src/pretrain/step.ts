@@ -13,10 +13,10 @@ import { allPositions, patchCoords, tokenCoords } from '../model/coords.js';
 import { initClusteringHead, initStudentHead, meanEntropy, onlineClustering, softCrossEntropy, studentHeadLogits } from '../model/heads.js';
 import { selectPatches } from '../model/patches.js';
 import { Rng, STREAM } from '../runtime/rng.js';
-import { positionClusterMI } from './diagnostics.js';
+import { positionClusterMI, teacherInitShare, teacherMeanAge } from './diagnostics.js';
 import type { AdamWState } from '../runtime/adamw.js';
 import { adamwStep, initAdamW } from '../runtime/adamw.js';
-import type { PretrainConfig } from './config.js';
+import type { PretrainConfig, TeacherTarget } from './config.js';
 import type { MaskCounts } from './masking.js';
 import { maskCounts, sampleMaskedBatch } from './masking.js';
 import { scheduleValue, studentParamGroup } from './schedules.js';
@@ -101,9 +101,13 @@ export function disposeState(s: CapiState): void {
 }
 
 /** Steps in the run: `steps` if set, else epochs over `datasetSize` images (drop_last). */
+/** Steps of `epochs` passes over `datasetSize` images at `batchSize` (at least 1). */
+export const stepsForEpochs = (epochs: number, datasetSize: number, batchSize: number): number =>
+  Math.max(1, Math.floor((epochs * datasetSize) / batchSize));
+
 export function totalSteps(cfg: PretrainConfig, datasetSize: number): number {
   const t = cfg.train;
-  return t.steps > 0 ? t.steps : Math.max(1, Math.floor((t.epochs * datasetSize) / t.batchSize));
+  return t.steps > 0 ? t.steps : stepsForEpochs(t.epochs, datasetSize, t.batchSize);
 }
 
 /** lr, clustering lr and teacher momentum at step t (spec 8.2: momentum = 1 - lr schedule shape). */
@@ -119,21 +123,25 @@ export function schedulesAt(cfg: PretrainConfig, total: number, t: number) {
 }
 
 /**
- * The peak momentum whose schedule leaves the teacher `target` of its init after `total` steps
- * (prod of the momenta; bisection: the product grows with the peak).
+ * The peak momentum of the spec's schedule (start 1, final 1, the lr's warmup and cosine) that
+ * gives the final teacher after `total` steps the asked-for property: an init share (prod of the
+ * momenta) or a mean age as a share of the run (`teacherMeanAge` / total). Both grow with the
+ * peak, so bisection finds it.
  */
-export function momentumForInitShare(cfg: PretrainConfig, total: number, target: number): number {
-  const share = (m: number) => {
-    const c = { ...cfg, train: { ...cfg.train, teacherMomentum: m } };
-    let p = 1;
-    for (let t = 0; t < total; t++) p *= schedulesAt(c, total, t).momentum;
-    return p;
+export function peakMomentumFor(cfg: PretrainConfig, total: number, target: TeacherTarget): number {
+  // The schedule is 1 - (1 - peak) * shape(t), shape rising from 0 to 1 and falling back (spec 8.2).
+  const shapeCfg = { ...cfg, train: { ...cfg.train, teacherMomentum: 0 } };
+  const shape = Float64Array.from({ length: total }, (_, t) => 1 - schedulesAt(shapeCfg, total, t).momentum);
+  const finalTeacher = (peak: number) => {
+    const momenta = shape.map((g) => 1 - (1 - peak) * g);
+    return 'initShare' in target ? teacherInitShare(momenta) : teacherMeanAge(momenta) / total;
   };
+  const goal = 'initShare' in target ? target.initShare : target.meanAgeShare;
   let lo = 0;
   let hi = 1;
   for (let i = 0; i < 60; i++) {
     const mid = (lo + hi) / 2;
-    if (share(mid) < target) lo = mid;
+    if (finalTeacher(mid) < goal) lo = mid;
     else hi = mid;
   }
   return (lo + hi) / 2;

@@ -34,10 +34,12 @@ export const linearFamily: ProbeFamily = {
   },
 };
 
+/** Heads of 64 channels (eval spec 1.2); features whose width is not a multiple of 64 (raw pixel patches) get one head. */
+export const attentiveHeads = (d: number): number => (d % 64 === 0 ? d / 64 : 1);
+
 export const attentiveFamily: ProbeFamily = {
   name: 'attentive',
   init(p, d, c, rng) {
-    if (d % 64 !== 0 && d > 64) throw new Error(`attentive probe: feature dim ${d} is not a multiple of 64`);
     return {
       query: truncNormal([p, d], rng),
       kv_weight: truncNormal([p, d, 2 * d], rng), // x -> [k, v], stored in x W form (in x out)
@@ -49,7 +51,7 @@ export const attentiveFamily: ProbeFamily = {
   logits(params, x) {
     const [b, n, d] = x.shape as number[];
     const p = params.query.shape[0]!;
-    const heads = Math.max(1, Math.floor(d / 64));
+    const heads = attentiveHeads(d);
     const hd = d / heads;
     const wk = params.kv_weight.slice([0, 0, 0], [-1, -1, d]); // [P, D, D]
     const wv = params.kv_weight.slice([0, 0, d], [-1, -1, d]);

@@ -103,6 +103,9 @@ export const STREAM = {
   /** fmnist-scenes canvases of the train and test splits. */
   scenesTrain: 1,
   scenesTest: 2,
+  /** fmnist-canvas canvases of the train and test splits. */
+  canvasTrain: 3,
+  canvasTest: 4,
   /** Weight initialisation of a pretraining run. */
   init: 0xc0ffee,
   /** Augmented batches of the reference-mode probes ('prob'). */

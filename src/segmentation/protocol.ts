@@ -5,7 +5,7 @@
  * regression. Which grid point wins, and the refit, are the evaluation layer's (src/eval).
  */
 import type { KnnIndex, KnnMetric, KnnResult } from '../features/knn.js';
-import { chooseKnnIndex, knnVotePixels, searchNeighbours } from '../features/knn.js';
+import { chooseKnnIndex, knnVotePatches, knnVotePixels, searchNeighbours } from '../features/knn.js';
 import { Rng } from '../runtime/rng.js';
 import type { LogRegModel } from './logreg.js';
 import { disposeLogRegData, fitLogReg, LOGREG_DEFAULTS, predictLogReg, prepareLogRegData } from './logreg.js';
@@ -164,41 +164,84 @@ export function segKnnIndex(s: SegSplits, index: KnnIndex): 'exact' | 'hnsw' {
 
 type SearchProgress = (what: string, done: number, total: number) => void;
 
-function knnFitAndScore(
+/**
+ * How a query patch's pixels are predicted from its neighbours: 'pixel' (the reference's, spec
+ * 3.5: a vote per pixel position over the neighbours' label layouts) or 'patch' (a vote over the
+ * neighbours' mode labels, one label a patch, as the logistic regression predicts).
+ */
+export type KnnVote = 'pixel' | 'patch';
+
+/**
+ * Searches already run on a model's splits, by phase and metric: the pixel and patch votes of one
+ * grid read the same neighbours, so each search runs once per model.
+ */
+const searches = new WeakMap<SegSplits, Map<string, KnnResult>>();
+
+function neighbours(
   s: SegSplits,
+  phase: 'validation' | 'test',
   base: PatchSet,
   rows: TrainingRows,
   query: PatchSet,
+  metric: KnnMetric,
+  k: number,
+  index: 'exact' | 'hnsw',
+  progress?: SearchProgress,
+): KnnResult {
+  const memo = searches.get(s) ?? new Map<string, KnnResult>();
+  searches.set(s, memo);
+  const key = `${phase}:${metric}:${index}`;
+  const known = memo.get(key);
+  if (known && known.k >= Math.min(k, rows.rows.length)) return known;
+  const { dim: d, pixelsPerPatch: p } = s;
+  const baseX = gatherRows(base.feats, rows.rows, d);
+  const res = searchNeighbours(index, baseX, rows.rows.length, query.feats, query.pixels.length / p, d, k, metric, (done, total) =>
+    progress?.(`${metric} search`, done, total),
+  );
+  memo.set(key, res);
+  return res;
+}
+
+function knnFitAndScore(
+  s: SegSplits,
+  phase: 'validation' | 'test',
+  vote: KnnVote,
   points: KnnPoint[],
   index: 'exact' | 'hnsw',
   progress?: SearchProgress,
-  scoreOf: (pred: Int32Array) => SegScore = (pred) => score(s, query.pixels, pred),
 ): SegScore[] {
-  const { dim: d, pixelsPerPatch: p } = s;
-  const baseX = gatherRows(base.feats, rows.rows, d);
-  const basePixels = gatherRows(base.pixels, rows.rows, p);
-  const results = new Map<KnnMetric, KnnResult>();
-  for (const metric of new Set(points.map((pt) => pt.metric))) {
-    const k = Math.max(...points.filter((pt) => pt.metric === metric).map((pt) => pt.k));
-    const m = query.pixels.length / p;
-    results.set(
-      metric,
-      searchNeighbours(index, baseX, rows.rows.length, query.feats, m, d, k, metric, (done, total) =>
-        progress?.(`${metric} search`, done, total),
-      ),
-    );
-  }
-  return points.map((pt) => scoreOf(knnVotePixels(results.get(pt.metric)!, pt.k, basePixels, p, s.numLabels)));
+  const [base, rows, query] = phase === 'validation' ? [s.train, s.trainRows, s.val] : [s.all, s.allRows, s.test];
+  const p = s.pixelsPerPatch;
+  const basePixels = vote === 'pixel' ? gatherRows(base.pixels, rows.rows, p) : undefined;
+  const predict = (res: KnnResult, k: number) =>
+    basePixels ? knnVotePixels(res, k, basePixels, p, s.numLabels) : knnVotePatches(res, k, rows.modes, p, s.numLabels);
+  const scoreOf = (pred: Int32Array) => (phase === 'test' ? testScore(s, pred) : score(s, query.pixels, pred));
+  const largestK = (metric: KnnMetric) => Math.max(...points.filter((pt) => pt.metric === metric).map((pt) => pt.k));
+  return points.map((pt) =>
+    scoreOf(predict(neighbours(s, phase, base, rows, query, pt.metric, largestK(pt.metric), index, progress), pt.k)),
+  );
 }
 
 /** Validation mIoU of every grid point, neighbours from the 90% split. */
-export function segKnnValidation(s: SegSplits, grid: KnnPoint[], index: 'exact' | 'hnsw', progress?: SearchProgress): number[] {
-  return knnFitAndScore(s, s.train, s.trainRows, s.val, grid, index, progress).map((r) => r.mIoU);
+export function segKnnValidation(
+  s: SegSplits,
+  grid: KnnPoint[],
+  index: 'exact' | 'hnsw',
+  vote: KnnVote = 'pixel',
+  progress?: SearchProgress,
+): number[] {
+  return knnFitAndScore(s, 'validation', vote, grid, index, progress).map((r) => r.mIoU);
 }
 
 /** Test scores of one grid point, neighbours from all of train (the refit). */
-export function segKnnTest(s: SegSplits, point: KnnPoint, index: 'exact' | 'hnsw', progress?: SearchProgress): SegScore {
-  return knnFitAndScore(s, s.all, s.allRows, s.test, [point], index, progress, (pred) => testScore(s, pred))[0];
+export function segKnnTest(
+  s: SegSplits,
+  point: KnnPoint,
+  index: 'exact' | 'hnsw',
+  vote: KnnVote = 'pixel',
+  progress?: SearchProgress,
+): SegScore {
+  return knnFitAndScore(s, 'test', vote, [point], index, progress)[0];
 }
 
 // ---- logistic regression (spec 3.6) ----

@@ -53,3 +53,24 @@ export function featureShares(set: Pick<PatchSet, 'feats' | 'rowImage' | 'images
     position: groupShare(set.feats, dim, position, perImage),
   };
 }
+
+/**
+ * Each row of x [n, dim] minus the mean of its group's rows (a new array): what is left of patch
+ * features once their image's shared part (the image share above) is removed.
+ */
+export function subtractGroupMeans(x: Float32Array, dim: number, group: Int32Array, groups: number): Float32Array {
+  const n = group.length;
+  if (x.length !== n * dim) throw new Error(`subtractGroupMeans: ${x.length} values for ${n} rows of ${dim}`);
+  const sum = new Float64Array(groups * dim);
+  const count = new Float64Array(groups);
+  for (let r = 0; r < n; r++) {
+    count[group[r]]++;
+    for (let d = 0; d < dim; d++) sum[group[r] * dim + d] += x[r * dim + d];
+  }
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < n; r++) {
+    const g = group[r];
+    for (let d = 0; d < dim; d++) out[r * dim + d] = x[r * dim + d] - sum[g * dim + d] / count[g];
+  }
+  return out;
+}

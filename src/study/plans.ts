@@ -9,6 +9,7 @@
  */
 import type { EvalConfig } from '../eval/config.js';
 import type { ProbeName, TaskName } from '../eval/tasks.js';
+import { TASKS } from '../eval/tasks.js';
 
 export const ARM_NAMES = ['capi', 'sk-standard', 'mask-inverse-block', 'mask-block', 'mask-uniform', 'registers-0'] as const;
 export type ArmName = (typeof ARM_NAMES)[number];
@@ -61,10 +62,20 @@ export interface Family {
   evals: { task: TaskName; probes: ProbeName[]; mainProbes?: ProbeName[]; config: Partial<EvalConfig> }[];
   /** k-NN of the teacher during each pretraining run (src/eval/monitor.ts), on a labeled classification task. */
   monitor?: RunMonitor;
+  /**
+   * A learning curve: every run stops after each of these epochs (before its end) and its
+   * evaluations run there on those weights, except for the probes in `endOnly`.
+   */
+  curve?: { epochs: number[]; endOnly: ProbeName[] };
+  /**
+   * The student's probes (teacher >= student), on the first run only (default) or on every run of
+   * the default arm at every point of its curve.
+   */
+  students?: { probes: ProbeName[]; runs: 'first' | 'default-arm' };
 }
 
 export interface RunMonitor {
-  task: 'fmnist';
+  task: 'fmnist' | 'fmnist-canvas';
   dataDir?: string;
   /** Steps between measurements (and after the last). */
   every: number;
@@ -92,8 +103,14 @@ export interface StudyEval {
   baselines: boolean;
   /** Evaluate the run's student weights instead of its EMA teacher (teacher >= student). */
   weights: 'teacher' | 'student';
+  /** A learning-curve point: the run's weights after this many epochs (absent: at its end). */
+  atEpochs?: number;
   config: Partial<EvalConfig>;
 }
+
+/** A row's name in the results: the run, its learning-curve point, whose weights. */
+export const evalRowName = (e: Pick<StudyEval, 'run' | 'atEpochs' | 'weights'>): string =>
+  `${e.run}${e.atEpochs === undefined ? '' : `@${e.atEpochs}ep`}${e.weights === 'student' ? '-student' : ''}`;
 
 export interface Plan {
   name: string;
@@ -115,6 +132,25 @@ interface PlanShape extends Omit<Plan, 'runs' | 'evals'> {
 
 /** Linear and k-NN probes of the student, beside the teacher's (paper: the EMA teacher is the better encoder). */
 const STUDENT_PROBES: ProbeName[] = ['linear', 'knn'];
+
+/** A family's evaluations of one run at one point of its curve (undefined: the end), teacher then student. */
+function runEvals(family: Family, arm: ArmName, id: string, first: boolean, atEpochs: number | undefined): StudyEval[] {
+  const out: StudyEval[] = [];
+  const students = family.students ?? { probes: STUDENT_PROBES, runs: 'first' };
+  const atPoint = (probes: ProbeName[]) =>
+    atEpochs === undefined ? probes : probes.filter((p) => !(family.curve?.endOnly ?? []).includes(p));
+  for (const e of family.evals) {
+    const teacher = atPoint(arm === 'capi' ? [...new Set([...e.probes, ...(e.mainProbes ?? [])])] : e.probes);
+    const baselines = first && atEpochs === undefined;
+    out.push({ run: id, task: e.task, probes: teacher, baselines, weights: 'teacher', atEpochs, config: e.config });
+    const studentRun = students.runs === 'first' ? first : arm === 'capi';
+    const asked = [...e.probes, ...(e.mainProbes ?? [])];
+    const probes = atPoint(students.probes.filter((x) => asked.includes(x)));
+    if (studentRun && probes.length && TASKS[e.task].kind !== 'segmentation')
+      out.push({ run: id, task: e.task, probes, baselines: false, weights: 'student', atEpochs, config: e.config });
+  }
+  return out;
+}
 
 /**
  * Runs in the order that makes a partial study useful: the default arm's first seed in each
@@ -141,15 +177,7 @@ function expand(p: PlanShape): Plan {
         fields: { ...family.fields, ...ARMS[arm].overrides, seed },
         monitor: family.monitor,
       });
-      for (const e of family.evals) {
-        const probes = arm === 'capi' ? [...new Set([...e.probes, ...(e.mainProbes ?? [])])] : e.probes;
-        evals.push({ run: id, task: e.task, probes, baselines: first, weights: 'teacher', config: e.config });
-        const student = first && e.probes.some((x) => STUDENT_PROBES.includes(x)) && !e.task.includes('scenes');
-        if (student) {
-          const probes = STUDENT_PROBES.filter((x) => e.probes.includes(x));
-          evals.push({ run: id, task: e.task, probes, baselines: false, weights: 'student', config: e.config });
-        }
-      }
+      for (const atEpochs of [...(family.curve?.epochs ?? []), undefined]) evals.push(...runEvals(family, arm, id, first, atEpochs));
     }
     // The supervised ceilings after the first run of every family: each family's task is tried before any ceiling.
     if (i > 0) continue;
@@ -177,9 +205,49 @@ const SCENES_MODEL = { data: 'fmnist-scenes', imageSize: 56, patchSize: 7 };
  */
 const SHORT_RUN_MOMENTUM = { teacherInitShareTarget: 0.01 };
 
+/**
+ * The fmnist-tiny model on the 42 px fmnist-canvas images with 6 px patches: the same 7 x 7 token
+ * grid (and cost a step) as on Fashion-MNIST.
+ */
+const CANVAS_MODEL = { data: 'fmnist-canvas', imageSize: 42, patchSize: 6 };
+
+/**
+ * The teacher momentum as the paper's schedules set it, as a share of the run: the final teacher's
+ * mean age (the weight-averaged age of the students it holds, src/pretrain/diagnostics.ts) is 1.8%
+ * of the run for the release recipe (0.999 over 500k steps) and 2.2% for the 100k-step ablations
+ * (0.996): 2%.
+ */
+const PAPER_MOMENTUM = { teacherMeanAgeShare: 0.02 };
+
+/** The medium plan's arms: the Table 1 ablations a 7 x 7 grid can resolve (block masks need more patches; see the plan's summary). */
+const MEDIUM_ARMS: ArmName[] = ['capi', 'mask-uniform', 'registers-0', 'sk-standard'];
+
+/** The fmnist-canvas family: one set of canvases, classification and dense; `fields` sets the run length. */
+function canvasFamily(
+  fields: Record<string, unknown>,
+  curve: number[],
+  evalConfig: Partial<EvalConfig>,
+  dense: Partial<EvalConfig>,
+  monitor: RunMonitor,
+): Family {
+  return {
+    name: 'canvas',
+    supervisedCeiling: true,
+    fields: { ...CANVAS_MODEL, ...PAPER_MOMENTUM, ...fields },
+    monitor,
+    curve: { epochs: curve, endOnly: ['attentive'] },
+    students: { probes: ['linear', 'knn', 'predictor-pooling'], runs: 'default-arm' },
+    evals: [
+      { task: 'fmnist-canvas', probes: ['linear', 'knn'], mainProbes: ['predictor-pooling', 'attentive'], config: evalConfig },
+      { task: 'fmnist-canvas-dense', probes: ['knn', 'knn-patch', 'knn-centered', 'logreg'], config: dense },
+    ],
+  };
+}
+
 /** A CAPI small enough that a test trains it in well under a second per step. */
 const TINY_MODEL = { dim: 32, depth: 1, heads: 1, predDim: 32, predDepth: 1, predHeads: 1, numClusters: 16, numPredictions: 4 };
-const TINY_RUN = { dataDir: 'data/fmnist-slice', batchSize: 16, steps: 3, checkpointEvery: 1, ...TINY_MODEL, ...SHORT_RUN_MOMENTUM };
+const TINY_STEPS = { dataDir: 'data/fmnist-slice', batchSize: 16, steps: 3, checkpointEvery: 1, ...TINY_MODEL };
+const TINY_RUN = { ...TINY_STEPS, ...SHORT_RUN_MOMENTUM };
 
 export const PLANS: Record<string, () => Plan> = {
   tiny: () =>
@@ -254,6 +322,46 @@ export const PLANS: Record<string, () => Plan> = {
         },
       ],
       arms: ARM_NAMES,
+      seeds: [0, 1, 2],
+    }),
+  'medium-tiny': () =>
+    expand({
+      name: 'medium-tiny',
+      summary:
+        "test-sized: plan medium's structure (learning curve, students, the canvas tasks) on the committed data/fmnist-slice, 6 steps a run",
+      estimate: 'about 1 min with the native path',
+      preset: 'fmnist-tiny',
+      families: [
+        canvasFamily(
+          { ...TINY_STEPS, canvases: 64, steps: 0, epochs: 6 },
+          [2, 4],
+          { dataDir: 'data/fmnist-slice', limitTrain: 64, limitTest: 32, probeSteps: 10, batchSize: 32 },
+          { dataDir: 'data/fmnist-slice', scenesTrain: 12, scenesTest: 6, logregMaxIter: 10 },
+          { task: 'fmnist-canvas', dataDir: 'data/fmnist-slice', every: 4, train: 32, test: 16 },
+        ),
+      ],
+      arms: ['capi', 'registers-0'],
+      seeds: [0, 1],
+    }),
+  medium: () =>
+    expand({
+      name: 'medium',
+      summary:
+        "fmnist-tiny on fmnist-canvas (one Fashion-MNIST item at a random scale and place on a 42 px canvas; classification 60k / 10k and the same canvases as a dense task, 2,000 / 1,000), 30 epochs (7,031 steps) a run with the paper's teacher (mean age 2% of the run), evaluated at 3, 10 and 30 epochs (teacher and student); arms: default x 3 seeds, uniform 90% masking, 0 registers, standard Sinkhorn-Knopp, supervised ceiling. Left out: aligned Fashion-MNIST (nothing beats pixels there: plan small), the block and inverse-block-without-roll arms (on 7 x 7 patches plan small put them within 1.3 points of the default, below what 3 seeds resolve)",
+      estimate:
+        'about 22 hours on 2 cores with the native path (a 30-epoch run ~1.9 h at ~270 images/s, the supervised ceiling ~3.3 h, evaluations ~8 h); resumable: rerun the same command',
+      preset: 'fmnist-tiny',
+      families: [
+        canvasFamily(
+          { epochs: 30 },
+          [3, 10],
+          { attentiveSteps: 5000, attentiveBatchSize: 256, attentiveRefineSteps: 50000 },
+          { scenesTrain: 2000, scenesTest: 1000 },
+          // Every 2 epochs (15 points a run; 6,000 forward passes each).
+          { task: 'fmnist-canvas', every: 469, train: 5000, test: 1000 },
+        ),
+      ],
+      arms: MEDIUM_ARMS,
       seeds: [0, 1, 2],
     }),
   paper: () =>

@@ -26,6 +26,7 @@ import type { EvalResult } from '../eval/result.js';
 import { EVAL_PROTOCOL } from '../eval/result.js';
 import { CHECKPOINT_FILE } from '../pretrain/checkpoint.js';
 import { isBuiltinData, resolvePretrainConfig } from '../pretrain/config.js';
+import { stepsForEpochs } from '../pretrain/step.js';
 import type { StepRecord } from '../pretrain/loop.js';
 import { runPretraining } from '../pretrain/loop.js';
 import { runSupervised, supervisedDone } from '../pretrain/supervised.js';
@@ -36,7 +37,7 @@ import { writeFileAtomic } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
 import { validate } from '../runtime/schema.js';
 import type { Plan, StudyEval, StudyRun } from './plans.js';
-import { ARMS } from './plans.js';
+import { ARMS, evalRowName } from './plans.js';
 
 /** The repository root: plans name data paths (e.g. data/fmnist-slice) relative to it. */
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -114,6 +115,18 @@ function checkpointDir(id: string, o: StudyOptions): string {
   return fs.existsSync(path.join(live, 'config.json')) || !fs.existsSync(recordDir(o, id)) ? live : recordDir(o, id);
 }
 
+/**
+ * The training step of a run's learning-curve point, from the run's config.json (as the run counts
+ * epochs: src/pretrain/step.ts); 0 for the run's end, undefined while the run has no config.
+ */
+function curveStep(run: string, atEpochs: number | undefined, o: StudyOptions): number | undefined {
+  if (atEpochs === undefined) return 0;
+  const file = path.join(checkpointDir(run, o), 'config.json');
+  if (!fs.existsSync(file)) return undefined;
+  const c = JSON.parse(fs.readFileSync(file, 'utf8')) as { datasetSize: number; train: { batchSize: number } };
+  return stepsForEpochs(atEpochs, c.datasetSize, c.train.batchSize);
+}
+
 function evalConfig(e: StudyEval, o: StudyOptions) {
   const c: Record<string, unknown> = { ...e.config };
   for (const k of ['dataDir', 'dataRoot'] as const) if (c[k]) c[k] = repoPath(c[k]);
@@ -121,7 +134,9 @@ function evalConfig(e: StudyEval, o: StudyOptions) {
     ...c,
     task: e.task,
     checkpoint: checkpointDir(e.run, o),
-    name: e.weights === 'student' ? `${e.run}-student` : e.run,
+    // A point whose step is not known yet (no run yet) asks for step 1e9: never a result that exists.
+    checkpointStep: curveStep(e.run, e.atEpochs, o) ?? 1e9,
+    name: evalRowName(e),
     weights: e.weights,
     probes: e.probes,
     baselines: e.baselines,
@@ -150,12 +165,12 @@ function recordStudy(o: StudyOptions): { commits: string[]; started: string } {
   return { commits, started };
 }
 
-/** A run folder's state: absent, in progress (checkpoint before the end) or finished. */
-function runStatus(dir: string): 'absent' | 'partial' | 'done' {
-  if (!fs.existsSync(path.join(dir, CHECKPOINT_FILE))) return 'absent';
+/** A run folder's state: absent, in progress (checkpoint before the end, at `step`) or finished. */
+function runStatus(dir: string): { status: 'absent' | 'partial' | 'done'; step: number } {
+  if (!fs.existsSync(path.join(dir, CHECKPOINT_FILE))) return { status: 'absent', step: 0 };
   const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { totalSteps: number };
-  const last = readMetrics(dir).at(-1);
-  return last && last.step + 1 >= cfg.totalSteps ? 'done' : 'partial';
+  const step = (readMetrics(dir).at(-1)?.step ?? -1) + 1;
+  return { status: step >= cfg.totalSteps ? 'done' : 'partial', step };
 }
 
 function readMetrics(dir: string): StepRecord[] {
@@ -174,7 +189,8 @@ function readMetrics(dir: string): StepRecord[] {
     });
 }
 
-async function ensureRun(run: StudyRun, o: StudyOptions): Promise<NodeJS.Signals | undefined> {
+/** Trains, resumes or skips the run up to `atEpochs` (a learning-curve point) or its end. */
+async function ensureRun(run: StudyRun, o: StudyOptions, atEpochs?: number): Promise<NodeJS.Signals | undefined> {
   const dir = path.join(o.runsDir, run.id);
   if (run.arm === 'supervised') {
     if (supervisedDone(dir)) return undefined;
@@ -191,9 +207,10 @@ async function ensureRun(run: StudyRun, o: StudyOptions): Promise<NodeJS.Signals
     });
     return outcome.interrupted;
   }
-  const status = runStatus(dir);
+  const { status } = runStatus(dir);
   if (status === 'done') return undefined;
-  o.log(`study: ${status === 'partial' ? 'resuming' : 'pretraining'} ${run.id}`);
+  const until = atEpochs === undefined ? '' : ` to epoch ${atEpochs}`;
+  o.log(`study: ${status === 'partial' ? 'resuming' : 'pretraining'} ${run.id}${until}`);
   const cfg = resolvePretrainConfig(o.plan.preset, runFields(run));
   let bar: ReturnType<EvalHooks['progress']> | undefined;
   let knn: number | undefined;
@@ -202,6 +219,7 @@ async function ensureRun(run: StudyRun, o: StudyOptions): Promise<NodeJS.Signals
     out: dir,
     resume: status === 'partial',
     stopAfter: 0,
+    stopAfterEpochs: atEpochs,
     backend: o.backend,
     log: o.log,
     monitor: m
@@ -227,6 +245,7 @@ async function ensureRun(run: StudyRun, o: StudyOptions): Promise<NodeJS.Signals
 const DEFINING_FIELDS = [
   'task',
   'checkpoint',
+  'checkpointStep',
   'weights',
   'probes',
   'probeMode',
@@ -259,8 +278,11 @@ function madeBy(file: string, cfg: EvalConfig): boolean {
   if (r.kind !== 'reference' && r.protocol !== EVAL_PROTOCOL) return false;
   const made = r.config as Partial<EvalConfig>;
   const fields = r.kind === 'reference' ? DATA_FIELDS : DEFINING_FIELDS;
+  // A result written before a field existed has that field's default (checkpointStep: 0).
   const norm = (c: Partial<EvalConfig>, k: (typeof fields)[number]) =>
-    JSON.stringify(k === 'checkpoint' && typeof c.checkpoint === 'string' ? path.basename(c.checkpoint) : c[k]);
+    JSON.stringify(
+      k === 'checkpoint' && typeof c.checkpoint === 'string' ? path.basename(c.checkpoint) : k === 'checkpointStep' ? (c[k] ?? 0) : c[k],
+    );
   return fields.every((k) => norm(made, k) === norm(cfg, k));
 }
 
@@ -346,24 +368,40 @@ export async function runStudy(o: StudyOptions): Promise<StudyOutcome> {
       done += 1 + o.plan.evals.filter((x) => x.run === run.id).length;
       continue;
     }
-    const evals = o.plan.evals.filter((x) => x.run === run.id);
-    // A run whose record is kept and whose own rows all exist is not trained again (its baselines need only its config).
-    if (!fs.existsSync(path.join(recordDir(o, run.id), 'config.json')) || evals.some((e) => needsWeights(e, o))) {
-      const interrupted = await ensureRun(run, o);
-      if (interrupted) {
-        await report();
-        return { interrupted, report: path.join(o.resultsDir, 'REPORT.md') };
+    // The run's learning-curve points in order, then its end (undefined): train to each, evaluate there.
+    const runEvals = o.plan.evals.filter((x) => x.run === run.id);
+    const points = [...new Set(runEvals.map((e) => e.atEpochs))].sort((a, b) => (a ?? Infinity) - (b ?? Infinity));
+    for (const atEpochs of points) {
+      const evals = runEvals.filter((e) => e.atEpochs === atEpochs);
+      if (evals.every((e) => evalDone(e, o))) {
+        done += evals.length;
+        continue;
       }
-      saveRecord(run, o);
+      const live = runStatus(path.join(o.runsDir, run.id));
+      const step = curveStep(run.id, atEpochs, o);
+      if (atEpochs !== undefined && step !== undefined && live.step > step) {
+        o.log(`study: ${run.id} is at step ${live.step}, past epoch ${atEpochs} (step ${step}): that point can no longer be evaluated`);
+        done += evals.length;
+        continue;
+      }
+      // A run whose record is kept and whose own rows all exist is not trained again (its baselines need only its config).
+      if (!fs.existsSync(path.join(recordDir(o, run.id), 'config.json')) || evals.some((e) => needsWeights(e, o))) {
+        const interrupted = await ensureRun(run, o, atEpochs);
+        if (interrupted) {
+          await report();
+          return { interrupted, report: path.join(o.resultsDir, 'REPORT.md') };
+        }
+        saveRecord(run, o);
+      }
+      // The rows that need the run's weights first: a session that ends before the baselines leaves them to one without the checkpoint.
+      for (const e of evals) await ensureEval(e, o, true);
+      for (const e of evals) {
+        await ensureEval(e, o);
+        done++;
+      }
+      await report();
     }
     done++;
-    // The rows that need the run's weights first: a session that ends before the baselines leaves them to one without the checkpoint.
-    for (const e of evals) await ensureEval(e, o, true);
-    for (const e of evals) {
-      await ensureEval(e, o);
-      done++;
-    }
-    await report();
     o.log(`study: ${done} of ${units} units done (${run.id})`);
   }
   return { report: await report() };

@@ -4,9 +4,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { meanRowCosine, mutualInformation, positionClusterMI, teacherInitShare } from '../../src/pretrain/diagnostics.js';
+import { meanRowCosine, mutualInformation, positionClusterMI, teacherInitShare, teacherMeanAge } from '../../src/pretrain/diagnostics.js';
+import { scheduleValue } from '../../src/pretrain/schedules.js';
 import { runPretraining } from '../../src/pretrain/loop.js';
-import { disposeState } from '../../src/pretrain/step.js';
+import { disposeState, peakMomentumFor, schedulesAt } from '../../src/pretrain/step.js';
 import { backendInfo } from '../../src/runtime/backend.js';
 import { tinyConfig } from './helpers.js';
 
@@ -14,6 +15,34 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-diag-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe('diagnostics', () => {
+  it("teacher mean age: hand-computed values, the constant-momentum limit, and the paper's schedules", () => {
+    // Momenta 1, 0.5, 0.5: the step-1 student has weight 0.5 * 0.5 and age 1, the step-2 student 0.5 and age 0.
+    expect(teacherMeanAge([1, 0.5, 0.5])).toBeCloseTo(0.25 / 0.75, 12);
+    expect(teacherMeanAge([1])).toBeNaN(); // nothing of a student yet
+    // A constant momentum m over a long run: ages are geometric, mean m / (1 - m).
+    expect(teacherMeanAge(new Array(20000).fill(0.99))).toBeCloseTo(99, 6);
+    // The paper's teacher (method spec 8.2: start 1, peak 0.999, final 1, 10% warmup, truncation 0.8, 500k steps).
+    const paper = (peak: number, total: number) =>
+      Array.from({ length: total }, (_, t) =>
+        scheduleValue({ start: 1, base: peak, final: 1, warmupSteps: total / 10, totalSteps: total, truncation: 0.8 }, t),
+      );
+    expect(teacherMeanAge(paper(0.999, 500_000)) / 500_000).toBeCloseTo(0.0182, 4);
+    expect(teacherMeanAge(paper(0.996, 100_000)) / 100_000).toBeCloseTo(0.0222, 4);
+  });
+
+  it('--teacher-mean-age-share: the solved peak gives that mean age within 1% of the run', () => {
+    for (const [total, share] of [
+      [7030, 0.02],
+      [703, 0.05],
+    ]) {
+      const cfg = tinyConfig({ teacherMeanAgeShare: share });
+      const peak = peakMomentumFor(cfg, total, { meanAgeShare: share });
+      const c = { ...cfg, train: { ...cfg.train, teacherMomentum: peak } };
+      const age = teacherMeanAge(Array.from({ length: total }, (_, t) => schedulesAt(c, total, t).momentum));
+      expect(Math.abs(age / total - share)).toBeLessThan(0.01 * share);
+    }
+  });
+
   it('teacher init share is the product of the momenta', () => {
     expect(teacherInitShare([0.9, 0.5, 1])).toBeCloseTo(0.45, 12);
     expect(teacherInitShare([])).toBe(1);
@@ -65,9 +94,12 @@ describe('diagnostics', () => {
       .split('\n')
       .map((l) => JSON.parse(l));
     let share = 1;
-    for (const m of recs) {
+    for (const [i, m] of recs.entries()) {
       share *= m.momentum;
       expect(m.teacherInitShare).toBeCloseTo(share, 12);
+      const age = teacherMeanAge(recs.slice(0, i + 1).map((r) => r.momentum));
+      if (Number.isFinite(age)) expect(m.teacherMeanAge).toBeCloseTo(age, 9);
+      else expect(m.teacherMeanAge).toBeNull(); // JSON has no NaN
       expect(m.prototypeCosineToInit).toBeLessThanOrEqual(1 + 1e-6);
       expect(m.positionClusterMI).toBeGreaterThanOrEqual(0);
       expect(m.positionClusterMI).toBeLessThanOrEqual(Math.log(49) + 1e-9);

@@ -31,6 +31,8 @@ export interface LoadedEncoder extends EncoderInfo {
   params: Params;
   /** Content hash of the weights file(s), for feature caches. */
   hash: string;
+  /** A capi-ts run's training step the weights are from. */
+  step?: number;
 }
 
 export interface LoadOptions {
@@ -132,6 +134,7 @@ function loadTfjsExport(dir: string): LoadedEncoder {
     source: `capi-ts teacher export ${dir} (step ${exp.step})`,
     hash: fileHash(exp.files),
     runSeed: exp.seed,
+    step: exp.step,
   };
 }
 
@@ -197,6 +200,7 @@ function loadAny(spec: string, opts: LoadOptions): LoadedEncoder {
         source: `capi-ts checkpoint ${spec} (${which}, step ${saved.meta.step})`,
         hash: `${hash}:${which}`,
         runSeed: train.seed,
+        step: Number(saved.meta.step),
       };
     }
     const { params, config } = fromReference(tensors, spec, opts);
