@@ -17,7 +17,8 @@ import { probeSchedule } from './config.js';
 import type { ClassificationTask } from './tasks.js';
 
 import type { Context, ModelRunner, Progress } from './context.js';
-import { features, IMAGE_MEMO_BYTES, limit, newOutcome, pcaPictures, featureBatch } from './context.js';
+import { features, IMAGE_MEMO_BYTES, limit, newOutcome, pcaPictures, featureBatch, toResult } from './context.js';
+import type { EvalResult } from './result.js';
 
 const MODE_NOTE = {
   fast: 'fast mode (cached un-augmented features)',
@@ -32,7 +33,21 @@ function notConverged(q: ProbeQuality): string {
     : `held-out moved ${(100 * q.lateChange).toFixed(2)} points over the last 20%`;
 }
 
-export async function classificationRunner(ctx: Context, task: ClassificationTask): Promise<ModelRunner> {
+/** A classification task's floor: every test image predicted as the most frequent training class (ties: smallest). */
+export const MAJORITY_ROW = {
+  name: 'floor: majority class',
+  source: 'every test image predicted as the most frequent training class',
+} as const;
+
+/** Test accuracy (0-1) of predicting the most frequent training label for every test image. */
+export function majorityFloor(trainLabels: Int32Array, testLabels: Int32Array, classes: number): number {
+  const counts = new Int32Array(classes);
+  for (const y of trainLabels) counts[y]++;
+  const majority = counts.indexOf(Math.max(...counts));
+  return testLabels.length ? testLabels.filter((y) => y === majority).length / testLabels.length : 0;
+}
+
+export async function classificationRunner(ctx: Context, task: ClassificationTask, emit: (r: EvalResult) => void): Promise<ModelRunner> {
   const { cfg, hooks } = ctx;
   const data = task.load(cfg);
   const train = memoized(limit(data.train, cfg.limitTrain), new ImageMemo(IMAGE_MEMO_BYTES));
@@ -44,6 +59,17 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
   const names = classifiersFor(ctx.probes, 'classification');
   const grids = names.filter((n) => CLASSIFIERS[n].kind === 'probe-grid') as ('attentive' | 'linear(avg)' | 'linear(pred-pool)')[];
   const knns = names.filter((n) => CLASSIFIERS[n].kind === 'knn') as ('knn(avg)' | 'knn(pred-pool)')[];
+  // The task's floor, once (it depends on no model).
+  if (names.length) {
+    const floor = newOutcome();
+    const acc = majorityFloor(ytr, yte, classes);
+    for (const c of names.map((n) => CLASSIFIERS[n] as ProbeGridClassifier | KnnClassifier)) {
+      floor.metrics[c.metric] = 100 * acc;
+      floor.quality[c.metric] = { se: binomialSE(acc, yte.length) };
+      floor.notes[c.metric] = MAJORITY_ROW.source;
+    }
+    emit(toResult(ctx, MAJORITY_ROW.name, undefined, { kind: 'reference', source: MAJORITY_ROW.source }, floor));
+  }
 
   return async (model) => {
     const o = newOutcome();

@@ -23,7 +23,7 @@ import { OPT_IN_PROBES, TASKS } from './tasks.js';
 import type { Context, RowSource } from './context.js';
 import { defaultModelName, toResult } from './context.js';
 import type { EvalHooks } from './context.js';
-import { classificationRunner } from './classification.js';
+import { classificationRunner, MAJORITY_ROW } from './classification.js';
 import { REFERENCE_ROWS, segmentationRunner } from './segmentation.js';
 
 export type { EvalHooks, PcaPicture, Progress } from './context.js';
@@ -31,13 +31,15 @@ export { defaultModelName, featureBatch } from './context.js';
 
 /** The row names evaluate() will write (checkpoint, baselines, a dense task's references). */
 export function resultNames(cfg: EvalConfig, canInit = true): string[] {
+  const segmentation = TASKS[cfg.task].kind === 'segmentation';
   const names = [
     cfg.name || defaultModelName(cfg),
     ...(cfg.baselines ? [...(canInit ? ['init'] : []), 'random-init', 'pixel-patches', 'pixels'] : []),
+    ...(segmentation ? [] : [MAJORITY_ROW.name]),
   ];
-  const reference = cfg.probeMode === 'reference' && TASKS[cfg.task].kind === 'classification';
-  const rows = names.map((n) => (reference ? `${n} (reference probes)` : n));
-  return TASKS[cfg.task].kind === 'segmentation' ? [...rows, ...Object.values(REFERENCE_ROWS).map((r) => r.name)] : rows;
+  // Reference-mode probes are another protocol: their rows (and files) are named apart (context.ts toResult).
+  const rows = names.map((n) => (cfg.probeMode === 'reference' && !segmentation ? `${n} (reference probes)` : n));
+  return segmentation ? [...rows, ...Object.values(REFERENCE_ROWS).map((r) => r.name)] : rows;
 }
 
 interface ModelEntry extends RowSource {
@@ -118,7 +120,7 @@ export async function evaluate(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalR
   };
   const perModel =
     task.kind === 'classification'
-      ? await classificationRunner(ctx, task)
+      ? await classificationRunner(ctx, task, emit)
       : await segmentationRunner(ctx, task, enc.config.patchSize, emit);
   // Built one at a time, so a large model and its random-init baseline are never in memory together.
   const entries = modelEntries(cfg, enc, size, checkpointModel);

@@ -1,6 +1,6 @@
 /** Exact k-NN vs brute force, pixel voting, mIoU/accuracy by hand, train-only standardisation. */
 import { describe, expect, it } from 'vitest';
-import { knnSearch, knnVotePixels } from '../../src/features/knn.js';
+import { knnSearch, knnVotePatches, knnVotePixels } from '../../src/features/knn.js';
 import { bootstrapMIoUSE, denseReferences, foregroundIoU, segmentationScores } from '../../src/segmentation/metrics.js';
 import { patchModes, patchPixelLabels, unpatchLabels } from '../../src/segmentation/patches.js';
 import { applyStandardizer, fitStandardizer } from '../../src/segmentation/standardize.js';
@@ -53,6 +53,20 @@ describe('exact k-NN', () => {
     expect(Array.from(knnVotePixels(res, 3, pixelLabels, 2, 10))).toEqual([2, 5]);
     // k = 2: [1,5],[2,5] -> pixel 0 tie between 1 and 2 -> 1
     expect(Array.from(knnVotePixels(res, 2, pixelLabels, 2, 10))).toEqual([1, 5]);
+  });
+
+  it("patch voting: the majority of the neighbours' patch labels for all of the query's pixels (ties -> smallest)", () => {
+    // Two queries with 3 neighbours each among 4 base patches labeled [4, 2, 4, 7].
+    const patchLabels = Int32Array.from([4, 2, 4, 7]);
+    const res = { indices: Int32Array.from([0, 1, 2, 3, 1, 0]), scores: new Float32Array(6), k: 3 };
+    // Query 0: labels 4, 2, 4 -> 4. Query 1: labels 7, 2, 4 -> a three-way tie -> 2.
+    expect(Array.from(knnVotePatches(res, 3, patchLabels, 2, 10))).toEqual([4, 4, 2, 2]);
+    // k = 1: the nearest neighbour's label.
+    expect(Array.from(knnVotePatches(res, 1, patchLabels, 2, 10))).toEqual([4, 4, 7, 7]);
+    // Pixel voting on the same neighbours copies their layouts: pixel 1 of both queries is 9,
+    // the label neighbours 0 and 1 share there, where patch voting gives each query one label.
+    const layouts = Int32Array.from([4, 9, 2, 9, 4, 4, 7, 7]);
+    expect(Array.from(knnVotePixels(res, 3, layouts, 2, 10))).toEqual([4, 9, 2, 9]);
   });
 });
 

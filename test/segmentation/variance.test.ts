@@ -1,6 +1,6 @@
 /** Feature-variance shares: between-group over total sum of squares, against hand computations. */
 import { describe, expect, it } from 'vitest';
-import { featureShares, groupShare } from '../../src/segmentation/variance.js';
+import { featureShares, groupShare, subtractGroupMeans } from '../../src/segmentation/variance.js';
 
 describe('groupShare', () => {
   it('equals between-group / total sum of squares about the mean, on a hand-made matrix', () => {
@@ -27,5 +27,15 @@ describe('featureShares', () => {
     const shares = featureShares({ feats: Float32Array.from([3, 1, -1, -3]), rowImage: Int32Array.from([0, 0, 1, 1]), images: 2 }, 1);
     expect(shares.image).toBeCloseTo(0.8, 12);
     expect(shares.position).toBeCloseTo(0.2, 12);
+  });
+});
+
+describe('subtractGroupMeans', () => {
+  it("removes each group's mean row: hand-made values, and the image share of what is left is 0", () => {
+    // 2 images x 2 rows x 2 dims; image 0 rows (1, 2), (3, 6): mean (2, 4); image 1 rows (0, 0), (2, -2): mean (1, -1).
+    const x = Float32Array.from([1, 2, 3, 6, 0, 0, 2, -2]);
+    const group = Int32Array.from([0, 0, 1, 1]);
+    expect(Array.from(subtractGroupMeans(x, 2, group, 2))).toEqual([-1, -2, 1, 2, -1, 1, 1, -1]);
+    expect(groupShare(subtractGroupMeans(x, 2, group, 2), 2, group, 2)).toBeCloseTo(0, 12);
   });
 });
