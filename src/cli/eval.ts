@@ -11,7 +11,7 @@ import { EvalConfigSchema } from '../eval/config.js';
 import { evaluate, resultNames } from '../eval/evaluate.js';
 import { savePcaPicture } from '../report/pca.js';
 import { resultFile, writeResult } from '../report/results.js';
-import { ensureWritableDir, removeStaleTempFiles } from '../runtime/atomic.js';
+import { ensureWritableDir, removeStaleTempFiles, makeDirs } from '../runtime/atomic.js';
 import { initBackend } from '../runtime/backend.js';
 import { commandConfig, isMain, runMain, userPath } from './command.js';
 import { ProgressBar } from './progress.js';
@@ -70,7 +70,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     log: (line) => console.error(line),
     progress: (label, total, initial) => new ProgressBar(total, label, initial),
     savePca: async (p) => {
-      fs.mkdirSync(pcaDir, { recursive: true });
+      makeDirs(pcaDir);
       const file = path.join(pcaDir, `${p.name.replace(/[^A-Za-z0-9._-]+/g, '_')}.png`);
       await savePcaPicture(file, p.rgb, 3, p.size, p.feats, p.grid, p.dim);
       return file;

@@ -17,6 +17,10 @@ const RUN_FIELDS = {
   out: z.string().default('').describe("run folder; '': runs/<preset>"),
   resume: z.boolean().default(false).describe('continue the run in --out from its checkpoint'),
   stopAfter: z.number().int().min(0).default(0).describe('stop (with a checkpoint) after N steps in total; resume later'),
+  takeOver: z
+    .boolean()
+    .default(false)
+    .describe("take the run folder's lock although another process holds it (only if that process is gone)"),
   forceResume: z.boolean().default(false).describe("resume although the checkpoint's config or the images differ from the run folder's"),
   skipBadImages: z
     .boolean()
@@ -57,7 +61,7 @@ function pathOverrides(o: Record<string, unknown>): Record<string, unknown> {
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const parsed = commandConfig(PRETRAIN_COMMAND, argv);
   if (!parsed) return;
-  const { preset, resume, stopAfter, backend: backendName, threads, forceResume, skipBadImages } = parsed.config;
+  const { preset, resume, stopAfter, backend: backendName, threads, forceResume, skipBadImages, takeOver } = parsed.config;
   const out = userPath(parsed.config.out || path.join('runs', preset));
   const overrides = Object.fromEntries(Object.entries(parsed.values).filter(([k]) => !(k in RUN_FIELDS)));
   if (resume && Object.keys(overrides).length > 0) {
@@ -89,6 +93,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     backend,
     forceResume,
     skipBadImages,
+    takeOver,
     requestedPreset: parsed.values.preset,
     monitor,
     log: (l) => console.error(l),

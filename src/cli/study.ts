@@ -34,6 +34,11 @@ export const STUDY_COMMAND = {
         "feature cache of the evaluations; '': none (a study evaluates each model once a task, and a 60k-image task's patch features take ~1.5 GB a model)",
       ),
     reportOnly: z.boolean().default(false).describe('only rebuild REPORT.md, tables/ and curves/ from the results and runs that exist'),
+    forceResume: z
+      .boolean()
+      .default(false)
+      .describe("resume the plan's runs although the training step's code changed since their checkpoints (recorded in each run)"),
+    takeOver: z.boolean().default(false).describe("take the study's folder locks although another process holds them (only if it is gone)"),
     dryRun: z.boolean().default(false).describe("write the plan (every run's and evaluation's configuration) to <out>/plan.json and exit"),
     ...BACKEND_FIELDS,
   }),
@@ -66,6 +71,8 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     log: (l) => console.error(l),
     progress: (label, total, initial) => new ProgressBar(total, label, initial),
     reportOnly: c.reportOnly,
+    takeOver: c.takeOver,
+    forceResume: c.forceResume,
   });
   if (outcome.interrupted) {
     console.error(

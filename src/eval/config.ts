@@ -91,6 +91,7 @@ export const EvalConfigSchema = z
     logregMaxIter: z.number().int().min(1).default(1000).describe('L-BFGS iterations per logistic-regression fit'),
     seed: count('seed of the probes, splits and baselines'),
     out: z.string().min(1).default('eval-results').describe('results folder (<out>/<task>/<model>.json)'),
+    takeOver: z.boolean().default(false).describe("take the output folder's lock although another process holds it"),
     overwrite: z.boolean().default(false).describe('replace result files tracked by git (e.g. the committed results/)'),
     cacheDir: z.string().default('.cache/features').describe("feature cache; '': no cache"),
     maxFeatureGb: z.number().gt(0).default(8).describe('refuse patch-feature arrays above this many GiB'),

@@ -5,6 +5,7 @@
  * probes ask for (DINOv2's split: protocol on features -> with a model -> main). The runners per
  * task kind are in classification.ts and segmentation.ts; what they share in context.ts.
  */
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { FeatureModel } from '../features/models.js';
 import {
@@ -16,6 +17,7 @@ import {
 } from '../features/models.js';
 import type { EncoderInfo, LoadedEncoder, LoadOptions } from '../model/io/load.js';
 import { loadEncoder, readEncoderInfo } from '../model/io/load.js';
+import { withFolderLock } from '../runtime/lock.js';
 import type { EvalConfig } from './config.js';
 import type { EvalResult } from './result.js';
 import { OPT_IN_PROBES, TASKS } from './tasks.js';
@@ -95,6 +97,13 @@ function openCheckpoint(cfg: EvalConfig, hooks: EvalHooks): { enc: EncoderInfo; 
 }
 
 export async function evaluate(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalResult[]> {
+  // One writer per output folder (a study that evaluates in its own results folder shares its lock).
+  return withFolderLock(path.join(cfg.out, cfg.task), 'evaluation', { takeOver: cfg.takeOver, log: hooks.log }, () =>
+    evaluateLocked(cfg, hooks),
+  );
+}
+
+async function evaluateLocked(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalResult[]> {
   const task = TASKS[cfg.task];
   const probes = cfg.probes.length ? cfg.probes : task.probes.filter((p) => !OPT_IN_PROBES.includes(p));
   const { enc, weights } = openCheckpoint(cfg, hooks);

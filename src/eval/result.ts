@@ -1,4 +1,5 @@
 /** What one evaluation of one model produces (written by src/report/results.ts). */
+import type { CodeVersion } from '../runtime/version.js';
 import type { MetricNotes, MetricQualities, Metrics } from './metrics.js';
 
 /**
@@ -28,6 +29,8 @@ export interface EvalResult {
   seed: number;
   backend: unknown;
   seconds: Record<string, number>;
+  /** The code that made it (absent in results written before it was recorded). */
+  code?: CodeVersion;
   command: string;
   createdAt: string;
 }

@@ -11,7 +11,7 @@ import type { RawImage } from '../data/dataset.js';
 import type { CropBox } from '../data/transforms.js';
 import { centerCropBox, renderImage } from '../data/transforms.js';
 import { readSafetensors, writeSafetensors } from '../model/io/safetensors.js';
-import { removeStaleTempFiles } from '../runtime/atomic.js';
+import { removeStaleTempFiles, makeDirs } from '../runtime/atomic.js';
 import type { FeatureModel } from './models.js';
 
 /** 'resize': squash to S x S (segmentation, small images); 'center-crop': the 256 -> 224 crop of classification. */
@@ -141,7 +141,7 @@ export async function extractFeatures(model: FeatureModel, data: ImageSource, op
     opts.onProgress?.(start + b, n);
   }
   if (file) {
-    fs.mkdirSync(opts.cacheDir, { recursive: true });
+    makeDirs(opts.cacheDir);
     writeSafetensors(
       file,
       new Map([

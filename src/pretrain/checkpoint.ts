@@ -10,6 +10,8 @@ import type { ModelConfig } from '../model/config.js';
 import { backboneShapes } from '../model/capi.js';
 import { CHECKPOINT_FILE, readTrainState, writeTeacherExport, writeTrainState } from '../model/io/run-files.js';
 import type { BackendInfo } from '../runtime/backend.js';
+import type { CodeVersion, TrainingCode } from '../runtime/version.js';
+import { codeVersion, trainingCode } from '../runtime/version.js';
 import type { PretrainConfig } from './config.js';
 import type { CapiState, Variables } from './step.js';
 import { initState } from './step.js';
@@ -35,6 +37,8 @@ export function saveCheckpoint(dir: string, state: CapiState, cfg: PretrainConfi
     clusterOptSteps: String(state.clusterOpt.steps),
     config: JSON.stringify(cfg),
     backend: JSON.stringify(backend),
+    code: JSON.stringify(codeVersion()),
+    trainingCode: JSON.stringify(trainingCode()),
   });
   return file;
 }
@@ -42,6 +46,9 @@ export function saveCheckpoint(dir: string, state: CapiState, cfg: PretrainConfi
 export interface LoadedCheckpoint {
   state: CapiState;
   config: PretrainConfig;
+  /** The code that wrote it (absent in checkpoints written before it was recorded). */
+  code?: CodeVersion;
+  trainingCode?: TrainingCode;
 }
 
 /** Assigns each variable of `groups` its tensor `<group>.<name>` of a saved training state (shapes checked). */
@@ -64,7 +71,8 @@ export function loadCheckpoint(file: string): LoadedCheckpoint {
   state.step = Number(saved.meta.step);
   state.studentOpt.steps = Number(saved.meta.studentOptSteps);
   state.clusterOpt.steps = Number(saved.meta.clusterOptSteps);
-  return { state, config };
+  const meta = (key: string) => (saved.meta[key] ? JSON.parse(saved.meta[key]) : undefined);
+  return { state, config, code: meta('code'), trainingCode: meta('trainingCode') };
 }
 
 /** The teacher (EMA) backbone, encoder and predictor (predictor pooling needs its first block). */

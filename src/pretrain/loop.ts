@@ -7,9 +7,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { TEACHER_DIR } from '../model/io/run-files.js';
-import { ensureWritableDir, removeStaleTempFiles, writeFileAtomic } from '../runtime/atomic.js';
+import { checkWritableDir, ensureWritableDir, removeStaleTempFiles, writeFileAtomic } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
+import { withFolderLock } from '../runtime/lock.js';
+import type { CodeVersion, TrainingCode } from '../runtime/version.js';
+import { changedFiles, codeVersion, trainingCode, versionLabel } from '../runtime/version.js';
 import { nonFiniteTensors } from '../runtime/finite.js';
+import type { LoadedCheckpoint } from './checkpoint.js';
 import { CHECKPOINT_FILE, exportTeacher, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { PretrainConfig } from './config.js';
 import { teacherTarget } from './config.js';
@@ -41,6 +45,8 @@ export interface RunOptions {
   requestedPreset?: string;
   /** A measurement of the teacher during the run (e.g. src/eval/monitor.ts: k-NN on a labeled subset). */
   monitor?: PretrainMonitor;
+  /** Take the run folder's lock although another process holds it (src/runtime/lock.ts). */
+  takeOver?: boolean;
 }
 
 /**
@@ -158,6 +164,55 @@ function firstDifference(a: Record<string, unknown>, b: Record<string, unknown>)
 
 interface SavedRunConfig extends PretrainConfig {
   datasetFingerprint?: string;
+  /** The code that started the run, and each resume's (absent in runs recorded before). */
+  code?: CodeVersion;
+  trainingCode?: TrainingCode;
+  resumes?: ResumeRecord[];
+}
+
+/** One resume of a run: at which step, on which code, and whether the training step's code had changed. */
+export interface ResumeRecord {
+  step: number;
+  code: CodeVersion;
+  trainingCodeChanged: boolean;
+  forced: boolean;
+}
+
+const readSavedConfig = (file: string): SavedRunConfig | undefined => {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as SavedRunConfig;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * A resume on other code: said in one line; refused when the training step's own source changed
+ * (its steps would not be the run's: issue 28, the cosine schedule changed under a resumed run),
+ * unless --force-resume, which the run records.
+ */
+export function checkCode(
+  saved: { step: number; code?: CodeVersion; trainingCode?: TrainingCode },
+  opts: { forceResume?: boolean; log: (line: string) => void },
+): ResumeRecord {
+  const now = codeVersion();
+  const was = saved.code;
+  const changed = saved.trainingCode ? changedFiles(saved.trainingCode, trainingCode()) : [];
+  const record = { step: saved.step, code: now, trainingCodeChanged: changed.length > 0, forced: false };
+  if (changed.length) {
+    const what = `the training step's code changed since this checkpoint (${versionLabel(was)} -> ${versionLabel(now)}: ${changed.slice(0, 4).join(', ')}${changed.length > 4 ? `, ... ${changed.length} files` : ''})`;
+    if (!opts.forceResume)
+      throw new Error(
+        `${what}: its remaining steps would not be this run's; pass --force-resume to continue anyway (recorded in config.json)`,
+      );
+    opts.log(`--force-resume: ${what}; continuing, recorded in config.json`);
+    return { ...record, forced: true };
+  }
+  if (was && versionLabel(was) !== versionLabel(now))
+    opts.log(
+      `code changed since this checkpoint (${versionLabel(was)} -> ${versionLabel(now)}); the training step's is unchanged: continuing`,
+    );
+  return record;
 }
 
 /** A resume continues exactly the run in the folder: same architecture and training config, same data. */
@@ -190,7 +245,16 @@ function checkResume(out: string, cfg: PretrainConfig, fingerprint: string, opts
 }
 
 export async function runPretraining(requested: PretrainConfig, opts: RunOptions): Promise<RunResult> {
-  ensureWritableDir(opts.out, '--out');
+  checkWritableDir(opts.out, '--out');
+  // One writer per run folder: a second process in the same --out is refused, naming the first. A
+  // run that fails before writing anything leaves no folder behind.
+  return withFolderLock(opts.out, 'training run', { takeOver: opts.takeOver, log: opts.log }, () => {
+    ensureWritableDir(opts.out, '--out');
+    return startOrResume(requested, opts);
+  });
+}
+
+async function startOrResume(requested: PretrainConfig, opts: RunOptions): Promise<RunResult> {
   for (const dir of [opts.out, path.join(opts.out, TEACHER_DIR)]) {
     for (const f of removeStaleTempFiles(dir)) opts.log(`removed ${f}, left by an interrupted write`);
   }
@@ -198,18 +262,13 @@ export async function runPretraining(requested: PretrainConfig, opts: RunOptions
   if (!opts.resume && fs.existsSync(ckptFile)) {
     throw new Error(`${ckptFile} already exists: pass --resume to continue that run, or choose another --out`);
   }
-  let cfg = requested;
-  let state: CapiState | undefined;
-  if (opts.resume) {
-    const loaded = loadCheckpoint(ckptFile);
-    state = loaded.state;
-    cfg = loaded.config;
-  }
-  return run(cfg, state, opts);
+  const loaded = opts.resume ? loadCheckpoint(ckptFile) : undefined;
+  return run(loaded?.config ?? requested, loaded, opts);
 }
 
-async function run(requested: PretrainConfig, resumed: CapiState | undefined, opts: RunOptions): Promise<RunResult> {
+async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefined, opts: RunOptions): Promise<RunResult> {
   let cfg = requested;
+  const resumed = loaded?.state;
   // Data first: nothing is written before every image is known to be readable.
   const data = await openPretrainDataset(cfg.train, cfg.model.imageSize, { skipBadImages: opts.skipBadImages });
   const { dataset } = data;
@@ -228,8 +287,11 @@ async function run(requested: PretrainConfig, resumed: CapiState | undefined, op
   }
   const sampler = new BatchSampler(dataset.size, cfg.train.batchSize, cfg.train.seed);
   const stopAfter = opts.stopAfterEpochs ? stepsForEpochs(opts.stopAfterEpochs, dataset.size, cfg.train.batchSize) : opts.stopAfter;
-  if (resumed) {
+  const saved = readSavedConfig(path.join(opts.out, CONFIG_FILE));
+  let resumes = saved?.resumes ?? [];
+  if (loaded && resumed) {
     checkResume(opts.out, cfg, data.fingerprint, opts);
+    resumes = [...resumes, checkCode({ step: resumed.step, code: loaded.code, trainingCode: loaded.trainingCode }, opts)];
     if (stopAfter > 0 && resumed.step >= stopAfter && resumed.step < total) {
       opts.log(`the run in ${opts.out} is at step ${resumed.step}, at or past the stop at ${stopAfter}: nothing to do`);
       return { state: resumed, config: cfg, records: [], totalSteps: total, stoppedEarly: true, alreadyComplete: false };
@@ -260,6 +322,10 @@ async function run(requested: PretrainConfig, resumed: CapiState | undefined, op
         stepsPerEpoch: sampler.stepsPerEpoch,
         masking: counts,
         trainGflopPerImage: flops / 1e9,
+        // The code that started the run (kept across resumes), and each resume's.
+        code: resumed ? saved?.code : codeVersion(),
+        trainingCode: resumed ? saved?.trainingCode : trainingCode(),
+        ...(resumes.length ? { resumes } : {}),
         ...(opts.monitor ? { monitor: { every: opts.monitor.every, description: opts.monitor.description } } : {}),
       },
       null,

@@ -18,14 +18,17 @@ import { gridSize } from '../model/config.js';
 import { allPositions, tokenCoords } from '../model/coords.js';
 import type { AdamWState } from '../runtime/adamw.js';
 import { adamwStep, initAdamW } from '../runtime/adamw.js';
-import { writeFileAtomic } from '../runtime/atomic.js';
+import { writeFileAtomic, makeDirs } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
+import { withFolderLock } from '../runtime/lock.js';
+import { codeVersion, trainingCode } from '../runtime/version.js';
 import { readTrainState, writeTrainState } from '../model/io/run-files.js';
 import { Rng, STREAM } from '../runtime/rng.js';
 import { exportTeacher, restoreGroups } from './checkpoint.js';
 import type { PretrainConfig } from './config.js';
 import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js';
-import { elapsedBefore, keptMetrics, StopRequest, yieldToEventLoop } from './loop.js';
+import type { ResumeRecord } from './loop.js';
+import { checkCode, elapsedBefore, keptMetrics, StopRequest, yieldToEventLoop } from './loop.js';
 import { studentParamGroup } from './schedules.js';
 import type { CapiState, PretrainBatch } from './step.js';
 import { disposeState, initState, schedulesAt, totalSteps } from './step.js';
@@ -121,6 +124,10 @@ export interface SupervisedOptions {
   onStep?: (m: SupervisedStepMetrics, total: number) => void;
   /** Stop (with a checkpoint) once this many steps are done; 0: run to the end. */
   stopAfter?: number;
+  /** Take the folder's lock although another process holds it (src/runtime/lock.ts). */
+  takeOver?: boolean;
+  /** Resume although the training step's code changed since the checkpoint (recorded). */
+  forceResume?: boolean;
 }
 
 /** Whether `dir` holds a finished supervised run. */
@@ -130,17 +137,32 @@ export const supervisedDone = (dir: string): boolean => fs.existsSync(path.join(
 const checkpointGroups = (params: Record<string, tf.Variable>, opt: AdamWState) => ({ params, 'opt.m': opt.m, 'opt.v': opt.v });
 
 function saveSupervised(file: string, params: Record<string, tf.Variable>, opt: AdamWState, step: number, cfg: PretrainConfig): void {
-  writeTrainState(file, checkpointGroups(params, opt), { step: String(step), optSteps: String(opt.steps), config: JSON.stringify(cfg) });
+  writeTrainState(file, checkpointGroups(params, opt), {
+    step: String(step),
+    optSteps: String(opt.steps),
+    config: JSON.stringify(cfg),
+    code: JSON.stringify(codeVersion()),
+    trainingCode: JSON.stringify(trainingCode()),
+  });
 }
 
-/** Restores a checkpoint of the same config into `params` and `opt`; returns its step. */
-function loadSupervised(file: string, params: Record<string, tf.Variable>, opt: AdamWState, cfg: PretrainConfig): number {
+/** Restores a checkpoint of the same config (and training code) into `params` and `opt`; returns its step and the resume's record. */
+function loadSupervised(
+  file: string,
+  params: Record<string, tf.Variable>,
+  opt: AdamWState,
+  cfg: PretrainConfig,
+  opts: SupervisedOptions,
+): { step: number; resume: ResumeRecord } {
   const saved = readTrainState(file);
   if (saved.meta.config !== JSON.stringify(cfg))
     throw new Error(`${file}: this checkpoint was written with another config; remove ${path.dirname(file)} to train the ceiling anew`);
+  const step = Number(saved.meta.step);
+  const meta = (key: string) => (saved.meta[key] ? JSON.parse(saved.meta[key]) : undefined);
+  const resume = checkCode({ step, code: meta('code'), trainingCode: meta('trainingCode') }, opts);
   restoreGroups(saved, checkpointGroups(params, opt));
   opt.steps = Number(saved.meta.optSteps);
-  return Number(saved.meta.step);
+  return { step, resume };
 }
 
 export interface SupervisedOutcome {
@@ -152,6 +174,10 @@ export interface SupervisedOutcome {
 
 /** Trains (or resumes) the supervised ceiling of `cfg` (its data must be labeled: fmnist) and exports the encoder. */
 export async function runSupervised(cfg: PretrainConfig, opts: SupervisedOptions): Promise<SupervisedOutcome> {
+  return withFolderLock(opts.out, 'supervised run', { takeOver: opts.takeOver, log: opts.log }, () => trainSupervised(cfg, opts));
+}
+
+async function trainSupervised(cfg: PretrainConfig, opts: SupervisedOptions): Promise<SupervisedOutcome> {
   const data = await openPretrainDataset(cfg.train, cfg.model.imageSize);
   const ds = data.dataset as Partial<LabeledDataset> & typeof data.dataset;
   if (typeof ds.label !== 'function' || !ds.numClasses)
@@ -162,14 +188,33 @@ export async function runSupervised(cfg: PretrainConfig, opts: SupervisedOptions
   const head = initSupervisedHead(cfg, ds.numClasses);
   const params = supervisedParams(state, head);
   const opt = initAdamW(params);
-  fs.mkdirSync(opts.out, { recursive: true });
+  makeDirs(opts.out);
   const metricsFile = path.join(opts.out, 'metrics.jsonl');
   const ckpt = path.join(opts.out, SUPERVISED_CHECKPOINT);
   const resumed = fs.existsSync(ckpt);
-  if (resumed) state.step = loadSupervised(ckpt, params, opt, cfg);
+  const saved = resumed ? (JSON.parse(fs.readFileSync(path.join(opts.out, 'config.json'), 'utf8')) as Record<string, unknown>) : {};
+  const resumes = (saved.resumes as ResumeRecord[] | undefined) ?? [];
+  if (resumed) {
+    const r = loadSupervised(ckpt, params, opt, cfg, opts);
+    state.step = r.step;
+    resumes.push(r.resume);
+  }
   writeFileAtomic(
     path.join(opts.out, 'config.json'),
-    JSON.stringify({ ...cfg, supervised: true, backend: opts.backend, dataset: ds.description, totalSteps: total }, null, 2),
+    JSON.stringify(
+      {
+        ...cfg,
+        supervised: true,
+        backend: opts.backend,
+        dataset: ds.description,
+        totalSteps: total,
+        code: resumed ? saved.code : codeVersion(),
+        trainingCode: resumed ? saved.trainingCode : trainingCode(),
+        ...(resumes.length ? { resumes } : {}),
+      },
+      null,
+      2,
+    ),
   );
   const kept = resumed ? keptMetrics(metricsFile, state.step, opts.log) : [];
   writeFileAtomic(metricsFile, kept.map((l) => `${l}\n`).join(''));

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
+import { makeDirs } from '../runtime/atomic.js';
 
 export const CURVE_METRICS: [key: string, title: string][] = [
   ['capiLoss', 'CAPI loss'],
@@ -68,7 +69,7 @@ export async function saveCurvesPng(file: string, runs: CurveRun[]): Promise<voi
   const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
   const svg = await view.toSVG();
   view.finalize();
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  makeDirs(path.dirname(file));
   const tmp = `${file}.tmp-${process.pid}`;
   await sharp(Buffer.from(svg)).png().toFile(tmp);
   fs.renameSync(tmp, file);

@@ -9,7 +9,6 @@
  * error (all seeds share one test set, so that part does not average out); n = 1 leaves the
  * test-set standard error. A claim "A > B" holds when the gap exceeds 2 combined standard errors.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import type { MetricKey } from '../eval/metrics.js';
@@ -17,7 +16,7 @@ import type { EvalResult } from '../eval/result.js';
 import { TASKS, type TaskName } from '../eval/tasks.js';
 import { REFINE_KEEP } from '../probes/grid.js';
 import type { FeatureShares } from '../segmentation/variance.js';
-import { writeFileAtomic } from '../runtime/atomic.js';
+import { writeFileAtomic, makeDirs } from '../runtime/atomic.js';
 import { saveCurvesPng } from './curves.js';
 import { markdownTable } from './results.js';
 
@@ -945,7 +944,7 @@ ${gridEdgeNotes(input.results)}
 Every result's JSON (config, seed, backend, timings, held-out curves) is under \`<task>/\`; every finished run's config and per-step
 metrics under \`runs/<run>/\`.
 `;
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const file = path.join(dir, 'REPORT.md');
   writeFileAtomic(file, report);
   return file;

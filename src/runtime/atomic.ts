@@ -2,13 +2,33 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /**
+ * mkdir -p, one component at a time: Node's recursive mkdir reports a read-only or forbidden
+ * parent as ENOENT (and can loop forever under /proc), so each missing folder is made alone and
+ * its own error (EROFS, EACCES, ENOTDIR) is what the caller sees.
+ */
+export function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); !fs.existsSync(d); d = path.dirname(d)) {
+    missing.push(d);
+    if (path.dirname(d) === d) break;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      fs.mkdirSync(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+}
+
+/**
  * Writes `bytes` to `file` atomically: a temp file in the same folder, then a rename, so a reader
  * (or a crash) never sees a half-written file. The folder is created if needed.
  */
 export function writeFileAtomic(file: string, bytes: string | Uint8Array): void {
   const tmp = `${file}.tmp-${process.pid}`;
   try {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    makeDirs(path.dirname(file));
     fs.writeFileSync(tmp, bytes);
     fs.renameSync(tmp, file);
   } catch (e) {
@@ -39,7 +59,8 @@ export function ioError(e: unknown, what: string): Error {
 /** The name pattern of our temp files: `<file>.tmp-<pid>` (and `<file>.tmp-<pid>.png`). */
 const TEMP = /\.tmp-(\d+)(\.[a-z]+)?$/;
 
-const alive = (pid: number) => {
+/** Whether a process with this PID runs on this machine (EPERM: it runs, as another user). */
+export const processAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
     return true;
@@ -54,12 +75,29 @@ export function removeStaleTempFiles(dir: string): string[] {
   const removed: string[] = [];
   for (const f of fs.readdirSync(dir)) {
     const m = TEMP.exec(f);
-    if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) {
+    if (m && Number(m[1]) !== process.pid && !processAlive(Number(m[1]))) {
       fs.rmSync(path.join(dir, f), { force: true });
       removed.push(path.join(dir, f));
     }
   }
   return removed;
+}
+
+/**
+ * Checks, creating nothing, that `dir` is a writable folder or can be made one (its nearest
+ * existing ancestor is a writable folder); one line naming the flag if not.
+ */
+export function checkWritableDir(dir: string, flag: string): void {
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory())
+    throw new Error(`${flag} ${dir} is a file, not a folder: choose another ${flag}`);
+  let existing = path.resolve(dir);
+  while (!fs.existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
+  try {
+    if (!fs.statSync(existing).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
+    fs.accessSync(existing, fs.constants.W_OK);
+  } catch (e) {
+    throw new Error(`${ioError(e, `write to ${dir}`).message}; choose another ${flag}`);
+  }
 }
 
 /** Checks that `dir` is (or can be made) a writable folder, before any work; one line if not. */
@@ -68,7 +106,7 @@ export function ensureWritableDir(dir: string, flag: string): void {
     throw new Error(`${flag} ${dir} is a file, not a folder: choose another ${flag}`);
   const probe = path.join(dir, `.write-test.tmp-${process.pid}`);
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     fs.writeFileSync(probe, '');
     fs.rmSync(probe);
   } catch (e) {

@@ -12,7 +12,6 @@
  * first, and its baselines need only the record. So a checkout of the results folder (say, in
  * git) continues the study where the checkpoints (not meant for git) are gone.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +34,8 @@ import type { StudyReportInput } from '../report/study.js';
 import { writeStudyReport } from '../report/study.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
+import { lockFolder } from '../runtime/lock.js';
+import { codeVersion, versionLabel } from '../runtime/version.js';
 import { validate } from '../runtime/schema.js';
 import type { Plan, StudyEval, StudyRun } from './plans.js';
 import { ARMS, evalRowName } from './plans.js';
@@ -56,6 +57,10 @@ export interface StudyOptions {
   progress: EvalHooks['progress'];
   /** Only rebuild the tables and REPORT.md from what exists (train and evaluate nothing). */
   reportOnly?: boolean;
+  /** Take the study's locks although another process holds them (src/runtime/lock.ts). */
+  takeOver?: boolean;
+  /** Resume runs although the training step's code changed since their checkpoints (recorded in each run). */
+  forceResume?: boolean;
 }
 
 export interface StudyOutcome {
@@ -84,19 +89,6 @@ function runComplete(run: StudyRun, o: StudyOptions): boolean {
     fs.existsSync(path.join(recordDir(o, run.id), 'config.json')) &&
     o.plan.evals.filter((e) => e.run === run.id).every((e) => evalDone(e, o))
   );
-}
-
-function gitCommit(): string {
-  try {
-    const head = execFileSync('git', ['-C', REPO_ROOT, 'rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).trim();
-    // The study's own outputs (results/, committed) are not code: changing them leaves the commit clean.
-    const dirty = execFileSync('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)results'], {
-      encoding: 'utf8',
-    }).trim();
-    return dirty ? `${head}+changes` : head;
-  } catch {
-    return 'unknown';
-  }
 }
 
 /** Plan data paths are relative to the repository root. */
@@ -150,7 +142,7 @@ function evalConfig(e: StudyEval, o: StudyOptions) {
 /** The study's own record: the plan it runs and each commit that worked on it (a resumed study may span several). */
 function recordStudy(o: StudyOptions): { commits: string[]; started: string } {
   const file = path.join(o.resultsDir, STUDY_FILE);
-  const commit = gitCommit();
+  const commit = versionLabel(codeVersion());
   let prior: { plan?: string; commits?: string[]; started?: string } = {};
   if (fs.existsSync(file)) {
     prior = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -200,6 +192,7 @@ async function ensureRun(run: StudyRun, o: StudyOptions, atEpochs?: number): Pro
       out: dir,
       backend: o.backend,
       log: o.log,
+      forceResume: o.forceResume,
       onStep: (m, total) => {
         bar ??= o.progress(`supervised ${run.id}`, total, m.step);
         bar.update(m.step + 1, `loss ${m.loss.toFixed(3)} batch top-1 ${(100 * m.batchAccuracy).toFixed(0)}%`);
@@ -218,6 +211,7 @@ async function ensureRun(run: StudyRun, o: StudyOptions, atEpochs?: number): Pro
   const r = await runPretraining(cfg, {
     out: dir,
     resume: status === 'partial',
+    forceResume: o.forceResume,
     stopAfter: 0,
     stopAfterEpochs: atEpochs,
     backend: o.backend,
@@ -356,8 +350,18 @@ function reportInput(o: StudyOptions, study: { commits: string[]; started: strin
 }
 
 export async function runStudy(o: StudyOptions): Promise<StudyOutcome> {
-  fs.mkdirSync(o.resultsDir, { recursive: true });
-  fs.mkdirSync(o.runsDir, { recursive: true });
+  // One study per results folder and per runs folder (a report-only rebuild reads runs, and writes results).
+  const locks = [o.resultsDir, ...(o.reportOnly ? [] : [o.runsDir])].map((d) =>
+    lockFolder(d, 'study', { takeOver: o.takeOver, log: o.log }),
+  );
+  try {
+    return await study(o);
+  } finally {
+    for (const l of locks) l.release();
+  }
+}
+
+async function study(o: StudyOptions): Promise<StudyOutcome> {
   const study = recordStudy(o);
   const report = async () => writeStudyReport(o.resultsDir, reportInput(o, study));
   if (o.reportOnly) return { report: await report() };

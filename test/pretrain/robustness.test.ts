@@ -14,6 +14,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadEncoder } from '../../src/model/io/load.js';
 import { readTrainState, writeTeacherExport } from '../../src/model/io/run-files.js';
+import { readSafetensors, writeSafetensors } from '../../src/model/io/safetensors.js';
 import type { RunOptions } from '../../src/pretrain/loop.js';
 import { runPretraining } from '../../src/pretrain/loop.js';
 import { disposeState } from '../../src/pretrain/step.js';
@@ -80,25 +81,53 @@ function resume(dir: string) {
   });
 }
 
+/** The worker under an npm script (with `exec`, npm's own child). */
+function workerOf(npmPid: number): number {
+  const out = spawnSync('ps', ['-o', 'pid=', '--ppid', String(npmPid)], { encoding: 'utf8' }).stdout.trim();
+  return Number(out.split('\n')[0]);
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 describe('signals', () => {
-  it('Ctrl-C under npm run (SIGINT to the process group): checkpoint, one line on how to resume, non-zero exit; resume is identical', async () => {
-    const dir = path.join(tmp, 'group');
-    const p = spawn('npm', ['run', '-s', 'pretrain', '--', '--out', dir, ...RUN], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
-    const done = exited(p);
-    await untilSteps(dir, 5);
-    process.kill(-p.pid!, 'SIGINT');
-    const r = await done;
-    expect(r.code !== 0 || r.signal !== null).toBe(true);
-    // npm may exit before the run's last line; the checkpoint is what counts.
-    for (let i = 0; i < 200 && !fs.existsSync(path.join(dir, 'teacher', 'model.json')); i++)
-      await new Promise((res) => setTimeout(res, 50));
-    const step = Number(readTrainState(path.join(dir, 'checkpoint.safetensors')).meta.step);
-    expect(step).toBeGreaterThanOrEqual(5);
-    expect(step).toBeLessThan(40);
-    const again = resume(dir);
-    expect(again.status, again.stderr).toBe(0);
-    expect(trace(dir)).toEqual(await referenceTrace());
-  });
+  // What a job scheduler does (Slurm signals the job's process group, or the script's process).
+  for (const [signal, target] of [
+    ['SIGTERM', 'npm'],
+    ['SIGTERM', 'group'],
+    ['SIGINT', 'group'],
+  ] as const) {
+    it(`${signal} to ${target === 'npm' ? 'npm alone' : 'the process group'} under npm run: the worker checkpoints and is gone before npm exits with its status; resume is identical`, async () => {
+      const dir = path.join(tmp, `npm-${signal}-${target}`);
+      const p = spawn('npm', ['run', '-s', 'pretrain', '--', '--out', dir, ...RUN], {
+        detached: true,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      const done = exited(p);
+      await untilSteps(dir, 5);
+      const worker = workerOf(p.pid!);
+      expect(alive(worker)).toBe(true);
+      process.kill(target === 'npm' ? p.pid! : -p.pid!, signal);
+      const r = await done;
+      // npm ends as its worker did: exit 128 + n, or killed by the same signal (it re-raises it).
+      const code = signal === 'SIGINT' ? 130 : 143;
+      expect(r.code === code || r.signal === signal, `code ${r.code} signal ${r.signal}: ${r.stderr}`).toBe(true);
+      expect(alive(worker)).toBe(false);
+      const step = Number(readTrainState(path.join(dir, 'checkpoint.safetensors')).meta.step);
+      expect(step).toBeGreaterThanOrEqual(5);
+      expect(step).toBeLessThan(40);
+      expect(fs.existsSync(path.join(dir, '.capi-lock'))).toBe(false);
+      const again = resume(dir);
+      expect(again.status, again.stderr).toBe(0);
+      expect(trace(dir)).toEqual(await referenceTrace());
+    });
+  }
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     it(`${signal} to the node process: checkpoint, message, exit ${signal === 'SIGINT' ? 130 : 143}; resume is identical`, async () => {
@@ -122,6 +151,30 @@ describe('signals', () => {
       expect(third.stderr).toContain('already complete (step 40 of 40)');
     });
   }
+});
+
+describe('one writer per run folder', () => {
+  it('a second pretrain in the same --out is refused, naming the first; the first run is untouched', async () => {
+    const dir = path.join(tmp, 'two-writers');
+    const first = spawn(process.execPath, ['--import', 'tsx', 'src/cli/pretrain.ts', '--out', dir, ...RUN], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const done = exited(first);
+    await untilSteps(dir, 3);
+    const second = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/pretrain.ts', '--out', dir, ...RUN, '--seed', '7'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(second.status).toBe(1);
+    expect(second.stderr.trim().split('\n').at(-1)).toMatch(
+      new RegExp(
+        `^error: .*two-writers is in use by another training run: PID ${first.pid} on .* since .*; wait for it to finish, or pass --take-over`,
+      ),
+    );
+    expect((await done).code).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).train.seed).toBe(0);
+    expect(trace(dir)).toEqual(await referenceTrace());
+  });
 });
 
 describe('out of memory', () => {
@@ -156,7 +209,7 @@ describe('out of memory', () => {
       /^error: a step at batch 1000 needs about [\d.]+ GiB of the wasm backend's 4 GiB heap .* lower --batch-size to at most \d+$/,
     );
     expect(performance.now() - t0).toBeLessThan(60_000);
-    expect(fs.readdirSync(dir)).toEqual([]);
+    expect(fs.existsSync(dir)).toBe(false); // nothing written, not even the folder
   });
 });
 
@@ -222,6 +275,35 @@ describe('resume checks', () => {
   });
 });
 
+describe('resume on changed code', () => {
+  it('refuses a checkpoint whose training-step code differs, names the files; --force-resume continues and is recorded', async () => {
+    const dir = path.join(tmp, 'code-changed');
+    const cfg = tinyConfig({ dataDir: SLICE, batchSize: 32, steps: 4, checkpointEvery: 1000 });
+    disposeState((await runPretraining(cfg, opts(dir, { stopAfter: 2 }))).state);
+    const started = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    expect(started.code.commit).toMatch(/^([0-9a-f]{12}|none)$/);
+    expect(Object.keys(started.trainingCode.files)).toContain('src/pretrain/step.ts');
+    // The checkpoint as an earlier version of src/pretrain/schedules.ts would have written it.
+    const file = path.join(dir, 'checkpoint.safetensors');
+    const { tensors, metadata } = readSafetensors(file);
+    const recorded = JSON.parse(metadata.trainingCode);
+    recorded.files['src/pretrain/schedules.ts'] = '0000000000000000';
+    const entries = new Map([...tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }]));
+    writeSafetensors(file, entries, { ...metadata, trainingCode: JSON.stringify(recorded) });
+    await expect(runPretraining(cfg, opts(dir, { resume: true }))).rejects.toThrow(
+      /the training step's code changed since this checkpoint \(.* -> .*: src\/pretrain\/schedules\.ts\): .*pass --force-resume/,
+    );
+    const logs: string[] = [];
+    const r = await runPretraining(cfg, opts(dir, { resume: true, forceResume: true, log: (l) => logs.push(l) }));
+    disposeState(r.state);
+    expect(r.state.step).toBe(4);
+    expect(logs.some((l) => l.startsWith('--force-resume: the training step'))).toBe(true);
+    const saved = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    expect(saved.code).toEqual(started.code); // the code that started the run stays recorded
+    expect(saved.resumes).toEqual([{ step: 2, code: started.code, trainingCodeChanged: true, forced: true }]);
+  });
+});
+
 async function writeImages(dir: string, n: number): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   for (let i = 0; i < n; i++) {
@@ -245,7 +327,7 @@ describe('bad images', () => {
     await expect(runPretraining(cfg, opts(out))).rejects.toThrow(
       /img005\.png: unreadable .* \(and 1 more bad files\); fix or remove it, or pass --skip-bad-images/,
     );
-    expect(fs.readdirSync(out)).toEqual([]);
+    expect(fs.existsSync(out)).toBe(false); // nothing written, not even the folder
     const r = await runPretraining(cfg, opts(out, { skipBadImages: true }));
     disposeState(r.state);
     const saved = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { writeFileAtomic } from '../../runtime/atomic.js';
+import { writeFileAtomic, makeDirs } from '../../runtime/atomic.js';
 import type { ModelConfig } from '../config.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
 
@@ -67,7 +67,7 @@ export async function writeTeacherExport(
   extra: Record<string, unknown>,
 ): Promise<string> {
   const out = path.join(runDir, TEACHER_DIR);
-  fs.mkdirSync(out, { recursive: true });
+  makeDirs(out);
   const { data, specs } = await tf.io.encodeWeights(named);
   const weightsName = `weights-${step}.bin`;
   writeFileAtomic(path.join(out, weightsName), new Uint8Array(data));

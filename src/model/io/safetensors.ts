@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ioError } from '../../runtime/atomic.js';
+import { ioError, makeDirs } from '../../runtime/atomic.js';
 import { bfloat16ToFloat32, float16ToFloat32 } from './dtypes.js';
 import type { LoadedTensor } from './pth.js';
 
@@ -97,7 +97,7 @@ export function writeSafetensors(
   len.writeBigUInt64LE(BigInt(headerBytes.length));
   const tmp = `${file}.tmp-${process.pid}`;
   try {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    makeDirs(path.dirname(file));
     const fd = fs.openSync(tmp, 'w');
     try {
       fs.writeSync(fd, len);
