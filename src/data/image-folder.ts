@@ -23,9 +23,19 @@ function listImages(dir: string): string[] {
   return out;
 }
 
+/** An image file that cannot be decoded, with sharp's reason. */
+export class BadImageError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+  ) {
+    super(`cannot read image ${file}: ${problem}`);
+  }
+}
+
 /**
  * Decodes an image to 8-bit RGB, resized so that its shorter side is `shortSide` (0: as is).
- * A file sharp cannot read gives a one-line error naming it.
+ * A file sharp cannot read gives a one-line error naming it (a BadImageError).
  */
 export async function decodeImage(file: string, shortSide = 0): Promise<RawImage> {
   try {
@@ -34,9 +44,16 @@ export async function decodeImage(file: string, shortSide = 0): Promise<RawImage
     const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), height: info.height, width: info.width, channels: 3 };
   } catch (e) {
-    throw new Error(`cannot read image ${file}: ${(e as Error).message.split('\n')[0]}`);
+    throw new BadImageError(file, (e as Error).message.split('\n')[0]);
   }
 }
+
+/**
+ * Folders up to this many images are decoded whole before training (a truncated body passes a
+ * header check); larger ones get a header check, and a file that fails to decode later is named
+ * at the step that reads it.
+ */
+export const FULL_DECODE_CHECK_MAX = 20_000;
 
 /** Accepted image sizes: smaller images carry no patch to learn from, larger ones are decode bombs. */
 export const IMAGE_BOUNDS = { minSide: 8, maxPixels: 50e6 };
@@ -47,10 +64,14 @@ export interface ImageCheck {
 }
 
 /**
- * A fast pass over the files' headers (no decode): readable by sharp, and within IMAGE_BOUNDS.
- * Returns the problem of each bad file.
+ * A pass over the files: readable by sharp, within IMAGE_BOUNDS, and (`decode`) decodable to the
+ * end (shrunk on load, which still reads the whole file). Returns the problem of each bad file.
  */
-export async function checkImages(files: string[], onProgress?: (done: number, total: number) => void): Promise<ImageCheck[]> {
+export async function checkImages(
+  files: string[],
+  onProgress?: (done: number, total: number) => void,
+  decode = false,
+): Promise<ImageCheck[]> {
   const out: ImageCheck[] = [];
   for (let i = 0; i < files.length; i++) {
     const file = files[i];
@@ -61,7 +82,10 @@ export async function checkImages(files: string[], onProgress?: (done: number, t
       if (Math.min(w, h) < IMAGE_BOUNDS.minSide)
         out.push({ file, problem: `${w}x${h} is smaller than ${IMAGE_BOUNDS.minSide} px on a side` });
       else if (w * h > IMAGE_BOUNDS.maxPixels) out.push({ file, problem: `${w}x${h} is over ${IMAGE_BOUNDS.maxPixels / 1e6} megapixels` });
-      else out.push({ file });
+      else {
+        if (decode) await sharp(file, { failOn: 'error' }).resize(32, 32, { fit: 'inside' }).raw().toBuffer();
+        out.push({ file });
+      }
     } catch (e) {
       out.push({ file, problem: `unreadable (${(e as Error).message.split('\n')[0]})` });
     }
@@ -85,10 +109,10 @@ export interface OpenedImageFolder {
  */
 export async function openImageFolder(
   dir: string,
-  opts: { shortSide?: number; skipBad?: boolean; onProgress?: (done: number, total: number) => void } = {},
+  opts: { shortSide?: number; skipBad?: boolean; onProgress?: (done: number, total: number) => void; fullDecodeMax?: number } = {},
 ): Promise<OpenedImageFolder> {
   const listed = listFolder(dir);
-  const checks = await checkImages(listed, opts.onProgress);
+  const checks = await checkImages(listed, opts.onProgress, listed.length <= (opts.fullDecodeMax ?? FULL_DECODE_CHECK_MAX));
   const bad = checks.filter((c) => c.problem);
   if (bad.length && !opts.skipBad) {
     const more = bad.length > 1 ? ` (and ${bad.length - 1} more bad files)` : '';

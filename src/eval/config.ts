@@ -87,6 +87,12 @@ export const EvalConfigSchema = z
       .enum(KNN_INDEXES)
       .default('auto')
       .describe('segmentation k-NN search: exact, hnsw (approximate), or auto (exact unless a search exceeds 1e13 FLOP)'),
+    unknownLabels: z
+      .enum(['error', 'ignore'])
+      .default('error')
+      .describe(
+        'dense label values that are neither a class nor ignored: stop naming the file, or score them as ignored (counted in the result)',
+      ),
     standardize: z.boolean().default(true).describe('segmentation: standardise features with train-split statistics (false: Table 7)'),
     logregMaxIter: z.number().int().min(1).default(1000).describe('L-BFGS iterations per logistic-regression fit'),
     seed: count('seed of the probes, splits and baselines'),

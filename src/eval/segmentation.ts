@@ -64,6 +64,13 @@ export async function segmentationRunner(
   };
   const train = await decoded(splits.train, cfg.trainPatchStride);
   const test = await decoded(splits.test, 1);
+  // Label values outside the label set, scored as ignored (--unknown-labels ignore): said, and recorded with every row.
+  const unknown = { train: splits.train.unknownLabels?.(), test: splits.test.unknownLabels?.() };
+  const relabeled = (unknown.train?.pixels ?? 0) + (unknown.test?.pixels ?? 0) > 0 ? unknown : undefined;
+  if (relabeled)
+    hooks.log(
+      `--unknown-labels ignore: ${relabeled.train?.pixels ?? 0} training and ${relabeled.test?.pixels ?? 0} test pixels of values ${[...new Set([...(relabeled.train?.values ?? []), ...(relabeled.test?.values ?? [])])].join(', ')} scored as ignored`,
+    );
   const names = classifiersFor(ctx.probes, 'segmentation');
   // The task's floors and ceiling on the same test pixels, once (they depend on no model).
   const pp = patchSize * patchSize;
@@ -86,6 +93,7 @@ export async function segmentationRunner(
 
   return async (model) => {
     const o = newOutcome();
+    if (relabeled) o.details.unknownLabels = relabeled;
     const ftr = await features(ctx, model, train.images, task.transform, `${model.name} train`, cfg.trainPatchStride);
     const fte = await features(ctx, model, test.images, task.transform, `${model.name} test`);
     o.seconds.features = ftr.seconds + fte.seconds;

@@ -8,7 +8,7 @@ import { loadFashionMnist, locateFashionMnist } from '../data/fashion-mnist.js';
 import { CANVAS_CLASSES, CANVAS_DEFAULTS, fmnistCanvas, fmnistCanvasDense } from '../data/fmnist-canvas.js';
 import { fmnistScenes, SCENE_CLASSES, SCENES_DEFAULTS } from '../data/fmnist-scenes.js';
 import { imageFolder } from '../data/image-folder.js';
-import type { SegmentationDataset } from '../data/segmentation-datasets.js';
+import type { SegmentationDataset, UnknownLabelPolicy } from '../data/segmentation-datasets.js';
 import { ade20k, cityscapes, SEG_LABELS, voc2012 } from '../data/segmentation-datasets.js';
 import type { EvalTransform } from '../features/extract.js';
 
@@ -25,6 +25,8 @@ export interface TaskDataOptions {
   seed: number;
   scenesTrain: number;
   scenesTest: number;
+  /** Dense label values outside the label set: stop, or score them as ignored (counted). */
+  unknownLabels?: UnknownLabelPolicy;
 }
 
 interface TaskBase {
@@ -139,7 +141,10 @@ export const TASKS = {
     transform: 'resize',
     labels: SEG_LABELS.ade20k,
     resolution: modelSide,
-    load: (o) => ({ train: ade20k(dataRoot(o, 'ade20k'), 'training'), test: ade20k(dataRoot(o, 'ade20k'), 'validation') }),
+    load: (o) => ({
+      train: ade20k(dataRoot(o, 'ade20k'), 'training', o.unknownLabels),
+      test: ade20k(dataRoot(o, 'ade20k'), 'validation', o.unknownLabels),
+    }),
   },
   voc: {
     kind: 'segmentation',
@@ -148,7 +153,10 @@ export const TASKS = {
     transform: 'resize',
     labels: { ...SEG_LABELS.voc, background: 0 },
     resolution: modelSide,
-    load: (o) => ({ train: voc2012(dataRoot(o, 'voc'), 'train'), test: voc2012(dataRoot(o, 'voc'), 'val') }),
+    load: (o) => ({
+      train: voc2012(dataRoot(o, 'voc'), 'train', o.unknownLabels),
+      test: voc2012(dataRoot(o, 'voc'), 'val', o.unknownLabels),
+    }),
   },
   cityscapes: {
     kind: 'segmentation',
@@ -157,7 +165,10 @@ export const TASKS = {
     transform: 'resize',
     labels: SEG_LABELS.cityscapes,
     resolution: modelSide,
-    load: (o) => ({ train: cityscapes(dataRoot(o, 'cityscapes'), 'train'), test: cityscapes(dataRoot(o, 'cityscapes'), 'val') }),
+    load: (o) => ({
+      train: cityscapes(dataRoot(o, 'cityscapes'), 'train', o.unknownLabels),
+      test: cityscapes(dataRoot(o, 'cityscapes'), 'val', o.unknownLabels),
+    }),
   },
 } satisfies Record<string, Task>;
 

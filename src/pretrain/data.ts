@@ -3,12 +3,12 @@
  * augmented view per image (seeded by (seed, step)), patchified for the model. A batch is a pure
  * function of (seed, step), so a resumed run sees exactly the batches it would have seen.
  */
-import type { ImageDataset } from '../data/dataset.js';
+import type { ImageDataset, RawImage } from '../data/dataset.js';
 import { loadFashionMnist, locateFashionMnist } from '../data/fashion-mnist.js';
 import { CANVAS_DEFAULTS, fmnistCanvas } from '../data/fmnist-canvas.js';
 import { fmnistScenesImages, SCENES_DEFAULTS } from '../data/fmnist-scenes.js';
 import type { ImageCheck } from '../data/image-folder.js';
-import { openImageFolder } from '../data/image-folder.js';
+import { BadImageError, openImageFolder } from '../data/image-folder.js';
 import { randomResizedCropFlip, renderImage } from '../data/transforms.js';
 import { patchify } from '../model/patches.js';
 import { Rng, STREAM } from '../runtime/rng.js';
@@ -27,7 +27,7 @@ export interface PretrainData {
 export async function openPretrainDataset(
   t: TrainConfig,
   imageSize: number,
-  opts: { skipBadImages?: boolean; onProgress?: (done: number, total: number) => void } = {},
+  opts: { skipBadImages?: boolean; onProgress?: (done: number, total: number) => void; fullDecodeMax?: number } = {},
 ): Promise<PretrainData> {
   if (t.data === 'fmnist') {
     const dataset = loadFashionMnist(locateFashionMnist(t.dataDir || undefined), 'train');
@@ -50,6 +50,7 @@ export async function openPretrainDataset(
     shortSide: Math.ceil(imageSize * 1.15),
     skipBad: opts.skipBadImages,
     onProgress: opts.onProgress,
+    fullDecodeMax: opts.fullDecodeMax,
   });
   return { dataset: f.dataset, fingerprint: f.fingerprint, skipped: f.skipped };
 }
@@ -79,20 +80,40 @@ export class BatchSampler {
   }
 }
 
+/**
+ * An image of the batch, or (skipBad) the next index that decodes when a file fails to (a file
+ * damaged after the run's check): the substitute is a function of the index, so a resumed run
+ * replays the same batches, and the run records which files it left out.
+ */
+async function loadImage(ds: ImageDataset, i: number, step: number, skipped: string[] | undefined): Promise<RawImage> {
+  for (let k = 0; k < ds.size; k++) {
+    try {
+      return await ds.load((i + k) % ds.size);
+    } catch (e) {
+      if (!(e instanceof BadImageError)) throw e;
+      if (!skipped) throw new Error(`${e.file}: cannot be decoded (${e.problem}) at step ${step}`);
+      skipped.push(e.file);
+    }
+  }
+  throw new Error(`no image of ${ds.description} can be decoded`);
+}
+
 export async function loadPretrainBatch(
   ds: ImageDataset,
   sampler: BatchSampler,
   cfg: PretrainConfig,
   step: number,
+  skipBadImages = false,
 ): Promise<PretrainBatch> {
   const { imageSize: s, patchSize: p } = cfg.model;
   const t = cfg.train;
   const idx = sampler.indices(step);
   const rng = Rng.derive(t.seed, step, STREAM.augment);
-  const images = await Promise.all(Array.from(idx, (i) => ds.load(i)));
+  const skipped: string[] | undefined = skipBadImages ? [] : undefined;
+  const images = await Promise.all(Array.from(idx, (i) => loadImage(ds, i, step, skipped)));
   const pixels = new Float32Array(idx.length * 3 * s * s);
   images.forEach((img, i) =>
     renderImage(img, randomResizedCropFlip(rng, img, s, [t.cropScaleMin, t.cropScaleMax], t.hflip), pixels, i * 3 * s * s),
   );
-  return { size: idx.length, patches: patchify(pixels, idx.length, 3, s, s, p) };
+  return { size: idx.length, patches: patchify(pixels, idx.length, 3, s, s, p), ...(skipped?.length ? { skippedImages: skipped } : {}) };
 }

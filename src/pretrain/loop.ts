@@ -47,6 +47,8 @@ export interface RunOptions {
   monitor?: PretrainMonitor;
   /** Take the run folder's lock although another process holds it (src/runtime/lock.ts). */
   takeOver?: boolean;
+  /** Image folders up to this many files are decoded whole before the run (default FULL_DECODE_CHECK_MAX). */
+  fullDecodeMax?: number;
 }
 
 /**
@@ -72,6 +74,8 @@ export interface StepRecord extends StepMetrics {
   prototypeCosineToInit: number;
   /** RunOptions.monitor's measurement, on the steps it runs. */
   monitorKnnTop1?: number;
+  /** Files of this step's batch that could not be decoded and were left out (--skip-bad-images). */
+  skippedImages?: string[];
 }
 
 export interface RunResult {
@@ -270,7 +274,10 @@ async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefin
   let cfg = requested;
   const resumed = loaded?.state;
   // Data first: nothing is written before every image is known to be readable.
-  const data = await openPretrainDataset(cfg.train, cfg.model.imageSize, { skipBadImages: opts.skipBadImages });
+  const data = await openPretrainDataset(cfg.train, cfg.model.imageSize, {
+    skipBadImages: opts.skipBadImages,
+    fullDecodeMax: opts.fullDecodeMax,
+  });
   const { dataset } = data;
   for (const s of data.skipped.slice(0, 5)) opts.log(`skipped ${s.file}: ${s.problem}`);
   if (data.skipped.length) opts.log(`skipped ${data.skipped.length} bad images in all (--skip-bad-images)`);
@@ -378,7 +385,14 @@ async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefin
       await yieldToEventLoop();
       if (stop.signal) break;
       const t0 = performance.now();
-      const batch = await loadPretrainBatch(dataset, sampler, cfg, state.step);
+      const batch = await loadPretrainBatch(dataset, sampler, cfg, state.step, opts.skipBadImages).catch((e: Error) => {
+        const how =
+          lastSaved >= 0
+            ? `the checkpoint of step ${lastSaved} is kept: resume with --resume --skip-bad-images`
+            : 'no checkpoint was written: rerun with --skip-bad-images';
+        throw new Error(`${e.message}; ${how} to leave it out (recorded in metrics.jsonl)`);
+      });
+      for (const f of batch.skippedImages ?? []) opts.log(`step ${state.step}: ${f} cannot be decoded; left out (--skip-bad-images)`);
       const m = trainStep(state, batch, cfg, total);
       const dt = (performance.now() - t0) / 1000;
       initShare *= m.momentum;
@@ -390,6 +404,7 @@ async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefin
         teacherInitShare: initShare,
         teacherMeanAge: teacherAge.meanAge,
         prototypeCosineToInit: meanRowCosine(state.clustering[CLUSTER_W], initialPrototypes),
+        ...(batch.skippedImages ? { skippedImages: batch.skippedImages } : {}),
       };
       if (opts.monitor && (state.step % opts.monitor.every === 0 || state.step === total))
         rec.monitorKnnTop1 = await opts.monitor.measure(state.teacher, cfg.model);

@@ -40,6 +40,8 @@ export interface PretrainBatch {
   size: number;
   /** [B, N, C p^2] */
   patches: Float32Array;
+  /** Files that failed to decode and were replaced by the next index (--skip-bad-images). */
+  skippedImages?: string[];
 }
 
 export interface StepMetrics {

@@ -105,6 +105,21 @@ describe('on-disk layouts', () => {
     expect(s.label.data[15]).toBe(1 + 15);
   });
 
+  it('ADE20K: label values outside the label set stop with one line naming the file and values, or are scored as ignored and counted', async () => {
+    const bad = path.join(tmp, 'ade-bad', 'ADEChallengeData2016');
+    await jpeg(path.join(bad, 'images', 'training', 'ADE_training_00000001.jpg'), 20, 16, 10);
+    const file = path.join(bad, 'annotations', 'training', 'ADE_training_00000001.png');
+    labelPng(file, 20, 16, false, (y, x) => (x === 0 ? 200 : x === 1 && y < 4 ? 220 : 1 + x));
+    await expect(ade20k(path.join(tmp, 'ade-bad'), 'training').load(0)).rejects.toThrow(
+      `${file}: label values 200, 220 are neither a class (0-150) nor ignored (0, 255); fix the labels, or pass --unknown-labels ignore to score them as ignored (counted in the result)`,
+    );
+    const lenient = ade20k(path.join(tmp, 'ade-bad'), 'training', 'ignore');
+    const s = await lenient.load(0);
+    expect(s.label.data[0]).toBe(0); // 200 -> the first ignore value
+    expect(s.label.data[2]).toBe(3);
+    expect(lenient.unknownLabels!()).toEqual({ pixels: 16 + 4, images: 1, values: [200, 220] });
+  });
+
   it('Pascal VOC 2012: split lists, palette indices (not colours), 255 ignored', async () => {
     const ds = voc2012(path.join(tmp, 'voc'), 'train');
     expect(ds.size).toBe(2);

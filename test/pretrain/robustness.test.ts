@@ -315,6 +315,36 @@ async function writeImages(dir: string, n: number): Promise<void> {
 }
 
 describe('bad images', () => {
+  it('a truncated JPEG body: named before the run in a folder that is decoded whole; named at its step in a larger one, then left out on resume with --skip-bad-images', async () => {
+    const images = path.join(tmp, 'truncated');
+    await writeImages(images, 40);
+    const jpg = path.join(images, 'img007.jpg');
+    const noise = Buffer.from(Array.from({ length: 256 * 256 * 3 }, (_, i) => (i * 7919) % 251));
+    await sharp(noise, { raw: { width: 256, height: 256, channels: 3 } })
+      .jpeg()
+      .toFile(jpg);
+    fs.truncateSync(jpg, Math.floor(fs.statSync(jpg).size * 0.6)); // the header stays readable
+    // Seed 1 reads img007.jpg at step 2 (after two checkpoints).
+    const cfg = tinyConfig({ data: images, batchSize: 8, steps: 12, checkpointEvery: 1, seed: 1 });
+    const small = path.join(tmp, 'truncated-small');
+    await expect(runPretraining(cfg, opts(small))).rejects.toThrow(
+      /img007\.jpg: unreadable \(.*\); fix or remove it, or pass --skip-bad-images/,
+    );
+    expect(fs.existsSync(small)).toBe(false);
+    // Past the whole-decode limit only headers are checked: the step that reads the file names it.
+    const large = path.join(tmp, 'truncated-large');
+    await expect(runPretraining(cfg, opts(large, { fullDecodeMax: 0 }))).rejects.toThrow(
+      /img007\.jpg: cannot be decoded \(.*\) at step 2; the checkpoint of step 2 is kept: resume with --resume --skip-bad-images to leave it out/,
+    );
+    const logs: string[] = [];
+    const r = await runPretraining(cfg, opts(large, { fullDecodeMax: 0, resume: true, skipBadImages: true, log: (l) => logs.push(l) }));
+    disposeState(r.state);
+    expect(r.state.step).toBe(12);
+    expect(logs.some((l) => l.includes('img007.jpg cannot be decoded; left out (--skip-bad-images)'))).toBe(true);
+    const skipped = metricsOf(large).flatMap((m) => (m as { skippedImages?: string[] }).skippedImages ?? []);
+    expect(skipped.map((f) => path.basename(f))).toContain('img007.jpg');
+  });
+
   it('are found before anything is written, named, and skipped only when asked (and counted)', async () => {
     const images = path.join(tmp, 'bad-images');
     await writeImages(images, 20);
