@@ -19,9 +19,12 @@ import { ProgressBar } from './progress.js';
 export const EVAL_COMMAND = {
   usage: 'npm run eval -- --task TASK --checkpoint RUN_OR_FILE [options]',
   summary:
-    "Frozen-feature evaluation with the CAPI paper's protocol, for the checkpoint and (by default) two\n" +
-    'baselines: the same architecture with random weights, and raw pixel patches.\n' +
-    'Probes: classification attentive, linear, knn, predictor-pooling, pca; segmentation knn, logreg, pca.',
+    "Frozen-feature evaluation with the CAPI paper's protocol, for the checkpoint and (by default) four\n" +
+    "baselines: init (a capi-ts run's own step-0 weights), random-init (the same architecture at the\n" +
+    "reference's random init), pixel-patches (raw patches) and pixels (the whole image); each task's floor\n" +
+    '(and, dense tasks, ceiling) as rows of their own.\n' +
+    'Probes: classification attentive, linear, knn, predictor-pooling, pca; segmentation knn, knn-patch,\n' +
+    'knn-centered (only when named), logreg, pca.',
   schema: EvalConfigSchema,
 };
 

@@ -4,8 +4,9 @@ import { z } from 'zod';
 import { CONFIG_OVERRIDE_FIELDS, FMNIST_TINY_DEFAULTS, isBuiltinData, PRESET_NAMES, resolvePretrainConfig } from '../pretrain/config.js';
 import { knnMonitor } from '../eval/monitor.js';
 import { TASKS } from '../eval/tasks.js';
-import { runPretraining } from '../pretrain/loop.js';
+import { evalCommand, runPretraining } from '../pretrain/loop.js';
 import { BACKEND_FIELDS, initBackend } from '../runtime/backend.js';
+import { kebabCase } from '../runtime/schema.js';
 import { commandConfig, isMain, runMain, userPath } from './command.js';
 import { ProgressBar } from './progress.js';
 
@@ -64,11 +65,11 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const { preset, resume, stopAfter, backend: backendName, threads, forceResume, skipBadImages, takeOver } = parsed.config;
   const out = userPath(parsed.config.out || path.join('runs', preset));
   const overrides = Object.fromEntries(Object.entries(parsed.values).filter(([k]) => !(k in RUN_FIELDS)));
-  if (resume && Object.keys(overrides).length > 0) {
+  if (resume && Object.keys(overrides).length > 0 && !forceResume) {
     throw new Error(
       `--resume continues the saved config; drop the overrides ${Object.keys(overrides)
-        .map((k) => `--${k}`)
-        .join(' ')}`,
+        .map((k) => `--${kebabCase(k)}`)
+        .join(' ')}, or add --force-resume to change them from the checkpoint on (recorded in config.json)`,
     );
   }
   const cfg = resolvePretrainConfig(preset, { ...overrides, ...pathOverrides(overrides) });
@@ -94,6 +95,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     forceResume,
     skipBadImages,
     takeOver,
+    resumeOverrides: resume ? { ...overrides, ...pathOverrides(overrides) } : undefined,
     requestedPreset: parsed.values.preset,
     monitor,
     log: (l) => console.error(l),
@@ -119,6 +121,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
         `target entropy ${mean(last, (x) => x.targetEntropy).toFixed(2)}, ${mean(r, (x) => x.imagesPerSec).toFixed(1)} img/s; outputs in ${out}`,
     );
   }
+  if (!result.stoppedEarly && !result.alreadyComplete) console.error(`next, evaluate it: ${evalCommand(result.config, out)}`);
 }
 
 if (isMain(import.meta.url)) runMain(main);

@@ -1,7 +1,10 @@
+/** Seconds of progress before an ETA is shown ('--:--' until then). */
+const MIN_RATE_SECONDS = 0.5;
+
 /** A one-line progress bar on stderr (a plain line every few seconds when not a TTY). */
 export class ProgressBar {
   private lastPlain = 0;
-  private readonly start = performance.now();
+  private first?: { at: number; done: number };
 
   constructor(
     private readonly total: number,
@@ -10,8 +13,12 @@ export class ProgressBar {
   ) {}
 
   update(done: number, info = ''): void {
-    const elapsed = (performance.now() - this.start) / 1000;
-    const rate = (done - this.initial) / Math.max(elapsed, 1e-9);
+    // The rate is measured from the first update on: a bar made just before its first update (as
+    // most are) would otherwise divide by a near-zero time and promise an ETA of 0:00.
+    const now = performance.now();
+    this.first ??= { at: now, done };
+    const elapsed = (now - this.first.at) / 1000;
+    const rate = elapsed >= MIN_RATE_SECONDS && done > this.first.done ? (done - this.first.done) / elapsed : 0;
     const eta = rate > 0 ? (this.total - done) / rate : Infinity;
     const frac = this.total > 0 ? done / this.total : 1;
     const width = 24;
@@ -35,6 +42,7 @@ export class ProgressBar {
 export function formatDuration(sec: number): string {
   if (!Number.isFinite(sec)) return '--:--';
   const s = Math.round(sec);
+  if (s >= 48 * 3600) return `${Math.floor(s / 86400).toLocaleString('en-US')}d ${Math.floor((s % 86400) / 3600)}h`;
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
   const ss = String(s % 60).padStart(2, '0');

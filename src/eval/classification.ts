@@ -6,7 +6,7 @@ import type { Features } from '../features/extract.js';
 import { knnClassify } from '../probes/knn-classify.js';
 import type { GridResult } from '../probes/grid.js';
 import type { ProbeQuality } from '../probes/grid.js';
-import { PROBE_LRS, probeQuality, REFERENCE_PROBE_LRS, REFINE_KEEP } from '../probes/grid.js';
+import { heldOutSplit, PROBE_LRS, probeQuality, REFERENCE_PROBE_LRS, REFINE_KEEP } from '../probes/grid.js';
 import type { OnlineSource } from '../probes/online.js';
 import { trainProbeGridsOnline } from '../probes/online.js';
 import { trainProbeGrid } from '../probes/train.js';
@@ -59,6 +59,7 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
   const names = classifiersFor(ctx.probes, 'classification');
   const grids = names.filter((n) => CLASSIFIERS[n].kind === 'probe-grid') as ('attentive' | 'linear(avg)' | 'linear(pred-pool)')[];
   const knns = names.filter((n) => CLASSIFIERS[n].kind === 'knn') as ('knn(avg)' | 'knn(pred-pool)')[];
+  if (grids.length) heldOutSplit(ytr.length); // too few training images: said before any feature is extracted
   // The task's floor, once (it depends on no model).
   if (names.length) {
     const floor = newOutcome();

@@ -30,7 +30,10 @@ export const EvalConfigSchema = z
       .array(z.enum(PROBE_NAMES))
       .default([])
       .describe(`what to run; empty: every probe the task allows but ${OPT_IN_PROBES.join(', ')}`),
-    baselines: z.boolean().default(true).describe('also evaluate random-init and pixel-patch baselines'),
+    baselines: z
+      .boolean()
+      .default(true)
+      .describe('also evaluate the baselines: init (capi-ts runs), random-init, pixel-patches and pixels'),
     resolution: count("input side; 0: the model's pretraining side (56 for fmnist-scenes)"),
     limitTrain: count('evaluate the first N training images; 0: all'),
     limitTest: count('evaluate the first N test images; 0: all'),

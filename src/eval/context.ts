@@ -16,6 +16,7 @@ import type { MetricNotes, MetricQualities, Metrics } from './metrics.js';
 import type { EvalResult } from './result.js';
 import { EVAL_PROTOCOL } from './result.js';
 import { TASKS } from './tasks.js';
+import { shellCommand } from '../runtime/shell.js';
 import { codeVersion } from '../runtime/version.js';
 
 /** A phase's progress sink (the CLI draws a bar; tests may record). */
@@ -133,7 +134,7 @@ export function toResult(ctx: Context, name: string, model: FeatureModel | undef
     backend: { ...backendInfo(), requested: backend, threads },
     code: codeVersion(),
     seconds: o.seconds,
-    command: ctx.hooks.command ?? `npm run eval -- ${process.argv.slice(2).join(' ')}`,
+    command: ctx.hooks.command ?? shellCommand(['npm', 'run', 'eval', '--', ...process.argv.slice(2)]),
     createdAt: new Date().toISOString(),
   };
 }

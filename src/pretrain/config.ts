@@ -29,8 +29,9 @@ export const TrainConfigSchema = z
       .describe('with --data fmnist-canvas: how many training canvases (one per fmnist item)'),
     dataDir: z.string().default('').describe("Fashion-MNIST idx files; '': the Debian package's location"),
     batchSize: z.number().int().min(1).default(256).describe('images per step'),
-    epochs: z.number().gt(0).default(1).describe('run length in epochs over the data (--steps overrides)'),
-    steps: z.number().int().min(0).default(0).describe('run length in steps; 0: from --epochs'),
+    epochs: z.number().gt(0).max(1e5).default(1).describe('run length in epochs over the data (--steps overrides)'),
+    // At most 1e8 steps (200x the paper's run): past that a value is a typo, and its schedule meaningless.
+    steps: z.number().int().min(0).max(1e8).default(0).describe('run length in steps; 0: from --epochs'),
     seed: z.number().int().min(0).default(0).describe('every random draw derives from (seed, step)'),
     // Student optimiser (spec 8.1, 8.2)
     lr: z.number().gt(0).default(1e-3).describe('peak learning rate'),
@@ -153,6 +154,21 @@ export function resolvePretrainConfig(preset: string, overrides: Record<string, 
     // With teacherInitShareTarget, the run solves the momentum once it knows its length (loop.ts).
     train: { ...t, teacherMomentum: t.teacherMomentum ?? 1 - t.lr, clusterLr: t.clusterLr ?? t.lr / 2 },
   };
+}
+
+/**
+ * A resolved config with some fields changed (a forced resume: e.g. a lower lr after a divergence),
+ * each value checked against its field. Model fields cannot change under a checkpoint.
+ */
+export function withOverrides(cfg: PretrainConfig, overrides: Record<string, unknown>): PretrainConfig {
+  const train: Record<string, unknown> = { ...cfg.train };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (key in ModelConfigSchema.shape) throw new Error(`--${kebabCase(key)}: the model cannot change under a checkpoint; start a new run`);
+    const field = (TrainConfigSchema.shape as Record<string, z.ZodType>)[key];
+    if (!field) throw new Error(`unknown config field '${key}': see --help for the list of fields`);
+    train[key] = validate(z.object({ [key]: field }), { [key]: value })[key];
+  }
+  return { ...cfg, train: train as TrainConfig };
 }
 
 /** Every model and training field, optional: the overrides a command accepts on top of a preset. */

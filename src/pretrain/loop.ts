@@ -6,17 +6,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { TEACHER_DIR } from '../model/io/run-files.js';
+import { findTeacherExport, readTeacherExport, TEACHER_DIR } from '../model/io/run-files.js';
 import { checkWritableDir, ensureWritableDir, removeStaleTempFiles, writeFileAtomic } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
-import { withFolderLock } from '../runtime/lock.js';
+import { LOCK_FILE, withFolderLock } from '../runtime/lock.js';
+import { shellCommand } from '../runtime/shell.js';
 import type { CodeVersion, TrainingCode } from '../runtime/version.js';
 import { changedFiles, codeVersion, trainingCode, versionLabel } from '../runtime/version.js';
 import { nonFiniteTensors } from '../runtime/finite.js';
 import type { LoadedCheckpoint } from './checkpoint.js';
 import { CHECKPOINT_FILE, exportTeacher, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { PretrainConfig } from './config.js';
-import { teacherTarget } from './config.js';
+import { teacherTarget, withOverrides } from './config.js';
 import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js';
 import { trainFlopsPerImage } from './flops.js';
 import { checkWasmStepMemory } from './memory.js';
@@ -49,6 +50,8 @@ export interface RunOptions {
   takeOver?: boolean;
   /** Image folders up to this many files are decoded whole before the run (default FULL_DECODE_CHECK_MAX). */
   fullDecodeMax?: number;
+  /** With resume and forceResume: config fields changed from the checkpoint on (e.g. a lower lr after a divergence); recorded. */
+  resumeOverrides?: Record<string, unknown>;
 }
 
 /**
@@ -158,6 +161,24 @@ export function elapsedBefore(kept: string[]): number {
   return kept.length ? ((JSON.parse(kept.at(-1)!) as { elapsedSec?: number }).elapsedSec ?? 0) : 0;
 }
 
+/** What a run folder holds; anything else in --out is the user's and is never overwritten. */
+const RUN_FOLDER_ENTRIES = new Set([CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, TEACHER_DIR, LOCK_FILE]);
+
+/**
+ * A new run writes only into an empty folder or one of an earlier run that never checkpointed:
+ * a config.json that is not a capi-ts run's, or any other file, is the user's.
+ */
+function checkNoForeignFiles(out: string): void {
+  const foreign = fs.readdirSync(out).filter((f) => !RUN_FOLDER_ENTRIES.has(f) && !/\.tmp-\d+/.test(f));
+  const cfg = path.join(out, CONFIG_FILE);
+  const ours = (c: Record<string, unknown> | undefined) => !!c && 'totalSteps' in c && 'train' in c && 'model' in c;
+  if (fs.existsSync(cfg) && !ours(readSavedConfig(cfg) as Record<string, unknown> | undefined)) foreign.unshift(CONFIG_FILE);
+  if (foreign.length)
+    throw new Error(
+      `--out ${out} holds files that are not a capi-ts run's (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''}): choose an empty or new folder`,
+    );
+}
+
 /** The first field where two objects differ, as 'key: a vs b'. */
 function firstDifference(a: Record<string, unknown>, b: Record<string, unknown>): string | undefined {
   for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
@@ -180,6 +201,8 @@ export interface ResumeRecord {
   code: CodeVersion;
   trainingCodeChanged: boolean;
   forced: boolean;
+  /** Config fields changed at this resume (--force-resume with overrides). */
+  overrides?: Record<string, unknown>;
 }
 
 const readSavedConfig = (file: string): SavedRunConfig | undefined => {
@@ -266,7 +289,14 @@ async function startOrResume(requested: PretrainConfig, opts: RunOptions): Promi
   if (!opts.resume && fs.existsSync(ckptFile)) {
     throw new Error(`${ckptFile} already exists: pass --resume to continue that run, or choose another --out`);
   }
+  if (!opts.resume) checkNoForeignFiles(opts.out);
   const loaded = opts.resume ? loadCheckpoint(ckptFile) : undefined;
+  const overrides = opts.resumeOverrides ?? {};
+  if (loaded && Object.keys(overrides).length) {
+    if (!opts.forceResume) throw new Error('--resume continues the saved config: changing fields needs --force-resume');
+    loaded.config = withOverrides(loaded.config, overrides);
+    opts.log(`--force-resume: from step ${loaded.state.step} on, ${JSON.stringify(overrides)} (recorded in config.json)`);
+  }
   return run(loaded?.config ?? requested, loaded, opts);
 }
 
@@ -298,14 +328,28 @@ async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefin
   let resumes = saved?.resumes ?? [];
   if (loaded && resumed) {
     checkResume(opts.out, cfg, data.fingerprint, opts);
-    resumes = [...resumes, checkCode({ step: resumed.step, code: loaded.code, trainingCode: loaded.trainingCode }, opts)];
+    const overrides =
+      opts.resumeOverrides && Object.keys(opts.resumeOverrides).length ? { overrides: opts.resumeOverrides, forced: true } : {};
+    resumes = [
+      ...resumes,
+      { ...checkCode({ step: resumed.step, code: loaded.code, trainingCode: loaded.trainingCode }, opts), ...overrides },
+    ];
     if (stopAfter > 0 && resumed.step >= stopAfter && resumed.step < total) {
       opts.log(`the run in ${opts.out} is at step ${resumed.step}, at or past the stop at ${stopAfter}: nothing to do`);
       return { state: resumed, config: cfg, records: [], totalSteps: total, stoppedEarly: true, alreadyComplete: false };
     }
     if (resumed.step >= total) {
+      // A finished run whose teacher export is missing or damaged gets it again from the checkpoint.
+      const exported = teacherExportReadable(opts.out);
+      if (!exported)
+        await exportTeacher(opts.out, resumed, cfg.model, {
+          step: resumed.step,
+          seed: cfg.train.seed,
+          backend: opts.backend,
+          preset: cfg.preset,
+        });
       opts.log(
-        `the run in ${opts.out} is already complete (step ${resumed.step} of ${total}): nothing to do; evaluate it with npm run eval -- --checkpoint ${opts.out}`,
+        `the run in ${opts.out} is already complete (step ${resumed.step} of ${total}): ${exported ? 'nothing to do' : 'its teacher export was missing or damaged and is written again from the checkpoint'}; evaluate it: ${evalCommand(cfg, opts.out)}`,
       );
       return { state: resumed, config: cfg, records: [], totalSteps: total, stoppedEarly: false, alreadyComplete: true };
     }
@@ -357,7 +401,7 @@ async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefin
     if (bad.length) {
       const kept = lastSaved >= 0 ? `the checkpoint of step ${lastSaved} is kept` : 'no checkpoint was written';
       throw new Error(
-        `training diverged: ${bad.length} weight tensors are not finite at step ${state.step} (e.g. ${bad[0]}); ${kept}; lower --lr`,
+        `training diverged: ${bad.length} weight tensors are not finite at step ${state.step} (e.g. ${bad[0]}); ${kept}; ${lowerLr(cfg, lastSaved, opts.out)}`,
       );
     }
     saveCheckpoint(opts.out, state, cfg, opts.backend);
@@ -419,7 +463,7 @@ async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefin
       if (nanSteps >= MAX_NAN_STEPS) {
         const kept = lastSaved >= 0 ? `the checkpoint of step ${lastSaved} is kept` : 'no checkpoint was written';
         throw new Error(
-          `training diverged: non-finite loss for ${nanSteps} consecutive steps at step ${m.step}; ${kept}; lower --lr or check the data`,
+          `training diverged: non-finite loss for ${nanSteps} consecutive steps at step ${m.step}; ${kept}; ${lowerLr(cfg, lastSaved, opts.out)}, or check the data`,
         );
       }
       await yieldToEventLoop();
@@ -441,11 +485,51 @@ async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefin
   }
   if (stop.signal) {
     opts.log(
-      `${stop.signal}: stopped at step ${state.step} of ${total}; checkpoint in ${opts.out}; resume with: npm run pretrain -- --out ${opts.out} --resume`,
+      `${stop.signal}: stopped at step ${state.step} of ${total}; checkpoint in ${opts.out}; resume with: ${shellCommand(['npm', 'run', 'pretrain', '--', '--out', opts.out, '--resume'])}`,
     );
   }
   if (tf.memory().numTensors > 10_000) opts.log(`warning: ${tf.memory().numTensors} live tensors`);
   return { state, config: cfg, records, totalSteps: total, stoppedEarly, interrupted: stop.signal, alreadyComplete: false };
+}
+
+/** The advice after a divergence: resume the kept checkpoint with a lower lr (recorded), or start anew with one. */
+function lowerLr(cfg: PretrainConfig, lastSaved: number, out: string): string {
+  const lr = String(cfg.train.lr / 4);
+  return lastSaved >= 0
+    ? `continue from it with a lower learning rate: ${shellCommand(['npm', 'run', 'pretrain', '--', '--out', out, '--resume', '--force-resume', '--lr', lr])}`
+    : `start anew with a lower learning rate (--lr ${lr})`;
+}
+
+/** Whether the run folder's teacher export reads back whole. */
+function teacherExportReadable(out: string): boolean {
+  const dir = findTeacherExport(out);
+  if (!dir) return false;
+  try {
+    const exp = readTeacherExport(dir);
+    tf.dispose(Object.values(exp.named));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The evaluation task of a run's data (a folder of images: an ImageNet-style task with its own --data-root). */
+const EVAL_TASK: Record<string, string> = { fmnist: 'fmnist', 'fmnist-canvas': 'fmnist-canvas', 'fmnist-scenes': 'fmnist-scenes' };
+
+/** What to run next on a finished run: its evaluation, as a command to paste. */
+export function evalCommand(cfg: PretrainConfig, out: string): string {
+  const task = EVAL_TASK[cfg.train.data];
+  return shellCommand([
+    'npm',
+    'run',
+    'eval',
+    '--',
+    '--task',
+    task ?? 'imagenet',
+    '--checkpoint',
+    out,
+    ...(task ? [] : ['--data-root', 'DIR']),
+  ]);
 }
 
 const prefixed = (prefix: string, vars: Record<string, tf.Tensor>) =>

@@ -48,6 +48,10 @@ export function probeGrid(batchSize: number, lrs: readonly number[] = PROBE_LRS)
 export function heldOutSplit(n: number, seed = 42): { train: Int32Array; val: Int32Array } {
   const perm = new Rng(seed).permutation(n);
   const cut = Math.round(0.9 * n);
+  if (cut === n || cut === 0)
+    throw new Error(
+      `${n} training images leave no held-out image for the probes' selection (10% held out): evaluate on more (--limit-train)`,
+    );
   return { train: perm.slice(0, cut), val: perm.slice(cut) };
 }
 

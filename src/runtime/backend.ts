@@ -120,6 +120,9 @@ export async function initBackend(
   log: (line: string) => void = (l) => console.error(l),
 ): Promise<BackendInfo> {
   if (current) return current;
+  const env = process.env.CAPI_BACKEND;
+  if (env && !(BACKEND_CHOICES as readonly string[]).includes(env))
+    throw new Error(`CAPI_BACKEND=${env} is not a backend: set it to one of ${BACKEND_CHOICES.join(', ')}, or unset it`);
   let info: BackendInfo | undefined;
   if (request === 'auto' || request === 'node-gpu') info = await tryNative('tfjs-node-gpu');
   if (!info && (request === 'auto' || request === 'node')) info = await tryNative('tfjs-node');

@@ -79,7 +79,8 @@ export function describeIssue(schema: z.ZodObject, issue: z.core.$ZodIssue, valu
   const f = fields(schema).find((x) => x.name === field);
   if (!f) return `invalid config: ${issue.message}`;
   const value = values[field];
-  const allowed = issue.code === 'custom' ? issue.message : `expected ${allowedText(f.json)}`;
+  // A custom check or a string pattern says in its own words what it allows.
+  const allowed = issue.code === 'custom' || issue.code === 'invalid_format' ? issue.message : `expected ${allowedText(f.json)}`;
   if (value === undefined) return `--${f.flag} is required: ${f.json.description ?? allowed} (see --help)`;
   return `invalid --${f.flag} '${shown(value)}': ${allowed} (see --help)`;
 }

@@ -105,7 +105,7 @@ const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
 
 export function readTeacherExport(dir: string): TeacherExport {
   const manifestFile = path.join(dir, 'model.json');
-  const damaged = `the export is damaged: resume the run (npm run pretrain -- --out <run> --resume) to write it again, or evaluate its ${CHECKPOINT_FILE}`;
+  const damaged = `the export is damaged: resume its run (npm run pretrain -- --out RUN --resume) to write it again from the checkpoint, or evaluate its ${CHECKPOINT_FILE}`;
   let manifest: {
     kind?: string;
     modelConfig?: ModelConfig;
