@@ -61,7 +61,7 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
   const knns = names.filter((n) => CLASSIFIERS[n].kind === 'knn') as ('knn(avg)' | 'knn(pred-pool)')[];
   if (grids.length) heldOutSplit(ytr.length); // too few training images: said before any feature is extracted
   // The task's floor, once (it depends on no model).
-  if (names.length) {
+  if (names.length && cfg.probeMode === 'fast') {
     const floor = newOutcome();
     const acc = majorityFloor(ytr, yte, classes);
     for (const c of names.map((n) => CLASSIFIERS[n] as ProbeGridClassifier | KnnClassifier)) {

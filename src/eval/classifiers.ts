@@ -6,6 +6,7 @@
 import type { KnnIndex } from '../features/knn.js';
 import type { ProbeFamily } from '../probes/families.js';
 import { attentiveFamily, linearFamily } from '../probes/families.js';
+import type { LogRegStop } from '../segmentation/logreg.js';
 import { LOGREG_C_GRID } from '../segmentation/logreg.js';
 import type { KnnPoint, KnnVote, LogRegFit, SegScore, SegSplits } from '../segmentation/protocol.js';
 import { segKnnGrid, segKnnIndex, segKnnTest, segKnnValidation, segLogRegTest, segLogRegValidation } from '../segmentation/protocol.js';
@@ -90,22 +91,23 @@ function segKnn(vote: KnnVote, features: SegFeatures, metrics: SegClassifier['me
   };
 }
 
+/** How a fit's end reads in a progress line: only a gradient within tolerance is "converged". */
+const STOP_WORDS: Record<LogRegStop, string> = {
+  converged: 'converged',
+  'line-search-failed': 'NOT converged (the line search found no decrease)',
+  'iteration-cap': 'NOT converged (iteration cap)',
+};
+
 const segLogReg: SegClassifier<number> = {
   kind: 'segmentation',
   features: 'standard',
   metrics: { mIoU: 'seg.logreg.mIoU', acc: 'seg.logreg.acc', fgIoU: 'seg.logreg.fgIoU' },
   run(s, o) {
-    const onFit = (phase: string) => (c: number, iteration: number, loss: number, g: number, finished: boolean) => {
+    const onFit = (phase: string) => (c: number, iteration: number, loss: number, g: number, ended?: LogRegStop) => {
       const label = `logistic regression C=${c.toExponential(2)} (${phase})`;
       const state = `loss ${loss.toExponential(4)} |g|max ${g.toExponential(2)}`;
-      if (!finished) o.progress(label, iteration, o.logregMaxIter, state);
-      else
-        o.progress(
-          label,
-          o.logregMaxIter,
-          o.logregMaxIter,
-          `${iteration < o.logregMaxIter ? 'converged' : 'stopped'} after ${iteration} iterations, ${state}`,
-        );
+      if (!ended) o.progress(label, iteration, o.logregMaxIter, state);
+      else o.progress(label, o.logregMaxIter, o.logregMaxIter, `${STOP_WORDS[ended]} after ${iteration} iterations, ${state}`);
     };
     let fits: LogRegFit[] = [];
     const selection = selectRefitTest(

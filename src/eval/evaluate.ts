@@ -37,7 +37,8 @@ export function resultNames(cfg: EvalConfig, canInit = true): string[] {
   const names = [
     cfg.name || defaultModelName(cfg),
     ...(cfg.baselines ? [...(canInit ? ['init'] : []), 'random-init', 'pixel-patches', 'pixels'] : []),
-    ...(segmentation ? [] : [MAJORITY_ROW.name]),
+    // The classification floor depends on no probe: written once, by the fast mode's evaluation.
+    ...(segmentation || cfg.probeMode === 'reference' ? [] : [MAJORITY_ROW.name]),
   ];
   // Reference-mode probes are another protocol: their rows (and files) are named apart (context.ts toResult).
   const rows = names.map((n) => (cfg.probeMode === 'reference' && !segmentation ? `${n} (reference probes)` : n));

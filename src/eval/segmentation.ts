@@ -152,10 +152,15 @@ export async function segmentationRunner(
         o.quality[c.metrics.mIoU] = {
           se: score.mIoUSE === undefined ? undefined : 100 * score.mIoUSE,
           atGridEdge: out.selection.atGridEdge,
+          // A fitted classifier converged only if its refit's gradient met the tolerance.
+          ...(score.fit ? { converged: score.fit.stop === 'converged' } : {}),
         };
         o.notes[c.metrics.mIoU] =
           `${out.bestLabel} chosen on 10% validation, refit on train+val; features ${c.features === 'image-centered' ? "minus their image's mean patch feature, then " : ''}${std}; ignore ${task.labels.ignore}` +
-          (cfg.trainPatchStride > 1 ? `; every ${cfg.trainPatchStride}-th training patch` : '');
+          (cfg.trainPatchStride > 1 ? `; every ${cfg.trainPatchStride}-th training patch` : '') +
+          (score.fit && score.fit.stop !== 'converged'
+            ? `; refit not converged (${score.fit.stop}, |g|max ${score.fit.gradMax.toExponential(1)})`
+            : '');
         o.details[name] = {
           ...out.extra,
           validation: out.selection.validation,

@@ -24,6 +24,12 @@ export const LOGREG_DEFAULTS: Omit<LogRegOptions, 'c'> = { maxIter: 1000, gradTo
 /** C over 8 log-spaced values in [1e-6, 1e5] (eval spec 3.6). */
 export const LOGREG_C_GRID = Array.from({ length: 8 }, (_, i) => 10 ** (-6 + (11 * i) / 7));
 
+/**
+ * Why a fit ended: the gradient met the tolerance ('converged'), no step along the search
+ * direction decreased the loss ('line-search-failed'), or the iteration cap came first.
+ */
+export type LogRegStop = 'converged' | 'line-search-failed' | 'iteration-cap';
+
 export interface LogRegModel {
   /** [D, K] */
   weights: Float32Array;
@@ -36,7 +42,11 @@ export interface LogRegModel {
   evaluations: number;
   gradMax: number;
   loss: number;
+  stop: LogRegStop;
 }
+
+/** The scaled objective and its gradient at theta = [W (D x K, row-major); b (K)], however the rows are stored. */
+export type LogRegObjective = (theta: Float32Array) => { loss: number; grad: Float32Array };
 
 /** Training data kept on the backend for repeated fits (one per C). */
 export interface LogRegData {
@@ -96,16 +106,32 @@ const dot = (a: Float32Array | Float64Array, b: Float32Array | Float64Array) => 
 };
 const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
-/** Minimises the objective from `init` (or zeros) with L-BFGS and an Armijo / approximate-Wolfe line search. */
+/** Minimises the objective of `d` from `init` (or zeros): fitLogRegObjective on data held on the backend. */
 export function fitLogReg(d: LogRegData, opts: LogRegOptions, init?: Float32Array): LogRegModel {
-  const size = d.dim * d.classes + d.classes;
+  return fitLogRegObjective((theta) => logRegLossGrad(d, theta, opts.c), d.dim, d.classes, opts, init);
+}
+
+/** Minimises `objective` from `init` (or zeros) with L-BFGS and an Armijo / approximate-Wolfe line search. */
+export function fitLogRegObjective(
+  objective: LogRegObjective,
+  dim: number,
+  classes: number,
+  opts: LogRegOptions,
+  init?: Float32Array,
+): LogRegModel {
+  const size = dim * classes + classes;
   let theta = init ? Float32Array.from(init) : new Float32Array(size);
-  let { loss, grad } = logRegLossGrad(d, theta, opts.c);
+  let { loss, grad } = objective(theta);
+  let stop: LogRegStop = 'iteration-cap';
   let evaluations = 1;
   const sHist: Float64Array[] = [];
   const yHist: Float64Array[] = [];
   let it = 0;
-  for (; it < opts.maxIter && maxAbs(grad) > opts.gradTol; it++) {
+  for (; it < opts.maxIter; it++) {
+    if (maxAbs(grad) <= opts.gradTol) {
+      stop = 'converged';
+      break;
+    }
     // Two-loop recursion: direction = -H grad.
     const q = Float64Array.from(grad);
     const alphas: number[] = [];
@@ -141,7 +167,7 @@ export function fitLogReg(d: LogRegData, opts: LogRegOptions, init?: Float32Arra
     const epsF = 1e-6 * Math.abs(loss);
     for (let ls = 0; ls < opts.maxLineSearch; ls++) {
       next = Float32Array.from(theta, (v, i) => v - step * q[i]);
-      nextEval = logRegLossGrad(d, next, opts.c);
+      nextEval = objective(next);
       evaluations++;
       const dLoss = nextEval.loss - loss;
       const dSlope = -dot(nextEval.grad, q); // derivative along the step at the new point
@@ -162,7 +188,10 @@ export function fitLogReg(d: LogRegData, opts: LogRegOptions, init?: Float32Arra
       const guess = dSlope > 0 ? (step * slope) / (slope - dSlope) : curvature > 0 ? (-slope * step * step) / (2 * curvature) : 0.5 * step;
       step = Math.min(0.5 * step, Math.max(0.1 * step, guess));
     }
-    if (!accepted) break;
+    if (!accepted) {
+      stop = 'line-search-failed';
+      break;
+    }
     const s = Float64Array.from(next, (v, i) => v - theta[i]);
     const y = Float64Array.from(nextEval.grad, (v, i) => v - grad[i]);
     if (dot(s, y) > 1e-12) {
@@ -177,15 +206,17 @@ export function fitLogReg(d: LogRegData, opts: LogRegOptions, init?: Float32Arra
     ({ loss, grad } = nextEval);
     opts.onIteration?.(it + 1, loss, maxAbs(grad));
   }
+  if (stop === 'iteration-cap' && maxAbs(grad) <= opts.gradTol) stop = 'converged'; // the last iteration reached the tolerance
   return {
-    weights: theta.slice(0, d.dim * d.classes),
-    bias: theta.slice(d.dim * d.classes),
-    dim: d.dim,
-    classes: d.classes,
+    weights: theta.slice(0, dim * classes),
+    bias: theta.slice(dim * classes),
+    dim,
+    classes,
     iterations: it,
     evaluations,
     gradMax: maxAbs(grad),
     loss,
+    stop,
   };
 }
 

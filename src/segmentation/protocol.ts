@@ -7,7 +7,7 @@
 import type { KnnIndex, KnnMetric, KnnResult } from '../features/knn.js';
 import { chooseKnnIndex, knnVotePatches, knnVotePixels, searchNeighbours } from '../features/knn.js';
 import { Rng } from '../runtime/rng.js';
-import type { LogRegModel } from './logreg.js';
+import type { LogRegModel, LogRegStop } from './logreg.js';
 import { disposeLogRegData, fitLogReg, LOGREG_DEFAULTS, predictLogReg, prepareLogRegData } from './logreg.js';
 import { bootstrapMIoUSE, foregroundIoU, segmentationScores } from './metrics.js';
 import { patchModes } from './patches.js';
@@ -253,10 +253,12 @@ export interface LogRegFit {
   evaluations: number;
   gradMax: number;
   loss: number;
+  /** Why the fit ended (absent in results written before it was recorded). */
+  stop?: LogRegStop;
 }
 
-/** After every L-BFGS iteration, and once more when the fit ends (`finished`). */
-type FitProgress = (c: number, iteration: number, loss: number, gradMax: number, finished: boolean) => void;
+/** After every L-BFGS iteration, and once more when the fit ends (with why it ended). */
+type FitProgress = (c: number, iteration: number, loss: number, gradMax: number, ended?: LogRegStop) => void;
 
 const fitInfo = (c: number, m: LogRegModel): LogRegFit => ({
   c,
@@ -264,6 +266,7 @@ const fitInfo = (c: number, m: LogRegModel): LogRegFit => ({
   evaluations: m.evaluations,
   gradMax: m.gradMax,
   loss: m.loss,
+  stop: m.stop,
 });
 
 /**
@@ -283,14 +286,14 @@ export function segLogRegValidation(
   let prev: LogRegModel | undefined;
   try {
     for (const c of cs) {
-      const onIteration = (iteration: number, loss: number, g: number) => progress?.(c, iteration, loss, g, false);
+      const onIteration = (iteration: number, loss: number, g: number) => progress?.(c, iteration, loss, g);
       const m = fitLogReg(
         data,
         { ...LOGREG_DEFAULTS, maxIter, c, onIteration },
         prev ? Float32Array.from([...prev.weights, ...prev.bias]) : undefined,
       );
       prev = m;
-      progress?.(c, m.iterations, m.loss, m.gradMax, true);
+      progress?.(c, m.iterations, m.loss, m.gradMax, m.stop);
       fits.push(fitInfo(c, m));
       scores.push(score(s, s.val.pixels, expandPerPatch(predictLogReg(m, s.val.feats, s.val.pixels.length / p), p)).mIoU);
     }
@@ -306,10 +309,10 @@ export function segLogRegTest(s: SegSplits, c: number, maxIter: number, progress
   const data = prepareLogRegData(gatherRows(s.all.feats, s.allRows.rows, d), s.allRows.modes, d, s.classes);
   let m: LogRegModel;
   try {
-    m = fitLogReg(data, { ...LOGREG_DEFAULTS, maxIter, c, onIteration: (iteration, loss, g) => progress?.(c, iteration, loss, g, false) });
+    m = fitLogReg(data, { ...LOGREG_DEFAULTS, maxIter, c, onIteration: (iteration, loss, g) => progress?.(c, iteration, loss, g) });
   } finally {
     disposeLogRegData(data);
   }
-  progress?.(c, m.iterations, m.loss, m.gradMax, true);
+  progress?.(c, m.iterations, m.loss, m.gradMax, m.stop);
   return { ...testScore(s, expandPerPatch(predictLogReg(m, s.test.feats, s.test.pixels.length / p), p)), fit: fitInfo(c, m) };
 }

@@ -67,7 +67,7 @@ describe('eval + tables end to end', () => {
     const models = ['init.json', 'pixel-patches.json', 'pixels.json', 'random-init.json', 'tiny.json'];
     const refs = ['ceiling_oracle_patch_labels.json', 'floor_background_oracle.json', 'floor_majority_label.json'];
     for (const [task, want] of [
-      ['fmnist', models],
+      ['fmnist', [...models, 'floor_majority_class.json']],
       ['fmnist-scenes', [...refs, ...models].sort()],
     ] as const) {
       const files = fs
@@ -149,6 +149,7 @@ describe('eval + tables end to end', () => {
       'pixel-patches',
       'pixels',
       'random-init',
+      'floor: majority class',
     ]);
     const t3 = fs.readFileSync(path.join(results, 'tables', 'table3-segmentation.md'), 'utf8');
     expect(t3).toContain('| model | fmnist-scenes k-NN | fmnist-scenes linear |');

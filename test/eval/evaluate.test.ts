@@ -65,6 +65,8 @@ beforeAll(async () => {
 /** The fixture was written on plain wasm; the native matmul sums in another order, so numbers match only there. */
 const exact = () => !nativeMatmulActive(); // the backend is chosen in beforeAll, after collection
 
+/** The rows of models (the task's floor and ceiling rows left out). */
+const models = (rs: EvalResult[]) => rs.filter((r) => r.kind !== 'reference').map((r) => r.model);
 const byModel = (rs: EvalResult[]) => Object.fromEntries(rs.map((r) => [`${r.task}/${r.model}`, r]));
 
 describe('evaluate()', () => {
@@ -153,7 +155,9 @@ describe('evaluate()', () => {
 
   it('--attentive-refine-steps: the attentive grid, then its best points at the longer schedule; refused in reference mode', async () => {
     const common = { task: 'fmnist', limitTrain: 60, limitTest: 20, probes: ['attentive'], baselines: false };
-    const [r] = await evaluate(config({ ...common, attentiveSteps: 4, attentiveBatchSize: 16, attentiveRefineSteps: 8 }), recordingHooks());
+    const r = (
+      await evaluate(config({ ...common, attentiveSteps: 4, attentiveBatchSize: 16, attentiveRefineSteps: 8 }), recordingHooks())
+    ).find((x) => x.kind === 'capi')!;
     const d = r.details.attentive as {
       iterations: number;
       grid: unknown[];
@@ -173,7 +177,7 @@ describe('evaluate()', () => {
   it('leaves out the models the caller says exist (a resumed study), building none of them', async () => {
     const hooks = { ...recordingHooks(), skipModel: (name: string) => ['init', 'pixels'].includes(name) };
     const rs = await evaluate(config({ task: 'fmnist', limitTrain: 60, limitTest: 20, probes: ['knn'] }), hooks);
-    expect(rs.map((r) => r.model)).toEqual(['run', 'random-init', 'pixel-patches']);
+    expect(models(rs)).toEqual(['run', 'random-init', 'pixel-patches']);
     expect([...hooks.phases].some((p) => p.startsWith('init ') || p.startsWith('pixels '))).toBe(false);
   });
 
@@ -186,7 +190,7 @@ describe('evaluate()', () => {
     const before = numTensors();
     const fromRecord = await evaluate(config({ ...cfg, checkpoint: record }), { ...recordingHooks(), skipModel: (n) => n === 'run' });
     expect(numTensors()).toBe(before);
-    expect(fromRecord.map((r) => r.model)).toEqual(['init', 'random-init', 'pixel-patches', 'pixels']);
+    expect(models(fromRecord)).toEqual(['init', 'random-init', 'pixel-patches', 'pixels']);
     for (const r of fromRecord) expect(r.metrics).toEqual(full.find((f) => f.model === r.model)?.metrics);
     // Its own row still needs the weights: the record alone cannot give it.
     await expect(evaluate(config({ ...cfg, checkpoint: record, baselines: false }), recordingHooks())).rejects.toThrow(/no teacher/);

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   disposeLogRegData,
   fitLogReg,
+  fitLogRegObjective,
   LOGREG_C_GRID,
   LOGREG_DEFAULTS,
   logRegLossGrad,
@@ -95,7 +96,22 @@ describe('logistic regression (L-BFGS)', () => {
     const m = fitLogReg(d, { ...LOGREG_DEFAULTS, c: 1, gradTol: 1e-5 });
     expect(m.gradMax).toBeLessThan(1e-5);
     expect(m.iterations).toBeLessThan(LOGREG_DEFAULTS.maxIter);
+    expect(m.stop).toBe('converged');
     disposeLogRegData(d);
+  });
+
+  it('says why a fit ended: the iteration cap, or a line search that found no decrease, is never "converged"', () => {
+    const { x, y } = blobs(4, 8, 50, 2, 3);
+    const d = prepareLogRegData(x, y, 8, 4);
+    const capped = fitLogReg(d, { ...LOGREG_DEFAULTS, c: 1, maxIter: 2 });
+    expect(capped.stop).toBe('iteration-cap');
+    expect(capped.gradMax).toBeGreaterThan(LOGREG_DEFAULTS.gradTol);
+    disposeLogRegData(d);
+    // A gradient the loss does not follow: no step along it decreases the loss.
+    const flat = (theta: Float32Array) => ({ loss: 1, grad: new Float32Array(theta.length).fill(1) });
+    const stuck = fitLogRegObjective(flat, 2, 2, { ...LOGREG_DEFAULTS, c: 1 });
+    expect(stuck.stop).toBe('line-search-failed');
+    expect(stuck.iterations).toBe(0);
   });
 
   it('on a separable problem it reaches the accuracy of an independent slow solver', () => {
