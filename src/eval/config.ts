@@ -102,7 +102,11 @@ export const EvalConfigSchema = z
     out: z.string().min(1).default('eval-results').describe('results folder (<out>/<task>/<model>.json)'),
     takeOver: z.boolean().default(false).describe("take the output folder's lock although another process holds it"),
     overwrite: z.boolean().default(false).describe('replace result files tracked by git (e.g. the committed results/)'),
-    cacheDir: z.string().default('.cache/features').describe("feature cache; '': no cache"),
+    cacheDir: z
+      .string()
+      .default('.cache/features')
+      .describe("feature store: a folder of shards per model and split, checked and resumable; '': extract into memory"),
+    shardImages: count('images a feature-store shard; 0: automatic (about 256 MiB of patch features, 16-1024 images)'),
     maxFeatureGb: z.number().gt(0).default(8).describe('refuse patch-feature arrays above this many GiB'),
     pcaImages: count('test images with a PCA picture of their patch features', 6),
     ...BACKEND_FIELDS,

@@ -157,6 +157,8 @@ export async function features(
     batchSize: featureBatch(cfg, model, size),
     cacheDir: cfg.cacheDir,
     maxBytes: cfg.maxFeatureGb * 2 ** 30,
+    shardImages: cfg.shardImages || undefined,
+    log: hooks.log,
     onProgress: (done, total) => {
       bar ??= hooks.progress(`${label} features`, total);
       bar.update(done);

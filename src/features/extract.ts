@@ -1,18 +1,15 @@
 /**
- * Feature extraction, once per (model, dataset, split, resolution, transform), cached on disk
+ * Feature extraction, once per (model, dataset, split, resolution, transform), kept in the sharded store
  * (DINOv2's eval split: features extracted once, then many cheap classifiers). Batched, with
  * progress. Features that would exceed the memory budget raise an error that says how to
  * subsample (a patch stride, fewer images), instead of being cut silently.
  */
-import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { RawImage } from '../data/dataset.js';
 import type { CropBox } from '../data/transforms.js';
 import { centerCropBox, renderImage } from '../data/transforms.js';
-import { readSafetensors, writeSafetensors } from '../model/io/safetensors.js';
-import { removeStaleTempFiles, makeDirs } from '../runtime/atomic.js';
 import type { FeatureModel } from './models.js';
+import type { FeatureStore } from './store.js';
+import { defaultShardImages, openFeatureStore, requireShard, shardRange, shardsToExtract, writeShard } from './store.js';
 
 /** 'resize': squash to S x S (segmentation, small images); 'center-crop': the 256 -> 224 crop of classification. */
 export type EvalTransform = 'resize' | 'center-crop';
@@ -53,6 +50,12 @@ export interface ExtractOptions {
   /** Largest patch-feature array allowed in memory, in bytes. */
   maxBytes: number;
   onProgress?: (done: number, total: number) => void;
+  /** Images a store shard (default: about 256 MiB of patch features); not part of the store's key. */
+  shardImages?: number;
+  /** Only these shards [from, to) of the store (a Slurm array task's share); default all. */
+  shards?: [number, number];
+  /** Damaged or foreign shards found (and extracted again) are said here. */
+  log?: (line: string) => void;
 }
 
 export function evalBox(img: RawImage, transform: EvalTransform): CropBox {
@@ -72,9 +75,52 @@ export function averagePatches(patch: Float32Array, n: number, tokens: number, d
   return avg;
 }
 
+/** One shard's (or one in-memory extraction's) images through the model: all patch rows, the global and average vectors. */
+async function extractRange(
+  model: FeatureModel,
+  data: ImageSource,
+  first: number,
+  count: number,
+  opts: Pick<ExtractOptions, 'size' | 'transform' | 'batchSize'>,
+  tokens: number,
+  onBatch: (done: number) => void,
+  keep: (row: number) => boolean = () => true,
+): Promise<{ patch: Float32Array; global: Float32Array; avg: Float32Array; kept: number }> {
+  const d = model.patchDim;
+  const s = opts.size;
+  let kept = 0;
+  for (let r = first * tokens; r < (first + count) * tokens; r++) if (keep(r)) kept++;
+  const patch = new Float32Array(kept * d);
+  const global = new Float32Array(count * model.globalDim);
+  const avg = new Float32Array(count * d);
+  let row = 0;
+  for (let start = 0; start < count; start += opts.batchSize) {
+    const b = Math.min(opts.batchSize, count - start);
+    const pixels = new Float32Array(b * 3 * s * s);
+    for (let i = 0; i < b; i++) {
+      const img = await data.load(first + start + i);
+      renderImage(img, { size: s, box: evalBox(img, opts.transform), flip: false }, pixels, i * 3 * s * s);
+    }
+    const out = model.forward(pixels, b, s);
+    global.set(out.global, start * model.globalDim);
+    avg.set(averagePatches(out.patch, b, tokens, d), start * d);
+    const r0 = (first + start) * tokens;
+    for (let t = 0; t < b * tokens; t++) {
+      if (!keep(r0 + t)) continue;
+      patch.set(out.patch.subarray(t * d, (t + 1) * d), row * d);
+      row++;
+    }
+    onBatch(start + b);
+  }
+  return { patch, global, avg, kept };
+}
+
 /**
- * Features of every image of `data`, streamed batch by batch into preallocated arrays; with a
- * patch stride only the kept rows are ever stored, so the budget applies to what is kept.
+ * Features of every image of `data`. With a cache folder they go through the sharded store
+ * (src/features/store.ts): missing or damaged shards are extracted (a killed extraction continues
+ * where it stopped), then the kept rows are read back; without one, they are extracted straight
+ * into memory. With a patch stride only rows r with r % stride == 0 are kept, and the memory
+ * budget applies to what is kept.
  */
 export async function extractFeatures(model: FeatureModel, data: ImageSource, opts: ExtractOptions): Promise<Features> {
   const t0 = performance.now();
@@ -93,11 +139,7 @@ export async function extractFeatures(model: FeatureModel, data: ImageSource, op
         `with --train-patch-stride (segmentation) or evaluate fewer images with --limit-train/--limit-test`,
     );
   }
-  const key = createHash('sha256')
-    .update(JSON.stringify(['v2', model.key, data.description, n, opts.size, opts.transform, stride]))
-    .digest('hex')
-    .slice(0, 24);
-  const file = opts.cacheDir ? path.join(opts.cacheDir, `${key}.safetensors`) : '';
+  const keep = (r: number) => r % stride === 0;
   const result = (patch: Float32Array, global: Float32Array, avg: Float32Array, fromCache: boolean): Features => ({
     n,
     tokens,
@@ -111,46 +153,74 @@ export async function extractFeatures(model: FeatureModel, data: ImageSource, op
     fromCache,
     seconds: (performance.now() - t0) / 1000,
   });
-  if (opts.cacheDir) removeStaleTempFiles(opts.cacheDir);
-  if (file && fs.existsSync(file)) {
-    const { tensors } = readSafetensors(file);
-    const get = (name: string) => tensors.get(name)!.data as Float32Array;
-    return result(get('patch'), get('global'), get('avg'), true);
+  if (!opts.cacheDir) {
+    const f = await extractRange(model, data, 0, n, opts, tokens, (done) => opts.onProgress?.(done, n), keep);
+    return result(f.patch, f.global, f.avg, false);
   }
+  const store = openStoreFor(model, data, opts, tokens, grid);
+  const extracted = await fillStore(model, data, store, opts);
   const patch = new Float32Array(kept * d);
   const global = new Float32Array(n * model.globalDim);
   const avg = new Float32Array(n * d);
-  const s = opts.size;
-  for (let start = 0; start < n; start += opts.batchSize) {
-    const b = Math.min(opts.batchSize, n - start);
-    const pixels = new Float32Array(b * 3 * s * s);
-    for (let i = 0; i < b; i++) {
-      const img = await data.load(start + i);
-      renderImage(img, { size: s, box: evalBox(img, opts.transform), flip: false }, pixels, i * 3 * s * s);
-    }
-    const out = model.forward(pixels, b, s);
-    global.set(out.global, start * model.globalDim);
-    avg.set(averagePatches(out.patch, b, tokens, d), start * d);
-    const first = start * tokens;
-    if (stride === 1) patch.set(out.patch, first * d);
-    else {
-      for (let r = Math.ceil(first / stride) * stride; r < first + b * tokens; r += stride) {
-        patch.set(out.patch.subarray((r - first) * d, (r - first + 1) * d), (r / stride) * d);
+  let row = 0;
+  for (let i = 0; i < store.shards; i++) {
+    const sh = requireShard(store, i);
+    global.set(sh.global, sh.first * model.globalDim);
+    avg.set(sh.avg, sh.first * d);
+    const r0 = sh.first * tokens;
+    if (stride === 1) patch.set(sh.patch, r0 * d);
+    else
+      for (let t = 0; t < sh.count * tokens; t++) {
+        if (!keep(r0 + t)) continue;
+        patch.set(sh.patch.subarray(t * d, (t + 1) * d), row * d);
+        row++;
       }
-    }
-    opts.onProgress?.(start + b, n);
   }
-  if (file) {
-    makeDirs(opts.cacheDir);
-    writeSafetensors(
-      file,
-      new Map([
-        ['patch', { shape: [kept, d], data: patch }],
-        ['global', { shape: [n, model.globalDim], data: global }],
-        ['avg', { shape: [n, d], data: avg }],
-      ]),
-      { model: model.key, dataset: data.description, size: String(s), transform: opts.transform, patchStride: String(stride) },
-    );
+  return result(patch, global, avg, extracted === 0);
+}
+
+/** The store of `model`'s features of `data` at these settings, under `opts.cacheDir`. */
+export function openStoreFor(
+  model: FeatureModel,
+  data: ImageSource,
+  opts: Pick<ExtractOptions, 'cacheDir' | 'size' | 'transform' | 'shardImages'>,
+  tokens: number,
+  grid: number,
+): FeatureStore {
+  return openFeatureStore(opts.cacheDir, {
+    model: model.key,
+    dataset: data.description,
+    images: data.size,
+    size: opts.size,
+    transform: opts.transform,
+    tokens,
+    grid,
+    patchDim: model.patchDim,
+    globalDim: model.globalDim,
+    dtype: 'float32',
+    shardImages: opts.shardImages ?? defaultShardImages(tokens, model.patchDim),
+  });
+}
+
+/**
+ * Extracts the store's missing or damaged shards (of `opts.shards`, default all), each written
+ * atomically as it is done; returns how many were extracted.
+ */
+export async function fillStore(
+  model: FeatureModel,
+  data: ImageSource,
+  store: FeatureStore,
+  opts: Pick<ExtractOptions, 'size' | 'transform' | 'batchSize' | 'onProgress' | 'log' | 'shards'>,
+): Promise<number> {
+  const range = opts.shards ?? [0, store.shards];
+  const todo = shardsToExtract(store, range, opts.log ?? (() => {}));
+  const images = todo.reduce((a, i) => a + shardRange(store, i).count, 0);
+  let done = 0;
+  for (const i of todo) {
+    const { first, count } = shardRange(store, i);
+    const f = await extractRange(model, data, first, count, opts, store.manifest.tokens, (k) => opts.onProgress?.(done + k, images));
+    writeShard(store, i, f.patch, f.global, f.avg);
+    done += count;
   }
-  return result(patch, global, avg, false);
+  return todo.length;
 }
