@@ -197,6 +197,215 @@ static napi_value GeluGrad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- Dense-protocol kernels (eval spec 3): on plain Float32Arrays, off the wasm heap ---- */
+
+static double *f64(napi_env env, napi_value v, size_t *length) {
+  napi_typedarray_type type;
+  void *data;
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, length, &data, &buffer, &offset) != napi_ok || type != napi_float64_array) {
+    napi_throw_type_error(env, NULL, "capi-native: expected a Float64Array");
+    return NULL;
+  }
+  return (double *)data;
+}
+
+static int32_t *i32(napi_env env, napi_value v, size_t *length) {
+  napi_typedarray_type type;
+  void *data;
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, length, &data, &buffer, &offset) != napi_ok || type != napi_int32_array) {
+    napi_throw_type_error(env, NULL, "capi-native: expected an Int32Array");
+    return NULL;
+  }
+  return (int32_t *)data;
+}
+
+/*
+ * topkMerge(scores, m, n, colAdd, base, k, vals, idx): for each row i of scores [m, n] (plus
+ * colAdd[j] when colAdd has n entries), merges the columns into row i's k best so far (vals [m, k]
+ * descending, idx the matching base + j; empty slots hold -Infinity). One comparison per score
+ * against the current k-th best: the cost is the sgemm's, not the selection's.
+ */
+static napi_value TopkMerge(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  size_t ls, la, lv, li;
+  int64_t m, n, base, k;
+  if (argc != 8 || !i64(env, argv[1], &m) || !i64(env, argv[2], &n) || !i64(env, argv[4], &base) || !i64(env, argv[5], &k)) {
+    napi_throw_type_error(env, NULL, "capi-native: topkMerge(scores, m, n, colAdd, base, k, vals, idx)");
+    return NULL;
+  }
+  const float *scores = f32(env, argv[0], &ls);
+  const float *add = f32(env, argv[3], &la);
+  float *vals = f32(env, argv[6], &lv);
+  int32_t *idx = i32(env, argv[7], &li);
+  if (!scores || !add || !vals || !idx) return NULL;
+  if ((size_t)(m * n) > ls || (size_t)(m * k) > lv || (size_t)(m * k) > li || (la != 0 && la < (size_t)n) || k < 1) {
+    napi_throw_range_error(env, NULL, "capi-native: topkMerge: sizes exceed the arrays");
+    return NULL;
+  }
+  for (int64_t i = 0; i < m; i++) {
+    const float *row = scores + i * n;
+    float *v = vals + i * k;
+    int32_t *x = idx + i * k;
+    for (int64_t j = 0; j < n; j++) {
+      const float s = la ? row[j] + add[j] : row[j];
+      if (!(s > v[k - 1])) continue;
+      int64_t p = k - 1;
+      while (p > 0 && s > v[p - 1]) {
+        v[p] = v[p - 1];
+        x[p] = x[p - 1];
+        p--;
+      }
+      v[p] = s;
+      x[p] = (int32_t)(base + j);
+    }
+  }
+  return NULL;
+}
+
+/*
+ * softmaxXent(logits, labels, n, c): for rows i < n of logits [n, c], replaces the row by
+ * softmax(row) - onehot(labels[i]) (the cross-entropy's gradient) and returns sum_i CE_i, in
+ * float64 (the sum over millions of rows must not drown in float32 rounding).
+ */
+static napi_value SoftmaxXent(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  size_t ll, lb;
+  int64_t n, c;
+  if (argc != 4 || !i64(env, argv[2], &n) || !i64(env, argv[3], &c)) {
+    napi_throw_type_error(env, NULL, "capi-native: softmaxXent(logits, labels, n, c)");
+    return NULL;
+  }
+  float *logits = f32(env, argv[0], &ll);
+  const int32_t *labels = i32(env, argv[1], &lb);
+  if (!logits || !labels) return NULL;
+  if ((size_t)(n * c) > ll || (size_t)n > lb) {
+    napi_throw_range_error(env, NULL, "capi-native: softmaxXent: sizes exceed the arrays");
+    return NULL;
+  }
+  double loss = 0;
+  for (int64_t i = 0; i < n; i++) {
+    float *row = logits + i * c;
+    float mx = row[0];
+    for (int64_t j = 1; j < c; j++) mx = row[j] > mx ? row[j] : mx;
+    const int32_t y = labels[i];
+    const double target = (double)row[y] - mx; /* log-softmax from the logit: no log(0) when p underflows */
+    double sum = 0;
+    for (int64_t j = 0; j < c; j++) {
+      row[j] = expf(row[j] - mx);
+      sum += row[j];
+    }
+    loss += log(sum) - target;
+    const float inv = (float)(1.0 / sum);
+    for (int64_t j = 0; j < c; j++) row[j] *= inv;
+    row[y] -= 1.0f;
+  }
+  napi_value out;
+  CHECK(napi_create_double(env, loss, &out));
+  return out;
+}
+
+/* colMoments(x, n, d, sum, sumSq): adds each column's sum and sum of squares over rows < n of x [n, d] (float64). */
+static napi_value ColMoments(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  size_t lx, ls, lq;
+  int64_t n, d;
+  if (argc != 5 || !i64(env, argv[1], &n) || !i64(env, argv[2], &d)) {
+    napi_throw_type_error(env, NULL, "capi-native: colMoments(x, n, d, sum, sumSq)");
+    return NULL;
+  }
+  const float *x = f32(env, argv[0], &lx);
+  double *sum = f64(env, argv[3], &ls), *sq = f64(env, argv[4], &lq);
+  if (!x || !sum || !sq) return NULL;
+  if ((size_t)(n * d) > lx || (size_t)d > ls || (size_t)d > lq) {
+    napi_throw_range_error(env, NULL, "capi-native: colMoments: sizes exceed the arrays");
+    return NULL;
+  }
+  for (int64_t i = 0; i < n; i++) {
+    const float *row = x + i * d;
+    for (int64_t j = 0; j < d; j++) {
+      const double v = row[j];
+      sum[j] += v;
+      sq[j] += v * v;
+    }
+  }
+  return NULL;
+}
+
+/*
+ * affineRows(x, n, d, shift, scale, normalize): x[i, j] = (x[i, j] - shift[j]) * scale[j] in place
+ * for rows < n; then, with normalize, each row divided by its l2 norm (cosine k-NN; no epsilon, as
+ * the reference).
+ */
+static napi_value AffineRows(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  size_t lx, lsh, lsc;
+  int64_t n, d;
+  bool normalize;
+  if (argc != 6 || !i64(env, argv[1], &n) || !i64(env, argv[2], &d) || napi_get_value_bool(env, argv[5], &normalize) != napi_ok) {
+    napi_throw_type_error(env, NULL, "capi-native: affineRows(x, n, d, shift, scale, normalize)");
+    return NULL;
+  }
+  float *x = f32(env, argv[0], &lx);
+  const float *shift = f32(env, argv[3], &lsh), *scale = f32(env, argv[4], &lsc);
+  if (!x || !shift || !scale) return NULL;
+  if ((size_t)(n * d) > lx || (size_t)d > lsh || (size_t)d > lsc) {
+    napi_throw_range_error(env, NULL, "capi-native: affineRows: sizes exceed the arrays");
+    return NULL;
+  }
+  for (int64_t i = 0; i < n; i++) {
+    float *row = x + i * d;
+    double sq = 0;
+    for (int64_t j = 0; j < d; j++) {
+      row[j] = (row[j] - shift[j]) * scale[j];
+      sq += (double)row[j] * row[j];
+    }
+    if (normalize) {
+      const float inv = (float)(1.0 / sqrt(sq));
+      for (int64_t j = 0; j < d; j++) row[j] *= inv;
+    }
+  }
+  return NULL;
+}
+
+/* rowSqNorms(x, n, d, out): out[i] = -|x_i|^2 (the L2 k-NN's column offset: 2 q.x - |x|^2 ranks like -|q - x|^2). */
+static napi_value RowSqNorms(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  size_t lx, lo;
+  int64_t n, d;
+  if (argc != 4 || !i64(env, argv[1], &n) || !i64(env, argv[2], &d)) {
+    napi_throw_type_error(env, NULL, "capi-native: rowSqNorms(x, n, d, out)");
+    return NULL;
+  }
+  const float *x = f32(env, argv[0], &lx);
+  float *out = f32(env, argv[3], &lo);
+  if (!x || !out) return NULL;
+  if ((size_t)(n * d) > lx || (size_t)n > lo) {
+    napi_throw_range_error(env, NULL, "capi-native: rowSqNorms: sizes exceed the arrays");
+    return NULL;
+  }
+  for (int64_t i = 0; i < n; i++) {
+    const float *row = x + i * d;
+    float sq = 0;
+    for (int64_t j = 0; j < d; j++) sq += row[j] * row[j];
+    out[i] = -sq;
+  }
+  return NULL;
+}
+
 /* OpenBLAS internals (exported by its pthread and OpenMP builds; not in cblas.h). */
 extern int blas_thread_shutdown_(void) __attribute__((weak));
 extern int blas_thread_init(void) __attribute__((weak));
@@ -237,6 +446,11 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"geluGrad", NULL, GeluGrad, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
       {"getThreads", NULL, GetThreads, NULL, NULL, NULL, napi_default, NULL},
+      {"topkMerge", NULL, TopkMerge, NULL, NULL, NULL, napi_default, NULL},
+      {"softmaxXent", NULL, SoftmaxXent, NULL, NULL, NULL, napi_default, NULL},
+      {"colMoments", NULL, ColMoments, NULL, NULL, NULL, napi_default, NULL},
+      {"affineRows", NULL, AffineRows, NULL, NULL, NULL, napi_default, NULL},
+      {"rowSqNorms", NULL, RowSqNorms, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
   return exports;

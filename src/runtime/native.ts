@@ -30,6 +30,21 @@ interface NativeAddon {
   geluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   setThreads(n: number): void;
   getThreads(): number;
+  /** The dense protocol's kernels on plain arrays (src/runtime/cpu-kernels.ts says what each does). */
+  topkMerge(
+    scores: Float32Array,
+    m: number,
+    n: number,
+    colAdd: Float32Array,
+    base: number,
+    k: number,
+    vals: Float32Array,
+    idx: Int32Array,
+  ): void;
+  softmaxXent(logits: Float32Array, labels: Int32Array, n: number, c: number): number;
+  colMoments(x: Float32Array, n: number, d: number, sum: Float64Array, sumSq: Float64Array): void;
+  affineRows(x: Float32Array, n: number, d: number, shift: Float32Array, scale: Float32Array, normalize: boolean): void;
+  rowSqNorms(x: Float32Array, n: number, d: number, out: Float32Array): void;
 }
 
 let addon: NativeAddon | undefined | null = null;
