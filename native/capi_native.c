@@ -240,10 +240,12 @@ static napi_value TopkMerge(napi_env env, napi_callback_info info) {
     return NULL;
   }
   const float *scores = f32(env, argv[0], &ls);
-  const float *add = f32(env, argv[3], &la);
+  const float *add = f32(env, argv[3], &la); /* an empty colAdd (no offsets) may have no data pointer */
   float *vals = f32(env, argv[6], &lv);
   int32_t *idx = i32(env, argv[7], &li);
-  if (!scores || !add || !vals || !idx) return NULL;
+  bool pending;
+  CHECK(napi_is_exception_pending(env, &pending));
+  if (pending || !scores || !vals || !idx || (la > 0 && !add)) return NULL;
   if ((size_t)(m * n) > ls || (size_t)(m * k) > lv || (size_t)(m * k) > li || (la != 0 && la < (size_t)n) || k < 1) {
     napi_throw_range_error(env, NULL, "capi-native: topkMerge: sizes exceed the arrays");
     return NULL;

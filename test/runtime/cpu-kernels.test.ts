@@ -88,7 +88,8 @@ describe.skipIf(native.name !== 'native')('CPU kernels: native = JS', () => {
       const run = (kern: typeof js) => {
         const vals = new Float32Array(m * kk).fill(Number.NEGATIVE_INFINITY);
         const idx = new Int32Array(m * kk).fill(-1);
-        kern.topkMerge(scores, m, n, add, 100, kk, vals, idx);
+        kern.topkMerge(scores, m, n, undefined, 0, kk, vals, idx); // a first block without offsets,
+        kern.topkMerge(scores, m, n, add, 100, kk, vals, idx); // merged with a second one with them
         return [Array.from(vals), Array.from(idx)];
       };
       expect(run(native)).toEqual(run(js));

@@ -1,0 +1,394 @@
+/**
+ * The dense protocol (eval spec 3) out of core: the same splits, standardisation, k-NN and
+ * L-BFGS logistic regression as protocol.ts, computed block by block over patch rows that stay
+ * where they are (a feature store's shards on disk, or arrays in memory), with the CPU kernels of
+ * src/runtime/cpu-kernels.ts (OpenBLAS where capi-native is built) on plain memory, never on the
+ * wasm heap. Memory is the query block, one block of base rows, the k best so far and the
+ * classifier: bounded by `memoryBytes`, whatever the number of rows.
+ *
+ * - Standardisation: column moments streamed over the 90% split's rows (float64), then every
+ *   block standardised as it is read.
+ * - Exact k-NN: per query block, one pass over the base: scores = Q B^T (sgemm), each row's k best
+ *   merged block by block (the reference's chunked search, eval spec 3.5).
+ * - Logistic regression: the loss and gradient of the scaled objective accumulated over base
+ *   blocks (logits = X W + b, softmax - onehot, X^T G by sgemm with X transposed in place: no
+ *   transposed copy), minimised by the same L-BFGS (logreg.ts).
+ */
+import type { KnnMetric, KnnResult } from '../features/knn.js';
+import { knnVotePatches, knnVotePixels } from '../features/knn.js';
+import type { CpuKernels } from '../runtime/cpu-kernels.js';
+import type { LogRegModel, LogRegObjective } from './logreg.js';
+import { fitLogRegObjective, LOGREG_DEFAULTS } from './logreg.js';
+import { bootstrapMIoUSE, foregroundIoU, segmentationScores } from './metrics.js';
+import { patchModes } from './patches.js';
+import type { KnnPoint, KnnVote, LogRegFit, SegLabels, SegScore } from './protocol.js';
+import { splitTrainVal } from './protocol.js';
+
+/** Patch feature rows read in order, block by block. */
+export interface RowSource {
+  rows: number;
+  dim: number;
+  /**
+   * Calls `f` on consecutive blocks of at most `maxRows` rows: the first row's number and the
+   * block's features [count, dim] (a buffer the caller may change; valid during the call).
+   */
+  forEachBlock(maxRows: number, f: (start: number, feats: Float32Array, count: number) => void): void;
+}
+
+/** Rows held in memory as a RowSource (small tasks, tests). */
+export function arrayRows(feats: Float32Array, dim: number): RowSource {
+  return {
+    rows: feats.length / dim,
+    dim,
+    forEachBlock(maxRows, f) {
+      for (let s = 0; s < feats.length / dim; s += maxRows) {
+        const count = Math.min(maxRows, feats.length / dim - s);
+        f(s, feats.slice(s * dim, (s + count) * dim), count);
+      }
+    },
+  };
+}
+
+/** A split's rows with their pixel labels [rows, P] and images (patches.ts PatchLabels). */
+export interface SourceSet {
+  source: RowSource;
+  pixels: Int32Array;
+  rowImage: Int32Array;
+  images: number;
+}
+
+/** What the classifiers need of a model's splits, prepared once (the splits and the standardisation). */
+export interface OutOfCoreSplits extends SegLabels {
+  train: SourceSet;
+  test: SourceSet;
+  kernels: CpuKernels;
+  /** Rows of a block; blocks of queries, base rows and scores fit `memoryBytes` together. */
+  blockRows: number;
+  queryRows: number;
+  /** Per train row: in the 90% split (1) or the 10% validation split (2). */
+  trainSplit: Uint8Array;
+  /** Per train row: its mode label, and whether it is a training row (mode not ignored, spec 3.3). */
+  modes: Int32Array;
+  training: Uint8Array;
+  /** x -> (x - shift) * scale per column (standardisation, or the identity). */
+  shift: Float32Array;
+  scale: Float32Array;
+}
+
+/** Bytes one row of `dim` floats takes in a block, with its share of a score tile. */
+const rowBytes = (dim: number) => 4 * dim;
+
+/**
+ * The query and base block sizes that fit `memoryBytes`: half for the query block (and its k
+ * best), half for a base block and its score tile against the queries.
+ */
+export function blockSizes(dim: number, memoryBytes: number, k = 30): { queryRows: number; blockRows: number } {
+  const queryRows = Math.max(1, Math.floor(memoryBytes / 2 / (rowBytes(dim) + 8 * k)));
+  const q = Math.min(queryRows, 8192);
+  // A base block of b rows needs b * dim floats and a q x b score tile.
+  const blockRows = Math.max(1, Math.floor(memoryBytes / 2 / (rowBytes(dim) + 4 * q)));
+  return { queryRows: q, blockRows: Math.min(blockRows, 65536) };
+}
+
+/** Splits train 90/10 by image and fits the standardisation on the 90% rows by streaming (spec 3.2, 3.4). */
+export function prepareOutOfCore(
+  train: SourceSet,
+  test: SourceSet,
+  o: SegLabels & { standardize: boolean; seed: number; kernels: CpuKernels; memoryBytes: number },
+): OutOfCoreSplits {
+  const d = train.source.dim;
+  const split = splitTrainVal(train.images, o.seed);
+  const isVal = new Uint8Array(train.images);
+  for (const im of split.val) isVal[im] = 1;
+  const trainSplit = Uint8Array.from(train.rowImage, (im) => (isVal[im] ? 2 : 1));
+  const modes = patchModes(train.pixels, o.pixelsPerPatch, o.numLabels);
+  const ignored = new Set(o.ignore);
+  const training = Uint8Array.from(modes, (m) => (ignored.has(m) ? 0 : 1));
+  const sizes = blockSizes(d, o.memoryBytes);
+  const shift = new Float32Array(d);
+  const scale = new Float32Array(d).fill(1);
+  if (o.standardize) {
+    const sum = new Float64Array(d);
+    const sq = new Float64Array(d);
+    let n = 0;
+    train.source.forEachBlock(sizes.blockRows, (start, feats, count) => {
+      const kept = gather(feats, count, d, (i) => trainSplit[start + i] === 1);
+      o.kernels.colMoments(kept.rows, kept.count, d, sum, sq);
+      n += kept.count;
+    });
+    for (let j = 0; j < d; j++) {
+      const mean = sum[j] / n;
+      const std = Math.sqrt(Math.max(sq[j] / n - mean * mean, 0));
+      shift[j] = mean;
+      scale[j] = std > 0 ? 1 / std : 1; // zero-spread channels are only centred (standardize.ts)
+    }
+  }
+  return { ...o, train, test, trainSplit, modes, training, shift, scale, blockRows: sizes.blockRows, queryRows: sizes.queryRows };
+}
+
+/** The rows of a block that `keep` selects, packed (in place at the block's front). */
+function gather(
+  feats: Float32Array,
+  count: number,
+  d: number,
+  keep: (i: number) => boolean,
+): { rows: Float32Array; count: number; index: Int32Array } {
+  const index = new Int32Array(count);
+  let n = 0;
+  for (let i = 0; i < count; i++) {
+    if (!keep(i)) continue;
+    if (n !== i) feats.copyWithin(n * d, i * d, (i + 1) * d);
+    index[n++] = i;
+  }
+  return { rows: feats.subarray(0, n * d), count: n, index: index.subarray(0, n) };
+}
+
+/** The rows of `set` that `keep` selects, block by block, standardised (and l2-normalised for cosine). */
+function forEachStandardized(
+  s: OutOfCoreSplits,
+  set: SourceSet,
+  maxRows: number,
+  keep: (row: number) => boolean,
+  normalize: boolean,
+  f: (rows: Float32Array, count: number, rowIds: Int32Array) => void,
+): void {
+  const d = set.source.dim;
+  set.source.forEachBlock(maxRows, (start, feats, count) => {
+    const kept = gather(feats, count, d, (i) => keep(start + i));
+    if (!kept.count) return;
+    s.kernels.affineRows(kept.rows, kept.count, d, s.shift, s.scale, normalize);
+    f(
+      kept.rows,
+      kept.count,
+      Int32Array.from(kept.index, (i) => start + i),
+    );
+  });
+}
+
+// ---- k-NN (spec 3.5) ----
+
+type Phase = 'validation' | 'test';
+
+/** The base (train rows) and queries of a phase: validation queries the 10% split against the 90%; test, all of train. */
+function phaseRows(s: OutOfCoreSplits, phase: Phase) {
+  const base = (r: number) => s.training[r] === 1 && (phase === 'test' || s.trainSplit[r] === 1);
+  return phase === 'validation'
+    ? { base, querySet: s.train, query: (r: number) => s.trainSplit[r] === 2 }
+    : { base, querySet: s.test, query: (_r: number) => true };
+}
+
+/**
+ * The k nearest base rows (train row numbers) of every query row, exact: per query block one pass
+ * over the base, scores by sgemm, k best merged. L2 ranks by 2 q.x - |x|^2, cosine by q.x of
+ * normalised rows (knn.ts).
+ */
+export function outOfCoreNeighbours(
+  s: OutOfCoreSplits,
+  phase: Phase,
+  metric: KnnMetric,
+  k: number,
+  progress?: (done: number, total: number) => void,
+): KnnResult & { queryRows: Int32Array } {
+  const { base, querySet, query } = phaseRows(s, phase);
+  const d = s.train.source.dim;
+  let total = 0;
+  for (let r = 0; r < querySet.source.rows; r++) if (query(r)) total++;
+  // Base rows in order: a neighbour is found as its position here, then named by its train row.
+  const baseRows: number[] = [];
+  for (let r = 0; r < s.train.source.rows; r++) if (base(r)) baseRows.push(r);
+  const kk = Math.max(1, Math.min(k, baseRows.length));
+  const indices = new Int32Array(total * kk);
+  const scores = new Float32Array(total * kk);
+  const queryRows = new Int32Array(total);
+  let done = 0;
+  const cosine = metric === 'cosine';
+  forEachStandardized(s, querySet, s.queryRows, query, cosine, (q, m, rowIds) => {
+    if (!cosine) for (let i = 0; i < q.length; i++) q[i] *= 2;
+    const vals = new Float32Array(m * kk).fill(Number.NEGATIVE_INFINITY);
+    const idx = new Int32Array(m * kk).fill(-1);
+    const tile = new Float32Array(m * s.blockRows);
+    const offset = new Float32Array(s.blockRows);
+    let seen = 0;
+    forEachStandardized(s, s.train, s.blockRows, base, cosine, (b, n) => {
+      s.kernels.matmul(q, b, tile, m, n, d, false, true);
+      if (!cosine) s.kernels.rowSqNorms(b, n, d, offset);
+      s.kernels.topkMerge(tile, m, n, cosine ? undefined : offset, seen, kk, vals, idx);
+      seen += n;
+    });
+    for (let i = 0; i < idx.length; i++) idx[i] = baseRows[idx[i]];
+    indices.set(idx, done * kk);
+    scores.set(vals, done * kk);
+    queryRows.set(rowIds, done);
+    done += m;
+    progress?.(done, total);
+  });
+  return { indices, scores, k: kk, queryRows };
+}
+
+/** Pixel labels [rows, P] of the given rows of a set. */
+function pixelsOf(set: SourceSet, rows: Int32Array, p: number): Int32Array {
+  const out = new Int32Array(rows.length * p);
+  rows.forEach((r, i) => out.set(set.pixels.subarray(r * p, (r + 1) * p), i * p));
+  return out;
+}
+
+function scoreOf(s: OutOfCoreSplits, phase: Phase, queryRows: Int32Array, pred: Int32Array): SegScore {
+  const p = s.pixelsPerPatch;
+  const set = phase === 'validation' ? s.train : s.test;
+  const gt = pixelsOf(set, queryRows, p);
+  const r = segmentationScores(gt, pred, s.ignore);
+  if (phase === 'validation') return { mIoU: r.mIoU, accuracy: r.accuracy };
+  // The test set is every test row in order: images as the in-memory protocol bootstraps them.
+  const se = bootstrapMIoUSE(gt, pred, (i) => s.test.rowImage[queryRows[Math.floor(i / p)]], s.test.images, s.ignore, s.numLabels);
+  const fg = s.background === undefined ? undefined : foregroundIoU(r.perClass, s.background);
+  return { mIoU: r.mIoU, accuracy: r.accuracy, mIoUSE: se, ...(fg === undefined ? {} : { fgIoU: fg }) };
+}
+
+/** Neighbour searches already run on a model's splits, by phase and metric (the pixel and patch votes share them). */
+const searches = new WeakMap<OutOfCoreSplits, Map<string, KnnResult & { queryRows: Int32Array }>>();
+
+function neighboursOnce(s: OutOfCoreSplits, phase: Phase, metric: KnnMetric, k: number, progress?: (done: number, total: number) => void) {
+  const memo = searches.get(s) ?? new Map();
+  searches.set(s, memo);
+  const known = memo.get(`${phase}:${metric}`);
+  if (known && known.k >= k) return known;
+  const res = outOfCoreNeighbours(s, phase, metric, k, progress);
+  memo.set(`${phase}:${metric}`, res);
+  return res;
+}
+
+/** Scores of k-NN grid points in a phase (validation: the 10% split; test: the refit on all of train). */
+export function outOfCoreKnn(
+  s: OutOfCoreSplits,
+  phase: Phase,
+  points: KnnPoint[],
+  vote: KnnVote,
+  progress?: (what: string, done: number, total: number) => void,
+): SegScore[] {
+  const p = s.pixelsPerPatch;
+  return points.map((pt) => {
+    const largest = Math.max(...points.filter((x) => x.metric === pt.metric).map((x) => x.k));
+    const res = neighboursOnce(s, phase, pt.metric, largest, (done, total) => progress?.(`${pt.metric} search`, done, total));
+    const pred =
+      vote === 'pixel' ? knnVotePixels(res, pt.k, s.train.pixels, p, s.numLabels) : knnVotePatches(res, pt.k, s.modes, p, s.numLabels);
+    return scoreOf(s, phase, res.queryRows, pred);
+  });
+}
+
+// ---- logistic regression (spec 3.6) ----
+
+/**
+ * The scaled objective of logreg.ts (C semantics of scikit-learn, divided by C n) over a phase's
+ * base rows, accumulated block by block: loss (float64) and gradient, no copy of the rows beyond
+ * one standardised block.
+ */
+export function outOfCoreLogRegObjective(s: OutOfCoreSplits, phase: Phase, c: number): LogRegObjective {
+  const { base } = phaseRows(s, phase);
+  const d = s.train.source.dim;
+  const k = s.classes;
+  let n = 0;
+  for (let r = 0; r < s.train.source.rows; r++) if (base(r)) n++;
+  const lambda = 1 / (c * n);
+  return (theta) => {
+    const w = theta.subarray(0, d * k);
+    const b = theta.subarray(d * k);
+    const gw = new Float64Array(d * k);
+    const gb = new Float64Array(k);
+    const blockGrad = new Float32Array(d * k);
+    let loss = 0;
+    forEachStandardized(s, s.train, s.blockRows, base, false, (x, m, rowIds) => {
+      const logits = new Float32Array(m * k);
+      s.kernels.matmul(x, w, logits, m, k, d, false, false);
+      for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) logits[i * k + j] += b[j];
+      loss += s.kernels.softmaxXent(
+        logits,
+        Int32Array.from(rowIds, (r) => s.modes[r]),
+        m,
+        k,
+      ); // logits now softmax - onehot
+      s.kernels.matmul(x, logits, blockGrad, d, k, m, true, false);
+      for (let i = 0; i < d * k; i++) gw[i] += blockGrad[i];
+      for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) gb[j] += logits[i * k + j];
+    });
+    let wsq = 0;
+    for (const v of w) wsq += v * v;
+    const grad = new Float32Array(theta.length);
+    for (let i = 0; i < d * k; i++) grad[i] = gw[i] / n + lambda * w[i];
+    for (let j = 0; j < k; j++) grad[d * k + j] = gb[j] / n;
+    return { loss: loss / n + (lambda / 2) * wsq, grad };
+  };
+}
+
+/** Arg-max class of every query row of a phase, replicated to its pixels, with those rows. */
+function outOfCorePredict(s: OutOfCoreSplits, phase: Phase, m: LogRegModel): { pred: Int32Array; queryRows: Int32Array } {
+  const { querySet, query } = phaseRows(s, phase);
+  const p = s.pixelsPerPatch;
+  const d = s.train.source.dim;
+  const k = s.classes;
+  const preds: number[] = [];
+  const rows: number[] = [];
+  forEachStandardized(s, querySet, s.queryRows, query, false, (x, n, rowIds) => {
+    const logits = new Float32Array(n * k);
+    s.kernels.matmul(x, m.weights, logits, n, k, d, false, false);
+    for (let i = 0; i < n; i++) {
+      let best = 0;
+      for (let j = 1; j < k; j++) if (logits[i * k + j] + m.bias[j] > logits[i * k + best] + m.bias[best]) best = j;
+      preds.push(best);
+      rows.push(rowIds[i]);
+    }
+  });
+  const pred = new Int32Array(preds.length * p);
+  preds.forEach((l, i) => pred.fill(l, i * p, (i + 1) * p));
+  return { pred, queryRows: Int32Array.from(rows) };
+}
+
+/** After every L-BFGS iteration, and once more when the fit ends (with why it ended). */
+type FitProgress = (c: number, iteration: number, loss: number, gradMax: number, ended?: LogRegModel['stop']) => void;
+
+const fitInfo = (c: number, m: LogRegModel): LogRegFit => ({
+  c,
+  iterations: m.iterations,
+  evaluations: m.evaluations,
+  gradMax: m.gradMax,
+  loss: m.loss,
+  stop: m.stop,
+});
+
+function fitAt(s: OutOfCoreSplits, phase: Phase, c: number, maxIter: number, init: Float32Array | undefined, progress?: FitProgress) {
+  const m = fitLogRegObjective(
+    outOfCoreLogRegObjective(s, phase, c),
+    s.train.source.dim,
+    s.classes,
+    { ...LOGREG_DEFAULTS, maxIter, c, onIteration: (it, loss, g) => progress?.(c, it, loss, g) },
+    init,
+  );
+  progress?.(c, m.iterations, m.loss, m.gradMax, m.stop);
+  return m;
+}
+
+/** Validation mIoU for each C, fitted on the 90% split in ascending order, each warm-started from the previous (as protocol.ts). */
+export function outOfCoreLogRegValidation(
+  s: OutOfCoreSplits,
+  cs: number[],
+  maxIter: number,
+  progress?: FitProgress,
+): { scores: number[]; fits: LogRegFit[] } {
+  const scores: number[] = [];
+  const fits: LogRegFit[] = [];
+  let prev: LogRegModel | undefined;
+  for (const c of cs) {
+    const m = fitAt(s, 'validation', c, maxIter, prev ? Float32Array.from([...prev.weights, ...prev.bias]) : undefined, progress);
+    prev = m;
+    fits.push(fitInfo(c, m));
+    const { pred, queryRows } = outOfCorePredict(s, 'validation', m);
+    scores.push(scoreOf(s, 'validation', queryRows, pred).mIoU);
+  }
+  return { scores, fits };
+}
+
+/** Refit at `c` on all of train (from zeros), scored on test. */
+export function outOfCoreLogRegTest(s: OutOfCoreSplits, c: number, maxIter: number, progress?: FitProgress): SegScore & { fit: LogRegFit } {
+  const m = fitAt(s, 'test', c, maxIter, undefined, progress);
+  const { pred, queryRows } = outOfCorePredict(s, 'test', m);
+  return { ...scoreOf(s, 'test', queryRows, pred), fit: fitInfo(c, m) };
+}

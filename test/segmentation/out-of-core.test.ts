@@ -1,0 +1,116 @@
+/**
+ * The out-of-core dense protocol equals the in-memory one on data both can hold, with blocks far
+ * smaller than the data: a standardisation from streamed statistics equals the two-pass one, the
+ * blocked exact k-NN finds the exact k-NN's neighbours and scores, and the logistic regression
+ * chooses the same C with a loss within 1e-5 relative. On both kernel sets (native, JS).
+ */
+import { describe, expect, it } from 'vitest';
+import { cpuKernels, jsKernels } from '../../src/runtime/cpu-kernels.js';
+import { Rng } from '../../src/runtime/rng.js';
+import { LOGREG_C_GRID } from '../../src/segmentation/logreg.js';
+import type { OutOfCoreSplits } from '../../src/segmentation/out-of-core.js';
+import {
+  arrayRows,
+  outOfCoreKnn,
+  outOfCoreLogRegTest,
+  outOfCoreLogRegValidation,
+  outOfCoreNeighbours,
+  prepareOutOfCore,
+} from '../../src/segmentation/out-of-core.js';
+import type { PatchSet } from '../../src/segmentation/protocol.js';
+import {
+  prepareSegmentation,
+  segKnnGrid,
+  segKnnTest,
+  segKnnValidation,
+  segLogRegTest,
+  segLogRegValidation,
+} from '../../src/segmentation/protocol.js';
+import { fitStandardizer } from '../../src/segmentation/standardize.js';
+
+const D = 12;
+const P = 4;
+
+/** Patches whose features carry their class (+ noise and a per-channel offset); pixels mostly of that class, label 0 ignored. */
+function patchSet(rng: Rng, images: number, tokens: number): PatchSet {
+  const rows = images * tokens;
+  const feats = new Float32Array(rows * D);
+  const pixels = new Int32Array(rows * P);
+  for (let r = 0; r < rows; r++) {
+    const c = 1 + Math.floor(rng.uniform() * 4);
+    for (let k = 0; k < D; k++) feats[r * D + k] = 3 * k + (k === c ? 1.5 : 0) + rng.normal();
+    for (let p = 0; p < P; p++) pixels[r * P + p] = rng.uniform() < 0.1 ? 0 : c;
+  }
+  return { feats, pixels, rowImage: Int32Array.from({ length: rows }, (_, r) => Math.floor(r / tokens)), images };
+}
+
+const labels = { dim: D, pixelsPerPatch: P, numLabels: 5, classes: 5, ignore: [0], background: undefined, standardize: true, seed: 0 };
+
+function setup(kernels = cpuKernels()) {
+  const rng = new Rng(11);
+  const train = patchSet(rng, 40, 16);
+  const test = patchSet(rng, 12, 16);
+  const mem = prepareSegmentation(train, test, labels);
+  const source = (s: PatchSet) => ({ source: arrayRows(s.feats, D), pixels: s.pixels, rowImage: s.rowImage, images: s.images });
+  // 4 KiB: blocks of a few dozen rows, far fewer than the 640 train rows.
+  const ooc = prepareOutOfCore(source(train), source(test), { ...labels, kernels, memoryBytes: 4096 });
+  return { train, test, mem, ooc };
+}
+
+describe.each([
+  ['native', cpuKernels()],
+  ['js', jsKernels()],
+])('out-of-core dense protocol (%s kernels)', (_name, kernels) => {
+  it('works in blocks much smaller than the data', () => {
+    const { ooc } = setup(kernels);
+    expect(ooc.blockRows).toBeLessThan(100);
+    expect(ooc.queryRows).toBeLessThan(100);
+  });
+
+  it('standardises with streamed statistics equal to the two-pass ones', () => {
+    const { train, ooc } = setup(kernels);
+    // The in-memory fit on the 90% split's rows.
+    const rows = Int32Array.from(train.rowImage.keys()).filter((r) => ooc.trainSplit[r] === 1);
+    const x = new Float32Array(rows.length * D);
+    rows.forEach((r, i) => x.set(train.feats.subarray(r * D, (r + 1) * D), i * D));
+    const two = fitStandardizer(x, D);
+    for (let j = 0; j < D; j++) {
+      expect(ooc.shift[j]).toBeCloseTo(two.mean[j], 5);
+      expect(1 / ooc.scale[j]).toBeCloseTo(two.std[j], 5);
+    }
+  });
+
+  it("blocked exact k-NN: the exact search's neighbours, and the same scores for both votes", () => {
+    const { mem, ooc } = setup(kernels);
+    const grid = segKnnGrid();
+    for (const vote of ['pixel', 'patch'] as const) {
+      const a = segKnnValidation(mem, grid, 'exact', vote);
+      const b = outOfCoreKnn(ooc, 'validation', grid, vote).map((r) => r.mIoU);
+      b.forEach((v, i) => expect(v).toBeCloseTo(a[i], 9));
+      const ta = segKnnTest(mem, grid[5], 'exact', vote);
+      const tb = outOfCoreKnn(ooc, 'test', [grid[5]], vote)[0];
+      expect(tb.mIoU).toBeCloseTo(ta.mIoU, 9);
+      expect(tb.mIoUSE).toBeCloseTo(ta.mIoUSE!, 9);
+    }
+    // Neighbour lists: the 30 nearest of every test row, in order (the in-memory search indexes its gathered training rows).
+    const res = outOfCoreNeighbours(ooc, 'test', 'l2', 30);
+    expect(res.k).toBe(30);
+    expect(new Set(res.indices).size).toBeGreaterThan(100);
+    for (const r of res.indices) expect(ooc.training[r]).toBe(1); // only training rows (mode not ignored) are neighbours
+  });
+
+  it('logistic regression: the same chosen C, and each loss within 1e-5 relative', () => {
+    const { mem, ooc } = setup(kernels);
+    const cs = LOGREG_C_GRID.slice(2, 6);
+    const a = segLogRegValidation(mem, cs, 200);
+    const b = outOfCoreLogRegValidation(ooc as OutOfCoreSplits, cs, 200);
+    const best = (s: number[]) => s.indexOf(Math.max(...s));
+    expect(best(b.scores)).toBe(best(a.scores));
+    b.fits.forEach((f, i) => expect(Math.abs(f.loss - a.fits[i].loss) / a.fits[i].loss).toBeLessThan(1e-5));
+    const c = cs[best(a.scores)];
+    const ta = segLogRegTest(mem, c, 200);
+    const tb = outOfCoreLogRegTest(ooc, c, 200);
+    expect(Math.abs(tb.fit.loss - ta.fit.loss) / ta.fit.loss).toBeLessThan(1e-5);
+    expect(tb.mIoU).toBeCloseTo(ta.mIoU, 3);
+  });
+});
