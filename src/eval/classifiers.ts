@@ -8,6 +8,8 @@ import type { ProbeFamily } from '../probes/families.js';
 import { attentiveFamily, linearFamily } from '../probes/families.js';
 import type { LogRegStop } from '../segmentation/logreg.js';
 import { LOGREG_C_GRID } from '../segmentation/logreg.js';
+import type { OutOfCoreSplits } from '../segmentation/out-of-core.js';
+import { outOfCoreKnn, outOfCoreLogRegTest, outOfCoreLogRegValidation } from '../segmentation/out-of-core.js';
 import type { KnnPoint, KnnVote, LogRegFit, SegScore, SegSplits } from '../segmentation/protocol.js';
 import { segKnnGrid, segKnnIndex, segKnnTest, segKnnValidation, segLogRegTest, segLogRegValidation } from '../segmentation/protocol.js';
 import type { MetricKey } from './metrics.js';
@@ -54,11 +56,16 @@ export interface SegOutcome<P> {
  */
 export type SegFeatures = 'standard' | 'image-centered';
 
+/** A model's dense splits: in memory (protocol.ts, on the tfjs backend) or out of core (out-of-core.ts, CPU kernels). */
+export type DenseSplits = SegSplits | OutOfCoreSplits;
+
+const outOfCore = (s: DenseSplits): s is OutOfCoreSplits => 'kernels' in s;
+
 export interface SegClassifier<P = unknown> {
   kind: 'segmentation';
   features: SegFeatures;
   metrics: { mIoU: MetricKey; acc: MetricKey; fgIoU: MetricKey };
-  run(s: SegSplits, o: SegRunOptions): SegOutcome<P>;
+  run(s: DenseSplits, o: SegRunOptions): SegOutcome<P>;
 }
 
 /**
@@ -75,13 +82,19 @@ function segKnn(vote: KnnVote, features: SegFeatures, metrics: SegClassifier['me
     features,
     metrics,
     run(s, o) {
-      const index = segKnnIndex(s, o.knnIndex);
+      const index = outOfCore(s) ? 'exact' : segKnnIndex(s, o.knnIndex);
       const search = (phase: string) => (what: string, done: number, total: number) =>
         o.progress(`k-NN ${what} (${phase}, ${index})`, done, total);
       const selection = selectRefitTest(
         segKnnGrid(),
-        (grid) => segKnnValidation(s, [...grid], index, vote, search('validation')),
-        (best) => segKnnTest(s, best, index, vote, search('refit + test')),
+        (grid) =>
+          outOfCore(s)
+            ? outOfCoreKnn(s, 'validation', [...grid], vote, search('validation')).map((r) => r.mIoU)
+            : segKnnValidation(s, [...grid], index, vote, search('validation')),
+        (best) =>
+          outOfCore(s)
+            ? outOfCoreKnn(s, 'test', [best], vote, search('refit + test'))[0]
+            : segKnnTest(s, best, index, vote, search('refit + test')),
         knnAtGridEdge,
       );
       const { k, metric } = selection.best;
@@ -113,11 +126,14 @@ const segLogReg: SegClassifier<number> = {
     const selection = selectRefitTest(
       LOGREG_C_GRID,
       (cs) => {
-        const r = segLogRegValidation(s, [...cs], o.logregMaxIter, onFit('validation'));
+        const r = outOfCore(s)
+          ? outOfCoreLogRegValidation(s, [...cs], o.logregMaxIter, onFit('validation'))
+          : segLogRegValidation(s, [...cs], o.logregMaxIter, onFit('validation'));
         fits = r.fits;
         return r.scores;
       },
-      (c) => segLogRegTest(s, c, o.logregMaxIter, onFit('refit')),
+      (c) =>
+        outOfCore(s) ? outOfCoreLogRegTest(s, c, o.logregMaxIter, onFit('refit')) : segLogRegTest(s, c, o.logregMaxIter, onFit('refit')),
     );
     return { selection, bestLabel: `C=${selection.best.toExponential(3)}`, extra: { validationFits: fits, maxIter: o.logregMaxIter } };
   },

@@ -1,9 +1,13 @@
 /** The `eval` command's configuration: one zod schema gives its type, defaults, validation and --help. */
+import * as os from 'node:os';
 import { z } from 'zod';
 import { KNN_INDEXES } from '../features/knn.js';
 import { REFINE_KEEP } from '../probes/grid.js';
 import { BACKEND_FIELDS } from '../runtime/backend.js';
 import { OPT_IN_PROBES, PROBE_NAMES, TASK_NAMES, TASKS } from './tasks.js';
+
+/** 60% of this machine's memory, in GiB (one decimal): the default budget of the out-of-core dense protocol. */
+const defaultMemoryGb = () => Math.round(((0.6 * os.totalmem()) / 2 ** 30) * 10) / 10;
 
 /** Probe training steps of the reference protocol (12,500 at batch 1024, eval spec 1.4). */
 export const REFERENCE_PROBE_STEPS = 12500;
@@ -96,6 +100,17 @@ export const EvalConfigSchema = z
       .describe(
         'dense label values that are neither a class nor ignored: stop naming the file, or score them as ignored (counted in the result)',
       ),
+    denseEngine: z
+      .enum(['auto', 'tfjs', 'cpu'])
+      .default('auto')
+      .describe(
+        'dense protocol: tfjs (in memory, on the backend), cpu (out of core: rows read from the feature store in blocks, OpenBLAS kernels), or auto (tfjs while the training rows take <= 512 MiB)',
+      ),
+    memoryGb: z
+      .number()
+      .gt(0)
+      .default(defaultMemoryGb())
+      .describe("out-of-core dense protocol: memory for labels and blocks, GiB; default: 60% of this machine's memory"),
     standardize: z.boolean().default(true).describe('segmentation: standardise features with train-split statistics (false: Table 7)'),
     logregMaxIter: z.number().int().min(1).default(1000).describe('L-BFGS iterations per logistic-regression fit'),
     seed: count('seed of the probes, splits and baselines'),

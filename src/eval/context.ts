@@ -8,7 +8,10 @@ import * as tf from '@tensorflow/tfjs';
 import type { RawImage } from '../data/dataset.js';
 import { IMAGENET_MEAN, IMAGENET_STD, renderImage } from '../data/transforms.js';
 import type { EvalTransform, Features, ImageSource } from '../features/extract.js';
-import { evalBox, extractFeatures } from '../features/extract.js';
+import { evalBox, extractFeatures, fillStore, openStoreFor } from '../features/extract.js';
+import { storeRows } from '../features/store.js';
+import type { PatchRows } from '../segmentation/out-of-core.js';
+import { arrayRows } from '../segmentation/out-of-core.js';
 import type { FeatureModel } from '../features/models.js';
 import { backendInfo, WASM_HEAP_BYTES, WASM_HEAP_RESERVE } from '../runtime/backend.js';
 import type { EvalConfig } from './config.js';
@@ -166,6 +169,41 @@ export async function features(
   });
   if (f.fromCache) hooks.log(`${label} features: from cache`);
   return f;
+}
+
+/**
+ * A model's patch rows of a split as a stream of blocks (the out-of-core dense protocol): from the
+ * feature store (filled first, shard by shard), or from an in-memory extraction without one.
+ */
+export async function featureRows(
+  ctx: Context,
+  model: FeatureModel,
+  src: ImageSource,
+  transform: EvalTransform,
+  label: string,
+  patchStride = 1,
+): Promise<{ source: PatchRows; seconds: number }> {
+  const { cfg, hooks, size } = ctx;
+  if (!cfg.cacheDir) {
+    const f = await features(ctx, model, src, transform, label, patchStride);
+    return { source: arrayRows(f.patch, f.patchDim), seconds: f.seconds };
+  }
+  const t0 = performance.now();
+  const grid = Math.floor(size / model.patchSize);
+  const opts = { size, transform, cacheDir: cfg.cacheDir, shardImages: cfg.shardImages || undefined };
+  const store = openStoreFor(model, src, opts, grid * grid, grid);
+  let bar: Progress | undefined;
+  const extracted = await fillStore(model, src, store, {
+    ...opts,
+    batchSize: featureBatch(cfg, model, size),
+    log: hooks.log,
+    onProgress: (done, total) => {
+      bar ??= hooks.progress(`${label} features`, total);
+      bar.update(done);
+    },
+  });
+  if (!extracted) hooks.log(`${label} features: from the store ${store.dir}`);
+  return { source: storeRows(store, patchStride), seconds: (performance.now() - t0) / 1000 };
 }
 
 /** Eval-view RGB bytes of `img` (the normalisation undone) for pictures. */

@@ -8,13 +8,16 @@ import { patchLabels, patchModes } from '../segmentation/patches.js';
 import { denseReferences, foregroundIoU } from '../segmentation/metrics.js';
 import { prepareSegmentation } from '../segmentation/protocol.js';
 import { featureShares, subtractGroupMeans } from '../segmentation/variance.js';
-import type { SegClassifier, SegFeatures } from './classifiers.js';
+import type { DenseSplits, SegClassifier, SegFeatures } from './classifiers.js';
+import type { EvalConfig } from './config.js';
+import { cpuKernels } from '../runtime/cpu-kernels.js';
+import { prepareOutOfCore } from '../segmentation/out-of-core.js';
 import { CLASSIFIERS, classifiersFor } from './classifiers.js';
 import type { EvalResult } from './result.js';
 import type { SegmentationTask } from './tasks.js';
 
 import type { Context, ModelRunner, Progress } from './context.js';
-import { features, IMAGE_MEMO_BYTES, limit, newOutcome, pcaPictures, toResult } from './context.js';
+import { featureRows, features, IMAGE_MEMO_BYTES, limit, newOutcome, pcaPictures, toResult } from './context.js';
 
 /** A dense task's floors and ceiling, written as rows of their own next to the models. */
 export const REFERENCE_ROWS = {
@@ -35,6 +38,24 @@ const imagesOf = (d: SegmentationDataset): ImageDataset => ({
   size: d.size,
   load: async (i) => (await d.load(i)).image,
 });
+
+/** Feature rows and label rows must pair up, split by split. */
+function checkRows(featureRows: number[], labels: PatchLabels[], patchSize: number): void {
+  ['train', 'test'].forEach((what, i) => {
+    const labelRows = labels[i].pixels.length / (patchSize * patchSize);
+    if (featureRows[i] !== labelRows) throw new Error(`${what}: ${featureRows[i]} feature rows but ${labelRows} label rows`);
+  });
+}
+
+/**
+ * Which engine runs the dense protocol: 'tfjs' (in memory, on the backend: the wasm heap or a
+ * GPU) or 'cpu' (out of core, src/segmentation/out-of-core.ts). Auto: in memory while the training
+ * rows take at most 512 MiB (the in-memory protocol holds a few copies on a 4 GiB heap), else out of core.
+ */
+export function denseEngine(cfg: Pick<EvalConfig, 'denseEngine'>, trainRows: number, dim: number): 'tfjs' | 'cpu' {
+  if (cfg.denseEngine !== 'auto') return cfg.denseEngine;
+  return trainRows * dim * 4 <= 512 * 2 ** 20 ? 'tfjs' : 'cpu';
+}
 
 /** Segmentation: images (kept in memory when they fit) and patch labels once; per model, features and the classifiers. */
 export async function segmentationRunner(
@@ -94,43 +115,60 @@ export async function segmentationRunner(
   return async (model) => {
     const o = newOutcome();
     if (relabeled) o.details.unknownLabels = relabeled;
-    const ftr = await features(ctx, model, train.images, task.transform, `${model.name} train`, cfg.trainPatchStride);
-    const fte = await features(ctx, model, test.images, task.transform, `${model.name} test`);
-    o.seconds.features = ftr.seconds + fte.seconds;
-    for (const [f, l, what] of [
-      [ftr, train.labels, 'train'],
-      [fte, test.labels, 'test'],
-    ] as const) {
-      if (f.patch.length / f.patchDim !== l.pixels.length / (patchSize * patchSize))
-        throw new Error(`${what}: ${f.patch.length / f.patchDim} feature rows but ${l.rowImage.length} label rows`);
-    }
-    if (names.length) {
+    const trainRows = train.labels.rowImage.length;
+    const engine = denseEngine(cfg, trainRows, model.patchDim);
+    if (engine === 'cpu' && names.some((n) => (CLASSIFIERS[n] as SegClassifier).features !== 'standard'))
+      throw new Error(`--probes knn-centered runs on the in-memory engine: drop it, or pass --dense-engine tfjs`);
+    const labelsOf = { pixelsPerPatch: patchSize * patchSize, numLabels: 256, classes: task.labels.classes };
+    const common = {
+      ...labelsOf,
+      ignore: [...task.labels.ignore],
+      background: task.labels.background,
+      standardize: cfg.standardize,
+      seed: cfg.seed,
+    };
+    let splitsFor: (f: SegFeatures) => DenseSplits;
+    if (engine === 'cpu') {
+      // Out of core: the rows stay in the feature store (or in memory without one); blocks fit --memory-gb.
+      const ftr = await featureRows(ctx, model, train.images, task.transform, `${model.name} train`, cfg.trainPatchStride);
+      const fte = await featureRows(ctx, model, test.images, task.transform, `${model.name} test`);
+      o.seconds.features = ftr.seconds + fte.seconds;
+      checkRows([ftr.source.rows, fte.source.rows], [train.labels, test.labels], patchSize);
+      const ooc = prepareOutOfCore(
+        { source: ftr.source, ...train.labels },
+        { source: fte.source, ...test.labels },
+        { ...common, dim: model.patchDim, kernels: cpuKernels(), memoryBytes: cfg.memoryGb * 2 ** 30 },
+      );
+      o.details.engine = {
+        name: 'cpu',
+        kernels: ooc.kernels.name,
+        memoryGb: cfg.memoryGb,
+        blockRows: ooc.blockRows,
+        queryRows: ooc.queryRows,
+      };
+      splitsFor = () => ooc;
+    } else {
+      const ftr = await features(ctx, model, train.images, task.transform, `${model.name} train`, cfg.trainPatchStride);
+      const fte = await features(ctx, model, test.images, task.transform, `${model.name} test`);
+      o.seconds.features = ftr.seconds + fte.seconds;
+      checkRows([ftr.patch.length / ftr.patchDim, fte.patch.length / fte.patchDim], [train.labels, test.labels], patchSize);
       const prepare = (trainFeats: Float32Array, testFeats: Float32Array) =>
-        prepareSegmentation(
-          { feats: trainFeats, ...train.labels },
-          { feats: testFeats, ...test.labels },
-          {
-            dim: ftr.patchDim,
-            pixelsPerPatch: patchSize * patchSize,
-            numLabels: 256,
-            classes: task.labels.classes,
-            ignore: [...task.labels.ignore],
-            background: task.labels.background,
-            standardize: cfg.standardize,
-            seed: cfg.seed,
-          },
-        );
+        prepareSegmentation({ feats: trainFeats, ...train.labels }, { feats: testFeats, ...test.labels }, { ...common, dim: ftr.patchDim });
       const standard = prepare(ftr.patch, fte.patch);
       // Prepared only if a classifier reads it: the same protocol on features without their image's mean.
       let centered: ReturnType<typeof prepare> | undefined;
-      const splitsFor = (f: SegFeatures) => {
+      splitsFor = (f: SegFeatures) => {
         if (f === 'standard') return standard;
         const minusImageMean = (x: Float32Array, l: PatchLabels) => subtractGroupMeans(x, ftr.patchDim, l.rowImage, l.images);
         centered ??= prepare(minusImageMean(ftr.patch, train.labels), minusImageMean(fte.patch, test.labels));
         return centered;
       };
+      o.details.engine = { name: 'tfjs' };
       // What the classifiers see, summarised: how much of it is per-image context (report: discussion of dense claims).
-      o.details.featureShares = featureShares(standard.test, ftr.patchDim);
+      if (names.length) o.details.featureShares = featureShares(standard.test, ftr.patchDim);
+      if (ctx.probes.includes('pca')) o.details.pca = await pcaPictures(ctx, model, test.images, fte, task.transform);
+    }
+    if (names.length) {
       for (const name of names) {
         const c = CLASSIFIERS[name] as SegClassifier;
         const splitsOnFeatures = splitsFor(c.features);
@@ -171,7 +209,6 @@ export async function segmentationRunner(
         o.seconds[name] = (performance.now() - t0) / 1000;
       }
     }
-    if (ctx.probes.includes('pca')) o.details.pca = await pcaPictures(ctx, model, test.images, fte, task.transform);
     return o;
   };
 }

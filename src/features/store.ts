@@ -233,3 +233,33 @@ export function shardsToExtract(store: FeatureStore, range: [number, number], lo
   }
   return todo;
 }
+
+/**
+ * The store's patch rows as a stream of blocks of at most `maxRows` kept rows (rows r with
+ * r % stride == 0, numbered as kept), read shard by shard: what the out-of-core dense protocol
+ * reads (src/segmentation/out-of-core.ts PatchRows). A block never spans two shards.
+ */
+export function storeRows(store: FeatureStore, stride = 1) {
+  const m = store.manifest;
+  const d = m.patchDim;
+  return {
+    rows: Math.ceil((m.images * m.tokens) / stride),
+    dim: d,
+    forEachBlock(maxRows: number, f: (start: number, feats: Float32Array, count: number) => void): void {
+      let kept = 0;
+      for (let i = 0; i < store.shards; i++) {
+        const sh = requireShard(store, i);
+        const r0 = sh.first * m.tokens;
+        const rows: number[] = [];
+        for (let t = 0; t < sh.count * m.tokens; t++) if ((r0 + t) % stride === 0) rows.push(t);
+        for (let b = 0; b < rows.length; b += maxRows) {
+          const count = Math.min(maxRows, rows.length - b);
+          const feats = new Float32Array(count * d);
+          for (let i2 = 0; i2 < count; i2++) feats.set(sh.patch.subarray(rows[b + i2] * d, (rows[b + i2] + 1) * d), i2 * d);
+          f(kept, feats, count);
+          kept += count;
+        }
+      }
+    },
+  };
+}

@@ -25,7 +25,7 @@ import type { KnnPoint, KnnVote, LogRegFit, SegLabels, SegScore } from './protoc
 import { splitTrainVal } from './protocol.js';
 
 /** Patch feature rows read in order, block by block. */
-export interface RowSource {
+export interface PatchRows {
   rows: number;
   dim: number;
   /**
@@ -35,8 +35,8 @@ export interface RowSource {
   forEachBlock(maxRows: number, f: (start: number, feats: Float32Array, count: number) => void): void;
 }
 
-/** Rows held in memory as a RowSource (small tasks, tests). */
-export function arrayRows(feats: Float32Array, dim: number): RowSource {
+/** Rows held in memory as a PatchRows (small tasks, tests). */
+export function arrayRows(feats: Float32Array, dim: number): PatchRows {
   return {
     rows: feats.length / dim,
     dim,
@@ -51,7 +51,7 @@ export function arrayRows(feats: Float32Array, dim: number): RowSource {
 
 /** A split's rows with their pixel labels [rows, P] and images (patches.ts PatchLabels). */
 export interface SourceSet {
-  source: RowSource;
+  source: PatchRows;
   pixels: Int32Array;
   rowImage: Int32Array;
   images: number;
@@ -75,6 +75,9 @@ export interface OutOfCoreSplits extends SegLabels {
   scale: Float32Array;
 }
 
+/** The smallest blocks the protocol runs with: below this a budget is refused up front. */
+export const MIN_BLOCK_ROWS = 256;
+
 /** Bytes one row of `dim` floats takes in a block, with its share of a score tile. */
 const rowBytes = (dim: number) => 4 * dim;
 
@@ -94,7 +97,14 @@ export function blockSizes(dim: number, memoryBytes: number, k = 30): { queryRow
 export function prepareOutOfCore(
   train: SourceSet,
   test: SourceSet,
-  o: SegLabels & { standardize: boolean; seed: number; kernels: CpuKernels; memoryBytes: number },
+  o: SegLabels & {
+    standardize: boolean;
+    seed: number;
+    kernels: CpuKernels;
+    memoryBytes: number;
+    /** Smaller blocks than the budget allows (benchmarks and tests of the blocking). */
+    maxBlocks?: { queryRows: number; blockRows: number };
+  },
 ): OutOfCoreSplits {
   const d = train.source.dim;
   const split = splitTrainVal(train.images, o.seed);
@@ -104,7 +114,20 @@ export function prepareOutOfCore(
   const modes = patchModes(train.pixels, o.pixelsPerPatch, o.numLabels);
   const ignored = new Set(o.ignore);
   const training = Uint8Array.from(modes, (m) => (ignored.has(m) ? 0 : 1));
-  const sizes = blockSizes(d, o.memoryBytes);
+  // What stays in memory whatever the blocks: the pixel labels of both splits and the per-row state.
+  const fixed = 4 * (train.pixels.length + test.pixels.length) + 10 * train.rowImage.length + 4 * test.rowImage.length;
+  const least = 2 * MIN_BLOCK_ROWS * (rowBytes(d) + 4 * MIN_BLOCK_ROWS + 8 * 30);
+  if (o.memoryBytes < fixed + least) {
+    const gib = (b: number) => (b / 2 ** 30).toFixed(2);
+    throw new Error(
+      `--memory-gb ${gib(o.memoryBytes)} is too small for this dense protocol: its patch labels take ${gib(fixed)} GiB and blocks of ${MIN_BLOCK_ROWS} rows ${gib(least)} GiB more; raise --memory-gb to at least ${gib(fixed + least)}, or keep fewer training patches (--train-patch-stride)`,
+    );
+  }
+  const fit = blockSizes(d, o.memoryBytes - fixed);
+  const sizes = {
+    queryRows: Math.min(fit.queryRows, o.maxBlocks?.queryRows ?? Infinity),
+    blockRows: Math.min(fit.blockRows, o.maxBlocks?.blockRows ?? Infinity),
+  };
   const shift = new Float32Array(d);
   const scale = new Float32Array(d).fill(1);
   if (o.standardize) {

@@ -153,6 +153,31 @@ describe('evaluate()', () => {
     expect([...logregOnly.phases].some((p) => p.includes('k-NN'))).toBe(false);
   });
 
+  it("the out-of-core engine (rows from the feature store, CPU kernels) gives the in-memory engine's dense results", async () => {
+    const common = {
+      task: 'fmnist-scenes',
+      scenesTrain: 20,
+      scenesTest: 6,
+      logregMaxIter: 30,
+      baselines: false,
+      probes: ['knn', 'knn-patch', 'logreg'],
+    };
+    const cacheDir = path.join(tmp, 'store');
+    const mem = (await evaluate(config({ ...common, denseEngine: 'tfjs' }), recordingHooks())).find((r) => r.kind === 'capi')!;
+    const ooc = (await evaluate(config({ ...common, denseEngine: 'cpu', cacheDir, memoryGb: 0.05 }), recordingHooks())).find(
+      (r) => r.kind === 'capi',
+    )!;
+    expect(ooc.details.engine).toMatchObject({ name: 'cpu' });
+    expect(mem.details.engine).toEqual({ name: 'tfjs' });
+    // k-NN: the same neighbours, so the same numbers. Logistic regression: 30 iterations from the same start on the
+    // same objective; float32 sums in another order move the iterates a little (out-of-core.test.ts: converged fits agree to 1e-5).
+    for (const m of ['seg.knn.mIoU', 'seg.knn-patch.mIoU'] as const) expect(ooc.metrics[m]).toBeCloseTo(mem.metrics[m]!, 6);
+    expect(Math.abs(ooc.metrics['seg.logreg.mIoU']! - mem.metrics['seg.logreg.mIoU']!)).toBeLessThan(0.5);
+    const best = (r: typeof mem, name: string) => (r.details[name] as { best: unknown }).best;
+    expect(best(ooc, 'seg.knn')).toEqual(best(mem, 'seg.knn'));
+    expect(best(ooc, 'seg.knn-patch')).toEqual(best(mem, 'seg.knn-patch'));
+  });
+
   it('--attentive-refine-steps: the attentive grid, then its best points at the longer schedule; refused in reference mode', async () => {
     const common = { task: 'fmnist', limitTrain: 60, limitTest: 20, probes: ['attentive'], baselines: false };
     const r = (

@@ -52,8 +52,13 @@ function setup(kernels = cpuKernels()) {
   const test = patchSet(rng, 12, 16);
   const mem = prepareSegmentation(train, test, labels);
   const source = (s: PatchSet) => ({ source: arrayRows(s.feats, D), pixels: s.pixels, rowImage: s.rowImage, images: s.images });
-  // 4 KiB: blocks of a few dozen rows, far fewer than the 640 train rows.
-  const ooc = prepareOutOfCore(source(train), source(test), { ...labels, kernels, memoryBytes: 4096 });
+  // Blocks of a few dozen rows, far fewer than the 640 train rows.
+  const ooc = prepareOutOfCore(source(train), source(test), {
+    ...labels,
+    kernels,
+    memoryBytes: 2 ** 26,
+    maxBlocks: { queryRows: 50, blockRows: 70 },
+  });
   return { train, test, mem, ooc };
 }
 
@@ -61,10 +66,14 @@ describe.each([
   ['native', cpuKernels()],
   ['js', jsKernels()],
 ])('out-of-core dense protocol (%s kernels)', (_name, kernels) => {
-  it('works in blocks much smaller than the data', () => {
-    const { ooc } = setup(kernels);
+  it('works in blocks much smaller than the data; a budget too small for its labels and blocks is refused up front', () => {
+    const { ooc, train, test } = setup(kernels);
     expect(ooc.blockRows).toBeLessThan(100);
     expect(ooc.queryRows).toBeLessThan(100);
+    const source = (s: PatchSet) => ({ source: arrayRows(s.feats, D), pixels: s.pixels, rowImage: s.rowImage, images: s.images });
+    expect(() => prepareOutOfCore(source(train), source(test), { ...labels, kernels, memoryBytes: 100_000 })).toThrow(
+      /^--memory-gb 0\.00 is too small for this dense protocol: its patch labels take 0\.00 GiB and blocks of 256 rows 0\.00 GiB more; raise --memory-gb to at least 0\.00, or keep fewer training patches \(--train-patch-stride\)$/,
+    );
   });
 
   it('standardises with streamed statistics equal to the two-pass ones', () => {
