@@ -21,6 +21,7 @@ import { EVAL_PROTOCOL } from './result.js';
 import { TASKS } from './tasks.js';
 import { shellCommand } from '../runtime/shell.js';
 import { codeVersion } from '../runtime/version.js';
+import { withWasmHeap } from '../runtime/wasm-oom.js';
 
 /** A phase's progress sink (the CLI draws a bar; tests may record). */
 export interface Progress {
@@ -153,20 +154,23 @@ export async function features(
   const { cfg, hooks, size } = ctx;
   if (cfg.featureBatch > 0 && backendInfo().backend === 'wasm') checkFeatureBatch(cfg.featureBatch, model, size, tf.memory().numBytes);
   let bar: Progress | undefined;
-  const f = await extractFeatures(model, src, {
-    size,
-    transform,
-    patchStride,
-    batchSize: featureBatch(cfg, model, size),
-    cacheDir: cfg.cacheDir,
-    maxBytes: cfg.maxFeatureGb * 2 ** 30,
-    shardImages: cfg.shardImages || undefined,
-    log: hooks.log,
-    onProgress: (done, total) => {
-      bar ??= hooks.progress(`${label} features`, total);
-      bar.update(done);
-    },
-  });
+  const batch = featureBatch(cfg, model, size);
+  const f = await withWasmHeap(`extracting ${label} features at ${batch} images a batch`, 'lower --feature-batch', () =>
+    extractFeatures(model, src, {
+      size,
+      transform,
+      patchStride,
+      batchSize: batch,
+      cacheDir: cfg.cacheDir,
+      maxBytes: cfg.maxFeatureGb * 2 ** 30,
+      shardImages: cfg.shardImages || undefined,
+      log: hooks.log,
+      onProgress: (done, total) => {
+        bar ??= hooks.progress(`${label} features`, total);
+        bar.update(done);
+      },
+    }),
+  );
   if (f.fromCache) hooks.log(`${label} features: from cache`);
   return f;
 }

@@ -11,6 +11,7 @@ import { featureShares, subtractGroupMeans } from '../segmentation/variance.js';
 import type { DenseSplits, SegClassifier, SegFeatures } from './classifiers.js';
 import type { EvalConfig } from './config.js';
 import { cpuKernels } from '../runtime/cpu-kernels.js';
+import { withWasmHeap } from '../runtime/wasm-oom.js';
 import { prepareOutOfCore } from '../segmentation/out-of-core.js';
 import { CLASSIFIERS, classifiersFor } from './classifiers.js';
 import type { EvalResult } from './result.js';
@@ -174,7 +175,15 @@ export async function segmentationRunner(
         const splitsOnFeatures = splitsFor(c.features);
         const t0 = performance.now();
         const bars = new Map<string, Progress>();
-        const out = c.run(splitsOnFeatures, {
+        const run = (opts: Parameters<typeof c.run>[1]) =>
+          engine === 'tfjs'
+            ? withWasmHeap(
+                `running ${name} on ${trainRows} training rows of ${model.patchDim}`,
+                'pass --dense-engine cpu (out of core, within --memory-gb), or keep fewer training patches (--train-patch-stride)',
+                () => c.run(splitsOnFeatures, opts),
+              )
+            : c.run(splitsOnFeatures, opts);
+        const out = await run({
           knnIndex: cfg.knnIndex,
           logregMaxIter: cfg.logregMaxIter,
           progress: (label, done, total, info) => {
