@@ -14,7 +14,11 @@
  *   blocks (logits = X W + b, softmax - onehot, X^T G by sgemm with X transposed in place: no
  *   transposed copy), minimised by the same L-BFGS (logreg.ts).
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { KnnMetric, KnnResult } from '../features/knn.js';
+import { readSafetensors, writeSafetensors } from '../model/io/safetensors.js';
+import { writeFileAtomic } from '../runtime/atomic.js';
 import { knnVotePatches, knnVotePixels } from '../features/knn.js';
 import type { CpuKernels } from '../runtime/cpu-kernels.js';
 import type { LogRegModel, LogRegObjective } from './logreg.js';
@@ -73,6 +77,36 @@ export interface OutOfCoreSplits extends SegLabels {
   /** x -> (x - shift) * scale per column (standardisation, or the identity). */
   shift: Float32Array;
   scale: Float32Array;
+  /** Where units of work are kept, shared by the tasks of a Slurm evaluation (absent: in this process only). */
+  units?: UnitStore;
+}
+
+/**
+ * Units of work kept on disk: the k-NN of one query block in one phase and metric, the
+ * validation fit of one C. A unit with an output is read, not computed; `mine` says which
+ * missing ones this process computes (a Slurm array task's share: absent, all of them);
+ * `preempted` is asked between units.
+ */
+export interface UnitStore {
+  dir: string;
+  mine?: (unit: string) => boolean;
+  preempted?: () => boolean;
+}
+
+/** Thrown between units when the job was told to make way (Slurm's USR1): what is done is kept. */
+export class Preempted extends Error {
+  constructor() {
+    super('preempted: the units done so far are kept; the requeued task continues');
+  }
+}
+
+const unitFile = (u: UnitStore, name: string, ext: string) => path.join(u.dir, `${name}.${ext}`);
+
+/** Whether this process computes unit `name` now (its output missing, and in its share). */
+function computes(s: OutOfCoreSplits, name: string): boolean {
+  if (!s.units) return true;
+  if (s.units.preempted?.()) throw new Preempted();
+  return s.units.mine?.(name) ?? true;
 }
 
 /** The smallest blocks the protocol runs with: below this a budget is refused up front. */
@@ -102,6 +136,7 @@ export function prepareOutOfCore(
     seed: number;
     kernels: CpuKernels;
     memoryBytes: number;
+    units?: UnitStore;
     /** Smaller blocks than the budget allows (benchmarks and tests of the blocking). */
     maxBlocks?: { queryRows: number; blockRows: number };
   },
@@ -224,8 +259,23 @@ export function outOfCoreNeighbours(
   const scores = new Float32Array(total * kk);
   const queryRows = new Int32Array(total);
   let done = 0;
+  let block = 0;
   const cosine = metric === 'cosine';
   forEachStandardized(s, querySet, s.queryRows, query, cosine, (q, m, rowIds) => {
+    const name = `knn-${phase}-${metric}-k${kk}-q${s.queryRows}-b${block++}`;
+    const kept = s.units && fs.existsSync(unitFile(s.units, name, 'safetensors')) ? readSafetensors(unitFile(s.units, name, 'safetensors')) : undefined;
+    const put = (idx: Int32Array, vals: Float32Array) => {
+      indices.set(idx, done * kk);
+      scores.set(vals, done * kk);
+      queryRows.set(rowIds, done);
+      done += m;
+      progress?.(done, total);
+    };
+    if (kept) return put(kept.tensors.get('indices')!.data as Int32Array, kept.tensors.get('scores')!.data as Float32Array);
+    if (!computes(s, name)) {
+      done += m; // another task's unit: this process does not need the answer
+      return;
+    }
     if (!cosine) for (let i = 0; i < q.length; i++) q[i] *= 2;
     const vals = new Float32Array(m * kk).fill(Number.NEGATIVE_INFINITY);
     const idx = new Int32Array(m * kk).fill(-1);
@@ -239,11 +289,15 @@ export function outOfCoreNeighbours(
       seen += n;
     });
     for (let i = 0; i < idx.length; i++) idx[i] = baseRows[idx[i]];
-    indices.set(idx, done * kk);
-    scores.set(vals, done * kk);
-    queryRows.set(rowIds, done);
-    done += m;
-    progress?.(done, total);
+    if (s.units)
+      writeSafetensors(
+        unitFile(s.units, name, 'safetensors'),
+        new Map<string, { shape: number[]; data: Float32Array | Int32Array }>([
+          ['indices', { shape: [m, kk], data: idx }],
+          ['scores', { shape: [m, kk], data: vals }],
+        ]),
+      );
+    put(idx, vals);
   });
   return { indices, scores, k: kk, queryRows };
 }
@@ -389,7 +443,11 @@ function fitAt(s: OutOfCoreSplits, phase: Phase, c: number, maxIter: number, ini
   return m;
 }
 
-/** Validation mIoU for each C, fitted on the 90% split in ascending order, each warm-started from the previous (as protocol.ts). */
+/**
+ * Validation mIoU for each C, each fitted on the 90% split from zeros: independent units that the
+ * tasks of a Slurm evaluation share (the in-memory protocol warm-starts each C from the previous
+ * one: the problem is convex, so only the path differs).
+ */
 export function outOfCoreLogRegValidation(
   s: OutOfCoreSplits,
   cs: number[],
@@ -398,13 +456,26 @@ export function outOfCoreLogRegValidation(
 ): { scores: number[]; fits: LogRegFit[] } {
   const scores: number[] = [];
   const fits: LogRegFit[] = [];
-  let prev: LogRegModel | undefined;
   for (const c of cs) {
-    const m = fitAt(s, 'validation', c, maxIter, prev ? Float32Array.from([...prev.weights, ...prev.bias]) : undefined, progress);
-    prev = m;
-    fits.push(fitInfo(c, m));
+    const name = `logreg-validation-c${c.toExponential(6)}-it${maxIter}`;
+    const file = s.units ? unitFile(s.units, name, 'json') : '';
+    if (file && fs.existsSync(file)) {
+      const kept = JSON.parse(fs.readFileSync(file, 'utf8')) as { score: number; fit: LogRegFit };
+      scores.push(kept.score);
+      fits.push(kept.fit);
+      continue;
+    }
+    if (!computes(s, name)) {
+      scores.push(Number.NaN);
+      fits.push({ c, iterations: 0, evaluations: 0, gradMax: Number.NaN, loss: Number.NaN });
+      continue;
+    }
+    const m = fitAt(s, 'validation', c, maxIter, undefined, progress);
     const { pred, queryRows } = outOfCorePredict(s, 'validation', m);
-    scores.push(scoreOf(s, 'validation', queryRows, pred).mIoU);
+    const score = scoreOf(s, 'validation', queryRows, pred).mIoU;
+    if (file) writeFileAtomic(file, JSON.stringify({ score, fit: fitInfo(c, m) }));
+    scores.push(score);
+    fits.push(fitInfo(c, m));
   }
   return { scores, fits };
 }

@@ -9,9 +9,13 @@ import { cpuKernels, jsKernels } from '../../src/runtime/cpu-kernels.js';
 import { Rng } from '../../src/runtime/rng.js';
 import { LOGREG_C_GRID } from '../../src/segmentation/logreg.js';
 import type { OutOfCoreSplits } from '../../src/segmentation/out-of-core.js';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import {
   arrayRows,
   outOfCoreKnn,
+  Preempted,
   outOfCoreLogRegTest,
   outOfCoreLogRegValidation,
   outOfCoreNeighbours,
@@ -123,3 +127,44 @@ describe.each([
     expect(tb.mIoU).toBeCloseTo(ta.mIoU, 3);
   });
 });
+
+describe('units of work on disk (the tasks of a Slurm evaluation)', () => {
+  it('two tasks computing their shares, then a reader of both, give the in-process answers; a preempted task keeps what it did', () => {
+    const { ooc } = setup();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-units-'));
+    const share = (task: number) => (unit: string) =>
+      Number(/\d+$/.exec(unit.replace(/-it\d+$/, ''))?.[0] ?? 0) % 2 === task || unit.startsWith('logreg') === (task === 1);
+    const grid = segKnnGrid();
+    const cs = LOGREG_C_GRID.slice(2, 5);
+    const work = (task: number) => {
+      const s = { ...ooc, units: { dir, mine: share(task) } };
+      for (const phase of ['validation', 'test'] as const)
+        for (const metric of ['cosine', 'l2'] as const) outOfCoreNeighbours(s, phase, metric, 30);
+      outOfCoreLogRegValidation(s, cs, 100);
+    };
+    work(0);
+    work(1);
+    const files = fs.readdirSync(dir);
+    expect(files.filter((f) => f.startsWith('knn-')).length).toBeGreaterThan(4);
+    expect(files.filter((f) => f.startsWith('logreg-')).length).toBe(3);
+    // The reader computes nothing (every unit is there) and answers as the in-process protocol does.
+    const reader = { ...ooc, units: { dir, mine: () => false } };
+    expect(outCoreScores(reader, grid, cs)).toEqual(outCoreScores(ooc, grid, cs));
+    // Preempted between units: an error that says so; the units written before it stay.
+    const fresh = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-units-'));
+    let asked = 0;
+    const preempting = { ...ooc, units: { dir: fresh, preempted: () => ++asked > 2 } };
+    expect(() => outOfCoreNeighbours(preempting, 'test', 'l2', 30)).toThrow(Preempted);
+    expect(fs.readdirSync(fresh).length).toBe(2);
+    fs.rmSync(dir, { recursive: true });
+    fs.rmSync(fresh, { recursive: true });
+  });
+});
+
+function outCoreScores(s: OutOfCoreSplits, grid: ReturnType<typeof segKnnGrid>, cs: number[]) {
+  return {
+    knn: outOfCoreKnn(s, 'validation', grid, 'pixel').map((r) => r.mIoU),
+    test: outOfCoreKnn(s, 'test', [grid[3]], 'patch')[0].mIoU,
+    logreg: outOfCoreLogRegValidation(s, cs, 100).scores,
+  };
+}
