@@ -97,6 +97,11 @@ export function readFlags<S extends z.ZodObject>(spec: CommandSpec<S>, argv: str
       continue;
     }
     if (m[1]) throw new Error(`unknown option '${a}' (see --help)`);
+    // `--flag=-value` (e.g. --slurm-extra=--qos=high): parseArgs calls it ambiguous; the '=' makes it a value.
+    if (f && m[3]?.startsWith('-')) {
+      out[f.name] = coerce(f, m[3]);
+      continue;
+    }
     // `--flag value` -> `--flag=value`, so that values such as '-1' are not taken for options.
     const next = argv[i + 1];
     if (m[3] === undefined && f && next !== undefined && !next.startsWith('--')) rest.push(`--${name}=${argv[++i]}`);

@@ -9,6 +9,9 @@ import * as path from 'node:path';
 import type { EvalConfig } from '../eval/config.js';
 import { EvalConfigSchema } from '../eval/config.js';
 import { evaluate, resultNames } from '../eval/evaluate.js';
+import { launchEvalOnSlurm } from '../eval/slurm.js';
+import { Preempted } from '../segmentation/out-of-core.js';
+import { PREEMPTED_EXIT, Preemption } from '../runtime/slurm.js';
 import { savePcaPicture } from '../report/pca.js';
 import { resultFile, writeResult } from '../report/results.js';
 import { ensureWritableDir, removeStaleTempFiles, makeDirs } from '../runtime/atomic.js';
@@ -67,9 +70,30 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   for (const k of ['checkpoint', 'dataDir', 'dataRoot', 'out', 'cacheDir'] as const)
     if (parsed.values[k] !== undefined) cfg[k] = userPath(cfg[k]);
   checkOutput(cfg);
+  if (cfg.launcher === 'slurm') {
+    // Every result the evaluation writes, written after the jobs were submitted.
+    const unwritten = (since: number) =>
+      resultNames(cfg).filter((n) => {
+        const f = resultFile(cfg.out, cfg.task, n);
+        return !fs.existsSync(f) || fs.statSync(f).mtimeMs < since;
+      });
+    await launchEvalOnSlurm(cfg, (l) => console.error(l), unwritten);
+    return;
+  }
   await initBackend(cfg.backend, cfg.threads);
+  // A task of a Slurm evaluation: its share from the array, and USR1 (preemption) asked between units.
+  const preemption = cfg.stage === 'all' ? undefined : new Preemption();
+  const share = preemption
+    ? {
+        task: Number(process.env.SLURM_ARRAY_TASK_ID ?? 0),
+        tasks: Number(process.env.SLURM_ARRAY_TASK_COUNT ?? 1),
+        preempted: () => preemption.requested,
+      }
+    : undefined;
+  if (share) console.error(`slurm task ${share.task} of ${share.tasks} (${cfg.stage}), attempt ${1 + Number(process.env.SLURM_RESTART_COUNT ?? 0)}`);
   const pcaDir = path.join(cfg.out, cfg.task, 'pca');
-  await evaluate(cfg, {
+  const run = evaluate(cfg, {
+    share,
     log: (line) => console.error(line),
     progress: (label, total, initial) => new ProgressBar(total, label, initial),
     savePca: async (p) => {
@@ -87,6 +111,15 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
       );
     },
   });
+  try {
+    await run;
+  } catch (e) {
+    if (!(e instanceof Preempted)) throw e;
+    console.error(`${e.message}`);
+    process.exitCode = PREEMPTED_EXIT;
+  } finally {
+    preemption?.dispose();
+  }
 }
 
 if (isMain(import.meta.url)) runMain(main);

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { KNN_INDEXES } from '../features/knn.js';
 import { REFINE_KEEP } from '../probes/grid.js';
 import { BACKEND_FIELDS } from '../runtime/backend.js';
+import { SLURM_FIELDS } from '../runtime/slurm.js';
 import { OPT_IN_PROBES, PROBE_NAMES, TASK_NAMES, TASKS } from './tasks.js';
 
 /** 60% of this machine's memory, in GiB (one decimal): the default budget of the out-of-core dense protocol. */
@@ -125,6 +126,13 @@ export const EvalConfigSchema = z
     maxFeatureGb: z.number().gt(0).default(8).describe('refuse patch-feature arrays above this many GiB'),
     pcaImages: count('test images with a PCA picture of their patch features', 6),
     ...BACKEND_FIELDS,
+    ...SLURM_FIELDS,
+    stage: z
+      .enum(['all', 'extract', 'grid', 'finish'])
+      .default('all')
+      .describe(
+        "what this process runs: all of it; or, as a task of a Slurm evaluation, its share of the feature extraction (extract) or of the dense protocol's units (grid), or the rest (finish)",
+      ),
   })
   .superRefine((c, ctx) => {
     if (
@@ -155,3 +163,6 @@ export type EvalConfig = z.output<typeof EvalConfigSchema>;
 export function probeSchedule(c: Pick<EvalConfig, 'probeSteps' | 'epochs'>): { steps?: number; epochs: number } {
   return c.epochs !== undefined ? { epochs: c.epochs } : { steps: c.probeSteps ?? REFERENCE_PROBE_STEPS, epochs: 0 };
 }
+
+/** Fields that say how an evaluation is run, not what it computes: left out of results and of the work key. */
+export const EXECUTION_FIELDS = ['backend', 'threads', 'stage', 'dryRun', ...Object.keys(SLURM_FIELDS)] as const;

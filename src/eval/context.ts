@@ -3,6 +3,7 @@
  * the hooks a caller gives, the per-evaluation context, a model's outcome and how it becomes a
  * result, feature extraction with progress, and PCA pictures.
  */
+import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { RawImage } from '../data/dataset.js';
@@ -15,6 +16,7 @@ import { arrayRows } from '../segmentation/out-of-core.js';
 import type { FeatureModel } from '../features/models.js';
 import { backendInfo, WASM_HEAP_BYTES, WASM_HEAP_RESERVE } from '../runtime/backend.js';
 import type { EvalConfig } from './config.js';
+import { EXECUTION_FIELDS } from './config.js';
 import type { MetricNotes, MetricQualities, Metrics } from './metrics.js';
 import type { EvalResult } from './result.js';
 import { EVAL_PROTOCOL } from './result.js';
@@ -52,6 +54,36 @@ export interface EvalHooks {
   skipModel?(name: string): boolean;
   /** The command recorded with every result (default: this process's `npm run eval -- ...`). */
   command?: string;
+  /** This process as one task of a Slurm array (stages extract and grid): its index, the array's size, preemption. */
+  share?: TaskShare;
+}
+
+export interface TaskShare {
+  task: number;
+  tasks: number;
+  /** True once the job was told to make way (USR1): stop after the current unit. */
+  preempted(): boolean;
+}
+
+/** Whether a unit (by name) is this task's: a stable hash of its name, round-robin over the tasks. */
+export function ownsUnit(share: TaskShare, name: string): boolean {
+  let h = 2166136261;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619);
+  return (h >>> 0) % share.tasks === share.task;
+}
+
+/**
+ * Where a model's units of dense work are kept for the tasks of one Slurm evaluation: under the
+ * output folder, by what defines the work (the config but how it is run) and the model.
+ */
+export function unitsDir(cfg: EvalConfig, modelKey: string): string {
+  const defining = Object.fromEntries(
+    Object.entries(cfg).filter(
+      ([k]) => !(EXECUTION_FIELDS as readonly string[]).includes(k) && !['name', 'out', 'overwrite', 'takeOver', 'pcaImages'].includes(k),
+    ),
+  );
+  const hash = (x: string) => createHash('sha256').update(x).digest('hex').slice(0, 16);
+  return path.join(cfg.out, cfg.task, '.work', hash(JSON.stringify(defining)), hash(modelKey));
 }
 
 /** Decoded images kept in memory between models, per split, at most this many bytes (else re-decoded). */
@@ -115,7 +147,8 @@ export interface Context {
 
 export function toResult(ctx: Context, name: string, model: FeatureModel | undefined, entry: RowSource, o: Outcome): EvalResult {
   const { cfg, size } = ctx;
-  const { backend, threads, ...rest } = cfg;
+  const { backend, threads } = cfg;
+  const rest = Object.fromEntries(Object.entries(cfg).filter(([k]) => !(EXECUTION_FIELDS as readonly string[]).includes(k)));
   const segmentation = TASKS[cfg.task].kind === 'segmentation';
   return {
     task: cfg.task,

@@ -20,10 +20,15 @@ import { loadEncoder, readEncoderInfo } from '../model/io/load.js';
 import { withFolderLock } from '../runtime/lock.js';
 import type { EvalConfig } from './config.js';
 import type { EvalResult } from './result.js';
+import type { TaskName } from './tasks.js';
 import { OPT_IN_PROBES, TASKS } from './tasks.js';
 
 import type { Context, RowSource } from './context.js';
-import { defaultModelName, toResult } from './context.js';
+import type { RawImage } from '../data/dataset.js';
+import type { ImageSource } from '../features/extract.js';
+import { fillStore, openStoreFor } from '../features/extract.js';
+import { Preempted } from '../segmentation/out-of-core.js';
+import { defaultModelName, featureBatch, limit, ownsUnit, toResult } from './context.js';
 import type { EvalHooks } from './context.js';
 import { classificationRunner, MAJORITY_ROW } from './classification.js';
 import { REFERENCE_ROWS, segmentationRunner } from './segmentation.js';
@@ -98,6 +103,9 @@ function openCheckpoint(cfg: EvalConfig, hooks: EvalHooks): { enc: EncoderInfo; 
 }
 
 export async function evaluate(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalResult[]> {
+  // The tasks of a Slurm evaluation's extract and grid stages run side by side and write no results:
+  // only units and store shards, each atomically.
+  if (cfg.stage === 'extract' || cfg.stage === 'grid') return evaluateLocked(cfg, hooks);
   // One writer per output folder (a study that evaluates in its own results folder shares its lock).
   return withFolderLock(path.join(cfg.out, cfg.task), 'evaluation', { takeOver: cfg.takeOver, log: hooks.log }, () =>
     evaluateLocked(cfg, hooks),
@@ -123,8 +131,16 @@ async function evaluateLocked(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalRe
     throw new Error(`--resolution ${size} is not a multiple of the patch size ${enc.config.patchSize}`);
   hooks.log(`model: ${enc.source}`);
   const ctx: Context = { cfg, hooks, size, probes };
+  const entries = modelEntries(cfg, enc, size, checkpointModel);
+  const names = resultNames(cfg, enc.runSeed !== undefined);
+  if (cfg.stage === 'extract') {
+    await extractStage(ctx, task, entries, names);
+    return [];
+  }
   const results: EvalResult[] = [];
+  // A grid task of a Slurm evaluation writes units of work, not results.
   const emit = (r: EvalResult) => {
+    if (cfg.stage === 'grid') return;
     results.push(r);
     hooks.onResult?.(r);
   };
@@ -133,8 +149,6 @@ async function evaluateLocked(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalRe
       ? await classificationRunner(ctx, task, emit)
       : await segmentationRunner(ctx, task, enc.config.patchSize, emit);
   // Built one at a time, so a large model and its random-init baseline are never in memory together.
-  const entries = modelEntries(cfg, enc, size, checkpointModel);
-  const names = resultNames(cfg, enc.runSeed !== undefined);
   for (const [i, entry] of entries.entries()) {
     if (hooks.skipModel?.(names[i])) {
       hooks.log(`${names[i]}: result exists, skipped`);
@@ -151,4 +165,54 @@ async function evaluateLocked(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalRe
     }
   }
   return results;
+}
+
+/** The images of a task's splits as its runners read them (same descriptions and sizes: the same stores). */
+function splitImages(cfg: EvalConfig, task: (typeof TASKS)[TaskName]): ImageSource[] {
+  const data = task.load(cfg);
+  const images = (d: { description: string; size: number; load(i: number): Promise<unknown> }, n: number): ImageSource => {
+    const l = limit(d, n);
+    return {
+      description: l.description,
+      size: l.size,
+      load: async (i) => {
+        const x = (await l.load(i)) as { image?: RawImage } & RawImage;
+        return x.image ?? x;
+      },
+    };
+  };
+  return [images(data.train, cfg.limitTrain), images(data.test, cfg.limitTest)];
+}
+
+/**
+ * A Slurm extraction task: its share of every model's shards of both splits (round-robin over
+ * all of them), each written as it is done; on preemption it stops after the shard in progress.
+ */
+async function extractStage(ctx: Context, task: (typeof TASKS)[TaskName], entries: ModelEntry[], names: string[]): Promise<void> {
+  const { cfg, hooks, size } = ctx;
+  if (!cfg.cacheDir) throw new Error('--stage extract writes the feature store: give --cache-dir a folder on the shared file system');
+  const share = hooks.share ?? { task: 0, tasks: 1, preempted: () => false };
+  const splits = splitImages(cfg, task);
+  for (const [i, entry] of entries.entries()) {
+    if (hooks.skipModel?.(names[i])) continue;
+    const model = entry.build();
+    try {
+      for (const [j, src] of splits.entries()) {
+        const grid = Math.floor(size / model.patchSize);
+        const opts = { size, transform: task.transform, cacheDir: cfg.cacheDir, shardImages: cfg.shardImages || undefined };
+        const store = openStoreFor(model, src, opts, grid * grid, grid);
+        const n = await fillStore(model, src, store, {
+          ...opts,
+          batchSize: featureBatch(cfg, model, size),
+          log: hooks.log,
+          shards: (shard) => ownsUnit(share, `${model.key}:${j}:${shard}`),
+          preempted: share.preempted,
+        });
+        hooks.log(`${names[i]} ${j ? 'test' : 'train'}: ${n} shards extracted by task ${share.task} of ${share.tasks}`);
+        if (share.preempted()) throw new Preempted();
+      }
+    } finally {
+      model.dispose();
+    }
+  }
 }

@@ -12,13 +12,15 @@ import type { DenseSplits, SegClassifier, SegFeatures } from './classifiers.js';
 import type { EvalConfig } from './config.js';
 import { cpuKernels } from '../runtime/cpu-kernels.js';
 import { withWasmHeap } from '../runtime/wasm-oom.js';
-import { prepareOutOfCore } from '../segmentation/out-of-core.js';
+import { outOfCoreLogRegValidation, outOfCoreNeighbours, prepareOutOfCore } from '../segmentation/out-of-core.js';
+import { LOGREG_C_GRID } from '../segmentation/logreg.js';
+import { SEG_KNN_KS, SEG_KNN_METRICS } from '../segmentation/protocol.js';
 import { CLASSIFIERS, classifiersFor } from './classifiers.js';
 import type { EvalResult } from './result.js';
 import type { SegmentationTask } from './tasks.js';
 
 import type { Context, ModelRunner, Progress } from './context.js';
-import { featureRows, features, IMAGE_MEMO_BYTES, limit, newOutcome, pcaPictures, toResult } from './context.js';
+import { featureRows, features, IMAGE_MEMO_BYTES, limit, newOutcome, ownsUnit, pcaPictures, toResult, unitsDir } from './context.js';
 
 /** A dense task's floors and ceiling, written as rows of their own next to the models. */
 export const REFERENCE_ROWS = {
@@ -117,7 +119,8 @@ export async function segmentationRunner(
     const o = newOutcome();
     if (relabeled) o.details.unknownLabels = relabeled;
     const trainRows = train.labels.rowImage.length;
-    const engine = denseEngine(cfg, trainRows, model.patchDim);
+    // The tasks of a Slurm evaluation share units of out-of-core work.
+    const engine = cfg.stage === 'all' ? denseEngine(cfg, trainRows, model.patchDim) : 'cpu';
     if (engine === 'cpu' && names.some((n) => (CLASSIFIERS[n] as SegClassifier).features !== 'standard'))
       throw new Error(`--probes knn-centered runs on the in-memory engine: drop it, or pass --dense-engine tfjs`);
     const labelsOf = { pixelsPerPatch: patchSize * patchSize, numLabels: 256, classes: task.labels.classes };
@@ -135,11 +138,28 @@ export async function segmentationRunner(
       const fte = await featureRows(ctx, model, test.images, task.transform, `${model.name} test`);
       o.seconds.features = ftr.seconds + fte.seconds;
       checkRows([ftr.source.rows, fte.source.rows], [train.labels, test.labels], patchSize);
+      const units =
+        cfg.stage === 'all'
+          ? undefined
+          : {
+              dir: unitsDir(cfg, model.key),
+              mine: cfg.stage === 'grid' && hooks.share ? (u: string) => ownsUnit(hooks.share!, u) : undefined,
+              preempted: hooks.share?.preempted,
+            };
       const ooc = prepareOutOfCore(
         { source: ftr.source, ...train.labels },
         { source: fte.source, ...test.labels },
-        { ...common, dim: model.patchDim, kernels: cpuKernels(), memoryBytes: cfg.memoryGb * 2 ** 30 },
+        { ...common, dim: model.patchDim, kernels: cpuKernels(), memoryBytes: cfg.memoryGb * 2 ** 30, units },
       );
+      if (cfg.stage === 'grid') {
+        // This task's units: its k-NN query blocks (both phases and metrics) and validation fits.
+        const asked = names.map((n) => CLASSIFIERS[n] as SegClassifier);
+        if (asked.some((c) => c.metrics.mIoU.startsWith('seg.knn')))
+          for (const phase of ['validation', 'test'] as const)
+            for (const metric of SEG_KNN_METRICS) outOfCoreNeighbours(ooc, phase, metric, Math.max(...SEG_KNN_KS));
+        if (names.includes('seg.logreg')) outOfCoreLogRegValidation(ooc, LOGREG_C_GRID, cfg.logregMaxIter);
+        return o;
+      }
       o.details.engine = {
         name: 'cpu',
         kernels: ooc.kernels.name,

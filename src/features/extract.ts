@@ -52,8 +52,10 @@ export interface ExtractOptions {
   onProgress?: (done: number, total: number) => void;
   /** Images a store shard (default: about 256 MiB of patch features); not part of the store's key. */
   shardImages?: number;
-  /** Only these shards [from, to) of the store (a Slurm array task's share); default all. */
-  shards?: [number, number];
+  /** Only the shards this says (a Slurm array task's share); default all. */
+  shards?: (shard: number) => boolean;
+  /** Asked between shards: true stops the extraction there (Slurm preemption); the shards done are kept. */
+  preempted?: () => boolean;
   /** Damaged or foreign shards found (and extracted again) are said here. */
   log?: (line: string) => void;
 }
@@ -203,20 +205,20 @@ export function openStoreFor(
 }
 
 /**
- * Extracts the store's missing or damaged shards (of `opts.shards`, default all), each written
- * atomically as it is done; returns how many were extracted.
+ * Extracts the store's missing or damaged shards (those `opts.shards` selects, default all), each
+ * written atomically as it is done; returns how many were extracted.
  */
 export async function fillStore(
   model: FeatureModel,
   data: ImageSource,
   store: FeatureStore,
-  opts: Pick<ExtractOptions, 'size' | 'transform' | 'batchSize' | 'onProgress' | 'log' | 'shards'>,
+  opts: Pick<ExtractOptions, 'size' | 'transform' | 'batchSize' | 'onProgress' | 'log' | 'shards' | 'preempted'>,
 ): Promise<number> {
-  const range = opts.shards ?? [0, store.shards];
-  const todo = shardsToExtract(store, range, opts.log ?? (() => {}));
+  const todo = shardsToExtract(store, opts.shards ?? (() => true), opts.log ?? (() => {}));
   const images = todo.reduce((a, i) => a + shardRange(store, i).count, 0);
   let done = 0;
   for (const i of todo) {
+    if (opts.preempted?.()) break;
     const { first, count } = shardRange(store, i);
     const f = await extractRange(model, data, first, count, opts, store.manifest.tokens, (k) => opts.onProgress?.(done + k, images));
     writeShard(store, i, f.patch, f.global, f.avg);

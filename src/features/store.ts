@@ -223,9 +223,10 @@ export function requireShard(store: FeatureStore, i: number): FeatureShard {
 }
 
 /** The shards that need extracting (absent, damaged or foreign), each problem but absence said by `log`. */
-export function shardsToExtract(store: FeatureStore, range: [number, number], log: (line: string) => void): number[] {
+export function shardsToExtract(store: FeatureStore, select: (shard: number) => boolean, log: (line: string) => void): number[] {
   const todo: number[] = [];
-  for (let i = range[0]; i < range[1]; i++) {
+  for (let i = 0; i < store.shards; i++) {
+    if (!select(i)) continue;
     const r = readShard(store, i);
     if (isShard(r)) continue;
     if (r.kind !== 'absent') log(`${r.file}: ${r.kind} (${r.why}); extracting it again`);

@@ -84,3 +84,17 @@ export function describeIssue(schema: z.ZodObject, issue: z.core.$ZodIssue, valu
   if (value === undefined) return `--${f.flag} is required: ${f.json.description ?? allowed} (see --help)`;
   return `invalid --${f.flag} '${shown(value)}': ${allowed} (see --help)`;
 }
+
+/**
+ * A config as the command-line flags that give it back (a worker launched with the same config):
+ * `--flag=value` (booleans as --flag / --no-flag, lists comma-joined), absent values left out.
+ */
+export function configFlags(values: Record<string, unknown>): string[] {
+  return Object.entries(values).flatMap(([k, v]) => {
+    // Absent values and empty lists (the only list default, '') are left to their defaults.
+    if (v === undefined || (Array.isArray(v) && v.length === 0)) return [];
+    if (typeof v === 'boolean') return [v ? `--${kebabCase(k)}` : `--no-${kebabCase(k)}`];
+    // One word `--flag=value`: a value that starts with '-' (an sbatch option) stays a value.
+    return [`--${kebabCase(k)}=${Array.isArray(v) ? v.join(',') : String(v)}`];
+  });
+}

@@ -65,6 +65,8 @@ export function jobScript(job: JobSpec, o: SlurmOptions): string {
     opt('time', o.slurmTime),
     opt('signal', `B:USR1@${o.slurmGrace}`),
     '#SBATCH --requeue',
+    // A requeued task appends to its log: every attempt stays readable.
+    opt('open-mode', 'append'),
     ...(job.array ? [opt('array', `0-${job.array - 1}`)] : []),
     ...(o.slurmPartition ? [opt('partition', o.slurmPartition)] : []),
     ...(o.slurmAccount ? [opt('account', o.slurmAccount)] : []),
@@ -79,8 +81,9 @@ export function jobScript(job: JobSpec, o: SlurmOptions): string {
     // wait returns early when the trap fires: wait again for the worker's own status.
     'while kill -0 "$worker" 2>/dev/null; do wait "$worker"; status=$?; done',
     `if [ "$status" -eq ${PREEMPTED_EXIT} ]; then`,
-    '  id=${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}}',
-    '  scontrol requeue "${id:-$SLURM_JOB_ID}"',
+    '  id="$SLURM_JOB_ID"',
+    '  if [ -n "$SLURM_ARRAY_JOB_ID" ]; then id="$SLURM_ARRAY_JOB_ID"_"$SLURM_ARRAY_TASK_ID"; fi',
+    '  scontrol requeue "$id"',
     '  exit 0',
     'fi',
     'exit "$status"',
@@ -94,8 +97,15 @@ const slurm = (cmd: string, args: string[]) => {
     return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   } catch (e) {
     const err = e as { code?: string; stderr?: string };
-    if (err.code === 'ENOENT') throw new Error(`${cmd} not found: --launcher slurm needs the Slurm client commands (sbatch, squeue, scontrol)`);
-    throw new Error(`${cmd} ${args.join(' ')} failed: ${String(err.stderr ?? e).trim().split('\n')[0]}`);
+    if (err.code === 'ENOENT')
+      throw new Error(`${cmd} not found: --launcher slurm needs the Slurm client commands (sbatch, squeue, scontrol)`);
+    throw new Error(
+      `${cmd} ${args.join(' ')} failed: ${
+        String(err.stderr ?? e)
+          .trim()
+          .split('\n')[0]
+      }`,
+    );
   }
 };
 
@@ -107,25 +117,41 @@ export function submit(job: JobSpec, o: SlurmOptions): string {
   return slurm('sbatch', ['--parsable', file]).split(';')[0];
 }
 
+export interface QueuedJob {
+  id: string;
+  state: string;
+  /** Why it is pending (squeue %r). */
+  reason: string;
+}
+
 /** The jobs of `ids` (array tasks included) still in the queue, with their state. */
-export function queued(ids: string[]): { id: string; state: string }[] {
+export function queued(ids: string[]): QueuedJob[] {
   if (!ids.length) return [];
-  const out = slurm('squeue', ['-h', '-j', ids.join(','), '-o', '%i %T']);
+  const out = slurm('squeue', ['-h', '-j', ids.join(','), '-o', '%i %T %r']);
   return out
     .split('\n')
     .filter(Boolean)
     .map((l) => {
-      const [id, state] = l.split(' ');
-      return { id, state };
+      const [id, state, reason = ''] = l.split(' ');
+      return { id, state, reason };
     });
 }
 
-/** Waits until none of `ids` is queued, calling `tick` with what is left every `everyMs`. */
-export async function waitForJobs(ids: string[], tick: (left: { id: string; state: string }[]) => void, everyMs = 2000): Promise<void> {
+/**
+ * Waits until none of `ids` is queued, calling `tick` with what is left every `everyMs`. A job
+ * left waiting on a dependency that failed would wait forever: the jobs are cancelled and the
+ * wait ends with an error.
+ */
+export async function waitForJobs(ids: string[], tick: (left: QueuedJob[]) => void, everyMs = 2000): Promise<void> {
   for (;;) {
     const left = queued(ids);
     tick(left);
     if (!left.length) return;
+    const stuck = left.find((j) => j.reason === 'DependencyNeverSatisfied');
+    if (stuck) {
+      slurm('scancel', ids);
+      throw new Error(`job ${stuck.id} can never start: a job it depends on failed; the jobs are cancelled`);
+    }
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

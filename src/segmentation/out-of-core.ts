@@ -26,7 +26,7 @@ import { fitLogRegObjective, LOGREG_DEFAULTS } from './logreg.js';
 import { bootstrapMIoUSE, foregroundIoU, segmentationScores } from './metrics.js';
 import { patchModes } from './patches.js';
 import type { KnnPoint, KnnVote, LogRegFit, SegLabels, SegScore } from './protocol.js';
-import { splitTrainVal } from './protocol.js';
+import { SEG_KNN_KS, splitTrainVal } from './protocol.js';
 
 /** Patch feature rows read in order, block by block. */
 export interface PatchRows {
@@ -263,7 +263,10 @@ export function outOfCoreNeighbours(
   const cosine = metric === 'cosine';
   forEachStandardized(s, querySet, s.queryRows, query, cosine, (q, m, rowIds) => {
     const name = `knn-${phase}-${metric}-k${kk}-q${s.queryRows}-b${block++}`;
-    const kept = s.units && fs.existsSync(unitFile(s.units, name, 'safetensors')) ? readSafetensors(unitFile(s.units, name, 'safetensors')) : undefined;
+    const kept =
+      s.units && fs.existsSync(unitFile(s.units, name, 'safetensors'))
+        ? readSafetensors(unitFile(s.units, name, 'safetensors'))
+        : undefined;
     const put = (idx: Int32Array, vals: Float32Array) => {
       indices.set(idx, done * kk);
       scores.set(vals, done * kk);
@@ -329,7 +332,8 @@ function neighboursOnce(s: OutOfCoreSplits, phase: Phase, metric: KnnMetric, k: 
   searches.set(s, memo);
   const known = memo.get(`${phase}:${metric}`);
   if (known && known.k >= k) return known;
-  const res = outOfCoreNeighbours(s, phase, metric, k, progress);
+  // Every search answers the grid's largest k: the same units whichever grid point asks (a refit asks for one).
+  const res = outOfCoreNeighbours(s, phase, metric, Math.max(k, ...SEG_KNN_KS), progress);
   memo.set(`${phase}:${metric}`, res);
   return res;
 }

@@ -1,0 +1,105 @@
+/**
+ * A one-node Slurm cluster for tests (Debian's slurm-wlm and munge, no systemd): munged, slurmctld
+ * and slurmd started in a temporary folder, the node idle before the tests run, every daemon
+ * stopped by its PID afterwards. A machine without the packages fails with the reason (CI installs
+ * them: .ci/run); it is not skipped.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export interface SlurmCluster {
+  /** The environment the Slurm commands need (SLURM_CONF). */
+  env: Record<string, string>;
+  dir: string;
+  stop(): void;
+}
+
+const conf = (d: string, host: string) => `ClusterName=capi-test
+SlurmctldHost=${host}(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+StateSaveLocation=${d}/state
+SlurmdSpoolDir=${d}/spool
+SlurmctldPidFile=${d}/slurmctld.pid
+SlurmdPidFile=${d}/slurmd.pid
+SlurmctldLogFile=${d}/slurmctld.log
+SlurmdLogFile=${d}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+MpiDefault=none
+SwitchType=switch/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=${d}/jobcomp.txt
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/linux
+JobRequeue=1
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 Boards=1 SocketsPerBoard=1 CoresPerSocket=2 ThreadsPerCore=1 RealMemory=20000 State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+`;
+
+const which = (cmd: string) => ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].map((d) => path.join(d, cmd)).find((p) => fs.existsSync(p));
+
+export async function startSlurm(): Promise<SlurmCluster> {
+  const missing = ['munged', 'slurmctld', 'slurmd', 'sbatch', 'squeue', 'scontrol'].filter((c) => !which(c));
+  if (missing.length)
+    throw new Error(`Slurm cannot start here: ${missing.join(', ')} not found (apt-get install slurm-wlm munge; .ci/run does)`);
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-slurm-'));
+  for (const sub of ['state', 'spool']) fs.mkdirSync(path.join(d, sub));
+  fs.writeFileSync(path.join(d, 'slurm.conf'), conf(d, 'localhost'));
+  const env = { SLURM_CONF: path.join(d, 'slurm.conf') };
+  const procs: ChildProcess[] = [];
+  const daemon = (cmd: string, args: string[], user?: string) => {
+    const p = user
+      ? spawn('runuser', ['-u', user, '--', which(cmd)!, ...args], { stdio: 'ignore', env: { ...process.env, ...env } })
+      : spawn(which(cmd)!, args, { stdio: 'ignore', env: { ...process.env, ...env } });
+    procs.push(p);
+    return p;
+  };
+  // munged needs its run folder and key (the package creates the key); one already running is used.
+  fs.mkdirSync('/run/munge', { recursive: true });
+  execFileSync('chown', ['munge:munge', '/run/munge']);
+  // A credential round trip tells whether a munged answers (a dead one can leave its socket behind).
+  const mungeWorks = () => {
+    try {
+      execFileSync('sh', ['-c', 'munge -n | unmunge'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!mungeWorks()) {
+    daemon('munged', ['-F', '--force'], 'munge');
+    for (let i = 0; i < 50 && !mungeWorks(); i++) await new Promise((r) => setTimeout(r, 100));
+    if (!mungeWorks()) throw new Error('Slurm cannot start here: munged does not answer (munge -n | unmunge fails; is this root?)');
+  }
+  daemon('slurmctld', ['-D', '-i']);
+  await new Promise((r) => setTimeout(r, 500));
+  daemon('slurmd', ['-D', '-N', 'localhost']);
+  // Every daemon this cluster started, by its PID.
+  const stop = () => {
+    for (const p of procs.reverse()) p.kill('SIGTERM');
+  };
+  for (let i = 0; i < 100; i++) {
+    try {
+      const state = execFileSync('sinfo', ['-h', '-o', '%t'], {
+        env: { ...process.env, ...env },
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim();
+      if (state === 'idle') return { env, dir: d, stop };
+    } catch {
+      // slurmctld not answering yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  stop();
+  throw new Error(`Slurm did not come up: the node never became idle (logs in ${d}: slurmctld.log, slurmd.log)`);
+}
