@@ -90,7 +90,8 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
         preempted: () => preemption.requested,
       }
     : undefined;
-  if (share) console.error(`slurm task ${share.task} of ${share.tasks} (${cfg.stage}), attempt ${1 + Number(process.env.SLURM_RESTART_COUNT ?? 0)}`);
+  if (share)
+    console.error(`slurm task ${share.task} of ${share.tasks} (${cfg.stage}), attempt ${1 + Number(process.env.SLURM_RESTART_COUNT ?? 0)}`);
   const pcaDir = path.join(cfg.out, cfg.task, 'pca');
   const run = evaluate(cfg, {
     share,

@@ -1,4 +1,5 @@
 /** `npm run pretrain -- --preset fmnist-tiny --out runs/NAME [--steps N] [--resume] [--<field> value ...]` */
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { CONFIG_OVERRIDE_FIELDS, FMNIST_TINY_DEFAULTS, isBuiltinData, PRESET_NAMES, resolvePretrainConfig } from '../pretrain/config.js';
@@ -109,7 +110,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     },
   });
   bar?.finish();
-  if (result.interrupted) process.exitCode = 128 + (result.interrupted === 'SIGINT' ? 2 : 15);
+  if (result.interrupted) process.exitCode = 128 + (os.constants.signals[result.interrupted] ?? 15);
   const r = result.records;
   if (r.length > 0) {
     const first = r.slice(0, Math.min(10, r.length));

@@ -106,8 +106,9 @@ export async function evaluate(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalR
   // The tasks of a Slurm evaluation's extract and grid stages run side by side and write no results:
   // only units and store shards, each atomically.
   if (cfg.stage === 'extract' || cfg.stage === 'grid') return evaluateLocked(cfg, hooks);
-  // One writer per output folder (a study that evaluates in its own results folder shares its lock).
-  return withFolderLock(path.join(cfg.out, cfg.task), 'evaluation', { takeOver: cfg.takeOver, log: hooks.log }, () =>
+  // One writer per row of an output folder: evaluations of other models (a Slurm study's jobs) may write beside it.
+  const row = resultNames(cfg)[0].replace(/[^A-Za-z0-9._@-]+/g, '_');
+  return withFolderLock(path.join(cfg.out, cfg.task, '.writers', row), 'evaluation', { takeOver: cfg.takeOver, log: hooks.log }, () =>
     evaluateLocked(cfg, hooks),
   );
 }

@@ -4,6 +4,7 @@
  * resume (validated against the run it continues), and a clean stop on SIGINT / SIGTERM.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { findTeacherExport, readTeacherExport, TEACHER_DIR } from '../model/io/run-files.js';
@@ -95,20 +96,24 @@ export interface RunResult {
 
 /** How many consecutive non-finite losses abort the run (spec 13: "more than 2"). */
 const MAX_NAN_STEPS = 3;
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGUSR1'] as const;
 /** A second signal this long after the first aborts without a checkpoint (earlier ones are the same Ctrl-C, relayed). */
 const ABORT_AFTER_MS = 2000;
 
 const METRICS_FILE = 'metrics.jsonl';
 const CONFIG_FILE = 'config.json';
 
-/** SIGINT / SIGTERM: the first asks the loop to stop after the current step; a later one aborts. */
+/**
+ * SIGINT / SIGTERM (and SIGUSR1, Slurm's preemption warning): the first asks the loop to stop after
+ * the current step; a later one aborts.
+ */
 export class StopRequest {
   signal?: NodeJS.Signals;
   private at = 0;
   private readonly handler = (signal: NodeJS.Signals) => {
     if (this.signal && Date.now() - this.at > ABORT_AFTER_MS) {
       process.stderr.write(`\n${signal} again: aborting without a checkpoint (the last one stays)\n`);
-      process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+      process.exit(128 + (os.constants.signals[signal] ?? 15));
     }
     if (this.signal) return;
     this.signal = signal;
@@ -117,13 +122,11 @@ export class StopRequest {
   };
 
   constructor(private readonly log: (line: string) => void) {
-    process.on('SIGINT', this.handler);
-    process.on('SIGTERM', this.handler);
+    for (const s of STOP_SIGNALS) process.on(s, this.handler);
   }
 
   dispose(): void {
-    process.off('SIGINT', this.handler);
-    process.off('SIGTERM', this.handler);
+    for (const s of STOP_SIGNALS) process.off(s, this.handler);
   }
 }
 

@@ -61,6 +61,8 @@ export interface StudyOptions {
   takeOver?: boolean;
   /** Resume runs although the training step's code changed since their checkpoints (recorded in each run). */
   forceResume?: boolean;
+  /** One unit of a Slurm study (`run:<id>` or `eval:<index>`), without the study's own locks; absent: the whole plan. */
+  unit?: string;
 }
 
 export interface StudyOutcome {
@@ -140,7 +142,7 @@ function evalConfig(e: StudyEval, o: StudyOptions) {
 }
 
 /** The study's own record: the plan it runs and each commit that worked on it (a resumed study may span several). */
-function recordStudy(o: StudyOptions): { commits: string[]; started: string } {
+export function recordStudy(o: StudyOptions): { commits: string[]; started: string } {
   const file = path.join(o.resultsDir, STUDY_FILE);
   const commit = versionLabel(codeVersion());
   let prior: { plan?: string; commits?: string[]; started?: string } = {};
@@ -151,7 +153,8 @@ function recordStudy(o: StudyOptions): { commits: string[]; started: string } {
     }
   }
   const started = prior.started ?? new Date().toISOString();
-  if (o.reportOnly) return { commits: prior.commits ?? [], started }; // a rebuild of the report does no work on the study
+  // A rebuild of the report does no work on the study; a unit of a Slurm study leaves the record to its launcher.
+  if (o.reportOnly || o.unit) return { commits: prior.commits ?? [], started };
   const commits = [...new Set([...(prior.commits ?? []), commit])];
   writeFileAtomic(file, JSON.stringify({ plan: o.plan.name, started, commits, runsDir: o.runsDir, units: o.plan }, null, 2));
   return { commits, started };
@@ -351,9 +354,9 @@ function reportInput(o: StudyOptions, study: { commits: string[]; started: strin
 
 export async function runStudy(o: StudyOptions): Promise<StudyOutcome> {
   // One study per results folder and per runs folder (a report-only rebuild reads runs, and writes results).
-  const locks = [o.resultsDir, ...(o.reportOnly ? [] : [o.runsDir])].map((d) =>
-    lockFolder(d, 'study', { takeOver: o.takeOver, log: o.log }),
-  );
+  // A unit of a Slurm study runs beside others: its run folder and output folders are locked by what writes them.
+  const folders = o.unit ? [] : [o.resultsDir, ...(o.reportOnly ? [] : [o.runsDir])];
+  const locks = folders.map((d) => lockFolder(d, 'study', { takeOver: o.takeOver, log: o.log }));
   try {
     return await study(o);
   } finally {
@@ -361,51 +364,72 @@ export async function runStudy(o: StudyOptions): Promise<StudyOutcome> {
   }
 }
 
+/**
+ * One run's work: train to each of its learning-curve points and evaluate there, then to its end
+ * (and, `withEnd`, its end evaluations). Returns the signal that stopped training, if one did.
+ */
+async function runUnit(
+  run: StudyRun,
+  o: StudyOptions,
+  withEnd: boolean,
+  afterPoint: () => Promise<unknown>,
+): Promise<NodeJS.Signals | undefined> {
+  const runEvals = o.plan.evals.filter((x) => x.run === run.id);
+  const points = [...new Set(runEvals.map((e) => e.atEpochs))].sort((a, b) => (a ?? Infinity) - (b ?? Infinity));
+  for (const atEpochs of points) {
+    // Without the end's evaluations (a Slurm study: jobs of their own), the run is still trained to its end.
+    const evals = runEvals.filter((e) => e.atEpochs === atEpochs && (withEnd || atEpochs !== undefined));
+    if (evals.length && evals.every((e) => evalDone(e, o))) continue;
+    const live = runStatus(path.join(o.runsDir, run.id));
+    const step = curveStep(run.id, atEpochs, o);
+    if (atEpochs !== undefined && step !== undefined && live.step > step) {
+      o.log(`study: ${run.id} is at step ${live.step}, past epoch ${atEpochs} (step ${step}): that point can no longer be evaluated`);
+      continue;
+    }
+    // A run whose record is kept and whose own rows all exist is not trained again (its baselines need only its config).
+    if (!fs.existsSync(path.join(recordDir(o, run.id), 'config.json')) || evals.some((e) => needsWeights(e, o))) {
+      const interrupted = await ensureRun(run, o, atEpochs);
+      if (interrupted) return interrupted;
+      saveRecord(run, o);
+    }
+    // The rows that need the run's weights first: a session that ends before the baselines leaves them to one without the checkpoint.
+    for (const e of evals) await ensureEval(e, o, true);
+    for (const e of evals) await ensureEval(e, o);
+    await afterPoint();
+  }
+  return undefined;
+}
+
 async function study(o: StudyOptions): Promise<StudyOutcome> {
   const study = recordStudy(o);
   const report = async () => writeStudyReport(o.resultsDir, reportInput(o, study));
   if (o.reportOnly) return { report: await report() };
+  const stopped = (interrupted: NodeJS.Signals) => ({ interrupted, report: path.join(o.resultsDir, 'REPORT.md') });
+  if (o.unit) {
+    // One job of a Slurm study: a run (with its learning-curve evaluations) or one end evaluation.
+    const [kind, id] = o.unit.split(':');
+    const run = o.plan.runs.find((r) => r.id === id);
+    if (kind === 'run' && run) {
+      const interrupted = await runUnit(run, o, false, async () => {});
+      return interrupted ? stopped(interrupted) : { report: '' };
+    }
+    const e = kind === 'eval' ? o.plan.evals[Number(id)] : undefined;
+    if (!e) throw new Error(`--unit ${o.unit}: not a unit of plan ${o.plan.name} (run:<id> or eval:<index>)`);
+    await ensureEval(e, o, true);
+    await ensureEval(e, o);
+    return { report: '' };
+  }
   const units = o.plan.runs.length + o.plan.evals.length;
   let done = 0;
   for (const run of o.plan.runs) {
-    if (runComplete(run, o)) {
-      done += 1 + o.plan.evals.filter((x) => x.run === run.id).length;
-      continue;
+    if (!runComplete(run, o)) {
+      const interrupted = await runUnit(run, o, true, report);
+      if (interrupted) {
+        await report();
+        return stopped(interrupted);
+      }
     }
-    // The run's learning-curve points in order, then its end (undefined): train to each, evaluate there.
-    const runEvals = o.plan.evals.filter((x) => x.run === run.id);
-    const points = [...new Set(runEvals.map((e) => e.atEpochs))].sort((a, b) => (a ?? Infinity) - (b ?? Infinity));
-    for (const atEpochs of points) {
-      const evals = runEvals.filter((e) => e.atEpochs === atEpochs);
-      if (evals.every((e) => evalDone(e, o))) {
-        done += evals.length;
-        continue;
-      }
-      const live = runStatus(path.join(o.runsDir, run.id));
-      const step = curveStep(run.id, atEpochs, o);
-      if (atEpochs !== undefined && step !== undefined && live.step > step) {
-        o.log(`study: ${run.id} is at step ${live.step}, past epoch ${atEpochs} (step ${step}): that point can no longer be evaluated`);
-        done += evals.length;
-        continue;
-      }
-      // A run whose record is kept and whose own rows all exist is not trained again (its baselines need only its config).
-      if (!fs.existsSync(path.join(recordDir(o, run.id), 'config.json')) || evals.some((e) => needsWeights(e, o))) {
-        const interrupted = await ensureRun(run, o, atEpochs);
-        if (interrupted) {
-          await report();
-          return { interrupted, report: path.join(o.resultsDir, 'REPORT.md') };
-        }
-        saveRecord(run, o);
-      }
-      // The rows that need the run's weights first: a session that ends before the baselines leaves them to one without the checkpoint.
-      for (const e of evals) await ensureEval(e, o, true);
-      for (const e of evals) {
-        await ensureEval(e, o);
-        done++;
-      }
-      await report();
-    }
-    done++;
+    done += 1 + o.plan.evals.filter((x) => x.run === run.id).length;
     o.log(`study: ${done} of ${units} units done (${run.id})`);
   }
   return { report: await report() };

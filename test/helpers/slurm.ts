@@ -16,8 +16,10 @@ export interface SlurmCluster {
   stop(): void;
 }
 
-const conf = (d: string, host: string) => `ClusterName=capi-test
+const conf = (d: string, host: string, port: number) => `ClusterName=capi-test
 SlurmctldHost=${host}(127.0.0.1)
+SlurmctldPort=${port}
+SlurmdPort=${port + 1}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -53,7 +55,9 @@ export async function startSlurm(): Promise<SlurmCluster> {
     throw new Error(`Slurm cannot start here: ${missing.join(', ')} not found (apt-get install slurm-wlm munge; .ci/run does)`);
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-slurm-'));
   for (const sub of ['state', 'spool']) fs.mkdirSync(path.join(d, sub));
-  fs.writeFileSync(path.join(d, 'slurm.conf'), conf(d, 'localhost'));
+  // Ports of its own: test files run side by side, each with its cluster.
+  const port = 20000 + 2 * Math.floor(Math.random() * 10000);
+  fs.writeFileSync(path.join(d, 'slurm.conf'), conf(d, 'localhost', port));
   const env = { SLURM_CONF: path.join(d, 'slurm.conf') };
   const procs: ChildProcess[] = [];
   const daemon = (cmd: string, args: string[], user?: string) => {
