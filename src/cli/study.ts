@@ -38,6 +38,12 @@ export const STUDY_COMMAND = {
         "feature cache of the evaluations; '': none (a study evaluates each model once a task, and a 60k-image task's patch features take ~1.5 GB a model)",
       ),
     reportOnly: z.boolean().default(false).describe('only rebuild REPORT.md, tables/ and curves/ from the results and runs that exist'),
+    handOff: z
+      .boolean()
+      .default(false)
+      .describe(
+        "on Ctrl-C or SIGTERM, keep the interrupted run's checkpoint with the results (results/<plan>/runs/<id>/): a copy of the results folder alone (a fresh clone) continues the run",
+      ),
     forceResume: z
       .boolean()
       .default(false)
@@ -103,6 +109,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     takeOver: c.takeOver,
     forceResume: c.forceResume,
     unit: c.unit || undefined,
+    handOff: c.handOff,
   });
   if (outcome.interrupted === 'SIGUSR1') {
     console.error(`preempted: ${c.unit} stopped after its checkpoint; the requeued job continues`);

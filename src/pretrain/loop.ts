@@ -338,6 +338,14 @@ async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefin
       { ...checkCode({ step: resumed.step, code: loaded.code, trainingCode: loaded.trainingCode }, opts), ...overrides },
     ];
     if (stopAfter > 0 && resumed.step >= stopAfter && resumed.step < total) {
+      // Its teacher export must be the checkpoint's (a run continued from a checkpoint alone has none).
+      if (!teacherExportReadable(opts.out))
+        await exportTeacher(opts.out, resumed, cfg.model, {
+          step: resumed.step,
+          seed: cfg.train.seed,
+          backend: opts.backend,
+          preset: cfg.preset,
+        });
       opts.log(`the run in ${opts.out} is at step ${resumed.step}, at or past the stop at ${stopAfter}: nothing to do`);
       return { state: resumed, config: cfg, records: [], totalSteps: total, stoppedEarly: true, alreadyComplete: false };
     }

@@ -28,7 +28,7 @@ import { isBuiltinData, resolvePretrainConfig } from '../pretrain/config.js';
 import { stepsForEpochs } from '../pretrain/step.js';
 import type { StepRecord } from '../pretrain/loop.js';
 import { runPretraining } from '../pretrain/loop.js';
-import { runSupervised, supervisedDone } from '../pretrain/supervised.js';
+import { runSupervised, SUPERVISED_CHECKPOINT, supervisedDone } from '../pretrain/supervised.js';
 import { readResult, resultFile, writeResult } from '../report/results.js';
 import type { StudyReportInput } from '../report/study.js';
 import { writeStudyReport } from '../report/study.js';
@@ -63,6 +63,8 @@ export interface StudyOptions {
   forceResume?: boolean;
   /** One unit of a Slurm study (`run:<id>` or `eval:<index>`), without the study's own locks; absent: the whole plan. */
   unit?: string;
+  /** On a signal, keep the interrupted run's checkpoint with the results, so that a copy of them continues it. */
+  handOff?: boolean;
 }
 
 export interface StudyOutcome {
@@ -77,12 +79,42 @@ const STUDY_FILE = 'study.json';
 const RECORD_FILES = ['config.json', 'metrics.jsonl', 'supervised.json'] as const;
 const recordDir = (o: StudyOptions, id: string) => path.join(o.resultsDir, 'runs', id);
 
-/** Copies a finished run's record into the results folder. */
+/** A run's checkpoints, kept with its record when a study hands an unfinished run over (--hand-off). */
+const HANDOFF_FILES = [CHECKPOINT_FILE, SUPERVISED_CHECKPOINT] as const;
+
+/** Copies a run's record into the results folder; a finished run's handed-over checkpoint goes. */
 function saveRecord(run: StudyRun, o: StudyOptions): void {
   for (const f of RECORD_FILES) {
     const src = path.join(o.runsDir, run.id, f);
     if (fs.existsSync(src)) writeFileAtomic(path.join(recordDir(o, run.id), f), fs.readFileSync(src));
   }
+  if (runStatus(path.join(o.runsDir, run.id)).status === 'done' || supervisedDone(path.join(o.runsDir, run.id)))
+    for (const f of HANDOFF_FILES) fs.rmSync(path.join(recordDir(o, run.id), f), { force: true });
+}
+
+/**
+ * An interrupted run's record and checkpoint, kept with the results (--hand-off): a checkout of
+ * the results folder alone (a fresh clone, another machine) continues the run from there.
+ */
+function handOff(run: StudyRun, o: StudyOptions): void {
+  saveRecord(run, o);
+  for (const f of HANDOFF_FILES) {
+    const src = path.join(o.runsDir, run.id, f);
+    if (fs.existsSync(src)) writeFileAtomic(path.join(recordDir(o, run.id), f), fs.readFileSync(src));
+  }
+  o.log(`study: ${run.id}'s checkpoint is kept in ${recordDir(o, run.id)} (--hand-off): a copy of the results folder continues it`);
+}
+
+/** A run folder without a checkpoint takes the one handed over with the results, if there is one. */
+function takeHandOff(run: StudyRun, o: StudyOptions): void {
+  const dir = path.join(o.runsDir, run.id);
+  const kept = HANDOFF_FILES.find((f) => fs.existsSync(path.join(recordDir(o, run.id), f)));
+  if (!kept || HANDOFF_FILES.some((f) => fs.existsSync(path.join(dir, f)))) return;
+  for (const f of [...RECORD_FILES, kept]) {
+    const src = path.join(recordDir(o, run.id), f);
+    if (fs.existsSync(src)) writeFileAtomic(path.join(dir, f), fs.readFileSync(src));
+  }
+  o.log(`study: ${run.id} continues from the checkpoint kept with the results (${path.join(recordDir(o, run.id), kept)})`);
 }
 
 /** A run is needed no more once its record is kept and every evaluation of it has its results. */
@@ -187,6 +219,7 @@ function readMetrics(dir: string): StepRecord[] {
 /** Trains, resumes or skips the run up to `atEpochs` (a learning-curve point) or its end. */
 async function ensureRun(run: StudyRun, o: StudyOptions, atEpochs?: number): Promise<NodeJS.Signals | undefined> {
   const dir = path.join(o.runsDir, run.id);
+  takeHandOff(run, o);
   if (run.arm === 'supervised') {
     if (supervisedDone(dir)) return undefined;
     o.log(`study: training the supervised ceiling ${run.id}`);
@@ -389,7 +422,10 @@ async function runUnit(
     // A run whose record is kept and whose own rows all exist is not trained again (its baselines need only its config).
     if (!fs.existsSync(path.join(recordDir(o, run.id), 'config.json')) || evals.some((e) => needsWeights(e, o))) {
       const interrupted = await ensureRun(run, o, atEpochs);
-      if (interrupted) return interrupted;
+      if (interrupted) {
+        if (o.handOff) handOff(run, o);
+        return interrupted;
+      }
       saveRecord(run, o);
     }
     // The rows that need the run's weights first: a session that ends before the baselines leaves them to one without the checkpoint.

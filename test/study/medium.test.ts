@@ -1,0 +1,77 @@
+/**
+ * Plan medium's structure in its test-sized form (`--plan medium-tiny`): learning-curve points
+ * (each run stopped at 2 and 4 epochs and evaluated there, teacher and student), then its end.
+ * Interrupted (SIGINT) with --hand-off, its run folders then lost (a fresh clone has only the
+ * committed results), and run again: it continues the interrupted run from the checkpoint kept with
+ * the results, and every result equals an uninterrupted study's.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-medium-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function study(out: string, runs: string, extra: string[] = [], stopWhen?: (err: string) => boolean) {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/study.ts', '--plan', 'medium-tiny', '--out', out, '--runs', runs, ...extra],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let err = '';
+  let sent = false;
+  child.stderr.on('data', (d) => {
+    err += d;
+    if (stopWhen && !sent && stopWhen(err)) {
+      sent = true;
+      child.kill('SIGINT');
+    }
+  });
+  return new Promise<{ code: number | null; err: string }>((r) => child.on('close', (code) => r({ code, err })));
+}
+
+/** Every result's metrics by task and file. */
+function metrics(dir: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const task of fs.readdirSync(dir).filter((t) => t.startsWith('fmnist')))
+    for (const f of fs.readdirSync(path.join(dir, task)).filter((x) => x.endsWith('.json')))
+      out[`${task}/${f}`] = JSON.parse(fs.readFileSync(path.join(dir, task, f), 'utf8')).metrics;
+  return out;
+}
+
+describe('study --plan medium-tiny', () => {
+  it('evaluates each run at its learning-curve points; handed over mid-run, a fresh checkout continues it exactly', async () => {
+    const whole = path.join(tmp, 'whole');
+    const w = await study(whole, path.join(tmp, 'whole-runs'));
+    expect(w.code, w.err).toBe(0);
+    const rows = Object.keys(metrics(whole));
+    for (const row of [
+      'canvas-capi-s0_2ep',
+      'canvas-capi-s0_2ep-student',
+      'canvas-capi-s0_4ep',
+      'canvas-capi-s0',
+      'canvas-capi-s0-student',
+    ])
+      expect(rows).toContain(`fmnist-canvas/${row}.json`);
+    expect(rows).toContain('fmnist-canvas-dense/canvas-capi-s0_4ep.json');
+    expect(rows).toContain('fmnist-canvas/floor_majority_class.json');
+
+    // Interrupted while the second seed's run trains past its first point, with --hand-off.
+    const out = path.join(tmp, 'handed');
+    const runs = path.join(tmp, 'handed-runs');
+    const first = await study(out, runs, ['--hand-off'], (err) =>
+      /resuming canvas-capi-s1 to epoch 4[\s\S]*pretrain canvas-capi-s1 \[/.test(err),
+    );
+    expect(first.code).toBe(130);
+    expect(first.err).toContain("study: canvas-capi-s1's checkpoint is kept in");
+    expect(fs.existsSync(path.join(out, 'runs', 'canvas-capi-s1', 'checkpoint.safetensors'))).toBe(true);
+    fs.rmSync(runs, { recursive: true }); // a fresh clone: the committed results alone
+    const second = await study(out, runs);
+    expect(second.code, second.err).toBe(0);
+    expect(second.err).toContain('study: canvas-capi-s1 continues from the checkpoint kept with the results');
+    expect(fs.existsSync(path.join(out, 'runs', 'canvas-capi-s1', 'checkpoint.safetensors'))).toBe(false); // finished: dropped
+    expect(metrics(out)).toEqual(metrics(whole));
+  }, 600_000);
+});
