@@ -144,7 +144,7 @@ export function runMain(main: () => Promise<void>): void {
   main().catch((e: unknown) => {
     let msg = e instanceof Error ? e.message : String(e);
     if (/memory access out of bounds|Aborted\(OOM\)|Cannot enlarge memory/.test(msg)) {
-      msg = `the wasm backend ran out of memory (${msg.split('\n')[0]}): its heap is limited to a few GB; lower --batchSize`;
+      msg = `the wasm backend ran out of memory (${msg.split('\n')[0]}): its heap is limited to a few GB; lower --batch-size`;
     }
     process.stderr.write(`error: ${msg}\n`);
     if (process.env.CAPI_DEBUG) console.error(e);

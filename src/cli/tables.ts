@@ -1,4 +1,5 @@
 /** `npm run tables [-- --results DIR]`: every result under results/ as Table 2/3/5-style tables (CSV + Markdown). */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { buildTables, tableCsv, tableMarkdown } from '../report/tables.js';
@@ -7,11 +8,15 @@ import { writeFileAtomic } from '../runtime/atomic.js';
 import { commandConfig, isMain, runMain, userPath } from './command.js';
 
 export const TABLES_COMMAND = {
-  usage: 'npm run tables -- [--results DIR]',
+  usage: 'npm run tables -- [--results DIR] [--out DIR]',
   summary:
     "Reads every <results>/<task>/<model>.json written by 'npm run eval' and writes comparison tables\n" +
-    '(rows: models, columns: datasets x probes) as <results>/tables/<name>.csv and .md, plus README.md with all of them.',
-  schema: z.object({ results: z.string().min(1).default('results').describe('folder of the eval results') }),
+    '(rows: models, columns: datasets x probes) as <out>/<name>.csv and .md, plus README.md with all of them.\n' +
+    "Its own folder: a study's tables/ (npm run study) are never written here.",
+  schema: z.object({
+    results: z.string().min(1).default('eval-results').describe("folder of the eval results (eval's --out)"),
+    out: z.string().default('').describe("where the tables go; '': <results>/comparison"),
+  }),
 };
 
 export async function main(argv = process.argv.slice(2)): Promise<void> {
@@ -21,7 +26,9 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const results = readResults(dir);
   if (!results.length) throw new Error(`no results under ${dir}: run 'npm run eval -- --task fmnist --checkpoint runs/NAME' first`);
   const tables = buildTables(results);
-  const out = path.join(dir, 'tables');
+  const out = parsed.config.out ? userPath(parsed.config.out) : path.join(dir, 'comparison');
+  if (fs.existsSync(path.join(out, '..', 'study.json')) && path.basename(out) === 'tables')
+    throw new Error(`${out} holds a study's tables (npm run study writes them): choose another --out`);
   for (const t of tables) {
     writeFileAtomic(path.join(out, `${t.name}.csv`), tableCsv(t));
     writeFileAtomic(path.join(out, `${t.name}.md`), tableMarkdown(t));

@@ -6,7 +6,7 @@
  * a pure function of (seed, split, i); train canvases use items of the Fashion-MNIST train split,
  * test canvases items of the test split.
  *
- * Why cells and native scale (issue 9, point 3): the first design (2-4 items scaled 0.7-1.3,
+ * Why cells and native scale: the first design (2-4 items scaled 0.7-1.3,
  * placed anywhere, overlapping; 8 px patches) did not separate models: on 2,000 / 1,000
  * canvases every model and baseline scored 17-18 k-NN mIoU, and the in-domain CAPI's logistic
  * mIoU (15.6) was 0.7 above its own init's, against a background-oracle floor of 10 and an

@@ -51,7 +51,7 @@ function requirePath(p: string, what: string): string {
 /**
  * Label values of `label` that are neither a class (0..classes-1) nor ignored: an error naming the
  * file and the values, or (policy 'ignore') mapped to the first ignore value and counted. Scoring
- * them as classes of their own would change the mIoU silently (issue 28: values 200 and 220 in an
+ * them as classes of their own would change the mIoU silently (values 200 and 220 in an
  * ADE20K layout turned a perfect 100.0 into 57.1).
  */
 export function checkLabelValues(

@@ -24,8 +24,6 @@ export const METRICS = {
 
 export type MetricKey = keyof typeof METRICS;
 
-export const METRIC_KEYS = Object.keys(METRICS) as MetricKey[];
-
 export type Metrics = Partial<Record<MetricKey, number>>;
 export type MetricNotes = Partial<Record<MetricKey, string>>;
 

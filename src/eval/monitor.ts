@@ -3,7 +3,7 @@
  * average-pooled patch features of a fixed labeled subset, a weighted k-NN (k = 20, T = 0.07) from
  * its first `train` training images to its first `test` test images. Cheap enough to run a few
  * times a run, so a report can show what the features are worth as pretraining goes, not only at
- * its end (issue 9: why a claim does or does not hold at this length).
+ * its end (why a claim does or does not hold at a run's length).
  */
 import type { LabeledDataset } from '../data/dataset.js';
 import { ImageMemo, memoized } from '../data/memo.js';

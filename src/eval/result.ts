@@ -5,7 +5,7 @@ import type { MetricNotes, MetricQualities, Metrics } from './metrics.js';
 /**
  * Version of the evaluation protocol as code (not config) defines it; a result of another version
  * is not the result today's evaluation would write. 2: the 39-point probe grid and the
- * half-schedule convergence test (2026-12-02); 3: that test paired (the half run starts from the
+ * half-schedule convergence test; 3: that test paired (the half run starts from the
  * chosen probe's own initial parameters and batches); absent: before.
  */
 export const EVAL_PROTOCOL = 3;
@@ -22,7 +22,7 @@ export interface EvalResult {
   metrics: Metrics;
   /** How each metric was produced (probe mode, selected hyper-parameters). */
   notes: MetricNotes;
-  /** Each metric's standard error and selection flags (absent in results written before 2026-12-01). */
+  /** Each metric's standard error and selection flags (absent in results of the earliest versions). */
   quality?: MetricQualities;
   details: Record<string, unknown>;
   config: Record<string, unknown>;

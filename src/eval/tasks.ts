@@ -174,5 +174,3 @@ export const TASKS = {
 
 export type TaskName = keyof typeof TASKS;
 export const TASK_NAMES = Object.keys(TASKS) as [TaskName, ...TaskName[]];
-
-export const taskOf = (name: TaskName): Task => TASKS[name];

@@ -65,7 +65,7 @@ export class BatchSampler {
     private readonly batchSize: number,
     private readonly seed: number,
   ) {
-    if (size < batchSize) throw new Error(`dataset has ${size} images, fewer than one batch of ${batchSize}: lower --batchSize`);
+    if (size < batchSize) throw new Error(`dataset has ${size} images, fewer than one batch of ${batchSize}: lower --batch-size`);
     this.stepsPerEpoch = Math.floor(size / batchSize);
   }
 

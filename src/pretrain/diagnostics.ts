@@ -1,5 +1,5 @@
 /**
- * Per-step diagnostics of a run (issue: runs long enough, and diagnostics that show it): how
+ * Per-step diagnostics of a run (whether it ran long enough, and what training did): how
  * much of its random initialisation the EMA teacher still is, how far the prototypes moved, and
  * whether cluster assignments encode patch position (what position-wise Sinkhorn-Knopp is meant
  * to prevent).

@@ -218,7 +218,7 @@ const readSavedConfig = (file: string): SavedRunConfig | undefined => {
 
 /**
  * A resume on other code: said in one line; refused when the training step's own source changed
- * (its steps would not be the run's: issue 28, the cosine schedule changed under a resumed run),
+ * (its steps would not be the run's: a changed cosine schedule would bend the lr at the resume step),
  * unless --force-resume, which the run records.
  */
 export function checkCode(

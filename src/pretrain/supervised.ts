@@ -1,5 +1,5 @@
 /**
- * The supervised ceiling of a study (issue 9): the same encoder, trained with labels for the same
+ * The supervised ceiling of a study: the same encoder, trained with labels for the same
  * number of steps and batches as a CAPI run (same augmented views, AdamW, lr schedule and
  * parameter groups), with a linear head on its average-pooled patch tokens; no masking, no
  * teacher, no drop-path. Frozen-feature evaluation of this encoder shows where the architecture

@@ -182,7 +182,7 @@ const byModel = (input: StudyReportInput, task: string, model: string) => input.
  * The metric that stands for `key` in a model's row. The `pixels` baseline's global vector is the
  * whole flattened image, kept in its predictor-pooling slot (src/features/models.ts): its linear
  * and k-NN cells and claims use that, not the average of its pixel patches (which is
- * pixel-patches plus positions), so that the table shows what raw pixels do (issue 9, point 2).
+ * pixel-patches plus positions), so that the table shows what raw pixels do.
  */
 export function rowMetric(model: string, key: MetricKey): MetricKey {
   if (model !== 'pixels') return key;

@@ -81,7 +81,7 @@ function cell(v: number | undefined, q: MetricQuality | undefined): string {
 export const LEGEND =
   '± one test-set standard error (binomial for accuracies; for mIoU, bootstrap over test images); † the selected hyper-parameter (lr for probes) is at the edge of its grid; ' +
   '* not converged: the selected probe’s held-out accuracy changes by more than 0.3 points and one binomial SE of the held-out set when its schedule is halved. ' +
-  'Results written before 2026-12-01 carry no standard errors or flags.';
+  'Results of the earliest versions (no quality record) carry no standard errors or flags.';
 
 export function tableMarkdown(t: Table): string {
   return `## ${t.title}\n\n${markdownTable(t.header, t.rows)}\n${LEGEND}\n`;

@@ -126,7 +126,7 @@ export interface DenseReferences {
 }
 
 /**
- * Floors and ceiling of a dense task (issue: a dense task that discriminates) from its test
+ * Floors and ceiling of a dense task (what separates models lies between them) from its test
  * pixel labels [patches, p] (patch-major, as PatchSet.pixels) and each patch's mode.
  */
 export function denseReferences(

@@ -1,6 +1,6 @@
 /**
- * Where the variance of a dense split's patch features lies (issue 9, point 3: evidence for why a
- * probe ranks models as it does). The image share is the part of the total sum of squares that
+ * Where the variance of a dense split's patch features lies (evidence for why a probe ranks models
+ * as it does). The image share is the part of the total sum of squares that
  * each image's mean patch feature explains (what all patches of an image have in common); the
  * position share, the part each patch position's mean explains. A k-NN over features whose
  * variance is largely per-image finds neighbours in similar images rather than on the same kind

@@ -201,7 +201,7 @@ const SCENES_MODEL = { data: 'fmnist-scenes', imageSize: 56, patchSize: 7 };
 
 /**
  * Teacher momentum scaled to the run (a named option, recorded in every run's config): with the
- * paper's 1 - lr a 700-step teacher would still be ~25% its random init (issue 9, point 4).
+ * paper's 1 - lr a 700-step teacher would still be ~25% its random init.
  */
 const SHORT_RUN_MOMENTUM = { teacherInitShareTarget: 0.01 };
 
@@ -299,7 +299,7 @@ export const PLANS: Record<string, () => Plan> = {
           name: 'fmnist',
           supervisedCeiling: true,
           fields: { epochs: 3, ...SHORT_RUN_MOMENTUM },
-          // Every half epoch (6 points a run; issue 9: the evidence of what run length does): 6,000 forward
+          // Every half epoch (6 points a run; the evidence of what run length does): 6,000 forward
           // passes each, measured 22 s on a 2-core VM where the run takes 22 min (10% more).
           monitor: { task: 'fmnist', every: 117, train: 5000, test: 1000 },
           // Linear probes at the reference schedule. The attentive grid (~30x the cost per step) at

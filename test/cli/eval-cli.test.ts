@@ -138,7 +138,7 @@ describe('eval + tables end to end', () => {
 
     cli('src/cli/tables.ts', '--results', results);
     const t2 = fs
-      .readFileSync(path.join(results, 'tables', 'table2-classification.csv'), 'utf8')
+      .readFileSync(path.join(results, 'comparison', 'table2-classification.csv'), 'utf8')
       .trim()
       .split('\n');
     expect(t2[0]).toBe('model,fmnist attentive');
@@ -151,10 +151,10 @@ describe('eval + tables end to end', () => {
       'random-init',
       'floor: majority class',
     ]);
-    const t3 = fs.readFileSync(path.join(results, 'tables', 'table3-segmentation.md'), 'utf8');
+    const t3 = fs.readFileSync(path.join(results, 'comparison', 'table3-segmentation.md'), 'utf8');
     expect(t3).toContain('| model | fmnist-scenes k-NN | fmnist-scenes linear |');
     const t5 = fs
-      .readFileSync(path.join(results, 'tables', 'table5-pooling.csv'), 'utf8')
+      .readFileSync(path.join(results, 'comparison', 'table5-pooling.csv'), 'utf8')
       .trim()
       .split('\n');
     expect(t5[0].split(',').length).toBe(5);
