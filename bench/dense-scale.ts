@@ -16,7 +16,9 @@ import { initBackend } from '../src/runtime/backend.js';
 import { cpuKernels } from '../src/runtime/cpu-kernels.js';
 import { Rng } from '../src/runtime/rng.js';
 import { LOGREG_C_GRID } from '../src/segmentation/logreg.js';
-import { outOfCoreLogRegObjective, outOfCoreNeighbours, prepareOutOfCore } from '../src/segmentation/out-of-core.js';
+import { prepareOutOfCore } from '../src/segmentation/out-of-core.js';
+import { outOfCoreNeighbours } from '../src/segmentation/out-of-core-knn.js';
+import { outOfCoreLogRegObjective } from '../src/segmentation/out-of-core-logreg.js';
 
 export const DENSE_SCALE_COMMAND = {
   usage: 'npm run bench:dense-scale -- [--dir DIR] [--memory-gb 16]',

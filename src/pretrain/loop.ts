@@ -7,18 +7,27 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { findTeacherExport, readTeacherExport, TEACHER_DIR } from '../model/io/run-files.js';
+import { TEACHER_DIR } from '../model/io/run-files.js';
 import { checkWritableDir, ensureWritableDir, removeStaleTempFiles, writeFileAtomic } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
-import { LOCK_FILE, withFolderLock } from '../runtime/lock.js';
+import { withFolderLock } from '../runtime/lock.js';
 import { shellCommand } from '../runtime/shell.js';
-import type { CodeVersion, TrainingCode } from '../runtime/version.js';
-import { changedFiles, codeVersion, trainingCode, versionLabel } from '../runtime/version.js';
+import { codeVersion, trainingCode } from '../runtime/version.js';
 import { nonFiniteTensors } from '../runtime/finite.js';
 import type { LoadedCheckpoint } from './checkpoint.js';
 import { CHECKPOINT_FILE, exportTeacher, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { PretrainConfig } from './config.js';
 import { teacherTarget, withOverrides } from './config.js';
+import { checkCode, checkResume } from './resume.js';
+import {
+  checkNoForeignFiles,
+  CONFIG_FILE,
+  elapsedBefore,
+  keptMetrics,
+  METRICS_FILE,
+  readSavedConfig,
+  teacherExportReadable,
+} from './run-folder.js';
 import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js';
 import { trainFlopsPerImage } from './flops.js';
 import { checkWasmStepMemory } from './memory.js';
@@ -100,9 +109,6 @@ const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGUSR1'] as const;
 /** A second signal this long after the first aborts without a checkpoint (earlier ones are the same Ctrl-C, relayed). */
 const ABORT_AFTER_MS = 2000;
 
-const METRICS_FILE = 'metrics.jsonl';
-const CONFIG_FILE = 'config.json';
-
 /**
  * SIGINT / SIGTERM (and SIGUSR1, Slurm's preemption warning): the first asks the loop to stop after
  * the current step; a later one aborts.
@@ -132,147 +138,6 @@ export class StopRequest {
 
 /** Lets signal handlers (and other events) run between synchronous steps. */
 export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/**
- * metrics.jsonl lines of steps before `step` (a crash after the last checkpoint leaves later
- * ones). A torn last line (a crash or a full disk during the append) is dropped; a bad line
- * elsewhere is an error naming the file and line.
- */
-export function keptMetrics(file: string, step: number, log: (l: string) => void): string[] {
-  if (!fs.existsSync(file)) return [];
-  const lines = fs.readFileSync(file, 'utf8').split('\n');
-  if (lines.at(-1) === '') lines.pop();
-  const kept: string[] = [];
-  lines.forEach((line, i) => {
-    let rec: { step?: unknown };
-    try {
-      rec = JSON.parse(line);
-    } catch {
-      if (i === lines.length - 1) {
-        log(`${file}: dropped a torn last line (${line.length} bytes)`);
-        return;
-      }
-      throw new Error(`${file}:${i + 1}: not a JSON line; the metrics are damaged (remove the line to resume)`);
-    }
-    if (typeof rec.step === 'number' && rec.step < step) kept.push(line);
-  });
-  return kept;
-}
-
-/** Training seconds of the kept records (their last elapsedSec): a resumed run's clock continues from there. */
-export function elapsedBefore(kept: string[]): number {
-  return kept.length ? ((JSON.parse(kept.at(-1)!) as { elapsedSec?: number }).elapsedSec ?? 0) : 0;
-}
-
-/** What a run folder holds; anything else in --out is the user's and is never overwritten. */
-const RUN_FOLDER_ENTRIES = new Set([CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, TEACHER_DIR, LOCK_FILE]);
-
-/**
- * A new run writes only into an empty folder or one of an earlier run that never checkpointed:
- * a config.json that is not a capi-ts run's, or any other file, is the user's.
- */
-function checkNoForeignFiles(out: string): void {
-  const foreign = fs.readdirSync(out).filter((f) => !RUN_FOLDER_ENTRIES.has(f) && !/\.tmp-\d+/.test(f));
-  const cfg = path.join(out, CONFIG_FILE);
-  const ours = (c: Record<string, unknown> | undefined) => !!c && 'totalSteps' in c && 'train' in c && 'model' in c;
-  if (fs.existsSync(cfg) && !ours(readSavedConfig(cfg) as Record<string, unknown> | undefined)) foreign.unshift(CONFIG_FILE);
-  if (foreign.length)
-    throw new Error(
-      `--out ${out} holds files that are not a capi-ts run's (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''}): choose an empty or new folder`,
-    );
-}
-
-/** The first field where two objects differ, as 'key: a vs b'. */
-function firstDifference(a: Record<string, unknown>, b: Record<string, unknown>): string | undefined {
-  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
-    if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) return `${k}: ${JSON.stringify(a[k])} vs ${JSON.stringify(b[k])}`;
-  }
-  return undefined;
-}
-
-interface SavedRunConfig extends PretrainConfig {
-  datasetFingerprint?: string;
-  /** The code that started the run, and each resume's (absent in runs recorded before). */
-  code?: CodeVersion;
-  trainingCode?: TrainingCode;
-  resumes?: ResumeRecord[];
-}
-
-/** One resume of a run: at which step, on which code, and whether the training step's code had changed. */
-export interface ResumeRecord {
-  step: number;
-  code: CodeVersion;
-  trainingCodeChanged: boolean;
-  forced: boolean;
-  /** Config fields changed at this resume (--force-resume with overrides). */
-  overrides?: Record<string, unknown>;
-}
-
-const readSavedConfig = (file: string): SavedRunConfig | undefined => {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as SavedRunConfig;
-  } catch {
-    return undefined;
-  }
-};
-
-/**
- * A resume on other code: said in one line; refused when the training step's own source changed
- * (its steps would not be the run's: a changed cosine schedule would bend the lr at the resume step),
- * unless --force-resume, which the run records.
- */
-export function checkCode(
-  saved: { step: number; code?: CodeVersion; trainingCode?: TrainingCode },
-  opts: { forceResume?: boolean; log: (line: string) => void },
-): ResumeRecord {
-  const now = codeVersion();
-  const was = saved.code;
-  const changed = saved.trainingCode ? changedFiles(saved.trainingCode, trainingCode()) : [];
-  const record = { step: saved.step, code: now, trainingCodeChanged: changed.length > 0, forced: false };
-  if (changed.length) {
-    const what = `the training step's code changed since this checkpoint (${versionLabel(was)} -> ${versionLabel(now)}: ${changed.slice(0, 4).join(', ')}${changed.length > 4 ? `, ... ${changed.length} files` : ''})`;
-    if (!opts.forceResume)
-      throw new Error(
-        `${what}: its remaining steps would not be this run's; pass --force-resume to continue anyway (recorded in config.json)`,
-      );
-    opts.log(`--force-resume: ${what}; continuing, recorded in config.json`);
-    return { ...record, forced: true };
-  }
-  if (was && versionLabel(was) !== versionLabel(now))
-    opts.log(
-      `code changed since this checkpoint (${versionLabel(was)} -> ${versionLabel(now)}); the training step's is unchanged: continuing`,
-    );
-  return record;
-}
-
-/** A resume continues exactly the run in the folder: same architecture and training config, same data. */
-function checkResume(out: string, cfg: PretrainConfig, fingerprint: string, opts: RunOptions): void {
-  const fix = 'pass --force-resume to continue anyway, or start a new run in another --out';
-  if (opts.requestedPreset && opts.requestedPreset !== cfg.preset) {
-    throw new Error(`--preset ${opts.requestedPreset}: the run in ${out} is a ${cfg.preset} run; drop --preset to resume it`);
-  }
-  const file = path.join(out, CONFIG_FILE);
-  if (!fs.existsSync(file) || opts.forceResume) return;
-  let saved: SavedRunConfig;
-  try {
-    saved = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch {
-    throw new Error(`${file}: not valid JSON; cannot check that the checkpoint belongs to this run (${fix})`);
-  }
-  const model = firstDifference(saved.model ?? {}, cfg.model);
-  if (model)
-    throw new Error(`${path.join(out, CHECKPOINT_FILE)} is not this run's checkpoint: its model differs from ${file} (${model}); ${fix}`);
-  const train = firstDifference(saved.train ?? {}, cfg.train);
-  if (train)
-    throw new Error(
-      `${path.join(out, CHECKPOINT_FILE)} is not this run's checkpoint: its training config differs from ${file} (${train}); ${fix}`,
-    );
-  if (saved.datasetFingerprint && saved.datasetFingerprint !== fingerprint) {
-    throw new Error(
-      `the training images changed since this run started (fingerprint ${saved.datasetFingerprint} -> ${fingerprint}); ${fix}`,
-    );
-  }
-}
 
 export async function runPretraining(requested: PretrainConfig, opts: RunOptions): Promise<RunResult> {
   checkWritableDir(opts.out, '--out');
@@ -509,19 +374,6 @@ function lowerLr(cfg: PretrainConfig, lastSaved: number, out: string): string {
   return lastSaved >= 0
     ? `continue from it with a lower learning rate: ${shellCommand(['npm', 'run', 'pretrain', '--', '--out', out, '--resume', '--force-resume', '--lr', lr])}`
     : `start anew with a lower learning rate (--lr ${lr})`;
-}
-
-/** Whether the run folder's teacher export reads back whole. */
-function teacherExportReadable(out: string): boolean {
-  const dir = findTeacherExport(out);
-  if (!dir) return false;
-  try {
-    const exp = readTeacherExport(dir);
-    tf.dispose(Object.values(exp.named));
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The evaluation task of a run's data (a folder of images: an ImageNet-style task with its own --data-root). */

@@ -14,19 +14,12 @@
  *   blocks (logits = X W + b, softmax - onehot, X^T G by sgemm with X transposed in place: no
  *   transposed copy), minimised by the same L-BFGS (logreg.ts).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { KnnMetric, KnnResult } from '../features/knn.js';
-import { readSafetensors, writeSafetensors } from '../model/io/safetensors.js';
-import { writeFileAtomic } from '../runtime/atomic.js';
-import { knnVotePatches, knnVotePixels } from '../features/knn.js';
 import type { CpuKernels } from '../runtime/cpu-kernels.js';
-import type { LogRegModel, LogRegObjective } from './logreg.js';
-import { fitLogRegObjective, LOGREG_DEFAULTS } from './logreg.js';
 import { bootstrapMIoUSE, foregroundIoU, segmentationScores } from './metrics.js';
 import { patchModes } from './patches.js';
-import type { KnnPoint, KnnVote, LogRegFit, SegLabels, SegScore } from './protocol.js';
-import { SEG_KNN_KS, splitTrainVal } from './protocol.js';
+import type { SegLabels, SegScore } from './protocol.js';
+import { splitTrainVal } from './protocol.js';
 
 /** Patch feature rows read in order, block by block. */
 export interface PatchRows {
@@ -100,10 +93,10 @@ export class Preempted extends Error {
   }
 }
 
-const unitFile = (u: UnitStore, name: string, ext: string) => path.join(u.dir, `${name}.${ext}`);
+export const unitFile = (u: UnitStore, name: string, ext: string) => path.join(u.dir, `${name}.${ext}`);
 
 /** Whether this process computes unit `name` now (its output missing, and in its share). */
-function computes(s: OutOfCoreSplits, name: string): boolean {
+export function computes(s: OutOfCoreSplits, name: string): boolean {
   if (!s.units) return true;
   if (s.units.preempted?.()) throw new Preempted();
   return s.units.mine?.(name) ?? true;
@@ -202,7 +195,7 @@ function gather(
 }
 
 /** The rows of `set` that `keep` selects, block by block, standardised (and l2-normalised for cosine). */
-function forEachStandardized(
+export function forEachStandardized(
   s: OutOfCoreSplits,
   set: SourceSet,
   maxRows: number,
@@ -223,86 +216,15 @@ function forEachStandardized(
   });
 }
 
-// ---- k-NN (spec 3.5) ----
-
-type Phase = 'validation' | 'test';
+/** Validation: the 10% split's rows queried against the 90%'s; test: the test rows against all of train. */
+export type Phase = 'validation' | 'test';
 
 /** The base (train rows) and queries of a phase: validation queries the 10% split against the 90%; test, all of train. */
-function phaseRows(s: OutOfCoreSplits, phase: Phase) {
+export function phaseRows(s: OutOfCoreSplits, phase: Phase) {
   const base = (r: number) => s.training[r] === 1 && (phase === 'test' || s.trainSplit[r] === 1);
   return phase === 'validation'
     ? { base, querySet: s.train, query: (r: number) => s.trainSplit[r] === 2 }
     : { base, querySet: s.test, query: (_r: number) => true };
-}
-
-/**
- * The k nearest base rows (train row numbers) of every query row, exact: per query block one pass
- * over the base, scores by sgemm, k best merged. L2 ranks by 2 q.x - |x|^2, cosine by q.x of
- * normalised rows (knn.ts).
- */
-export function outOfCoreNeighbours(
-  s: OutOfCoreSplits,
-  phase: Phase,
-  metric: KnnMetric,
-  k: number,
-  progress?: (done: number, total: number) => void,
-): KnnResult & { queryRows: Int32Array } {
-  const { base, querySet, query } = phaseRows(s, phase);
-  const d = s.train.source.dim;
-  let total = 0;
-  for (let r = 0; r < querySet.source.rows; r++) if (query(r)) total++;
-  // Base rows in order: a neighbour is found as its position here, then named by its train row.
-  const baseRows: number[] = [];
-  for (let r = 0; r < s.train.source.rows; r++) if (base(r)) baseRows.push(r);
-  const kk = Math.max(1, Math.min(k, baseRows.length));
-  const indices = new Int32Array(total * kk);
-  const scores = new Float32Array(total * kk);
-  const queryRows = new Int32Array(total);
-  let done = 0;
-  let block = 0;
-  const cosine = metric === 'cosine';
-  forEachStandardized(s, querySet, s.queryRows, query, cosine, (q, m, rowIds) => {
-    const name = `knn-${phase}-${metric}-k${kk}-q${s.queryRows}-b${block++}`;
-    const kept =
-      s.units && fs.existsSync(unitFile(s.units, name, 'safetensors'))
-        ? readSafetensors(unitFile(s.units, name, 'safetensors'))
-        : undefined;
-    const put = (idx: Int32Array, vals: Float32Array) => {
-      indices.set(idx, done * kk);
-      scores.set(vals, done * kk);
-      queryRows.set(rowIds, done);
-      done += m;
-      progress?.(done, total);
-    };
-    if (kept) return put(kept.tensors.get('indices')!.data as Int32Array, kept.tensors.get('scores')!.data as Float32Array);
-    if (!computes(s, name)) {
-      done += m; // another task's unit: this process does not need the answer
-      return;
-    }
-    if (!cosine) for (let i = 0; i < q.length; i++) q[i] *= 2;
-    const vals = new Float32Array(m * kk).fill(Number.NEGATIVE_INFINITY);
-    const idx = new Int32Array(m * kk).fill(-1);
-    const tile = new Float32Array(m * s.blockRows);
-    const offset = new Float32Array(s.blockRows);
-    let seen = 0;
-    forEachStandardized(s, s.train, s.blockRows, base, cosine, (b, n) => {
-      s.kernels.matmul(q, b, tile, m, n, d, false, true);
-      if (!cosine) s.kernels.rowSqNorms(b, n, d, offset);
-      s.kernels.topkMerge(tile, m, n, cosine ? undefined : offset, seen, kk, vals, idx);
-      seen += n;
-    });
-    for (let i = 0; i < idx.length; i++) idx[i] = baseRows[idx[i]];
-    if (s.units)
-      writeSafetensors(
-        unitFile(s.units, name, 'safetensors'),
-        new Map<string, { shape: number[]; data: Float32Array | Int32Array }>([
-          ['indices', { shape: [m, kk], data: idx }],
-          ['scores', { shape: [m, kk], data: vals }],
-        ]),
-      );
-    put(idx, vals);
-  });
-  return { indices, scores, k: kk, queryRows };
 }
 
 /** Pixel labels [rows, P] of the given rows of a set. */
@@ -312,7 +234,7 @@ function pixelsOf(set: SourceSet, rows: Int32Array, p: number): Int32Array {
   return out;
 }
 
-function scoreOf(s: OutOfCoreSplits, phase: Phase, queryRows: Int32Array, pred: Int32Array): SegScore {
+export function scoreOf(s: OutOfCoreSplits, phase: Phase, queryRows: Int32Array, pred: Int32Array): SegScore {
   const p = s.pixelsPerPatch;
   const set = phase === 'validation' ? s.train : s.test;
   const gt = pixelsOf(set, queryRows, p);
@@ -322,171 +244,4 @@ function scoreOf(s: OutOfCoreSplits, phase: Phase, queryRows: Int32Array, pred: 
   const se = bootstrapMIoUSE(gt, pred, (i) => s.test.rowImage[queryRows[Math.floor(i / p)]], s.test.images, s.ignore, s.numLabels);
   const fg = s.background === undefined ? undefined : foregroundIoU(r.perClass, s.background);
   return { mIoU: r.mIoU, accuracy: r.accuracy, mIoUSE: se, ...(fg === undefined ? {} : { fgIoU: fg }) };
-}
-
-/** Neighbour searches already run on a model's splits, by phase and metric (the pixel and patch votes share them). */
-const searches = new WeakMap<OutOfCoreSplits, Map<string, KnnResult & { queryRows: Int32Array }>>();
-
-function neighboursOnce(s: OutOfCoreSplits, phase: Phase, metric: KnnMetric, k: number, progress?: (done: number, total: number) => void) {
-  const memo = searches.get(s) ?? new Map();
-  searches.set(s, memo);
-  const known = memo.get(`${phase}:${metric}`);
-  if (known && known.k >= k) return known;
-  // Every search answers the grid's largest k: the same units whichever grid point asks (a refit asks for one).
-  const res = outOfCoreNeighbours(s, phase, metric, Math.max(k, ...SEG_KNN_KS), progress);
-  memo.set(`${phase}:${metric}`, res);
-  return res;
-}
-
-/** Scores of k-NN grid points in a phase (validation: the 10% split; test: the refit on all of train). */
-export function outOfCoreKnn(
-  s: OutOfCoreSplits,
-  phase: Phase,
-  points: KnnPoint[],
-  vote: KnnVote,
-  progress?: (what: string, done: number, total: number) => void,
-): SegScore[] {
-  const p = s.pixelsPerPatch;
-  return points.map((pt) => {
-    const largest = Math.max(...points.filter((x) => x.metric === pt.metric).map((x) => x.k));
-    const res = neighboursOnce(s, phase, pt.metric, largest, (done, total) => progress?.(`${pt.metric} search`, done, total));
-    const pred =
-      vote === 'pixel' ? knnVotePixels(res, pt.k, s.train.pixels, p, s.numLabels) : knnVotePatches(res, pt.k, s.modes, p, s.numLabels);
-    return scoreOf(s, phase, res.queryRows, pred);
-  });
-}
-
-// ---- logistic regression (spec 3.6) ----
-
-/**
- * The scaled objective of logreg.ts (C semantics of scikit-learn, divided by C n) over a phase's
- * base rows, accumulated block by block: loss (float64) and gradient, no copy of the rows beyond
- * one standardised block.
- */
-export function outOfCoreLogRegObjective(s: OutOfCoreSplits, phase: Phase, c: number): LogRegObjective {
-  const { base } = phaseRows(s, phase);
-  const d = s.train.source.dim;
-  const k = s.classes;
-  let n = 0;
-  for (let r = 0; r < s.train.source.rows; r++) if (base(r)) n++;
-  const lambda = 1 / (c * n);
-  return (theta) => {
-    const w = theta.subarray(0, d * k);
-    const b = theta.subarray(d * k);
-    const gw = new Float64Array(d * k);
-    const gb = new Float64Array(k);
-    const blockGrad = new Float32Array(d * k);
-    let loss = 0;
-    forEachStandardized(s, s.train, s.blockRows, base, false, (x, m, rowIds) => {
-      const logits = new Float32Array(m * k);
-      s.kernels.matmul(x, w, logits, m, k, d, false, false);
-      for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) logits[i * k + j] += b[j];
-      loss += s.kernels.softmaxXent(
-        logits,
-        Int32Array.from(rowIds, (r) => s.modes[r]),
-        m,
-        k,
-      ); // logits now softmax - onehot
-      s.kernels.matmul(x, logits, blockGrad, d, k, m, true, false);
-      for (let i = 0; i < d * k; i++) gw[i] += blockGrad[i];
-      for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) gb[j] += logits[i * k + j];
-    });
-    let wsq = 0;
-    for (const v of w) wsq += v * v;
-    const grad = new Float32Array(theta.length);
-    for (let i = 0; i < d * k; i++) grad[i] = gw[i] / n + lambda * w[i];
-    for (let j = 0; j < k; j++) grad[d * k + j] = gb[j] / n;
-    return { loss: loss / n + (lambda / 2) * wsq, grad };
-  };
-}
-
-/** Arg-max class of every query row of a phase, replicated to its pixels, with those rows. */
-function outOfCorePredict(s: OutOfCoreSplits, phase: Phase, m: LogRegModel): { pred: Int32Array; queryRows: Int32Array } {
-  const { querySet, query } = phaseRows(s, phase);
-  const p = s.pixelsPerPatch;
-  const d = s.train.source.dim;
-  const k = s.classes;
-  const preds: number[] = [];
-  const rows: number[] = [];
-  forEachStandardized(s, querySet, s.queryRows, query, false, (x, n, rowIds) => {
-    const logits = new Float32Array(n * k);
-    s.kernels.matmul(x, m.weights, logits, n, k, d, false, false);
-    for (let i = 0; i < n; i++) {
-      let best = 0;
-      for (let j = 1; j < k; j++) if (logits[i * k + j] + m.bias[j] > logits[i * k + best] + m.bias[best]) best = j;
-      preds.push(best);
-      rows.push(rowIds[i]);
-    }
-  });
-  const pred = new Int32Array(preds.length * p);
-  preds.forEach((l, i) => pred.fill(l, i * p, (i + 1) * p));
-  return { pred, queryRows: Int32Array.from(rows) };
-}
-
-/** After every L-BFGS iteration, and once more when the fit ends (with why it ended). */
-type FitProgress = (c: number, iteration: number, loss: number, gradMax: number, ended?: LogRegModel['stop']) => void;
-
-const fitInfo = (c: number, m: LogRegModel): LogRegFit => ({
-  c,
-  iterations: m.iterations,
-  evaluations: m.evaluations,
-  gradMax: m.gradMax,
-  loss: m.loss,
-  stop: m.stop,
-});
-
-function fitAt(s: OutOfCoreSplits, phase: Phase, c: number, maxIter: number, init: Float32Array | undefined, progress?: FitProgress) {
-  const m = fitLogRegObjective(
-    outOfCoreLogRegObjective(s, phase, c),
-    s.train.source.dim,
-    s.classes,
-    { ...LOGREG_DEFAULTS, maxIter, c, onIteration: (it, loss, g) => progress?.(c, it, loss, g) },
-    init,
-  );
-  progress?.(c, m.iterations, m.loss, m.gradMax, m.stop);
-  return m;
-}
-
-/**
- * Validation mIoU for each C, each fitted on the 90% split from zeros: independent units that the
- * tasks of a Slurm evaluation share (the in-memory protocol warm-starts each C from the previous
- * one: the problem is convex, so only the path differs).
- */
-export function outOfCoreLogRegValidation(
-  s: OutOfCoreSplits,
-  cs: number[],
-  maxIter: number,
-  progress?: FitProgress,
-): { scores: number[]; fits: LogRegFit[] } {
-  const scores: number[] = [];
-  const fits: LogRegFit[] = [];
-  for (const c of cs) {
-    const name = `logreg-validation-c${c.toExponential(6)}-it${maxIter}`;
-    const file = s.units ? unitFile(s.units, name, 'json') : '';
-    if (file && fs.existsSync(file)) {
-      const kept = JSON.parse(fs.readFileSync(file, 'utf8')) as { score: number; fit: LogRegFit };
-      scores.push(kept.score);
-      fits.push(kept.fit);
-      continue;
-    }
-    if (!computes(s, name)) {
-      scores.push(Number.NaN);
-      fits.push({ c, iterations: 0, evaluations: 0, gradMax: Number.NaN, loss: Number.NaN });
-      continue;
-    }
-    const m = fitAt(s, 'validation', c, maxIter, undefined, progress);
-    const { pred, queryRows } = outOfCorePredict(s, 'validation', m);
-    const score = scoreOf(s, 'validation', queryRows, pred).mIoU;
-    if (file) writeFileAtomic(file, JSON.stringify({ score, fit: fitInfo(c, m) }));
-    scores.push(score);
-    fits.push(fitInfo(c, m));
-  }
-  return { scores, fits };
-}
-
-/** Refit at `c` on all of train (from zeros), scored on test. */
-export function outOfCoreLogRegTest(s: OutOfCoreSplits, c: number, maxIter: number, progress?: FitProgress): SegScore & { fit: LogRegFit } {
-  const m = fitAt(s, 'test', c, maxIter, undefined, progress);
-  const { pred, queryRows } = outOfCorePredict(s, 'test', m);
-  return { ...scoreOf(s, 'test', queryRows, pred), fit: fitInfo(c, m) };
 }

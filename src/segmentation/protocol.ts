@@ -260,7 +260,8 @@ export interface LogRegFit {
 /** After every L-BFGS iteration, and once more when the fit ends (with why it ended). */
 type FitProgress = (c: number, iteration: number, loss: number, gradMax: number, ended?: LogRegStop) => void;
 
-const fitInfo = (c: number, m: LogRegModel): LogRegFit => ({
+/** What a fit did, as results record it. */
+export const fitInfo = (c: number, m: LogRegModel): LogRegFit => ({
   c,
   iterations: m.iterations,
   evaluations: m.evaluations,

@@ -23,12 +23,10 @@ import { knnMonitor } from '../eval/monitor.js';
 import { TASKS } from '../eval/tasks.js';
 import type { EvalResult } from '../eval/result.js';
 import { EVAL_PROTOCOL } from '../eval/result.js';
-import { CHECKPOINT_FILE } from '../pretrain/checkpoint.js';
 import { isBuiltinData, resolvePretrainConfig } from '../pretrain/config.js';
 import { stepsForEpochs } from '../pretrain/step.js';
-import type { StepRecord } from '../pretrain/loop.js';
 import { runPretraining } from '../pretrain/loop.js';
-import { runSupervised, SUPERVISED_CHECKPOINT, supervisedDone } from '../pretrain/supervised.js';
+import { runSupervised, supervisedDone } from '../pretrain/supervised.js';
 import { readResult, resultFile, writeResult } from '../report/results.js';
 import type { StudyReportInput } from '../report/study.js';
 import { writeStudyReport } from '../report/study.js';
@@ -38,6 +36,7 @@ import { lockFolder } from '../runtime/lock.js';
 import { codeVersion, versionLabel } from '../runtime/version.js';
 import { validate } from '../runtime/schema.js';
 import type { Plan, StudyEval, StudyRun } from './plans.js';
+import { checkpointDir, handOff, readMetrics, recordDir, runStatus, saveRecord, takeHandOff } from './records.js';
 import { ARMS, evalRowName } from './plans.js';
 
 /** The repository root: plans name data paths (e.g. data/fmnist-slice) relative to it. */
@@ -75,48 +74,6 @@ export interface StudyOutcome {
 
 const STUDY_FILE = 'study.json';
 
-/** What the report needs of a run, kept with the results (checkpoints stay in the runs folder). */
-const RECORD_FILES = ['config.json', 'metrics.jsonl', 'supervised.json'] as const;
-const recordDir = (o: StudyOptions, id: string) => path.join(o.resultsDir, 'runs', id);
-
-/** A run's checkpoints, kept with its record when a study hands an unfinished run over (--hand-off). */
-const HANDOFF_FILES = [CHECKPOINT_FILE, SUPERVISED_CHECKPOINT] as const;
-
-/** Copies a run's record into the results folder; a finished run's handed-over checkpoint goes. */
-function saveRecord(run: StudyRun, o: StudyOptions): void {
-  for (const f of RECORD_FILES) {
-    const src = path.join(o.runsDir, run.id, f);
-    if (fs.existsSync(src)) writeFileAtomic(path.join(recordDir(o, run.id), f), fs.readFileSync(src));
-  }
-  if (runStatus(path.join(o.runsDir, run.id)).status === 'done' || supervisedDone(path.join(o.runsDir, run.id)))
-    for (const f of HANDOFF_FILES) fs.rmSync(path.join(recordDir(o, run.id), f), { force: true });
-}
-
-/**
- * An interrupted run's record and checkpoint, kept with the results (--hand-off): a checkout of
- * the results folder alone (a fresh clone, another machine) continues the run from there.
- */
-function handOff(run: StudyRun, o: StudyOptions): void {
-  saveRecord(run, o);
-  for (const f of HANDOFF_FILES) {
-    const src = path.join(o.runsDir, run.id, f);
-    if (fs.existsSync(src)) writeFileAtomic(path.join(recordDir(o, run.id), f), fs.readFileSync(src));
-  }
-  o.log(`study: ${run.id}'s checkpoint is kept in ${recordDir(o, run.id)} (--hand-off): a copy of the results folder continues it`);
-}
-
-/** A run folder without a checkpoint takes the one handed over with the results, if there is one. */
-function takeHandOff(run: StudyRun, o: StudyOptions): void {
-  const dir = path.join(o.runsDir, run.id);
-  const kept = HANDOFF_FILES.find((f) => fs.existsSync(path.join(recordDir(o, run.id), f)));
-  if (!kept || HANDOFF_FILES.some((f) => fs.existsSync(path.join(dir, f)))) return;
-  for (const f of [...RECORD_FILES, kept]) {
-    const src = path.join(recordDir(o, run.id), f);
-    if (fs.existsSync(src)) writeFileAtomic(path.join(dir, f), fs.readFileSync(src));
-  }
-  o.log(`study: ${run.id} continues from the checkpoint kept with the results (${path.join(recordDir(o, run.id), kept)})`);
-}
-
 /** A run is needed no more once its record is kept and every evaluation of it has its results. */
 function runComplete(run: StudyRun, o: StudyOptions): boolean {
   return (
@@ -133,12 +90,6 @@ function runFields(run: StudyRun): Record<string, unknown> {
   if (f.dataDir) f.dataDir = repoPath(f.dataDir);
   if (typeof f.data === 'string' && !isBuiltinData(f.data)) f.data = repoPath(f.data);
   return f;
-}
-
-/** The run's folder while it exists, else its record (enough for the baselines: evaluate.ts). */
-function checkpointDir(id: string, o: StudyOptions): string {
-  const live = path.join(o.runsDir, id);
-  return fs.existsSync(path.join(live, 'config.json')) || !fs.existsSync(recordDir(o, id)) ? live : recordDir(o, id);
 }
 
 /**
@@ -190,30 +141,6 @@ export function recordStudy(o: StudyOptions): { commits: string[]; started: stri
   const commits = [...new Set([...(prior.commits ?? []), commit])];
   writeFileAtomic(file, JSON.stringify({ plan: o.plan.name, started, commits, runsDir: o.runsDir, units: o.plan }, null, 2));
   return { commits, started };
-}
-
-/** A run folder's state: absent, in progress (checkpoint before the end, at `step`) or finished. */
-function runStatus(dir: string): { status: 'absent' | 'partial' | 'done'; step: number } {
-  if (!fs.existsSync(path.join(dir, CHECKPOINT_FILE))) return { status: 'absent', step: 0 };
-  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { totalSteps: number };
-  const step = (readMetrics(dir).at(-1)?.step ?? -1) + 1;
-  return { status: step >= cfg.totalSteps ? 'done' : 'partial', step };
-}
-
-function readMetrics(dir: string): StepRecord[] {
-  const file = path.join(dir, 'metrics.jsonl');
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .flatMap((l) => {
-      try {
-        return [JSON.parse(l) as StepRecord];
-      } catch {
-        return []; // a torn last line: the run's resume repairs it
-      }
-    });
 }
 
 /** Trains, resumes or skips the run up to `atEpochs` (a learning-curve point) or its end. */

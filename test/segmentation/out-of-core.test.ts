@@ -12,15 +12,9 @@ import type { OutOfCoreSplits } from '../../src/segmentation/out-of-core.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  arrayRows,
-  outOfCoreKnn,
-  Preempted,
-  outOfCoreLogRegTest,
-  outOfCoreLogRegValidation,
-  outOfCoreNeighbours,
-  prepareOutOfCore,
-} from '../../src/segmentation/out-of-core.js';
+import { arrayRows, Preempted, prepareOutOfCore } from '../../src/segmentation/out-of-core.js';
+import { outOfCoreKnn, outOfCoreNeighbours } from '../../src/segmentation/out-of-core-knn.js';
+import { outOfCoreLogRegTest, outOfCoreLogRegValidation } from '../../src/segmentation/out-of-core-logreg.js';
 import type { PatchSet } from '../../src/segmentation/protocol.js';
 import {
   prepareSegmentation,

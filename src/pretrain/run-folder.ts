@@ -1,0 +1,96 @@
+/**
+ * The files of a pretraining run folder, read and checked: config.json (with what the run
+ * recorded about itself), metrics.jsonl (one line a step), the checkpoint and the teacher export.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { findTeacherExport, readTeacherExport, TEACHER_DIR } from '../model/io/run-files.js';
+import { LOCK_FILE } from '../runtime/lock.js';
+import type { CodeVersion, TrainingCode } from '../runtime/version.js';
+import { CHECKPOINT_FILE } from './checkpoint.js';
+import type { PretrainConfig } from './config.js';
+import type { ResumeRecord } from './resume.js';
+
+export const METRICS_FILE = 'metrics.jsonl';
+export const CONFIG_FILE = 'config.json';
+
+/** A run folder's config.json: the resolved config and what the run recorded about itself. */
+export interface SavedRunConfig extends PretrainConfig {
+  datasetFingerprint?: string;
+  /** The code that started the run, and each resume's (absent in runs recorded before). */
+  code?: CodeVersion;
+  trainingCode?: TrainingCode;
+  resumes?: ResumeRecord[];
+}
+
+/** config.json of a run folder, or undefined where it is missing or not JSON. */
+export const readSavedConfig = (file: string): SavedRunConfig | undefined => {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as SavedRunConfig;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * metrics.jsonl lines of steps before `step` (a crash after the last checkpoint leaves later
+ * ones). A torn last line (a crash or a full disk during the append) is dropped; a bad line
+ * elsewhere is an error naming the file and line.
+ */
+export function keptMetrics(file: string, step: number, log: (l: string) => void): string[] {
+  if (!fs.existsSync(file)) return [];
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  const kept: string[] = [];
+  lines.forEach((line, i) => {
+    let rec: { step?: unknown };
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      if (i === lines.length - 1) {
+        log(`${file}: dropped a torn last line (${line.length} bytes)`);
+        return;
+      }
+      throw new Error(`${file}:${i + 1}: not a JSON line; the metrics are damaged (remove the line to resume)`);
+    }
+    if (typeof rec.step === 'number' && rec.step < step) kept.push(line);
+  });
+  return kept;
+}
+
+/** Training seconds of the kept records (their last elapsedSec): a resumed run's clock continues from there. */
+export function elapsedBefore(kept: string[]): number {
+  return kept.length ? ((JSON.parse(kept.at(-1)!) as { elapsedSec?: number }).elapsedSec ?? 0) : 0;
+}
+
+/** What a run folder holds; anything else in --out is the user's and is never overwritten. */
+const RUN_FOLDER_ENTRIES = new Set([CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, TEACHER_DIR, LOCK_FILE]);
+
+/**
+ * A new run writes only into an empty folder or one of an earlier run that never checkpointed:
+ * a config.json that is not a capi-ts run's, or any other file, is the user's.
+ */
+export function checkNoForeignFiles(out: string): void {
+  const foreign = fs.readdirSync(out).filter((f) => !RUN_FOLDER_ENTRIES.has(f) && !/\.tmp-\d+/.test(f));
+  const cfg = path.join(out, CONFIG_FILE);
+  const ours = (c: Record<string, unknown> | undefined) => !!c && 'totalSteps' in c && 'train' in c && 'model' in c;
+  if (fs.existsSync(cfg) && !ours(readSavedConfig(cfg) as Record<string, unknown> | undefined)) foreign.unshift(CONFIG_FILE);
+  if (foreign.length)
+    throw new Error(
+      `--out ${out} holds files that are not a capi-ts run's (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''}): choose an empty or new folder`,
+    );
+}
+
+/** Whether the run folder's teacher export reads back whole. */
+export function teacherExportReadable(out: string): boolean {
+  const dir = findTeacherExport(out);
+  if (!dir) return false;
+  try {
+    const exp = readTeacherExport(dir);
+    tf.dispose(Object.values(exp.named));
+    return true;
+  } catch {
+    return false;
+  }
+}
