@@ -14,7 +14,7 @@ import { Preempted } from '../segmentation/out-of-core.js';
 import { PREEMPTED_EXIT, Preemption } from '../runtime/slurm.js';
 import { savePcaPicture } from '../report/pca.js';
 import { resultFile, writeResult } from '../report/results.js';
-import { ensureWritableDir, removeStaleTempFiles, makeDirs } from '../runtime/atomic.js';
+import { checkWritableDir, removeStaleTempFiles, makeDirs } from '../runtime/atomic.js';
 import { initBackend } from '../runtime/backend.js';
 import { commandConfig, isMain, runMain, userPath } from './command.js';
 import { ProgressBar } from './progress.js';
@@ -52,7 +52,8 @@ function trackedByGit(files: string[]): string[] {
 
 /** Before any work: the output folder is writable, and no tracked result is replaced without --overwrite. */
 function checkOutput(cfg: EvalConfig): void {
-  ensureWritableDir(path.join(cfg.out, cfg.task), '--out');
+  // Checked without creating it: an evaluation that fails leaves no empty folder behind.
+  checkWritableDir(path.join(cfg.out, cfg.task), '--out');
   for (const dir of [path.join(cfg.out, cfg.task), path.join(cfg.out, cfg.task, 'pca')]) removeStaleTempFiles(dir);
   if (cfg.overwrite) return;
   const tracked = trackedByGit(resultNames(cfg).map((m) => resultFile(cfg.out, cfg.task, m)));

@@ -4,21 +4,24 @@ import * as path from 'node:path';
 /**
  * mkdir -p, one component at a time: Node's recursive mkdir reports a read-only or forbidden
  * parent as ENOENT (and can loop forever under /proc), so each missing folder is made alone and
- * its own error (EROFS, EACCES, ENOTDIR) is what the caller sees.
+ * its own error (EROFS, EACCES, ENOTDIR) is what the caller sees. Returns the folders it made.
  */
-export function makeDirs(dir: string): void {
+export function makeDirs(dir: string): string[] {
   const missing: string[] = [];
   for (let d = path.resolve(dir); !fs.existsSync(d); d = path.dirname(d)) {
     missing.push(d);
     if (path.dirname(d) === d) break;
   }
+  const made: string[] = [];
   for (const d of missing.reverse()) {
     try {
       fs.mkdirSync(d);
+      made.push(d);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
   }
+  return made;
 }
 
 /**

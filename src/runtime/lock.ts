@@ -28,8 +28,8 @@ export interface FolderLock {
 
 interface Held {
   count: number;
-  /** The folder did not exist before the lock: it is removed again if the command leaves it empty. */
-  created: boolean;
+  /** Folders the lock made (the locked one and missing parents): removed again if the command leaves them empty. */
+  created: string[];
 }
 
 /** Locks this process holds, by folder: a nested taker (a study's evaluation) shares the holder's lock. */
@@ -82,9 +82,9 @@ export function lockFolder(dir: string, what: string, opts: { takeOver?: boolean
     mine.count++;
     return { dir: key, release: () => releaseFolder(key) };
   }
-  const created = !fs.existsSync(key);
+  let created: string[];
   try {
-    makeDirs(key);
+    created = makeDirs(key);
   } catch (e) {
     throw ioError(e, `create ${key}`);
   }
@@ -114,9 +114,9 @@ function releaseFolder(key: string): void {
   held.delete(key);
   removeOwn(key);
   // A command that failed before writing anything leaves no empty folder behind.
-  if (h.created) {
+  for (const dir of [...h.created].reverse()) {
     try {
-      if (fs.readdirSync(key).length === 0) fs.rmdirSync(key);
+      if (fs.readdirSync(dir).length === 0) fs.rmdirSync(dir);
     } catch {
       // Gone already, or not empty after all: nothing to tidy.
     }

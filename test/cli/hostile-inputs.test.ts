@@ -57,6 +57,22 @@ describe('hostile inputs', () => {
     expect(r.error).toMatch(/^error: CAPI_BACKEND=bogus is not a backend: set it to one of auto, .*, or unset it$/);
   });
 
+  it('a failed evaluation leaves no output folder behind', () => {
+    const out = path.join(tmp, 'never', 'results');
+    const r = cli('src/cli/eval.ts', [
+      '--task',
+      'fmnist-scenes',
+      '--checkpoint',
+      path.join(tmp, 'no-such-run'),
+      '--out',
+      out,
+      '--data-dir',
+      SLICE,
+    ]);
+    expect(r.error).toMatch(/^error: checkpoint not found: /);
+    expect(fs.existsSync(path.join(tmp, 'never'))).toBe(false);
+  });
+
   it('export to a .txt names the allowed extensions', () => {
     const r = cli('src/cli/export.ts', ['--checkpoint', run, '--out', path.join(tmp, 'x.txt')]);
     expect(r.error).toBe(`error: invalid --out '${path.join(tmp, 'x.txt')}': a file name ending in .pth, .pt or .safetensors (see --help)`);
