@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { withThreadedWasm } from './wasm-threads.js';
 import { enableNativeKernels, loadNativeAddon } from './native.js';
 import { registerWasmKernels } from './wasm-kernels.js';
+import { guardWasmMalloc } from './wasm-oom.js';
 
 export const BACKEND_CHOICES = ['auto', 'node-gpu', 'node', 'wasm-native', 'wasm', 'cpu'] as const;
 export type BackendRequest = (typeof BACKEND_CHOICES)[number];
@@ -134,7 +135,10 @@ export async function initBackend(
   if (!info) {
     throw new Error(`backend '${request}' is not available: install @tensorflow/tfjs-${request} or use --backend wasm|cpu`);
   }
-  if (info.backend === 'wasm') registerWasmKernels();
+  if (info.backend === 'wasm') {
+    registerWasmKernels();
+    guardWasmMalloc((tf.backend() as unknown as { wasm: { _malloc: (bytes: number) => number } }).wasm);
+  }
   current = { ...info, machine: machineName() };
   info = current;
   const missing = nativeMissing && info.provider === 'tfjs-backend-wasm' ? `; ${nativeMissing}` : '';
