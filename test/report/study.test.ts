@@ -5,21 +5,12 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EvalResult } from '../../src/eval/result.js';
 import { curveRows } from '../../src/report/curves.js';
-import type { StudyReportInput, Verdict } from '../../src/report/study.js';
-import {
-  aggregate,
-  aggregateCell,
-  buildClaims,
-  gridEdgeNotes,
-  lateMean,
-  machinesLine,
-  predictorGap,
-  teacherMeanAge,
-  trainingSeconds,
-  verdict,
-  verdictCounts,
-  writeStudyReport,
-} from '../../src/report/study.js';
+import { buildClaims, verdictCounts } from '../../src/report/claims.js';
+import { gridEdgeNotes } from '../../src/report/grid-notes.js';
+import type { Verdict } from '../../src/report/statistics.js';
+import { aggregate, aggregateCell, lateMean, predictorGap, teacherMeanAge, trainingSeconds, verdict } from '../../src/report/statistics.js';
+import { machinesLine, writeStudyReport } from '../../src/report/study.js';
+import type { StudyReportInput } from '../../src/report/study-input.js';
 import { evalResult } from './helpers.js';
 
 const result = (model: string, task: string, metrics: EvalResult['metrics'], se: number): EvalResult =>

@@ -1,0 +1,258 @@
+/**
+ * The paper's claims as this study can test them: CAPI against each baseline, the teacher against
+ * its student, each Table 1 arm against the default, predictor against average pooling; each with
+ * its gap, combined standard error, verdict and the diagnostics that bear on it.
+ */
+import type { MetricKey } from '../eval/metrics.js';
+import type { EvalResult } from '../eval/result.js';
+import {
+  aggregate,
+  aggregateCell,
+  lateMean,
+  meanFeatureShares,
+  monitorTrace,
+  predictorGap,
+  teacherMeanAge,
+  type Aggregate,
+  type Verdict,
+  verdict,
+  withSeedSpreadOf,
+} from './statistics.js';
+import { armResults, byModel, familyMetrics, rowMetric, type StudyReportInput } from './study-input.js';
+
+export interface Claim {
+  claim: string;
+  paper: string;
+  a: Aggregate | undefined;
+  b: Aggregate | undefined;
+  gap?: number;
+  se?: number;
+  verdict: Verdict;
+  /** Why it may not hold here: the diagnostics that bear on it. */
+  evidence: string;
+}
+
+export function compare(
+  claim: string,
+  paper: string,
+  kind: '>' | '>=',
+  a: Aggregate | undefined,
+  b: Aggregate | undefined,
+  evidence: string,
+): Claim {
+  const gap = a && b ? a.mean - b.mean : undefined;
+  const se = a && b ? Math.sqrt(a.se ** 2 + b.se ** 2) : undefined;
+  return { claim, paper, a, b, gap, se, verdict: verdict(gap, se, kind), evidence };
+}
+
+/** The diagnostics of the runs behind `results` (a claim's own family: its task's runs). */
+function diagnosticsLine(input: StudyReportInput, results: EvalResult[]): string {
+  const ids = new Set(results.map((r) => r.model));
+  const runs = input.runs.filter((r) => ids.has(r.id) && r.metrics.length);
+  if (!runs.length) return 'no run yet';
+  return runs
+    .map((r) => {
+      const last = r.metrics.at(-1)!;
+      return (
+        `${r.id}: ${r.metrics.length} steps, CAPI loss ${lateMean(r.metrics, 'capiLoss').toFixed(3)}, teacher init share ${last.teacherInitShare?.toExponential(1)}, ` +
+        `position-cluster MI ${lateMean(r.metrics, 'positionClusterMICorrected').toFixed(3)} nats, ` +
+        `clusters used ${lateMean(r.metrics, 'clustersUsed').toFixed(0)}, prototype cosine to init ${lateMean(r.metrics, 'prototypeCosineToInit').toFixed(2)}`
+      );
+    })
+    .join('; ');
+}
+
+/**
+ * Where the supervised ceiling (same encoder and steps, with labels) stands against baseline B: a
+ * B that even the ceiling does not beat by 2 SE is out of reach of any pretraining at this scale.
+ */
+function ceilingEvidence(ceiling: Aggregate | undefined, b: Aggregate): string {
+  if (!ceiling) return '';
+  const gap = Number((ceiling.mean - b.mean).toFixed(1)); // no "-0.0"
+  const se = Math.sqrt(ceiling.se ** 2 + b.se ** 2);
+  const reach =
+    gap > 2 * se
+      ? `it beats B by ${gap.toFixed(1)} ± ${se.toFixed(1)}: this encoder and budget can`
+      : `B is within 2 SE of it or above it (${gap >= 0 ? '+' : ''}${gap.toFixed(1)} ± ${se.toFixed(1)}): not even labels make this encoder beat B in this budget`;
+  return `; the supervised ceiling (same encoder and steps, with labels) ${aggregateCell(ceiling)}, ${reach}`;
+}
+
+/** The k-NN's chosen k of a row's seeds, e.g. `k=1` or `k=1, 3`. */
+const chosenK = (rs: EvalResult[]) =>
+  [...new Set(rs.map((r) => (r.details?.['seg.knn'] as { best?: { k?: number } } | undefined)?.best?.k).filter((k) => k !== undefined))]
+    .map((k) => `k=${k}`)
+    .join(', ');
+
+/** What bears on a dense claim: each side's feature-variance shares and, for k-NN, its chosen k. */
+function denseEvidence(a: EvalResult[], b: EvalResult[], key: MetricKey): string {
+  const sa = meanFeatureShares(a);
+  const sb = meanFeatureShares(b);
+  const shares =
+    sa && sb
+      ? `; share of the standardised test patch features' variance in their canvas's mean: A ${sa.image.toFixed(3)}, B ${sb.image.toFixed(3)} (in their position's mean: ${sa.position.toFixed(3)}, ${sb.position.toFixed(3)})`
+      : '';
+  const [ka, kb] = [chosenK(a), chosenK(b)];
+  const k = key.startsWith('seg.knn') && ka && kb ? `; chosen k: A ${ka}, B ${kb}` : '';
+  return `${shares}${k}`;
+}
+
+/** How well the predictor that predictor pooling reads was trained, in the runs of `results`. */
+function predictorEvidence(input: StudyReportInput, results: EvalResult[]): string {
+  const runs = input.runs.filter((r) => r.metrics.length && results.some((x) => x.model === r.id));
+  if (!runs.length) return '';
+  const parts = runs.map((r) => {
+    const g = predictorGap(r.metrics);
+    return `${r.id} ${g.late.toFixed(2)} nats (${((100 * g.late) / g.initial).toFixed(0)}% of its step-0 ${g.initial.toFixed(2)})`;
+  });
+  return `; the predictor's KL to its targets (CAPI loss - target entropy) over the last 10% of steps: ${parts.join(', ')}`;
+}
+
+export function buildClaims(input: StudyReportInput): Claim[] {
+  const claims: Claim[] = [];
+  const metrics = familyMetrics(input.results);
+  const runLength = () => {
+    const r = input.runs.find((x) => x.metrics.length);
+    if (!r) return 'no run finished';
+    // What more steps would do: the default arm's k-NN as its first monitored run went.
+    const monitored = input.runs.find((x) => x.arm === 'capi' && monitorTrace(x.metrics) !== '-');
+    const trend = monitored ? `; ${monitored.id}'s teacher k-NN on the monitor subset at steps ${monitorTrace(monitored.metrics)}` : '';
+    return `${r.metrics.length} pretraining steps here against the paper's 100k-500k${trend}`;
+  };
+  for (const m of metrics) {
+    const capi = aggregate(armResults(input, 'capi', m.task), m.key);
+    // Where this encoder and budget top out: a baseline above the supervised ceiling is out of reach of any pretraining here.
+    const ceiling = aggregate(armResults(input, 'supervised', m.task), m.key);
+    for (const b of ['pixels', 'init', 'random-init', 'pixel-patches']) {
+      const base = aggregate(byModel(input, m.task, b), rowMetric(b, m.key));
+      if (!base) continue;
+      const dense = m.key.startsWith('seg.') ? denseEvidence(armResults(input, 'capi', m.task), byModel(input, m.task, b), m.key) : '';
+      claims.push(
+        compare(
+          `CAPI > ${b} (${m.label})`,
+          'implied: SSL features beat untrained ones',
+          '>',
+          capi,
+          base,
+          `${runLength()}${ceilingEvidence(ceiling, base)}${dense}`,
+        ),
+      );
+    }
+  }
+  for (const m of metrics.filter((x) => ['linear(avg).top1', 'knn(avg).top1'].includes(x.key))) {
+    const teacher = input.results.filter(
+      (r) => r.task === m.task && input.evalSettings.some((e) => e.weights === 'student' && e.run === r.model),
+    );
+    const student = input.results.filter((r) => r.task === m.task && r.model.endsWith('-student'));
+    if (!student.length) continue;
+    const run = input.runs.find((r) => `${r.id}-student` === student[0].model);
+    const share = run?.metrics.at(-1)?.teacherInitShare;
+    // The EMA teacher is a weighted average of past students: its lag is small only against the run's length.
+    const age = run ? teacherMeanAge(run.metrics.map((x) => x.momentum)) : Number.NaN;
+    const horizon =
+      run && Number.isFinite(age)
+        ? `; the final teacher averages the students of its run with a mean age of ${age.toFixed(0)} steps, ${((100 * age) / run.metrics.length).toFixed(0)}% of the run (at the paper's 0.996: ~250 steps of 100k-500k)`
+        : '';
+    claims.push(
+      compare(
+        `teacher >= student (${m.label})`,
+        'the EMA teacher is the evaluated encoder (method spec 8.2)',
+        '>=',
+        aggregate(teacher, m.key),
+        aggregate(student, m.key),
+        `final teacher init share ${share?.toExponential(1) ?? '?'}${horizon}`,
+      ),
+    );
+  }
+  const armClaim = (arm: string, text: (variant: string) => string, kind: '>' | '>=') => {
+    const a = input.arms.find((x) => x.name === arm);
+    const def = input.arms.find((x) => x.name === 'capi');
+    if (!a || !def) return;
+    for (const m of metrics) {
+      const [defaultRuns, armRuns] = [armResults(input, 'capi', m.task), armResults(input, arm, m.task)];
+      const capi = aggregate(defaultRuns, m.key);
+      const measured = aggregate(armRuns, m.key);
+      if (!measured) continue;
+      const other = withSeedSpreadOf(measured, capi);
+      const paperGaps = [def.paper.ade - a.paper.ade, def.paper.in1k - a.paper.in1k];
+      const paper = `ADE ${paperGaps[0].toFixed(1)} / IN-1k ${paperGaps[1].toFixed(1)} points`;
+      const twoSe = capi ? 2 * Math.sqrt(capi.se ** 2 + other.se ** 2) : Number.NaN;
+      const resolved = paperGaps.filter((g) => Math.abs(g) > twoSe).length;
+      // Whether an effect as large as the paper's would be resolved here at all (a power check, not a verdict).
+      const power = Number.isFinite(twoSe)
+        ? `; 2 combined SE here is ${twoSe.toFixed(1)} points: an effect the size of the paper's would be ${resolved === 2 ? 'resolved' : resolved ? 'resolved for its larger gap only' : 'within noise'}`
+        : '';
+      claims.push(
+        compare(
+          `${text(a.variant)} (${m.label})`,
+          paper,
+          kind,
+          capi,
+          other,
+          `default: ${diagnosticsLine(input, defaultRuns)}; ${arm}: ${diagnosticsLine(input, armRuns)}${power}`,
+        ),
+      );
+    }
+  };
+  armClaim('sk-standard', () => 'position-wise SK >= standard SK', '>=');
+  for (const arm of ['mask-inverse-block', 'mask-block', 'mask-uniform']) armClaim(arm, (v) => `inverse block + roll > ${v}`, '>');
+  armClaim('registers-0', () => 'registers help (default > 0 registers)', '>');
+  for (const task of [...new Set(input.results.map((r) => r.task))]) {
+    const capi = armResults(input, 'capi', task);
+    for (const [pp, avg, paper] of [
+      ['linear(pred-pool).top1', 'linear(avg).top1', 'IN-1k linear 81.1 vs 77.1'],
+      ['knn(pred-pool).top1', 'knn(avg).top1', 'IN-1k k-NN 73.8 vs 57.1'],
+    ] as [MetricKey, MetricKey, string][]) {
+      const a = aggregate(capi, pp);
+      if (!a) continue;
+      claims.push(
+        compare(
+          `predictor pooling > average pooling (${task} ${pp.split('(')[0]})`,
+          paper,
+          '>',
+          a,
+          aggregate(capi, avg),
+          `${runLength()}${predictorEvidence(input, capi)}`,
+        ),
+      );
+    }
+  }
+  return claims;
+}
+
+export const fmtGap = (c: Claim) => (c.gap === undefined ? '-' : `${c.gap >= 0 ? '+' : ''}${c.gap.toFixed(1)} ± ${c.se!.toFixed(1)}`);
+
+/** What the selection flags of a claim's two rows say (a probe at its grid edge or not converged weakens the comparison). */
+function flagEvidence(c: Claim): string {
+  const flags = (x: Aggregate | undefined, who: string) =>
+    [
+      x?.atGridEdge ? `${who}'s selection sits at the edge of its grid` : '',
+      x?.notConverged ? `${who}'s probe had not converged` : '',
+    ].filter(Boolean);
+  const all = [...flags(c.a, 'A'), ...flags(c.b, 'B')];
+  return all.length ? `; ${all.join(', ')}` : '';
+}
+
+/** "12 hold, 3 hold (within 2 SE), ...": how many claims got each verdict, in the order of the verdicts. */
+export function verdictCounts(claims: Claim[]): string {
+  const order: Verdict[] = [
+    'holds',
+    'holds (within 2 SE)',
+    'not resolved (within 2 SE)',
+    'does not hold (reversed beyond 2 SE)',
+    'not testable here',
+  ];
+  return order
+    .map((v) => [v, claims.filter((c) => c.verdict === v).length] as const)
+    .filter(([, n]) => n > 0)
+    .map(([v, n]) => `${n} ${v}`)
+    .join(', ');
+}
+
+export function discussion(claims: Claim[]): string {
+  const open = claims.filter((c) => c.verdict !== 'holds' && c.verdict !== 'holds (within 2 SE)');
+  if (!open.length) return 'Every claim tested here holds.\n';
+  return open
+    .map((c) => `- **${c.claim}**: ${c.verdict}; gap ${fmtGap(c)} points. Evidence: ${c.evidence}${flagEvidence(c)}.`)
+    .join('\n')
+    .concat('\n');
+}

@@ -1,0 +1,147 @@
+/**
+ * The report's statistics: a row over seeds (mean, spread, standard error), verdicts on gaps, and
+ * the per-run figures read from a run's metrics (training time, late means, the predictor's gap,
+ * the teacher's mean age, the monitor's trace).
+ *
+ * Uncertainty: a row over n seeds has standard error sqrt(std^2 / n + se_test^2), the
+ * seed-to-seed spread of the mean plus the test-set sampling error (all seeds share one test set,
+ * so that part does not average out); n = 1 leaves the test-set standard error. A claim "A > B"
+ * holds when the gap exceeds 2 combined standard errors.
+ */
+import type { MetricKey } from '../eval/metrics.js';
+import type { EvalResult } from '../eval/result.js';
+import type { FeatureShares } from '../segmentation/variance.js';
+
+/** A row's value for one metric over its seeds. */
+export interface Aggregate {
+  mean: number;
+  std: number;
+  n: number;
+  /** sqrt(std^2 / n + mean test-set SE^2); the test-set SE alone when n = 1. */
+  se: number;
+  /** Some seed's probe chose a grid-edge point / did not converge. */
+  atGridEdge: boolean;
+  notConverged: boolean;
+  /** The SE includes the seed spread of another arm (`withSeedSpreadOf`); the cell marks it `‡`. */
+  seedSpreadBorrowed?: boolean;
+}
+
+export function aggregate(results: EvalResult[], metric: MetricKey): Aggregate | undefined {
+  const rs = results.filter((r) => r.metrics[metric] !== undefined);
+  if (!rs.length) return undefined;
+  const xs = rs.map((r) => r.metrics[metric]!);
+  const n = xs.length;
+  const mean = xs.reduce((a, b) => a + b, 0) / n;
+  const std = n > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1)) : 0;
+  const ses = rs.map((r) => r.quality?.[metric]?.se).filter((s): s is number => s !== undefined && Number.isFinite(s));
+  const testSe = ses.length ? ses.reduce((a, b) => a + b, 0) / ses.length : Number.NaN;
+  return {
+    mean,
+    std,
+    n,
+    se: Math.sqrt((n > 1 ? std ** 2 / n : 0) + testSe ** 2),
+    atGridEdge: rs.some((r) => r.quality?.[metric]?.atGridEdge),
+    notConverged: rs.some((r) => r.quality?.[metric]?.converged === false),
+  };
+}
+
+/**
+ * A single-seed arm's SE with the seed-to-seed spread it cannot measure itself: its one run is a
+ * draw whose variance the reference arm's seeds estimate, so SE^2 = test SE^2 + reference std^2.
+ * Unchanged when the arm has its own seeds or the reference has fewer than two.
+ */
+export function withSeedSpreadOf(single: Aggregate, reference: Aggregate | undefined): Aggregate {
+  if (single.n > 1 || !reference || reference.n < 2) return single;
+  return { ...single, se: Math.sqrt(single.se ** 2 + reference.std ** 2), seedSpreadBorrowed: true };
+}
+
+/** `63.2 ± 0.8 (n=3) ±SE 0.6 †*`: mean ± std over seeds, n, standard error, flags. */
+export function aggregateCell(a: Aggregate | undefined): string {
+  if (!a) return 'not run';
+  const flags = `${a.atGridEdge ? ' †' : ''}${a.notConverged ? ' *' : ''}`;
+  const spread = a.n > 1 ? ` ± ${a.std.toFixed(1)} (n=${a.n})` : '';
+  const se = Number.isFinite(a.se) ? ` [SE ${a.se.toFixed(1)}${a.seedSpreadBorrowed ? '‡' : ''}]` : '';
+  return `${a.mean.toFixed(1)}${spread}${se}${flags}`;
+}
+
+export type Verdict =
+  | 'holds'
+  | 'holds (within 2 SE)'
+  | 'not resolved (within 2 SE)'
+  | 'does not hold (reversed beyond 2 SE)'
+  | 'not testable here';
+
+/** `>`: holds beyond 2 SE; `>=`: holds unless reversed beyond 2 SE. */
+export function verdict(gap: number | undefined, se: number | undefined, kind: '>' | '>='): Verdict {
+  if (gap === undefined || se === undefined || !Number.isFinite(gap) || !Number.isFinite(se)) return 'not testable here';
+  if (gap > 2 * se) return 'holds';
+  if (gap < -2 * se) return 'does not hold (reversed beyond 2 SE)';
+  return kind === '>=' ? 'holds (within 2 SE)' : 'not resolved (within 2 SE)';
+}
+
+/**
+ * A run's training seconds: the sum of its clock's segments (runs resumed before the clock
+ * continued across a resume restart at 0 after each one; later records never fall).
+ */
+export function trainingSeconds(metrics: Record<string, number>[]): number {
+  let done = 0;
+  let last = 0;
+  for (const { elapsedSec: e } of metrics) {
+    if (!Number.isFinite(e)) continue;
+    if (e < last) done += last;
+    last = e;
+  }
+  return done + last;
+}
+
+/** Mean of a diagnostic over the last 10% of a run's steps. */
+export function lateMean(metrics: Record<string, number>[], key: string): number {
+  const tail = metrics.slice(Math.floor(metrics.length * 0.9));
+  const xs = tail.map((m) => m[key]).filter((x) => Number.isFinite(x));
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
+}
+
+/**
+ * How far the student's predictions are from their targets: the CAPI loss is the cross-entropy
+ * of the SK targets under the student's softmax over the same predicted patches whose target
+ * entropy is logged, so loss - entropy is their mean KL divergence (0 for a perfect predictor).
+ * Over the last 10% of steps, and at step 0.
+ */
+export function predictorGap(metrics: Record<string, number>[]): { late: number; initial: number } {
+  const kl = metrics.map((m) => ({ kl: m.capiLoss - m.targetEntropy }));
+  return { late: lateMean(kl, 'kl'), initial: kl[0]?.kl ?? Number.NaN };
+}
+
+/**
+ * Mean age, in steps before the end, of the students the final EMA teacher averages: teacher_T =
+ * (prod m) init + sum_t (1 - m_t) prod_{s>t} m_s student_t, the init's share left out (the
+ * weights renormalised). For a constant momentum m over a long run it tends to m / (1 - m).
+ */
+export function teacherMeanAge(momenta: number[]): number {
+  let tail = 1;
+  let num = 0;
+  let den = 0;
+  for (let t = momenta.length - 1; t >= 0; t--) {
+    const w = (1 - momenta[t]) * tail;
+    num += w * (momenta.length - 1 - t);
+    den += w;
+    tail *= momenta[t];
+  }
+  return den > 0 ? num / den : Number.NaN;
+}
+
+/** Mean over results (seeds) of the dense evaluation's feature-variance shares, where recorded (src/segmentation/variance.ts). */
+export function meanFeatureShares(results: EvalResult[]): FeatureShares | undefined {
+  const shares = results
+    .map((r) => r.details?.featureShares as FeatureShares | undefined)
+    .filter((x): x is FeatureShares => x !== undefined && Number.isFinite(x.image) && Number.isFinite(x.position));
+  if (!shares.length) return undefined;
+  const mean = (f: (x: FeatureShares) => number) => shares.reduce((a, x) => a + f(x), 0) / shares.length;
+  return { image: mean((x) => x.image), position: mean((x) => x.position) };
+}
+
+/** `234: 61.2, 468: 66.0, 703: 68.1`: the monitor's measurements of a run ('-' where it had none). */
+export function monitorTrace(metrics: Record<string, number>[]): string {
+  const points = metrics.filter((m) => Number.isFinite(m.monitorKnnTop1));
+  return points.length ? points.map((m) => `${m.step + 1}: ${m.monitorKnnTop1.toFixed(1)}`).join(', ') : '-';
+}
