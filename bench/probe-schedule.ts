@@ -3,8 +3,8 @@
  * how a probe's held-out and test accuracy grow with its schedule length, on a checkpoint's
  * features of a classification task (read from the evaluation's feature cache, or extracted into
  * it). One line per schedule length: the held-out accuracy of every grid point, the best, its test
- * accuracy and the seconds. This is the measurement that sizes the probe schedules (README
- * "Evaluation"; src/probes/grid.ts REFINE_KEEP): a schedule is long enough when doubling it moves
+ * accuracy and the seconds. This is the measurement that sizes the probe schedules (docs/evaluation.md;
+ * src/probes/grid.ts REFINE_KEEP): a schedule is long enough when doubling it moves
  * the best held-out accuracy by less than one held-out SE.
  */
 import { z } from 'zod';

@@ -47,7 +47,7 @@ const base = {
 
 /**
  * fmnist-tiny: 28x28 Fashion-MNIST, patch 4 (7x7 = 49 tokens). Sized so that one epoch of the
- * 60k training images runs in about 20 minutes on the 2-thread wasm backend (see README).
+ * 60k training images runs in about 20 minutes on the 2-thread wasm backend (docs/pretraining.md).
  */
 export const MODEL_PRESETS: Record<string, ModelConfig> = {
   'fmnist-tiny': {
