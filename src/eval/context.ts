@@ -16,7 +16,7 @@ import { arrayRows } from '../segmentation/out-of-core.js';
 import type { FeatureModel } from '../features/models.js';
 import { backendInfo, WASM_HEAP_BYTES, WASM_HEAP_RESERVE } from '../runtime/backend.js';
 import type { EvalConfig } from './config.js';
-import { EXECUTION_FIELDS } from './config.js';
+import { EXECUTION_FIELDS, protocolHash } from './config.js';
 import type { MetricNotes, MetricQualities, Metrics } from './metrics.js';
 import type { EvalResult } from './result.js';
 import { EVAL_PROTOCOL } from './result.js';
@@ -153,6 +153,7 @@ export function toResult(ctx: Context, name: string, model: FeatureModel | undef
   return {
     task: cfg.task,
     protocol: EVAL_PROTOCOL,
+    protocolHash: protocolHash(cfg),
     // Reference-mode probes are another protocol: their own row (and file) next to the fast one.
     model: cfg.probeMode === 'reference' && !segmentation ? `${name} (reference probes)` : name,
     kind: entry.kind,

@@ -14,6 +14,8 @@ export interface EvalResult {
   task: string;
   /** EVAL_PROTOCOL of the code that wrote it. */
   protocol?: number;
+  /** Hash of its config's protocol fields (src/eval/config.ts protocolHash; absent in results written before it was recorded). */
+  protocolHash?: string;
   model: string;
   /** 'capi' for a checkpoint, 'baseline' for init / random-init / pixel features, 'reference' for a task's floors and ceiling. */
   kind: 'capi' | 'baseline' | 'reference';

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EvalConfig } from '../eval/config.js';
-import { EvalConfigSchema } from '../eval/config.js';
+import { EvalConfigSchema, staleField } from '../eval/config.js';
 import type { EvalHooks } from '../eval/evaluate.js';
 import { evaluate, resultNames } from '../eval/evaluate.js';
 import { knnMonitor } from '../eval/monitor.js';
@@ -28,7 +28,7 @@ import { stepsForEpochs } from '../pretrain/step.js';
 import { runPretraining } from '../pretrain/loop.js';
 import { runSupervised, supervisedDone } from '../pretrain/supervised.js';
 import { readResult, resultFile, writeResult } from '../report/results.js';
-import type { StudyReportInput } from '../report/study.js';
+import type { StudyReportInput } from '../report/study-input.js';
 import { writeStudyReport } from '../report/study.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
@@ -198,54 +198,29 @@ async function ensureRun(run: StudyRun, o: StudyOptions, atEpochs?: number): Pro
   return r.interrupted;
 }
 
-/** The settings that make a result the one an evaluation would write (not a stale file from another run or protocol). */
-const DEFINING_FIELDS = [
-  'task',
-  'checkpoint',
-  'checkpointStep',
-  'weights',
-  'probes',
-  'probeMode',
-  'probeLrs',
-  'probeSteps',
-  'epochs',
-  'batchSize',
-  'attentiveSteps',
-  'attentiveBatchSize',
-  'attentiveRefineSteps',
-  'limitTrain',
-  'limitTest',
-  'scenesTrain',
-  'scenesTest',
-  'logregMaxIter',
-  'seed',
-] as const;
-
-/** A dense task's floor and ceiling rows depend on its data only (every evaluation of the task rewrites them). */
-const DATA_FIELDS = ['task', 'limitTrain', 'limitTest', 'scenesTrain', 'scenesTest', 'seed'] as const;
-
 /**
- * Whether `file` holds the result of the evaluation `cfg` (same checkpoint, protocol version and
- * settings; for a reference row, same data). A checkpoint is the study's run of that name wherever the runs
- * folder lies (a study continued on another machine has another path).
+ * Whether `file` holds the result of the evaluation `cfg`: the same protocol version and protocol
+ * fields (src/eval/config.ts; for a floor or ceiling row, its data fields). A result that exists
+ * but is not is said once, naming the field, and evaluated again.
  */
-function madeBy(file: string, cfg: EvalConfig): boolean {
+function madeBy(file: string, cfg: EvalConfig, log?: (line: string) => void): boolean {
   if (!fs.existsSync(file)) return false;
   const r = readResult(file);
-  if (r.kind !== 'reference' && r.protocol !== EVAL_PROTOCOL) return false;
-  const made = r.config as Partial<EvalConfig>;
-  const fields = r.kind === 'reference' ? DATA_FIELDS : DEFINING_FIELDS;
-  // A result written before a field existed has that field's default (checkpointStep: 0).
-  const norm = (c: Partial<EvalConfig>, k: (typeof fields)[number]) =>
-    JSON.stringify(
-      k === 'checkpoint' && typeof c.checkpoint === 'string' ? path.basename(c.checkpoint) : k === 'checkpointStep' ? (c[k] ?? 0) : c[k],
-    );
-  return fields.every((k) => norm(made, k) === norm(cfg, k));
+  const why =
+    r.kind !== 'reference' && r.protocol !== EVAL_PROTOCOL
+      ? `protocol version ${r.protocol ?? 'unset'} -> ${EVAL_PROTOCOL}`
+      : staleField(r.config as Partial<EvalConfig>, cfg, r.kind === 'reference');
+  if (why && log && !reportedStale.has(file)) {
+    reportedStale.add(file);
+    log(`study: ${file} is out of date (${why}): evaluating it again`);
+  }
+  return why === undefined;
 }
+const reportedStale = new Set<string>();
 
 function evalDone(e: StudyEval, o: StudyOptions): boolean {
   const cfg = evalConfig(e, o);
-  return resultNames(cfg).every((n) => madeBy(resultFile(o.resultsDir, e.task, n), cfg));
+  return resultNames(cfg).every((n) => madeBy(resultFile(o.resultsDir, e.task, n), cfg, o.log));
 }
 
 /** Whether the evaluation's row of the run itself (teacher or student) is still missing: only that row needs the trained weights. */
