@@ -5,6 +5,7 @@
  * to prevent).
  */
 import * as tf from '@tensorflow/tfjs';
+import { scheduleValue } from './schedules.js';
 
 /**
  * The EMA teacher after steps with momenta m_0..m_t is prod(m_s) its initialisation plus the
@@ -27,6 +28,18 @@ export function teacherMeanAge(momenta: ArrayLike<number>): number {
   const age = new TeacherAge();
   for (let t = 0; t < momenta.length; t++) age.update(momenta[t]);
   return age.meanAge;
+}
+
+/** The paper's teachers: peak momentum 0.999 over 500k steps (its runs) and 0.996 over 100k (its ablations). */
+export const PAPER_TEACHERS = [
+  { peak: 0.999, steps: 500_000 },
+  { peak: 0.996, steps: 100_000 },
+] as const;
+
+/** The momenta of the paper's teacher schedule (method spec 8.2: start 1, the peak, final 1, 10% warmup, truncation 0.8). */
+export function paperTeacherMomenta(peak: number, steps: number): Float64Array {
+  const shape = { start: 1, base: peak, final: 1, warmupSteps: steps / 10, totalSteps: steps, truncation: 0.8 };
+  return Float64Array.from({ length: steps }, (_, t) => scheduleValue(shape, t));
 }
 
 /**

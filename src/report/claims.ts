@@ -4,15 +4,16 @@
  * its gap, combined standard error, verdict and the diagnostics that bear on it.
  */
 import type { MetricKey } from '../eval/metrics.js';
+import { PAPER_TEACHERS, paperTeacherMomenta, teacherMeanAge } from '../pretrain/diagnostics.js';
 import type { EvalResult } from '../eval/result.js';
 import {
   aggregate,
   aggregateCell,
+  correctedMI,
   lateMean,
   meanFeatureShares,
   monitorTrace,
   predictorGap,
-  teacherMeanAge,
   type Aggregate,
   type Verdict,
   verdict,
@@ -30,6 +31,8 @@ export interface Claim {
   verdict: Verdict;
   /** Why it may not hold here: the diagnostics that bear on it. */
   evidence: string;
+  /** The runs behind a comparison, by side (`default: <diagnostics>`): shared by several claims, the discussion says each once. */
+  shared?: string[];
 }
 
 export function compare(
@@ -39,10 +42,11 @@ export function compare(
   a: Aggregate | undefined,
   b: Aggregate | undefined,
   evidence: string,
+  shared?: string[],
 ): Claim {
   const gap = a && b ? a.mean - b.mean : undefined;
   const se = a && b ? Math.sqrt(a.se ** 2 + b.se ** 2) : undefined;
-  return { claim, paper, a, b, gap, se, verdict: verdict(gap, se, kind), evidence };
+  return { claim, paper, a, b, gap, se, verdict: verdict(gap, se, kind), evidence, ...(shared ? { shared } : {}) };
 }
 
 /** The diagnostics of the runs behind `results` (a claim's own family: its task's runs). */
@@ -55,7 +59,7 @@ function diagnosticsLine(input: StudyReportInput, results: EvalResult[]): string
       const last = r.metrics.at(-1)!;
       return (
         `${r.id}: ${r.metrics.length} steps, CAPI loss ${lateMean(r.metrics, 'capiLoss').toFixed(3)}, teacher init share ${last.teacherInitShare?.toExponential(1)}, ` +
-        `position-cluster MI ${lateMean(r.metrics, 'positionClusterMICorrected').toFixed(3)} nats, ` +
+        `position-cluster MI ${correctedMI(r.metrics).toFixed(3)} nats, ` +
         `clusters used ${lateMean(r.metrics, 'clustersUsed').toFixed(0)}, prototype cosine to init ${lateMean(r.metrics, 'prototypeCosineToInit').toFixed(2)}`
       );
     })
@@ -83,13 +87,17 @@ const chosenK = (rs: EvalResult[]) =>
     .map((k) => `k=${k}`)
     .join(', ');
 
+/** `0.291 ± 0.012 (n=2 of 3 seeds)`-style: the mean image share over the seeds that recorded it. */
+const shareCell = (x: { image: number; n: number; imageStd: number }) =>
+  `${x.image.toFixed(3)}${x.n > 1 ? ` ± ${x.imageStd.toFixed(3)}` : ''} (n=${x.n})`;
+
 /** What bears on a dense claim: each side's feature-variance shares and, for k-NN, its chosen k. */
 function denseEvidence(a: EvalResult[], b: EvalResult[], key: MetricKey): string {
   const sa = meanFeatureShares(a);
   const sb = meanFeatureShares(b);
   const shares =
     sa && sb
-      ? `; share of the standardised test patch features' variance in their canvas's mean: A ${sa.image.toFixed(3)}, B ${sb.image.toFixed(3)} (in their position's mean: ${sa.position.toFixed(3)}, ${sb.position.toFixed(3)})`
+      ? `; share of the standardised test patch features' variance in their canvas's mean: A ${shareCell(sa)}, B ${shareCell(sb)} (in their position's mean: ${sa.position.toFixed(3)}, ${sb.position.toFixed(3)})`
       : '';
   const [ka, kb] = [chosenK(a), chosenK(b)];
   const k = key.startsWith('seg.knn') && ka && kb ? `; chosen k: A ${ka}, B ${kb}` : '';
@@ -107,14 +115,25 @@ function predictorEvidence(input: StudyReportInput, results: EvalResult[]): stri
   return `; the predictor's KL to its targets (CAPI loss - target entropy) over the last 10% of steps: ${parts.join(', ')}`;
 }
 
+/** The paper's teachers' mean ages, computed as a run's are: `9.1k steps, 1.8% of 500k at peak 0.999; ...`. */
+export function paperTeacherAges(): string {
+  const ages = PAPER_TEACHERS.map(({ peak, steps }) => {
+    const age = teacherMeanAge(paperTeacherMomenta(peak, steps));
+    return `${(age / 1000).toFixed(1)}k steps, ${((100 * age) / steps).toFixed(1)}% of ${steps / 1000}k at peak ${peak}`;
+  });
+  return `the paper's teachers, computed the same way: ${ages.join('; ')}`;
+}
+
 export function buildClaims(input: StudyReportInput): Claim[] {
   const claims: Claim[] = [];
   const metrics = familyMetrics(input.results);
-  const runLength = () => {
-    const r = input.runs.find((x) => x.metrics.length);
+  /** How long the default arm's runs behind a task trained, and how its monitored run's k-NN went (what more steps would do). */
+  const runLength = (task: string) => {
+    const ids = new Set(armResults(input, 'capi', task).map((r) => r.model));
+    const runs = input.runs.filter((x) => ids.has(x.id) && x.metrics.length);
+    const r = runs[0];
     if (!r) return 'no run finished';
-    // What more steps would do: the default arm's k-NN as its first monitored run went.
-    const monitored = input.runs.find((x) => x.arm === 'capi' && monitorTrace(x.metrics) !== '-');
+    const monitored = runs.find((x) => monitorTrace(x.metrics) !== '-');
     const trend = monitored ? `; ${monitored.id}'s teacher k-NN on the monitor subset at steps ${monitorTrace(monitored.metrics)}` : '';
     return `${r.metrics.length} pretraining steps here against the paper's 100k-500k${trend}`;
   };
@@ -133,25 +152,25 @@ export function buildClaims(input: StudyReportInput): Claim[] {
           '>',
           capi,
           base,
-          `${runLength()}${ceilingEvidence(ceiling, base)}${dense}`,
+          `${runLength(m.task)}${ceilingEvidence(ceiling, base)}${dense}`,
         ),
       );
     }
   }
   for (const m of metrics.filter((x) => ['linear(avg).top1', 'knn(avg).top1'].includes(x.key))) {
-    const teacher = input.results.filter(
-      (r) => r.task === m.task && input.evalSettings.some((e) => e.weights === 'student' && e.run === r.model),
-    );
-    const student = input.results.filter((r) => r.task === m.task && r.model.endsWith('-student'));
-    if (!student.length) continue;
-    const run = input.runs.find((r) => `${r.id}-student` === student[0].model);
+    // Paired: the teachers of the runs whose final student is evaluated, and those students.
+    const paired = input.runs.filter((r) => input.results.some((x) => x.task === m.task && x.model === `${r.id}-student`));
+    if (!paired.length) continue;
+    const teacher = input.results.filter((r) => r.task === m.task && paired.some((p) => p.id === r.model));
+    const student = input.results.filter((r) => r.task === m.task && paired.some((p) => `${p.id}-student` === r.model));
+    const run = paired[0];
+    const pairs = `paired over ${paired.length === 1 ? 'one run' : `${paired.length} runs`} (${paired.map((r) => r.id).join(', ')})`;
     const share = run?.metrics.at(-1)?.teacherInitShare;
     // The EMA teacher is a weighted average of past students: its lag is small only against the run's length.
-    const age = run ? teacherMeanAge(run.metrics.map((x) => x.momentum)) : Number.NaN;
-    const horizon =
-      run && Number.isFinite(age)
-        ? `; the final teacher averages the students of its run with a mean age of ${age.toFixed(0)} steps, ${((100 * age) / run.metrics.length).toFixed(0)}% of the run (at the paper's 0.996: ~250 steps of 100k-500k)`
-        : '';
+    const age = teacherMeanAge(run.metrics.map((x) => x.momentum));
+    const horizon = Number.isFinite(age)
+      ? `; the final teacher averages the students of its run with a mean age of ${age.toFixed(0)} steps, ${((100 * age) / run.metrics.length).toFixed(0)}% of the run (${paperTeacherAges()})`
+      : '';
     claims.push(
       compare(
         `teacher >= student (${m.label})`,
@@ -159,7 +178,7 @@ export function buildClaims(input: StudyReportInput): Claim[] {
         '>=',
         aggregate(teacher, m.key),
         aggregate(student, m.key),
-        `final teacher init share ${share?.toExponential(1) ?? '?'}${horizon}`,
+        `${pairs}; final teacher init share ${share?.toExponential(1) ?? '?'}${horizon}`,
       ),
     );
   }
@@ -182,14 +201,10 @@ export function buildClaims(input: StudyReportInput): Claim[] {
         ? `; 2 combined SE here is ${twoSe.toFixed(1)} points: an effect the size of the paper's would be ${resolved === 2 ? 'resolved' : resolved ? 'resolved for its larger gap only' : 'within noise'}`
         : '';
       claims.push(
-        compare(
-          `${text(a.variant)} (${m.label})`,
-          paper,
-          kind,
-          capi,
-          other,
-          `default: ${diagnosticsLine(input, defaultRuns)}; ${arm}: ${diagnosticsLine(input, armRuns)}${power}`,
-        ),
+        compare(`${text(a.variant)} (${m.label})`, paper, kind, capi, other, power.slice(2), [
+          `default: ${diagnosticsLine(input, defaultRuns)}`,
+          `${arm}: ${diagnosticsLine(input, armRuns)}`,
+        ]),
       );
     }
   };
@@ -211,7 +226,7 @@ export function buildClaims(input: StudyReportInput): Claim[] {
           '>',
           a,
           aggregate(capi, avg),
-          `${runLength()}${predictorEvidence(input, capi)}`,
+          `${runLength(task)}${predictorEvidence(input, capi)}`,
         ),
       );
     }
@@ -251,8 +266,20 @@ export function verdictCounts(claims: Claim[]): string {
 export function discussion(claims: Claim[]): string {
   const open = claims.filter((c) => c.verdict !== 'holds' && c.verdict !== 'holds (within 2 SE)');
   if (!open.length) return 'Every claim tested here holds.\n';
-  return open
-    .map((c) => `- **${c.claim}**: ${c.verdict}; gap ${fmtGap(c)} points. Evidence: ${c.evidence}${flagEvidence(c)}.`)
-    .join('\n')
-    .concat('\n');
+  // The runs behind several claims are described once, before the first of them; later, by name.
+  const lines: string[] = [];
+  const said = new Set<string>();
+  let last = '';
+  for (const c of open) {
+    const key = c.shared?.join('; ') ?? '';
+    if (c.shared && key !== last) {
+      const parts = c.shared.map((part) => (said.has(part) ? `${part.split(':')[0]}: as above` : part));
+      lines.push(`- Runs behind the claims below: ${parts.join('; ')}.`);
+      for (const part of c.shared) said.add(part);
+    }
+    last = key;
+    const own = [c.evidence, flagEvidence(c).slice(2)].filter(Boolean).join('; ');
+    lines.push(`- **${c.claim}**: ${c.verdict}; gap ${fmtGap(c)} points.${own ? ` Evidence: ${own}.` : ''}`);
+  }
+  return `${lines.join('\n')}\n`;
 }

@@ -71,12 +71,15 @@ export type Verdict =
   | 'does not hold (reversed beyond 2 SE)'
   | 'not testable here';
 
-/** `>`: holds beyond 2 SE; `>=`: holds unless reversed beyond 2 SE. */
+/**
+ * `>`: holds beyond 2 SE; `>=`: holds while A is ahead (within 2 SE: "holds (within 2 SE)"); with B
+ * ahead within 2 SE neither A >= B nor its reverse is shown: not resolved.
+ */
 export function verdict(gap: number | undefined, se: number | undefined, kind: '>' | '>='): Verdict {
   if (gap === undefined || se === undefined || !Number.isFinite(gap) || !Number.isFinite(se)) return 'not testable here';
   if (gap > 2 * se) return 'holds';
   if (gap < -2 * se) return 'does not hold (reversed beyond 2 SE)';
-  return kind === '>=' ? 'holds (within 2 SE)' : 'not resolved (within 2 SE)';
+  return kind === '>=' && gap >= 0 ? 'holds (within 2 SE)' : 'not resolved (within 2 SE)';
 }
 
 /**
@@ -102,6 +105,15 @@ export function lateMean(metrics: Record<string, number>[], key: string): number
 }
 
 /**
+ * The position-cluster mutual information over the last 10% of steps, Miller-Madow corrected and
+ * floored at 0: the correction subtracts the plug-in estimate's expected bias and can overshoot
+ * below 0 where the true MI is ~0; a mutual information is never negative.
+ */
+export function correctedMI(metrics: Record<string, number>[]): number {
+  return Math.max(0, lateMean(metrics, 'positionClusterMICorrected'));
+}
+
+/**
  * How far the student's predictions are from their targets: the CAPI loss is the cross-entropy
  * of the SK targets under the student's softmax over the same predicted patches whose target
  * entropy is logged, so loss - entropy is their mean KL divergence (0 for a perfect predictor).
@@ -112,32 +124,17 @@ export function predictorGap(metrics: Record<string, number>[]): { late: number;
   return { late: lateMean(kl, 'kl'), initial: kl[0]?.kl ?? Number.NaN };
 }
 
-/**
- * Mean age, in steps before the end, of the students the final EMA teacher averages: teacher_T =
- * (prod m) init + sum_t (1 - m_t) prod_{s>t} m_s student_t, the init's share left out (the
- * weights renormalised). For a constant momentum m over a long run it tends to m / (1 - m).
- */
-export function teacherMeanAge(momenta: number[]): number {
-  let tail = 1;
-  let num = 0;
-  let den = 0;
-  for (let t = momenta.length - 1; t >= 0; t--) {
-    const w = (1 - momenta[t]) * tail;
-    num += w * (momenta.length - 1 - t);
-    den += w;
-    tail *= momenta[t];
-  }
-  return den > 0 ? num / den : Number.NaN;
-}
-
-/** Mean over results (seeds) of the dense evaluation's feature-variance shares, where recorded (src/segmentation/variance.ts). */
-export function meanFeatureShares(results: EvalResult[]): FeatureShares | undefined {
+/** Mean over results (seeds) of the dense evaluation's feature-variance shares, where recorded (src/segmentation/variance.ts), with how many and the image share's spread. */
+export function meanFeatureShares(results: EvalResult[]): (FeatureShares & { n: number; imageStd: number }) | undefined {
   const shares = results
     .map((r) => r.details?.featureShares as FeatureShares | undefined)
     .filter((x): x is FeatureShares => x !== undefined && Number.isFinite(x.image) && Number.isFinite(x.position));
   if (!shares.length) return undefined;
-  const mean = (f: (x: FeatureShares) => number) => shares.reduce((a, x) => a + f(x), 0) / shares.length;
-  return { image: mean((x) => x.image), position: mean((x) => x.position) };
+  const n = shares.length;
+  const mean = (f: (x: FeatureShares) => number) => shares.reduce((a, x) => a + f(x), 0) / n;
+  const image = mean((x) => x.image);
+  const imageStd = n > 1 ? Math.sqrt(shares.reduce((a, x) => a + (x.image - image) ** 2, 0) / (n - 1)) : 0;
+  return { image, position: mean((x) => x.position), n, imageStd };
 }
 
 /** `234: 61.2, 468: 66.0, 703: 68.1`: the monitor's measurements of a run ('-' where it had none). */

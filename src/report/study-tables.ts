@@ -3,17 +3,18 @@
  * runs' diagnostics, the claims), one cell format and one legend for all of them.
  */
 import type { MetricKey } from '../eval/metrics.js';
+import { teacherMeanAge } from '../pretrain/diagnostics.js';
 import type { EvalResult } from '../eval/result.js';
 import { markdownTable } from './results.js';
 import { fmtGap, type Claim } from './claims.js';
 import {
   aggregate,
   aggregateCell,
+  correctedMI,
   lateMean,
   meanFeatureShares,
   monitorTrace,
   predictorGap,
-  teacherMeanAge,
   trainingSeconds,
   withSeedSpreadOf,
 } from './statistics.js';
@@ -185,7 +186,7 @@ export function diagnosticsTable(input: StudyReportInput): ReportTable {
         (last.teacherInitShare ?? Number.NaN).toExponential(1),
         teacherMeanAge(r.metrics.map((m) => m.momentum)).toFixed(0),
         lateMean(r.metrics, 'prototypeCosineToInit').toFixed(3),
-        lateMean(r.metrics, 'positionClusterMICorrected').toFixed(3),
+        correctedMI(r.metrics).toFixed(3),
         monitorTrace(r.metrics),
       ];
     });
@@ -205,7 +206,7 @@ export function diagnosticsTable(input: StudyReportInput): ReportTable {
       'teacher init share',
       'teacher mean age (steps)',
       'prototype cos to init',
-      'position-cluster MI (nats, corrected)',
+      'position-cluster MI (nats, Miller-Madow corrected, floored at 0)',
       'teacher k-NN top-1 during the run (monitor: step value, ...)',
     ],
     rows,

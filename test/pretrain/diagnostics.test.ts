@@ -4,8 +4,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { meanRowCosine, mutualInformation, positionClusterMI, teacherInitShare, teacherMeanAge } from '../../src/pretrain/diagnostics.js';
-import { scheduleValue } from '../../src/pretrain/schedules.js';
+import {
+  meanRowCosine,
+  mutualInformation,
+  paperTeacherMomenta,
+  positionClusterMI,
+  teacherInitShare,
+  teacherMeanAge,
+} from '../../src/pretrain/diagnostics.js';
 import { runPretraining } from '../../src/pretrain/loop.js';
 import { disposeState, peakMomentumFor, schedulesAt } from '../../src/pretrain/step.js';
 import { backendInfo } from '../../src/runtime/backend.js';
@@ -21,13 +27,12 @@ describe('diagnostics', () => {
     expect(teacherMeanAge([1])).toBeNaN(); // nothing of a student yet
     // A constant momentum m over a long run: ages are geometric, mean m / (1 - m).
     expect(teacherMeanAge(new Array(20000).fill(0.99))).toBeCloseTo(99, 6);
-    // The paper's teacher (method spec 8.2: start 1, peak 0.999, final 1, 10% warmup, truncation 0.8, 500k steps).
-    const paper = (peak: number, total: number) =>
-      Array.from({ length: total }, (_, t) =>
-        scheduleValue({ start: 1, base: peak, final: 1, warmupSteps: total / 10, totalSteps: total, truncation: 0.8 }, t),
-      );
-    expect(teacherMeanAge(paper(0.999, 500_000)) / 500_000).toBeCloseTo(0.0182, 4);
-    expect(teacherMeanAge(paper(0.996, 100_000)) / 100_000).toBeCloseTo(0.0222, 4);
+    // The paper's teachers (method spec 8.2: start 1, the peak, final 1, 10% warmup, truncation 0.8).
+    const momenta = paperTeacherMomenta(0.999, 500_000);
+    expect(momenta[0]).toBe(1);
+    expect(Math.min(...momenta)).toBeCloseTo(0.999, 6);
+    expect(teacherMeanAge(momenta) / 500_000).toBeCloseTo(0.0182, 4);
+    expect(teacherMeanAge(paperTeacherMomenta(0.996, 100_000)) / 100_000).toBeCloseTo(0.0222, 4);
   });
 
   it('--teacher-mean-age-share: the solved peak gives that mean age within 1% of the run', () => {
