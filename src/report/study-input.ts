@@ -53,8 +53,16 @@ export function familyMetrics(results: EvalResult[]): Metric[] {
     { task: 'fmnist', key: 'knn(avg).top1', label: 'fmnist k-NN', probe: 'knn' },
     { task: 'imagenet', key: 'attentive.top1', label: 'IN-1k attentive', probe: 'attentive' },
     { task: 'imagenet', key: 'linear(avg).top1', label: 'IN-1k linear', probe: 'linear' },
+    { task: 'fmnist-canvas', key: 'attentive.top1', label: 'canvas attentive', probe: 'attentive' },
+    { task: 'fmnist-canvas', key: 'linear(avg).top1', label: 'canvas linear', probe: 'linear' },
+    { task: 'fmnist-canvas', key: 'knn(avg).top1', label: 'canvas k-NN', probe: 'knn' },
     { task: 'fmnist-scenes', key: 'seg.knn.mIoU', label: 'scenes k-NN mIoU', probe: 'knn' },
     { task: 'fmnist-scenes', key: 'seg.logreg.mIoU', label: 'scenes linear mIoU', probe: 'logreg' },
+    // The reference's per-pixel k-NN vote is the headline; the per-patch vote and image-centred features beside it test what it rewards.
+    { task: 'fmnist-canvas-dense', key: 'seg.knn.mIoU', label: 'canvas-dense k-NN mIoU', probe: 'knn' },
+    { task: 'fmnist-canvas-dense', key: 'seg.knn-patch.mIoU', label: 'canvas-dense k-NN mIoU (patch votes)', probe: 'knn-patch' },
+    { task: 'fmnist-canvas-dense', key: 'seg.knn-centered.mIoU', label: 'canvas-dense k-NN mIoU (image-centred)', probe: 'knn-centered' },
+    { task: 'fmnist-canvas-dense', key: 'seg.logreg.mIoU', label: 'canvas-dense linear mIoU', probe: 'logreg' },
     { task: 'ade20k', key: 'seg.knn.mIoU', label: 'ADE20K k-NN mIoU', probe: 'knn' },
     { task: 'ade20k', key: 'seg.logreg.mIoU', label: 'ADE20K linear mIoU', probe: 'logreg' },
   ];
@@ -68,6 +76,24 @@ export const armRunIds = (input: StudyReportInput, arm: string) => new Set(input
 export function armResults(input: StudyReportInput, arm: string, task: string): EvalResult[] {
   const ids = armRunIds(input, arm);
   return input.results.filter((r) => r.task === task && ids.has(r.model));
+}
+
+/** The learning-curve points the results hold (`<run>@<n>ep` rows), in epochs, ascending. */
+export function curvePoints(input: StudyReportInput): number[] {
+  const points = input.results.map((r) => /@(\d+)ep(-student)?$/.exec(r.model)?.[1]).filter((p): p is string => p !== undefined);
+  return [...new Set(points.map(Number))].sort((a, b) => a - b);
+}
+
+/** The results of the runs of one arm at a learning-curve point (`<run>@<n>ep`, teacher or `-student`). */
+export function armResultsAt(input: StudyReportInput, arm: string, task: string, epochs: number, student: boolean): EvalResult[] {
+  const names = new Set([...armRunIds(input, arm)].map((id) => `${id}@${epochs}ep${student ? '-student' : ''}`));
+  return input.results.filter((r) => r.task === task && names.has(r.model));
+}
+
+/** The final students' results of the runs of one arm on a task (not the students of learning-curve points). */
+export function armStudentResults(input: StudyReportInput, arm: string, task: string): EvalResult[] {
+  const ids = armRunIds(input, arm);
+  return input.results.filter((r) => r.task === task && r.model.endsWith('-student') && ids.has(r.model.slice(0, -'-student'.length)));
 }
 
 export const byModel = (input: StudyReportInput, task: string, model: string) =>

@@ -18,7 +18,19 @@ import {
   trainingSeconds,
   withSeedSpreadOf,
 } from './statistics.js';
-import { armResults, armRunIds, byModel, capiRuns, familyMetrics, rowMetric, type Metric, type StudyReportInput } from './study-input.js';
+import {
+  armResults,
+  armResultsAt,
+  curvePoints,
+  armRunIds,
+  armStudentResults,
+  byModel,
+  capiRuns,
+  familyMetrics,
+  rowMetric,
+  type Metric,
+  type StudyReportInput,
+} from './study-input.js';
 
 const predictorGapCell = (metrics: Record<string, number>[]) => {
   const g = predictorGap(metrics);
@@ -44,7 +56,14 @@ interface RowSource {
 function rowSources(input: StudyReportInput): RowSource[] {
   return [
     { label: 'CAPI (teacher)', pick: (t) => armResults(input, 'capi', t) },
-    { label: 'CAPI (student)', pick: (t) => input.results.filter((r) => r.task === t && r.model.endsWith('-student')) },
+    { label: 'CAPI (student)', pick: (t) => armStudentResults(input, 'capi', t) },
+    // The learning curve: the same runs at each of their evaluated points.
+    ...curvePoints(input).flatMap((p) =>
+      [false, true].map((student) => ({
+        label: `CAPI (${student ? 'student' : 'teacher'}) at ${p} epochs`,
+        pick: (t: string) => armResultsAt(input, 'capi', t, p, student),
+      })),
+    ),
     { label: 'ceiling: supervised (same encoder and steps, labels)', pick: (t) => armResults(input, 'supervised', t) },
     ...['init', 'random-init', 'pixels', 'pixel-patches'].map((b) => ({
       label: `baseline: ${b}`,
@@ -93,7 +112,7 @@ export function table2and3(input: StudyReportInput): ReportTable[] {
     {
       name: 'table2-classification',
       title: 'Table 2-style: classification with frozen features, top-1 (%)',
-      task: ['fmnist', 'imagenet'],
+      task: ['fmnist', 'fmnist-canvas', 'imagenet'],
       keys: [
         ['attentive.top1', 'attentive'],
         ['linear(avg).top1', 'linear'],
@@ -106,9 +125,11 @@ export function table2and3(input: StudyReportInput): ReportTable[] {
     {
       name: 'table3-segmentation',
       title: 'Table 3-style: segmentation with frozen patch features, mIoU (%)',
-      task: ['fmnist-scenes', 'ade20k'],
+      task: ['fmnist-scenes', 'fmnist-canvas-dense', 'ade20k'],
       keys: [
         ['seg.knn.mIoU', 'k-NN'],
+        ['seg.knn-patch.mIoU', 'k-NN patch votes'],
+        ['seg.knn-centered.mIoU', 'k-NN image-centred'],
         ['seg.logreg.mIoU', 'linear'],
         ['seg.knn.fgIoU', 'k-NN fg'],
         ['seg.logreg.fgIoU', 'linear fg'],

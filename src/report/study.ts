@@ -14,6 +14,7 @@ import { writeFileAtomic, makeDirs } from '../runtime/atomic.js';
 import { saveCurvesPng } from './curves.js';
 import { markdownTable } from './results.js';
 import { buildClaims, discussion, verdictCounts } from './claims.js';
+import { curveClaimsTable } from './curve-claims.js';
 import { gridEdgeNotes } from './grid-notes.js';
 import { lateMean, trainingSeconds } from './statistics.js';
 import { capiRuns, type StudyReportInput } from './study-input.js';
@@ -82,6 +83,7 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
   const t1 = table1(input);
   const t5 = table5(input);
   const shares = featureSharesTable(input);
+  const curve = curveClaimsTable(input, claims);
   const tables = [
     ...table2and3(input),
     ...(shares ? [shares] : []),
@@ -89,6 +91,7 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
     ...(t5 ? [t5] : []),
     diagnosticsTable(input),
     claimsTable(claims),
+    ...(curve ? [curve] : []),
   ];
   const tablesDir = path.join(dir, 'tables');
   for (const t of tables) {
@@ -161,7 +164,7 @@ ${curves.join('\n\n')}
 A claim "A > B" holds when the gap exceeds 2 combined standard errors; "A >= B" holds unless B is ahead by more than that.
 Of the ${claims.length} claims: ${verdictCounts(claims)}.
 
-${section(byName('claims'))}
+${section(byName('claims'))}${curve ? `\n${section(curve)}` : ''}
 ## Discussion of the claims that do not hold
 
 ${discussion(claims)}

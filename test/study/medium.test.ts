@@ -57,6 +57,10 @@ describe('study --plan medium-tiny', () => {
       expect(rows).toContain(`fmnist-canvas/${row}.json`);
     expect(rows).toContain('fmnist-canvas-dense/canvas-capi-s0_4ep.json');
     expect(rows).toContain('fmnist-canvas/floor_majority_class.json');
+    // The report gives every claim at each learning-curve point beside the end.
+    const report = fs.readFileSync(path.join(whole, 'REPORT.md'), 'utf8');
+    expect(report).toMatch(/### Claims along the learning curve.*\n\n\| claim \| 2 epochs \| 4 epochs \| end \(\d+ epochs\) \|/);
+    expect(report).toMatch(/\| CAPI > pixels \(canvas linear\) \| [-+]\d/);
 
     // Interrupted while the second seed's run trains past its first point, with --hand-off.
     const out = path.join(tmp, 'handed');

@@ -1,0 +1,62 @@
+/**
+ * The claims along a learning curve: a plan that evaluates its runs at a few points of their
+ * training (`<run>@<n>ep` rows) gets every claim at each point beside its value at the end, so a
+ * reader sees where a claim moves with training length.
+ */
+import { buildClaims, type Claim, fmtGap } from './claims.js';
+import type { Verdict } from './statistics.js';
+import { curvePoints, type StudyReportInput } from './study-input.js';
+import type { ReportTable } from './study-tables.js';
+
+/** Whether a result row is one of a run's (teacher or student, at its end or a point), not a baseline or reference row. */
+const runOf = (input: StudyReportInput, model: string) =>
+  input.runs.find((r) => model === r.id || model.startsWith(`${r.id}-`) || model.startsWith(`${r.id}@`));
+
+/**
+ * The study as it stood at `epochs`: each run's rows at that point under the run's own names (its
+ * end rows left out), its metrics up to the point's step; the baselines and reference rows as
+ * they are (they do not depend on training length).
+ */
+export function atPoint(input: StudyReportInput, epochs: number): StudyReportInput {
+  const suffix = `@${epochs}ep`;
+  const results = input.results
+    .filter((r) => !runOf(input, r.model) || r.model.includes(suffix))
+    .map((r) => (r.model.includes(suffix) ? { ...r, model: r.model.replace(suffix, '') } : r));
+  const stepOf = (id: string) => {
+    const row = results.find((r) => r.model === id && typeof r.config.checkpointStep === 'number');
+    return row ? (row.config.checkpointStep as number) : undefined;
+  };
+  const runs = input.runs.map((r) => {
+    const step = stepOf(r.id);
+    return { ...r, metrics: step === undefined ? [] : r.metrics.filter((m) => m.step < step) };
+  });
+  return { ...input, runs, results };
+}
+
+const SHORT: Record<Verdict, string> = {
+  holds: 'holds',
+  'holds (within 2 SE)': 'holds, within 2 SE',
+  'not resolved (within 2 SE)': 'not resolved',
+  'does not hold (reversed beyond 2 SE)': 'reversed',
+  'not testable here': 'not testable',
+};
+
+const cell = (c: Claim | undefined) => (c && c.gap !== undefined ? `${fmtGap(c)} (${SHORT[c.verdict]})` : '-');
+
+/** Every claim's gap and verdict at each learning-curve point and at the end; undefined without a curve. */
+export function curveClaimsTable(input: StudyReportInput, atEnd: Claim[]): ReportTable | undefined {
+  const points = curvePoints(input);
+  if (!points.length) return undefined;
+  const byPoint = points.map((p) => new Map(buildClaims(atPoint(input, p)).map((c) => [c.claim, c])));
+  const end = new Map(atEnd.map((c) => [c.claim, c]));
+  // Every claim made at some point, in the end's order, then those made only before it.
+  const names = [...new Set([...end.keys(), ...byPoint.flatMap((m) => [...m.keys()])])];
+  const endEpochs = input.runs.map((r) => (r.config?.train as { epochs?: number } | undefined)?.epochs).find((e) => e !== undefined);
+  return {
+    name: 'claims-curve',
+    title: 'Claims along the learning curve: gap A - B ± combined SE (verdict) at each point',
+    header: ['claim', ...points.map((p) => `${p} epochs`), endEpochs === undefined ? 'end' : `end (${endEpochs} epochs)`],
+    rows: names.map((n) => [n, ...byPoint.map((m) => cell(m.get(n))), cell(end.get(n))]),
+    note: 'A point\'s claims use the runs\' rows at that point (teacher and student) against the same baselines; "-" where a side was not evaluated there (the attentive probe runs at the end only).',
+  };
+}
