@@ -146,6 +146,11 @@ export function runMain(main: () => Promise<void>): void {
     if (/memory access out of bounds|Aborted\(OOM\)|Cannot enlarge memory/.test(msg)) {
       msg = `the wasm backend ran out of memory (${msg.split('\n')[0]}): its heap is limited to a few GB; lower --batch-size`;
     }
+    // tfjs-backend-webgpu cannot read a GPU tensor synchronously in Node (it reaches for OffscreenCanvas).
+    if (/OffscreenCanvas is not defined/.test(msg)) {
+      msg =
+        'this command reads tensors synchronously, which the webgpu backend cannot do in Node: so far only the GPU-parity suite runs on webgpu; use --backend wasm-native (or leave --backend at auto)';
+    }
     process.stderr.write(`error: ${msg}\n`);
     if (process.env.CAPI_DEBUG) console.error(e);
     process.exit(1);

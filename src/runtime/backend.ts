@@ -1,5 +1,6 @@
 /**
  * Backend selection, in order: tfjs-node-gpu, tfjs-node (optional peers, used when installed),
+ * webgpu (optional dependencies; only when asked for, src/runtime/webgpu.ts), wasm-native,
  * threaded wasm, single-thread wasm, cpu. The choice is logged and returned so every output can
  * record it.
  */
@@ -10,8 +11,9 @@ import { withThreadedWasm } from './wasm-threads.js';
 import { enableNativeKernels, loadNativeAddon } from './native.js';
 import { registerWasmKernels } from './wasm-kernels.js';
 import { guardWasmMalloc } from './wasm-oom.js';
+import { type AdapterSummary, probeWebgpu } from './webgpu.js';
 
-export const BACKEND_CHOICES = ['auto', 'node-gpu', 'node', 'wasm-native', 'wasm', 'cpu'] as const;
+export const BACKEND_CHOICES = ['auto', 'node-gpu', 'node', 'webgpu', 'wasm-native', 'wasm', 'cpu'] as const;
 export type BackendRequest = (typeof BACKEND_CHOICES)[number];
 
 /** $CAPI_BACKEND when it names a backend (tests and CI set it), else auto. */
@@ -26,17 +28,25 @@ export const BACKEND_FIELDS = {
     .enum(BACKEND_CHOICES)
     .default(envBackend())
     .describe(
-      '$CAPI_BACKEND if set, else auto: the first that loads, in this order; wasm-native: wasm with OpenBLAS matrix products (capi-native); wasm: plain wasm',
+      '$CAPI_BACKEND if set, else auto: the first that loads, in this order; webgpu: TensorFlow.js on WebGPU (Dawn), only when asked for (so far the GPU-parity suite runs on it; CAPI_WEBGPU=off refuses it); wasm-native: wasm with OpenBLAS matrix products (capi-native); wasm: plain wasm',
     ),
   threads: z.number().int().min(1).max(64).default(2).describe('wasm threads'),
 };
 
 export interface BackendInfo {
-  /** tfjs backend name actually in use ('tensorflow', 'wasm' or 'cpu'). */
+  /** tfjs backend name actually in use ('tensorflow', 'webgpu', 'wasm' or 'cpu'). */
   backend: string;
   /** Which package provided it. */
-  provider: 'tfjs-node-gpu' | 'tfjs-node' | 'capi-native+tfjs-backend-wasm' | 'tfjs-backend-wasm' | 'tfjs-backend-cpu';
+  provider:
+    | 'tfjs-node-gpu'
+    | 'tfjs-node'
+    | 'tfjs-backend-webgpu+dawn'
+    | 'capi-native+tfjs-backend-wasm'
+    | 'tfjs-backend-wasm'
+    | 'tfjs-backend-cpu';
   threads: number;
+  /** The WebGPU adapter (webgpu only). */
+  adapter?: AdapterSummary;
   /** The CPU and its core count, so that wall times recorded with results can be compared across machines. */
   machine?: string;
 }
@@ -50,6 +60,8 @@ export function machineName(): string {
 let current: BackendInfo | undefined;
 /** Why auto did not pick wasm-native (logged with the backend that was picked). */
 let nativeMissing: string | undefined;
+/** Why auto did not pick webgpu (logged likewise). */
+let webgpuMissing: string | undefined;
 
 export function backendInfo(): BackendInfo {
   if (!current) throw new Error('backend not initialised: call initBackend() first');
@@ -93,6 +105,17 @@ async function tryWasm(threads: number): Promise<BackendInfo | undefined> {
   return { backend: 'wasm', provider: 'tfjs-backend-wasm', threads: 1 };
 }
 
+/** The WebGPU backend on the adapter Dawn finds (asked for with --backend webgpu). */
+async function tryWebgpu(): Promise<BackendInfo> {
+  const found = await probeWebgpu();
+  if (!found.ok) throw new Error(`backend 'webgpu' is not available: ${found.why}`);
+  await import('@tensorflow/tfjs-backend-webgpu');
+  if (!(await tf.setBackend('webgpu')))
+    throw new Error(`backend 'webgpu' is not available: tfjs-backend-webgpu did not start on ${found.adapter.description}`);
+  await tf.ready();
+  return { backend: 'webgpu', provider: 'tfjs-backend-webgpu+dawn', threads: 0, adapter: found.adapter };
+}
+
 /**
  * wasm for memory and most kernels, OpenBLAS for the matrix products (src/runtime/native.ts).
  * One owner of the cores: the wasm side runs one thread, OpenBLAS runs `threads` (two thread
@@ -127,6 +150,10 @@ export async function initBackend(
   let info: BackendInfo | undefined;
   if (request === 'auto' || request === 'node-gpu') info = await tryNative('tfjs-node-gpu');
   if (!info && (request === 'auto' || request === 'node')) info = await tryNative('tfjs-node');
+  // Auto does not take webgpu yet: the train loop and the evaluation still read tensors
+  // synchronously, which tfjs-backend-webgpu cannot do in Node (src/runtime/webgpu.ts).
+  if (request === 'auto') webgpuMissing = 'webgpu: not taken by auto while training and evaluation read tensors synchronously';
+  if (!info && request === 'webgpu') info = await tryWebgpu();
   if (!info && (request === 'auto' || request === 'wasm-native')) info = await tryWasmNative(threads, request === 'wasm-native');
   if (!info && (request === 'auto' || request === 'wasm')) info = await tryWasm(threads);
   if (!info && (request === 'auto' || request === 'cpu')) {
@@ -141,8 +168,15 @@ export async function initBackend(
   }
   current = { ...info, machine: machineName() };
   info = current;
-  const missing = nativeMissing && info.provider === 'tfjs-backend-wasm' ? `; ${nativeMissing}` : '';
-  log(`backend: ${info.backend} (${info.provider}, ${info.threads} thread${info.threads === 1 ? '' : 's'}${missing})`);
+  const missing = [
+    request === 'auto' && info.backend !== 'webgpu' && info.backend !== 'tensorflow' ? webgpuMissing : undefined,
+    nativeMissing && info.provider === 'tfjs-backend-wasm' ? nativeMissing : undefined,
+  ]
+    .filter(Boolean)
+    .map((m) => `; ${m}`)
+    .join('');
+  const where = info.adapter ? `on ${info.adapter.description}` : `${info.threads} thread${info.threads === 1 ? '' : 's'}`;
+  log(`backend: ${info.backend} (${info.provider}, ${where}${missing})`);
   return info;
 }
 

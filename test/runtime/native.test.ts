@@ -204,7 +204,7 @@ describe('fallback', () => {
       provider: 'tfjs-backend-wasm',
       machine: `${os.cpus()[0].model.trim()}, ${os.cpus().length} cores`, // recorded with every result and run
     });
-    expect(r.stderr).toMatch(/backend: wasm \(tfjs-backend-wasm, 2 threads; capi-native off: CAPI_NATIVE=off\)/);
+    expect(r.stderr).toMatch(/backend: wasm \(tfjs-backend-wasm, 2 threads(; webgpu: [^;]*)?; capi-native off: CAPI_NATIVE=off\)/);
   });
 
   it('the install step skips with one line where OpenBLAS is missing, and exits 0', () => {

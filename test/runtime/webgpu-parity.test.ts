@@ -1,0 +1,174 @@
+/**
+ * The GPU-parity suite: on the WebGPU backend (CI: Dawn on Mesa's lavapipe, scripts/get-lavapipe.sh,
+ * with CAPI_BACKEND=webgpu), the kernels and layers the train step and the frozen forward use
+ * equal tfjs's reference cpu kernels (which the wasm kernels equal: wasm-kernels.test.ts), their
+ * gradients too, and the frozen forward of the reference fixture equals the reference's outputs.
+ * GPU tensors are read asynchronously only (a synchronous read throws on this backend).
+ */
+import { spawnSync } from 'node:child_process';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Params } from '../../src/model/capi.js';
+import { evalForward } from '../../src/model/capi.js';
+import { allPositions, tokenCoords } from '../../src/model/coords.js';
+import { gelu, l2Normalize, rmsNorm, scaledDotProductAttention } from '../../src/model/layers.js';
+import { patchify } from '../../src/model/patches.js';
+import { backendInfo } from '../../src/runtime/backend.js';
+import { Rng } from '../../src/runtime/rng.js';
+import { HAVE_FIXTURE, maxAbsDiff, readF32 } from '../fixture.js';
+import { loadReferenceParams, TINY_REF_CONFIG as cfg } from '../model/reference-model.js';
+
+const ON_WEBGPU = process.env.CAPI_BACKEND === 'webgpu';
+
+/** Random normal values, the same on every backend. */
+function randn(shape: number[], seed: number): Float32Array {
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal());
+}
+
+/** Max |a - b| / (max |b| + 1e-6): the error relative to the output's scale. */
+function relError(a: Float32Array | Int32Array, b: Float32Array | Int32Array): number {
+  let scale = 0;
+  for (const x of b) scale = Math.max(scale, Math.abs(x));
+  return maxAbsDiff(a, b) / (scale + 1e-6);
+}
+
+/**
+ * `f` on fresh inputs on one backend, read asynchronously. All cpu runs come first: layers cache
+ * constant tensors (masks, permutations), and a tensor cached on webgpu cannot be read back
+ * synchronously by the cpu backend, while one cached on the cpu moves to webgpu.
+ */
+async function runOn(backend: string, shapes: number[][], f: (xs: tf.Tensor[]) => tf.Tensor): Promise<Float32Array> {
+  await tf.setBackend(backend);
+  const xs = shapes.map((s, i) => tf.tensor(randn(s, 7 + i), s));
+  const y = tf.tidy(() => f(xs));
+  const out = (await y.data()) as Float32Array;
+  tf.dispose([...xs, y]);
+  return out;
+}
+
+describe.skipIf(!ON_WEBGPU)('WebGPU parity', () => {
+  // The gradient of a fixed projection of f's output (a loss like sum(f^2) can be flat: RMSNorm's is).
+  const grad = (f: (x: tf.Tensor) => tf.Tensor) => (xs: tf.Tensor[]) =>
+    tf.grad((x: tf.Tensor) => {
+      const y = f(x);
+      return y.mul(tf.sin(tf.range(0, y.size).reshape(y.shape))).sum();
+    })(xs[0]);
+  const cases: [string, number[][], (xs: tf.Tensor[]) => tf.Tensor][] = [
+    [
+      'matMul',
+      [
+        [67, 130],
+        [130, 45],
+      ],
+      ([a, b]) => tf.matMul(a, b),
+    ],
+    [
+      'matMul, both transposed',
+      [
+        [130, 67],
+        [45, 130],
+      ],
+      ([a, b]) => tf.matMul(a, b, true, true),
+    ],
+    [
+      'batched matMul, broadcast',
+      [
+        [3, 5, 33, 20],
+        [5, 20, 17],
+      ],
+      ([a, b]) => tf.matMul(a, b),
+    ],
+    ['softmax', [[4, 9, 257]], ([x]) => tf.softmax(x)],
+    ['logSoftmax', [[4, 9, 257]], ([x]) => tf.logSoftmax(x)],
+    ['gelu (layers.ts)', [[6, 49, 128]], ([x]) => gelu(x)],
+    ['rmsNorm (layers.ts)', [[6, 49, 128], [128]], ([x, w]) => rmsNorm(x, w, 1e-6)],
+    ['l2Normalize (layers.ts)', [[300, 64]], ([x]) => l2Normalize(x, 1e-6)],
+    [
+      'attention (layers.ts)',
+      [
+        [2, 2, 53, 32],
+        [2, 2, 53, 32],
+        [2, 2, 53, 32],
+      ],
+      ([q, k, v]) => scaledDotProductAttention(q, k, v),
+    ],
+    ['sum over a middle axis', [[8, 49, 256]], ([x]) => x.sum(1)],
+    ['max, exp, log', [[8, 49, 256]], ([x]) => x.max(-1).add(x.exp().mean(-1).log())],
+    ['gather on both axes', [[50, 33]], ([x]) => tf.gather(tf.gather(x, [3, 1, 49, 0], 0), [32, 5], 1)],
+    ['gradient of gelu', [[6, 49, 128]], grad(gelu)],
+    ['gradient of rmsNorm', [[6, 49, 128]], grad((x) => rmsNorm(x, undefined, 1e-6))],
+    [
+      'gradient of softmax cross-entropy',
+      [[64, 256]],
+      grad((x) =>
+        tf
+          .logSoftmax(x)
+          .mul(tf.softmax(x.mul(0.5)))
+          .sum(-1),
+      ),
+    ],
+    ['gradient through attention', [[2, 2, 53, 32]], grad((q) => scaledDotProductAttention(q, q.mul(0.5), q))],
+  ];
+  const onCpu = new Map<string, Float32Array>();
+  beforeAll(async () => {
+    expect(backendInfo().backend).toBe('webgpu');
+    for (const [name, shapes, f] of cases) onCpu.set(name, await runOn('cpu', shapes, f));
+    await tf.setBackend('webgpu');
+  });
+
+  for (const [name, shapes, f] of cases) {
+    it(`${name} equals the cpu kernels within 1e-5 relative`, async () => {
+      const gpu = await runOn('webgpu', shapes, f);
+      const cpu = onCpu.get(name)!;
+      expect(gpu.length).toBe(cpu.length);
+      expect(relError(gpu, cpu)).toBeLessThan(1e-5);
+    });
+  }
+
+  it.skipIf(!HAVE_FIXTURE)(
+    "the reference fixture's frozen forward within 1e-4 of the reference's outputs, leaving no tensor behind",
+    async () => {
+      await tf.setBackend('webgpu');
+      const p: Params = loadReferenceParams();
+      const [B, N, R, G] = [2, 16, 8, 4];
+      const forward = () =>
+        tf.tidy(() => {
+          const x = tf.tensor(patchify(readF32('images'), B, 3, 16, 16, 4), [B, N, 48]);
+          const coords = tf.tensor(tokenCoords(G, G, R, allPositions(B, N), true), [B, R + N, 2]);
+          const out = evalForward(p, cfg, x, coords, G, G);
+          return [out.global, out.registers, out.featureMap];
+        });
+      tf.dispose(forward()); // a first forward may cache constants (RoPE tables, masks)
+      const before = tf.memory().numTensors;
+      const outs = forward();
+      for (const [i, name] of ['eval_global_repr', 'eval_registers', 'eval_feature_map'].entries()) {
+        const err = maxAbsDiff((await outs[i].data()) as Float32Array, readF32(name));
+        expect(err, `${name}: max abs error ${err}`).toBeLessThan(1e-4);
+      }
+      tf.dispose(outs);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose(Object.values(p));
+    },
+  );
+});
+
+describe.skipIf(!ON_WEBGPU)('choosing the WebGPU backend', () => {
+  /** The backend line a process prints, choosing with `request` under `env`. */
+  const chosen = (request: string, env: Record<string, string> = {}) => {
+    const code = `import('./src/runtime/backend.ts').then((m) => m.initBackend('${request}')).catch((e) => console.error('error: ' + e.message))`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], {
+      encoding: 'utf8',
+      env: { ...process.env, CAPI_BACKEND: '', ...env },
+    });
+    return r.stderr.split('\n').find((l) => l.startsWith('backend: ') || l.startsWith('error: '));
+  };
+
+  it('forced, it runs on the adapter; auto does not take it yet and says why; CAPI_WEBGPU=off refuses it', () => {
+    expect(chosen('webgpu')).toMatch(/^backend: webgpu \(tfjs-backend-webgpu\+dawn, on llvmpipe/);
+    expect(chosen('auto')).toMatch(
+      /^backend: wasm \(.*; webgpu: not taken by auto while training and evaluation read tensors synchronously\)$/,
+    );
+    expect(chosen('webgpu', { CAPI_WEBGPU: 'off' })).toBe("error: backend 'webgpu' is not available: CAPI_WEBGPU=off");
+  });
+});
