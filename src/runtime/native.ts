@@ -8,8 +8,10 @@
  */
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
+import type { CpuKernels } from './cpu-kernels.js';
 
-interface NativeAddon {
+/** The addon: the wasm backend's kernels, and the dense protocol's (CpuKernels, with topkMerge's colAdd always given). */
+interface NativeAddon extends Pick<CpuKernels, 'softmaxXent' | 'colMoments' | 'affineRows' | 'rowSqNorms'> {
   sgemm(
     a: Float32Array,
     b: Float32Array,
@@ -41,10 +43,6 @@ interface NativeAddon {
     vals: Float32Array,
     idx: Int32Array,
   ): void;
-  softmaxXent(logits: Float32Array, labels: Int32Array, n: number, c: number): number;
-  colMoments(x: Float32Array, n: number, d: number, sum: Float64Array, sumSq: Float64Array): void;
-  affineRows(x: Float32Array, n: number, d: number, shift: Float32Array, scale: Float32Array, normalize: boolean): void;
-  rowSqNorms(x: Float32Array, n: number, d: number, out: Float32Array): void;
 }
 
 let addon: NativeAddon | undefined | null = null;

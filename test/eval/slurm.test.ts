@@ -12,7 +12,7 @@ import { runPretraining } from '../../src/pretrain/loop.js';
 import { disposeState } from '../../src/pretrain/step.js';
 import { backendInfo } from '../../src/runtime/backend.js';
 import type { SlurmCluster } from '../helpers/slurm.js';
-import { startSlurm } from '../helpers/slurm.js';
+import { requeueWhenRunning, startSlurm } from '../helpers/slurm.js';
 import { tinyConfig } from '../pretrain/helpers.js';
 
 const SLICE = path.resolve('data/fmnist-slice');
@@ -66,23 +66,8 @@ describe('eval --launcher slurm', () => {
     const out = path.join(tmp, 'slurm');
     const { done } = cli([...EVAL, ...EVAL_MORE, '--out', out, '--cache-dir', path.join(tmp, 'cache'), ...SLURM]);
     // Requeue a grid task once it runs (as a preemption or a node failure would), and let it start again at once.
-    let requeued = '';
-    for (let i = 0; i < 600 && !requeued; i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      const running = sh('squeue', ['-h', '-n', 'grid', '-t', 'RUNNING', '-o', '%i']).split('\n').filter(Boolean);
-      if (!running.length) continue;
-      requeued = running[0];
-      sh('scontrol', ['requeue', requeued]);
-    }
+    const requeued = await requeueWhenRunning(cluster, /^grid$/, 120);
     expect(requeued).not.toBe('');
-    for (let i = 0; i < 100; i++) {
-      try {
-        sh('scontrol', ['update', `JobId=${requeued}`, 'StartTime=now']);
-        break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 200)); // not pending again yet
-      }
-    }
     const r = await done;
     expect(r.code, r.err).toBe(0);
     expect(r.err).toContain('slurm: submitted grid as job');

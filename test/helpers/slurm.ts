@@ -107,3 +107,33 @@ export async function startSlurm(): Promise<SlurmCluster> {
   stop();
   throw new Error(`Slurm did not come up: the node never became idle (logs in ${d}: slurmctld.log, slurmd.log)`);
 }
+
+/**
+ * Waits for a running job whose name matches `name`, requeues it (as a preemption or a node
+ * failure would) and lets it start again at once; returns its id, '' if none ran in `seconds`.
+ */
+export async function requeueWhenRunning(cluster: SlurmCluster, name: RegExp, seconds: number): Promise<string> {
+  const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { env: { ...process.env, ...cluster.env }, encoding: 'utf8' }).trim();
+  const pause = () => new Promise((r) => setTimeout(r, 200));
+  let requeued = '';
+  for (let i = 0; i < seconds * 5 && !requeued; i++) {
+    await pause();
+    const running = sh('squeue', ['-h', '-t', 'RUNNING', '-o', '%i %j'])
+      .split('\n')
+      .map((l) => l.split(' '))
+      .filter(([, job]) => job !== undefined && name.test(job));
+    if (!running.length) continue;
+    // Requeued while it runs: the job is stopped (SIGTERM) and starts again.
+    requeued = running[0][0];
+    sh('scontrol', ['requeue', requeued]);
+  }
+  for (let i = 0; requeued && i < 100; i++) {
+    try {
+      sh('scontrol', ['update', `JobId=${requeued}`, 'StartTime=now']);
+      break;
+    } catch {
+      await pause(); // not pending again yet
+    }
+  }
+  return requeued;
+}

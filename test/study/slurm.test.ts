@@ -3,13 +3,13 @@
  * run a job, every end evaluation a job after its run; a run job requeued midway (scontrol requeue)
  * resumes from its checkpoint; every result equals the local launcher's.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SlurmCluster } from '../helpers/slurm.js';
-import { startSlurm } from '../helpers/slurm.js';
+import { requeueWhenRunning, startSlurm } from '../helpers/slurm.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-slurm-study-'));
 let cluster: SlurmCluster;
@@ -22,7 +22,6 @@ afterAll(() => {
 });
 
 const env = () => ({ ...process.env, ...cluster.env });
-const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { env: env(), encoding: 'utf8' }).trim();
 
 function study(args: string[]) {
   const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/study.ts', '--plan', 'tiny', ...args], {
@@ -63,26 +62,8 @@ describe('study --launcher slurm', () => {
       '--slurm-time',
       '20:00',
     ]);
-    let requeued = '';
-    for (let i = 0; i < 900 && !requeued; i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      const running = sh('squeue', ['-h', '-t', 'RUNNING', '-o', '%i %j'])
-        .split('\n')
-        .filter((l) => / run-fmnist-capi-s0$/.test(l));
-      if (!running.length) continue;
-      // Requeued while it runs: the job is stopped (SIGTERM: a checkpoint if a step is done) and starts again.
-      requeued = running[0].split(' ')[0];
-      sh('scontrol', ['requeue', requeued]);
-    }
+    const requeued = await requeueWhenRunning(cluster, /^run-fmnist-capi-s0$/, 180);
     expect(requeued).not.toBe('');
-    for (let i = 0; i < 100; i++) {
-      try {
-        sh('scontrol', ['update', `JobId=${requeued}`, 'StartTime=now']);
-        break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
     const r = await done;
     expect(r.code, r.err).toBe(0);
     expect(r.err).toMatch(/slurm: submitted \d+ run jobs and \d+ evaluation jobs/);
