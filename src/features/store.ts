@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeSafetensors } from '../model/io/safetensors.js';
 import { removeStaleTempFiles, writeFileAtomic } from '../runtime/atomic.js';
+import { prefetchFile } from '../runtime/cpu-kernels.js';
 
 export const STORE_FORMAT = 'capi-ts/features/1';
 
@@ -250,6 +251,8 @@ export function storeRows(store: FeatureStore, stride = 1) {
       let kept = 0;
       for (let i = 0; i < store.shards; i++) {
         const sh = requireShard(store, i);
+        // The next shard comes off the disk while this one is computed on.
+        if (i + 1 < store.shards) prefetchFile(shardFile(store, i + 1));
         const r0 = sh.first * m.tokens;
         const rows: number[] = [];
         for (let t = 0; t < sh.count * m.tokens; t++) if ((r0 + t) % stride === 0) rows.push(t);
