@@ -31,10 +31,6 @@ export const DENSE_SCALE_COMMAND = {
     classes: z.number().int().min(2).default(151).describe('labels 0..classes-1; 0 is ignored (ADE20K)'),
     memoryGb: z.number().gt(0).default(16).describe('the protocol memory budget'),
     logregEvals: z.number().int().min(1).default(2).describe('loss-and-gradient evaluations to time'),
-    comparePrefetch: z
-      .boolean()
-      .default(false)
-      .describe('time the loss-and-gradient evaluations alternately with and without reading the next shard ahead'),
     knnQueries: z.number().int().min(1).default(2048).describe('test rows searched against the whole base (a sample)'),
   }),
 };
@@ -122,14 +118,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   say(`sgemm peak (${m} x 8192 x ${c.dim}, transposed B): ${peak.toFixed(1)} GFLOP/s`);
 
   t0 = performance.now();
-  let prefetch = true;
-  // The rows read the next shard ahead unless `prefetch` is off at the time of the read (--compare-prefetch).
-  const rows = (s: typeof train) => {
-    const on = storeRows(s.store, 1);
-    const off = storeRows(s.store, 1, { prefetch: false });
-    return { ...on, forEachBlock: (...a: Parameters<typeof on.forEachBlock>) => (prefetch ? on : off).forEachBlock(...a) };
-  };
-  const source = (s: typeof train) => ({ source: rows(s), pixels: s.pixels, rowImage: s.rowImage, images: s.images });
+  const source = (s: typeof train) => ({ source: storeRows(s.store), pixels: s.pixels, rowImage: s.rowImage, images: s.images });
   const splits = prepareOutOfCore(source(train), source(test), {
     dim: c.dim,
     pixelsPerPatch: PIXELS,
@@ -149,23 +138,14 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const objective = outOfCoreLogRegObjective(splits, 'validation', LOGREG_C_GRID[4]);
   const theta = new Float32Array(c.dim * c.classes + c.classes);
   const evalTimes: number[] = [];
-  const noPrefetchTimes: number[] = [];
-  for (let i = 0; i < c.logregEvals * (c.comparePrefetch ? 2 : 1); i++) {
-    prefetch = !c.comparePrefetch || i % 2 === 0;
+  for (let i = 0; i < c.logregEvals; i++) {
     t0 = performance.now();
     const { loss } = objective(theta);
-    (prefetch ? evalTimes : noPrefetchTimes).push(seconds(t0));
-    say(
-      `logistic regression: loss and gradient over the 90% split in ${seconds(t0).toFixed(1)} s (loss ${loss.toFixed(4)}; next shard read ahead: ${prefetch ? 'yes' : 'no'})`,
-    );
-    theta[i % theta.length] = 0.01;
+    evalTimes.push(seconds(t0));
+    say(`logistic regression: loss and gradient over the 90% split in ${evalTimes.at(-1)!.toFixed(1)} s (loss ${loss.toFixed(4)})`);
+    theta[i] = 0.01;
   }
-  prefetch = true;
   const perEval = Math.min(...evalTimes);
-  if (noPrefetchTimes.length)
-    say(
-      `read-ahead: best evaluation ${perEval.toFixed(1)} s with it, ${Math.min(...noPrefetchTimes).toFixed(1)} s without (${(Math.min(...noPrefetchTimes) / perEval).toFixed(2)}x)`,
-    );
 
   // A sample of the test queries against every training row (the refit's base).
   const sample = { ...splits, test: { ...splits.test, source: firstRows(splits.test.source, c.knnQueries) } };

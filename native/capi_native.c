@@ -3,10 +3,7 @@
  * on the wasm heap (zero copy: the arguments are typed-array views of the heap, and N-API gives
  * their data pointers). Plain N-API (node_api.h from the Node headers), so nothing is downloaded.
  */
-#define _DEFAULT_SOURCE /* posix_fadvise under -std=c11 */
 #include <cblas.h>
-#include <fcntl.h>
-#include <unistd.h>
 #include <math.h>
 #include <node_api.h>
 #include <stdbool.h>
@@ -411,29 +408,6 @@ static napi_value RowSqNorms(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/*
- * prefetchFile(path): asks the kernel to start reading a whole file into the page cache and
- * returns at once (posix_fadvise WILLNEED), so that the next feature-store shard is read from disk
- * while the current one is computed on. A hint: any failure is ignored.
- */
-static napi_value PrefetchFile(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  char file[4096];
-  size_t len = 0;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 1 || napi_get_value_string_utf8(env, argv[0], file, sizeof file, &len) != napi_ok || len >= sizeof file - 1) {
-    napi_throw_type_error(env, NULL, "capi-native: prefetchFile takes a path");
-    return NULL;
-  }
-  int fd = open(file, O_RDONLY);
-  if (fd >= 0) {
-    posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-    close(fd);
-  }
-  return NULL;
-}
-
 /* OpenBLAS internals (exported by its pthread and OpenMP builds; not in cblas.h). */
 extern int blas_thread_shutdown_(void) __attribute__((weak));
 extern int blas_thread_init(void) __attribute__((weak));
@@ -479,7 +453,6 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"colMoments", NULL, ColMoments, NULL, NULL, NULL, napi_default, NULL},
       {"affineRows", NULL, AffineRows, NULL, NULL, NULL, napi_default, NULL},
       {"rowSqNorms", NULL, RowSqNorms, NULL, NULL, NULL, napi_default, NULL},
-      {"prefetchFile", NULL, PrefetchFile, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
   return exports;

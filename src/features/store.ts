@@ -14,7 +14,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeSafetensors } from '../model/io/safetensors.js';
 import { removeStaleTempFiles, writeFileAtomic } from '../runtime/atomic.js';
-import { prefetchFile } from '../runtime/cpu-kernels.js';
 
 export const STORE_FORMAT = 'capi-ts/features/1';
 
@@ -239,11 +238,9 @@ export function shardsToExtract(store: FeatureStore, select: (shard: number) => 
 /**
  * The store's patch rows as a stream of blocks of at most `maxRows` kept rows (rows r with
  * r % stride == 0, numbered as kept), read shard by shard: what the out-of-core dense protocol
- * reads (src/segmentation/out-of-core.ts PatchRows). A block never spans two shards. `prefetch`
- * (default on): the next shard is read ahead while this one is used (bench:dense-scale compares).
+ * reads (src/segmentation/out-of-core.ts PatchRows). A block never spans two shards.
  */
-export function storeRows(store: FeatureStore, stride = 1, opts: { prefetch?: boolean } = {}) {
-  const prefetch = opts.prefetch ?? true;
+export function storeRows(store: FeatureStore, stride = 1) {
   const m = store.manifest;
   const d = m.patchDim;
   return {
@@ -253,8 +250,6 @@ export function storeRows(store: FeatureStore, stride = 1, opts: { prefetch?: bo
       let kept = 0;
       for (let i = 0; i < store.shards; i++) {
         const sh = requireShard(store, i);
-        // The next shard comes off the disk while this one is computed on.
-        if (prefetch && i + 1 < store.shards) prefetchFile(shardFile(store, i + 1));
         const r0 = sh.first * m.tokens;
         const rows: number[] = [];
         for (let t = 0; t < sh.count * m.tokens; t++) if ((r0 + t) % stride === 0) rows.push(t);

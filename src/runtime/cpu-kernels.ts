@@ -131,14 +131,5 @@ export function cpuKernels(): CpuKernels {
   };
 }
 
-/**
- * Starts reading `file` into the page cache in the background (capi-native: posix_fadvise), so
- * that a stream of shards reads the next from disk while the current one is computed on. Without
- * capi-native it does nothing: each shard is then read when it is needed.
- */
-export function prefetchFile(file: string): void {
-  loadNativeAddon().addon?.prefetchFile?.(file);
-}
-
 /** The JS kernels, whatever is built (tests compare the two). */
 export const jsKernels = (): CpuKernels => js;

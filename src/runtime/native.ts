@@ -31,8 +31,6 @@ interface NativeAddon extends Pick<CpuKernels, 'softmaxXent' | 'colMoments' | 'a
   gelu(x: Float32Array, y: Float32Array): void;
   geluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   setThreads(n: number): void;
-  /** posix_fadvise(WILLNEED) on a whole file (absent in builds before it). */
-  prefetchFile?(path: string): void;
   getThreads(): number;
   /** The dense protocol's kernels on plain arrays (src/runtime/cpu-kernels.ts says what each does). */
   topkMerge(

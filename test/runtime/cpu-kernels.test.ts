@@ -1,9 +1,6 @@
 /** The dense protocol's CPU kernels: the JS ones against hand-computed values, the native ones (where built) against the JS ones. */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cpuKernels, jsKernels, prefetchFile } from '../../src/runtime/cpu-kernels.js';
+import { cpuKernels, jsKernels } from '../../src/runtime/cpu-kernels.js';
 import { Rng } from '../../src/runtime/rng.js';
 
 const rand = (n: number, seed: number) => {
@@ -124,19 +121,5 @@ describe.skipIf(native.name !== 'native')('CPU kernels: native = JS', () => {
     js.rowSqNorms(x, 50, 16, n1);
     native.rowSqNorms(x, 50, 16, n2);
     for (let i = 0; i < 50; i++) expect(n2[i]).toBeCloseTo(n1[i], 4);
-  });
-});
-
-describe('prefetchFile', () => {
-  it('is a hint: a file, a missing path and a folder are taken without an error, and the file reads the same after it', () => {
-    const file = path.join(os.tmpdir(), `capi-prefetch-${process.pid}.bin`);
-    const bytes = Buffer.from(Float32Array.from({ length: 1024 }, (_, i) => i).buffer);
-    fs.writeFileSync(file, bytes);
-    try {
-      for (const p of [file, `${file}.missing`, os.tmpdir()]) expect(() => prefetchFile(p)).not.toThrow();
-      expect(fs.readFileSync(file).equals(bytes)).toBe(true);
-    } finally {
-      fs.rmSync(file);
-    }
   });
 });
