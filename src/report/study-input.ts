@@ -31,7 +31,8 @@ export interface StudyReportInput {
   results: EvalResult[];
   commits: string[];
   started: string;
-  evalSettings: { run: string; task: string; probes: string[]; weights: string; config: Record<string, unknown> }[];
+  /** The plan's evaluations: of which run, the result row they write (`run`, `run-student`, `run@3ep`...), on which task. */
+  evalSettings: { run: string; row: string; task: string; probes: string[]; weights: string; config: Record<string, unknown> }[];
 }
 
 export interface Metric {

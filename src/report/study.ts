@@ -112,9 +112,7 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
   const finished = input.runs.filter(
     (r) => r.metrics.length && r.metrics.length >= ((r.config?.totalSteps as number) ?? Number.POSITIVE_INFINITY),
   ).length;
-  const pendingEvals = input.evalSettings.filter(
-    (e) => !input.results.some((r) => r.task === e.task && r.model === (e.weights === 'student' ? `${e.run}-student` : e.run)),
-  ).length;
+  const pendingEvals = input.evalSettings.filter((e) => !input.results.some((r) => r.task === e.task && r.model === e.row)).length;
   const complete = finished === input.runs.length && pendingEvals === 0;
   const progress = complete
     ? `the plan is complete: ${finished} pretraining runs, ${input.results.length} evaluation results`

@@ -283,7 +283,14 @@ function reportInput(o: StudyOptions, study: { commits: string[]; started: strin
     results,
     commits: study.commits,
     started: study.started,
-    evalSettings: o.plan.evals.map((e) => ({ run: e.run, task: e.task, probes: e.probes, weights: e.weights, config: e.config })),
+    evalSettings: o.plan.evals.map((e) => ({
+      run: e.run,
+      row: evalRowName(e),
+      task: e.task,
+      probes: e.probes,
+      weights: e.weights,
+      config: e.config,
+    })),
   };
 }
 

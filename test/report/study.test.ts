@@ -232,7 +232,7 @@ describe('study statistics', () => {
   it('the progress line: what is still to come, or that the plan is complete', async () => {
     const metrics = [0, 1].map((step) => ({ step, capiLoss: 4, imagesPerSec: 100, elapsedSec: step + 1 }));
     const runs = [{ id: 'fmnist-capi-s0', family: 'fmnist', arm: 'capi', seed: 0, metrics, config: { totalSteps: 2 } }];
-    const teacher = { run: 'fmnist-capi-s0', task: 'fmnist', probes: ['linear'], weights: 'teacher', config: {} };
+    const teacher = { run: 'fmnist-capi-s0', row: 'fmnist-capi-s0', task: 'fmnist', probes: ['linear'], weights: 'teacher', config: {} };
     const results = [result('fmnist-capi-s0', 'fmnist', { 'linear(avg).top1': 70 }, 0.4)];
     const report = async (input: StudyReportInput) => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-report-'));
@@ -242,8 +242,19 @@ describe('study statistics', () => {
         fs.rmSync(dir, { recursive: true, force: true });
       }
     };
-    const partial = await report(studyInput({ runs, results, evalSettings: [teacher, { ...teacher, weights: 'student' }] }));
-    expect(partial).toContain("- Progress: 1 of 1 pretraining runs finished, 1 evaluation results, 1 of the plan's 2 evaluations to come");
+    const partial = await report(
+      studyInput({
+        runs,
+        results,
+        evalSettings: [
+          teacher,
+          { ...teacher, row: `${teacher.run}-student`, weights: 'student' },
+          { ...teacher, row: `${teacher.run}@3ep` },
+        ],
+      }),
+    );
+    // The row a learning-curve point writes is its own: still to come although the run's end row exists.
+    expect(partial).toContain("- Progress: 1 of 1 pretraining runs finished, 1 evaluation results, 2 of the plan's 3 evaluations to come");
     expect(partial).toContain('- Wall time so far:');
     const done = await report(studyInput({ runs, results, evalSettings: [teacher] }));
     expect(done).toContain('- Progress: the plan is complete: 1 pretraining runs, 1 evaluation results.');
@@ -259,8 +270,8 @@ describe('study statistics', () => {
       ],
       results: [result('fmnist-capi-s0', 'fmnist', { 'attentive.top1': 80, 'linear(avg).top1': 70 }, 0.4)],
       evalSettings: [
-        { run: 'fmnist-capi-s0', task: 'fmnist', probes: ['linear', 'attentive'], weights: 'teacher', config: {} },
-        { run: 'fmnist-registers-0-s0', task: 'fmnist', probes: ['linear'], weights: 'teacher', config: {} },
+        { run: 'fmnist-capi-s0', row: 'fmnist-capi-s0', task: 'fmnist', probes: ['linear', 'attentive'], weights: 'teacher', config: {} },
+        { run: 'fmnist-registers-0-s0', row: 'fmnist-registers-0-s0', task: 'fmnist', probes: ['linear'], weights: 'teacher', config: {} },
       ],
     });
     const rows = await tableRows(input, 'table1-ablations');
