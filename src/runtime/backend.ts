@@ -60,8 +60,6 @@ export function machineName(): string {
 let current: BackendInfo | undefined;
 /** Why auto did not pick wasm-native (logged with the backend that was picked). */
 let nativeMissing: string | undefined;
-/** Why auto did not pick webgpu (logged likewise). */
-let webgpuMissing: string | undefined;
 
 export function backendInfo(): BackendInfo {
   if (!current) throw new Error('backend not initialised: call initBackend() first');
@@ -150,9 +148,6 @@ export async function initBackend(
   let info: BackendInfo | undefined;
   if (request === 'auto' || request === 'node-gpu') info = await tryNative('tfjs-node-gpu');
   if (!info && (request === 'auto' || request === 'node')) info = await tryNative('tfjs-node');
-  // Auto does not take webgpu yet: the train loop and the evaluation still read tensors
-  // synchronously, which tfjs-backend-webgpu cannot do in Node (src/runtime/webgpu.ts).
-  if (request === 'auto') webgpuMissing = 'webgpu: not taken by auto while training and evaluation read tensors synchronously';
   if (!info && request === 'webgpu') info = await tryWebgpu();
   if (!info && (request === 'auto' || request === 'wasm-native')) info = await tryWasmNative(threads, request === 'wasm-native');
   if (!info && (request === 'auto' || request === 'wasm')) info = await tryWasm(threads);
@@ -169,7 +164,11 @@ export async function initBackend(
   current = { ...info, machine: machineName() };
   info = current;
   const missing = [
-    request === 'auto' && info.backend !== 'webgpu' && info.backend !== 'tensorflow' ? webgpuMissing : undefined,
+    // Auto does not take webgpu yet: the train loop and the evaluation still read tensors
+    // synchronously, which tfjs-backend-webgpu cannot do in Node (src/runtime/webgpu.ts).
+    request === 'auto' && info.backend !== 'tensorflow'
+      ? 'webgpu: not taken by auto while training and evaluation read tensors synchronously'
+      : undefined,
     nativeMissing && info.provider === 'tfjs-backend-wasm' ? nativeMissing : undefined,
   ]
     .filter(Boolean)
