@@ -7,6 +7,7 @@
  * .npy (float32 features, int32 labels) so other tools can be timed on the very same arrays.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { commandConfig, isMain, runMain } from '../src/cli/command.js';
@@ -20,7 +21,9 @@ import { knnSearch, knnVotePixels } from '../src/features/knn.js';
 import type { KnnResult } from '../src/features/knn.js';
 import { knnRecall, knnSearchHnsw } from '../src/features/knn-hnsw.js';
 import { disposeLogRegData, fitLogReg, LOGREG_C_GRID, LOGREG_DEFAULTS, prepareLogRegData } from '../src/segmentation/logreg.js';
+import { arrayRows, prepareOutOfCore } from '../src/segmentation/out-of-core.js';
 import { prepareSegmentation } from '../src/segmentation/protocol.js';
+import { cpuKernels } from '../src/runtime/cpu-kernels.js';
 
 /** Class centres shared by every split (seeded once): train and test samples come from the same classes. */
 function classCentres(dim: number, classes: number): Float32Array[] {
@@ -28,70 +31,91 @@ function classCentres(dim: number, classes: number): Float32Array[] {
   return Array.from({ length: classes }, () => Float32Array.from({ length: dim }, () => rng.normal()));
 }
 
-/** n samples around the shared centres, with the sample noise and labels drawn from `seed`. */
-function clusters(n: number, dim: number, classes: number, seed: number) {
+/** n samples around the shared centres (per-coordinate noise of spread `noise`), with the sample noise and labels drawn from `seed`. */
+function clusters(n: number, dim: number, classes: number, seed: number, noise = 1.5) {
   const rng = new Rng(seed);
   const centres = classCentres(dim, classes);
   const x = new Float32Array(n * dim);
   const y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     y[i] = rng.randint(0, classes - 1);
-    for (let j = 0; j < dim; j++) x[i * dim + j] = centres[y[i]][j] + 1.5 * rng.normal();
+    for (let j = 0; j < dim; j++) x[i * dim + j] = centres[y[i]][j] + noise * rng.normal();
   }
   return { x, y };
 }
 
-/** NumPy .npy reader (v1-v3, little-endian float32 / int32 / int64 C-order): data and shape. */
+/**
+ * NumPy .npy reader (v1-v3, little-endian float32 / int32 / int64 C-order): data and shape. Read
+ * through a file descriptor into the array itself: readFileSync stops at 2 GiB, and a 500k x 1024
+ * float32 array is 2.05 GB.
+ */
 function readNpy(file: string): { data: Float32Array | Int32Array; shape: number[] } {
-  const buf = fs.readFileSync(file);
-  if (buf.toString('latin1', 1, 6) !== 'NUMPY') throw new Error(`${file}: not a .npy file`);
-  const major = buf[6];
-  const len = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
-  const start = major === 1 ? 10 : 12;
-  const header = buf.toString('latin1', start, start + len);
-  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
-  const shape = (/'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? '')
-    .split(',')
-    .map((v) => v.trim())
-    .filter(Boolean)
-    .map(Number);
-  if (/'fortran_order':\s*True/.test(header)) throw new Error(`${file}: Fortran order is not supported (save with np.ascontiguousarray)`);
-  const body = buf.subarray(start + len);
-  const bytes = new Uint8Array(body.length);
-  bytes.set(body); // aligned copy
-  if (descr === '<f4') return { data: new Float32Array(bytes.buffer), shape };
-  if (descr === '<i4') return { data: new Int32Array(bytes.buffer), shape };
-  if (descr === '<i8') return { data: Int32Array.from(new BigInt64Array(bytes.buffer), Number), shape };
-  throw new Error(`${file}: dtype ${descr} is not supported (float32 features, int32 or int64 labels)`);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const pre = Buffer.alloc(12);
+    fs.readSync(fd, pre, 0, 12, 0);
+    if (pre.toString('latin1', 1, 6) !== 'NUMPY') throw new Error(`${file}: not a .npy file`);
+    const major = pre[6];
+    const len = major === 1 ? pre.readUInt16LE(8) : pre.readUInt32LE(8);
+    const start = major === 1 ? 10 : 12;
+    const headerBytes = Buffer.alloc(len);
+    fs.readSync(fd, headerBytes, 0, len, start);
+    const header = headerBytes.toString('latin1');
+    const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
+    const shape = (/'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? '')
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean)
+      .map(Number);
+    if (/'fortran_order':\s*True/.test(header)) throw new Error(`${file}: Fortran order is not supported (save with np.ascontiguousarray)`);
+    const n = shape.reduce((a, b) => a * b, 1);
+    const width = descr === '<i8' ? 8 : 4;
+    if (descr !== '<f4' && descr !== '<i4' && descr !== '<i8')
+      throw new Error(`${file}: dtype ${descr} is not supported (float32 features, int32 or int64 labels)`);
+    const bytes = new Uint8Array(n * width);
+    for (let done = 0; done < bytes.length; ) {
+      const got = fs.readSync(fd, bytes, done, Math.min(bytes.length - done, 2 ** 30), start + len + done);
+      if (got === 0) throw new Error(`${file}: shorter than its shape (${shape.join(' x ')}) says`);
+      done += got;
+    }
+    if (descr === '<f4') return { data: new Float32Array(bytes.buffer), shape };
+    if (descr === '<i4') return { data: new Int32Array(bytes.buffer), shape };
+    return { data: Int32Array.from(new BigInt64Array(bytes.buffer), Number), shape };
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**
- * The dense protocol's two classifiers (src/eval/classifiers.ts) on given arrays, each row a
- * "patch" of one pixel: 10% of the training rows select (logistic regression over the reference
- * C grid, k-NN over k x metric), the refit on all of train is tested. Features as given (no
- * standardisation), so other tools can be timed on the very same problem.
+ * The dense protocol's classifiers (src/eval/classifiers.ts) on given arrays, each row a "patch"
+ * of one pixel: 10% of the training rows select (logistic regression over the reference C grid,
+ * k-NN over k x metric), the refit on all of train is tested. Features as given (no
+ * standardisation), so other tools can be timed on the very same problem. Engine `tfjs` holds the
+ * arrays on the wasm heap (protocol.ts); `cpu` is the out-of-core engine (out-of-core.ts), whose
+ * validation fits each C from zeros, as scikit-learn does.
  */
-async function protocolOnArrays(dir: string, maxIter: number): Promise<void> {
+async function protocolOnArrays(
+  dir: string,
+  maxIter: number,
+  engine: 'tfjs' | 'cpu',
+  names: readonly ('seg.logreg' | 'seg.knn')[],
+): Promise<void> {
   const read = (name: string) => readNpy(path.join(dir, `${name}.npy`));
   const [xtr, ytr, xte, yte] = ['train_features', 'train_labels', 'test_features', 'test_labels'].map(read);
   const dim = xtr.shape[1];
-  const classes = Math.max(...ytr.data, ...yte.data) + 1;
+  let classes = 0;
+  for (const y of [ytr.data, yte.data]) for (const v of y) classes = Math.max(classes, v + 1);
   const set = (x: Float32Array, y: Int32Array) => ({ feats: x, pixels: y, rowImage: Int32Array.from(y.keys()), images: y.length });
-  const splits = prepareSegmentation(
-    set(xtr.data as Float32Array, Int32Array.from(ytr.data)),
-    set(xte.data as Float32Array, Int32Array.from(yte.data)),
-    {
-      dim,
-      pixelsPerPatch: 1,
-      numLabels: classes,
-      classes,
-      ignore: [],
-      standardize: false,
-      seed: 0,
-    },
-  );
-  console.log(`features: ${ytr.data.length} x ${dim} train, ${yte.data.length} test, ${classes} classes (${dir})`);
-  for (const name of ['seg.logreg', 'seg.knn'] as const) {
+  const labels = { dim, pixelsPerPatch: 1, numLabels: classes, classes, ignore: [], standardize: false, seed: 0 };
+  const train = set(xtr.data as Float32Array, Int32Array.from(ytr.data));
+  const test = set(xte.data as Float32Array, Int32Array.from(yte.data));
+  const rows = (s: typeof train) => ({ ...s, source: arrayRows(s.feats, dim) });
+  const splits =
+    engine === 'tfjs'
+      ? prepareSegmentation(train, test, labels)
+      : prepareOutOfCore(rows(train), rows(test), { ...labels, kernels: cpuKernels(), memoryBytes: 0.6 * os.totalmem() });
+  console.log(`features: ${ytr.data.length} x ${dim} train, ${yte.data.length} test, ${classes} classes (${dir}); engine ${engine}`);
+  for (const name of names) {
     const t0 = performance.now();
     const out = CLASSIFIERS[name].run(splits, { knnIndex: 'exact', logregMaxIter: maxIter, progress: () => {} });
     const sec = (performance.now() - t0) / 1000;
@@ -115,7 +139,14 @@ function writeNpy(file: string, data: Float32Array | Int32Array, shape: number[]
   pre[6] = 1;
   pre[7] = 0;
   pre.writeUInt16LE(header.length, 8);
-  fs.writeFileSync(file, Buffer.concat([pre, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]));
+  const fd = fs.openSync(file, 'w');
+  try {
+    fs.writeSync(fd, Buffer.concat([pre, Buffer.from(header, 'latin1')]));
+    const body = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    for (let done = 0; done < body.length; ) done += fs.writeSync(fd, body, done, Math.min(body.length - done, 2 ** 30));
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 const count = (def: number, description: string) => z.number().int().min(1).default(def).describe(description);
@@ -130,11 +161,19 @@ export const BENCH_EVAL = {
     queries: count(20000, 'test rows'),
     logregMaxIter: count(100, 'L-BFGS iterations per C'),
     attentiveSamples: count(4096, 'samples of the attentive-grid epoch'),
+    noise: z
+      .number()
+      .gt(0)
+      .default(1.5)
+      .describe('per-coordinate spread of the synthetic samples around their class centre (larger: harder)'),
     out: z.string().min(1).default('bench/out').describe('folder of the .npy files'),
+    writeOnly: z.boolean().default(false).describe('only write the synthetic arrays (to time both tools on them with --features)'),
     features: z
       .string()
       .default('')
       .describe("run the protocol on DIR/{train,test}_{features,labels}.npy instead of timing synthetic features; '': synthetic"),
+    engine: z.enum(['tfjs', 'cpu']).default('tfjs').describe('the dense engine of a --features run: tfjs (in memory) or cpu (out of core)'),
+    classifiers: z.enum(['both', 'logreg', 'knn']).default('both').describe('the classifiers of a --features run'),
     hnsw: z.boolean().default(true).describe('also time the approximate (HNSW) search'),
     threads: z.number().int().min(1).default(2).describe('wasm threads'),
   }),
@@ -143,18 +182,23 @@ export const BENCH_EVAL = {
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const parsed = commandConfig(BENCH_EVAL, argv);
   if (!parsed) return;
-  const { rows, dim, classes, queries, logregMaxIter: maxIter, attentiveSamples: attSamples, out, hnsw, threads } = parsed.config;
+  const { rows, dim, classes, queries, logregMaxIter: maxIter, attentiveSamples: attSamples, out, hnsw, threads, noise } = parsed.config;
   const info = await initBackend('auto', threads);
   console.log(`backend: ${info.backend} (${info.provider}, ${info.threads} threads)`);
-  if (parsed.config.features) return protocolOnArrays(parsed.config.features, maxIter);
-  const train = clusters(rows, dim, classes, 1);
-  const test = clusters(queries, dim, classes, 2);
+  if (parsed.config.features) {
+    const which = parsed.config.classifiers;
+    const names = (['seg.logreg', 'seg.knn'] as const).filter((n) => which === 'both' || n === `seg.${which}`);
+    return protocolOnArrays(parsed.config.features, maxIter, parsed.config.engine, names);
+  }
+  const train = clusters(rows, dim, classes, 1, noise);
+  const test = clusters(queries, dim, classes, 2, noise);
   fs.mkdirSync(out, { recursive: true });
   writeNpy(path.join(out, 'train_features.npy'), train.x, [rows, dim]);
   writeNpy(path.join(out, 'train_labels.npy'), train.y, [rows]);
   writeNpy(path.join(out, 'test_features.npy'), test.x, [queries, dim]);
   writeNpy(path.join(out, 'test_labels.npy'), test.y, [queries]);
   console.log(`features: ${rows} x ${dim} train, ${queries} test, ${classes} classes (saved under ${out})`);
+  if (parsed.config.writeOnly) return;
 
   let t0 = performance.now();
   const data = prepareLogRegData(train.x, train.y, dim, classes);

@@ -69,7 +69,7 @@ async function benchConfig(
   let sec = 0;
   for (let i = 0; i < warmup + steps; i++) {
     const t0 = performance.now();
-    trainStep(state, { size: b, patches }, cfg, 1000);
+    await trainStep(state, { size: b, patches }, cfg, 1000);
     if (i >= warmup) sec += (performance.now() - t0) / 1000;
   }
   disposeState(state);

@@ -149,7 +149,7 @@ export function runMain(main: () => Promise<void>): void {
     // tfjs-backend-webgpu cannot read a GPU tensor synchronously in Node (it reaches for OffscreenCanvas).
     if (/OffscreenCanvas is not defined/.test(msg)) {
       msg =
-        'this command reads tensors synchronously, which the webgpu backend cannot do in Node: so far only the GPU-parity suite runs on webgpu; use --backend wasm-native (or leave --backend at auto)';
+        'this command reads tensors synchronously, which the webgpu backend cannot do in Node: so far pretraining runs on webgpu, evaluation not yet; use --backend wasm-native (or leave --backend at auto)';
     }
     process.stderr.write(`error: ${msg}\n`);
     if (process.env.CAPI_DEBUG) console.error(e);

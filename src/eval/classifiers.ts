@@ -3,6 +3,7 @@
  * metrics it writes, and, for the dense ones, its grid, selection, refit and test. `--probes`
  * names map to classifiers per task kind; evaluate() runs exactly the classifiers asked for.
  */
+import type { DenseKnnSearch, DenseLogRegFits } from './details.js';
 import type { KnnIndex } from '../features/knn.js';
 import type { ProbeFamily } from '../probes/families.js';
 import { attentiveFamily, linearFamily } from '../probes/families.js';
@@ -47,7 +48,7 @@ export interface SegOutcome<P> {
   selection: Selection<P, SegScore & { fit?: LogRegFit }>;
   /** Grid point in words, for the results' notes. */
   bestLabel: string;
-  extra: Record<string, unknown>;
+  extra: DenseKnnSearch | DenseLogRegFits;
 }
 
 /**

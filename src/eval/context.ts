@@ -3,6 +3,7 @@
  * the hooks a caller gives, the per-evaluation context, a model's outcome and how it becomes a
  * result, feature extraction with progress, and PCA pictures.
  */
+import type { EvalDetails } from './details.js';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -126,7 +127,7 @@ export interface Outcome {
   metrics: Metrics;
   notes: MetricNotes;
   quality: MetricQualities;
-  details: Record<string, unknown>;
+  details: EvalDetails;
   seconds: Record<string, number>;
 }
 

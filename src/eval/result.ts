@@ -1,5 +1,6 @@
 /** What one evaluation of one model produces (written by src/report/results.ts). */
 import type { CodeVersion } from '../runtime/version.js';
+import type { EvalDetails } from './details.js';
 import type { MetricNotes, MetricQualities, Metrics } from './metrics.js';
 
 /**
@@ -26,7 +27,7 @@ export interface EvalResult {
   notes: MetricNotes;
   /** Each metric's standard error and selection flags (absent in results of the earliest versions). */
   quality?: MetricQualities;
-  details: Record<string, unknown>;
+  details: EvalDetails;
   config: Record<string, unknown>;
   seed: number;
   backend: unknown;

@@ -16,6 +16,7 @@ import { prepareOutOfCore } from '../segmentation/out-of-core.js';
 import { outOfCoreNeighbours } from '../segmentation/out-of-core-knn.js';
 import { outOfCoreLogRegValidation } from '../segmentation/out-of-core-logreg.js';
 import { LOGREG_C_GRID } from '../segmentation/logreg.js';
+import type { KnnPoint } from '../segmentation/protocol.js';
 import { SEG_KNN_KS, SEG_KNN_METRICS } from '../segmentation/protocol.js';
 import { CLASSIFIERS, classifiersFor } from './classifiers.js';
 import type { EvalResult } from './result.js';
@@ -193,7 +194,7 @@ export async function segmentationRunner(
     }
     if (names.length) {
       for (const name of names) {
-        const c = CLASSIFIERS[name] as SegClassifier;
+        const c = CLASSIFIERS[name] as SegClassifier<KnnPoint | number>;
         const splitsOnFeatures = splitsFor(c.features);
         const t0 = performance.now();
         const bars = new Map<string, Progress>();

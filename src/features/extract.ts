@@ -9,7 +9,7 @@ import type { CropBox } from '../data/transforms.js';
 import { centerCropBox, renderImage } from '../data/transforms.js';
 import type { FeatureModel } from './models.js';
 import type { FeatureStore } from './store.js';
-import { defaultShardImages, openFeatureStore, requireShard, shardRange, shardsToExtract, writeShard } from './store.js';
+import { defaultShardImages, openFeatureStore, requireShard, shardBuffer, shardRange, shardsToExtract, writeShard } from './store.js';
 
 /** 'resize': squash to S x S (segmentation, small images); 'center-crop': the 256 -> 224 crop of classification. */
 export type EvalTransform = 'resize' | 'center-crop';
@@ -165,8 +165,9 @@ export async function extractFeatures(model: FeatureModel, data: ImageSource, op
   const global = new Float32Array(n * model.globalDim);
   const avg = new Float32Array(n * d);
   let row = 0;
+  const buffer = shardBuffer();
   for (let i = 0; i < store.shards; i++) {
-    const sh = requireShard(store, i);
+    const sh = requireShard(store, i, buffer);
     global.set(sh.global, sh.first * model.globalDim);
     avg.set(sh.avg, sh.first * d);
     const r0 = sh.first * tokens;

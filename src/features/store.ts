@@ -162,14 +162,46 @@ const stamp = (file: string) => {
 };
 
 /**
- * Reads shard `i`, checking its provenance against the store and its data against its checksum;
- * returns the shard or what is wrong with it.
+ * A read buffer that readers of many shards pass to readShard: the shard's arrays are then views
+ * into it, valid until its next read. Reading into memory already touched is ~3x faster than a
+ * fresh readFileSync of a 256 MiB shard, whose pages fault in on the first write (measured with
+ * the dense protocol's stream: 6 shards in 0.7-0.9 s against 2.1-3.0 s).
  */
-export function readShard(store: FeatureStore, i: number): FeatureShard | ShardProblem {
+export interface ShardBuffer {
+  bytes: Buffer;
+}
+
+export const shardBuffer = (): ShardBuffer => ({ bytes: Buffer.alloc(0) });
+
+/** The whole file, read into `into` (grown when too small), or a new buffer without one. */
+function readWhole(file: string, into?: ShardBuffer): Buffer {
+  if (!into) return fs.readFileSync(file);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (into.bytes.length < size) into.bytes = Buffer.allocUnsafe(size);
+    let done = 0;
+    while (done < size) {
+      const got = fs.readSync(fd, into.bytes, done, size - done, done);
+      if (got === 0) break;
+      done += got;
+    }
+    return into.bytes.subarray(0, done);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Reads shard `i`, checking its provenance against the store and its data against its checksum;
+ * returns the shard or what is wrong with it. With `into`, the shard's arrays are views into that
+ * buffer (see ShardBuffer).
+ */
+export function readShard(store: FeatureStore, i: number, into?: ShardBuffer): FeatureShard | ShardProblem {
   const file = shardFile(store, i);
   if (!fs.existsSync(file)) return { kind: 'absent' };
   const damaged = (why: string): ShardProblem => ({ kind: 'damaged', file, why });
-  const buf = fs.readFileSync(file);
+  const buf = readWhole(file, into);
   if (buf.length < 8) return damaged('shorter than its header');
   const headerLen = Number(buf.readBigUInt64LE(0));
   if (8 + headerLen > buf.length) return damaged('truncated header');
@@ -215,8 +247,8 @@ export const isShard = (r: FeatureShard | ShardProblem): r is FeatureShard => 'p
  * Shard `i`, or an error naming the file and what is wrong (for readers that cannot extract it
  * again themselves).
  */
-export function requireShard(store: FeatureStore, i: number): FeatureShard {
-  const r = readShard(store, i);
+export function requireShard(store: FeatureStore, i: number, into?: ShardBuffer): FeatureShard {
+  const r = readShard(store, i, into);
   if (isShard(r)) return r;
   if (r.kind === 'absent') throw new Error(`${shardFile(store, i)} is missing: extract the features first`);
   throw new Error(`${r.file}: ${r.kind} (${r.why}); extract these features again`);
@@ -225,9 +257,10 @@ export function requireShard(store: FeatureStore, i: number): FeatureShard {
 /** The shards that need extracting (absent, damaged or foreign), each problem but absence said by `log`. */
 export function shardsToExtract(store: FeatureStore, select: (shard: number) => boolean, log: (line: string) => void): number[] {
   const todo: number[] = [];
+  const buffer = shardBuffer();
   for (let i = 0; i < store.shards; i++) {
     if (!select(i)) continue;
-    const r = readShard(store, i);
+    const r = readShard(store, i, buffer);
     if (isShard(r)) continue;
     if (r.kind !== 'absent') log(`${r.file}: ${r.kind} (${r.why}); extracting it again`);
     todo.push(i);
@@ -237,8 +270,10 @@ export function shardsToExtract(store: FeatureStore, select: (shard: number) => 
 
 /**
  * The store's patch rows as a stream of blocks of at most `maxRows` kept rows (rows r with
- * r % stride == 0, numbered as kept), read shard by shard: what the out-of-core dense protocol
- * reads (src/segmentation/out-of-core.ts PatchRows). A block never spans two shards.
+ * r % stride == 0, numbered as kept), read shard by shard into one reused buffer: what the
+ * out-of-core dense protocol reads (src/segmentation/out-of-core.ts PatchRows). A block never
+ * spans two shards; at stride 1 it is a view of the read buffer (no copy), else the kept rows
+ * copied into a block of their own.
  */
 export function storeRows(store: FeatureStore, stride = 1) {
   const m = store.manifest;
@@ -247,16 +282,21 @@ export function storeRows(store: FeatureStore, stride = 1) {
     rows: Math.ceil((m.images * m.tokens) / stride),
     dim: d,
     forEachBlock(maxRows: number, f: (start: number, feats: Float32Array, count: number) => void): void {
+      const buffer = shardBuffer();
       let kept = 0;
       for (let i = 0; i < store.shards; i++) {
-        const sh = requireShard(store, i);
+        const sh = requireShard(store, i, buffer);
         const r0 = sh.first * m.tokens;
         const rows: number[] = [];
         for (let t = 0; t < sh.count * m.tokens; t++) if ((r0 + t) % stride === 0) rows.push(t);
         for (let b = 0; b < rows.length; b += maxRows) {
           const count = Math.min(maxRows, rows.length - b);
-          const feats = new Float32Array(count * d);
-          for (let i2 = 0; i2 < count; i2++) feats.set(sh.patch.subarray(rows[b + i2] * d, (rows[b + i2] + 1) * d), i2 * d);
+          let feats: Float32Array;
+          if (stride === 1) feats = sh.patch.subarray(rows[b] * d, (rows[b] + count) * d);
+          else {
+            feats = new Float32Array(count * d);
+            for (let j = 0; j < count; j++) feats.set(sh.patch.subarray(rows[b + j] * d, (rows[b + j] + 1) * d), j * d);
+          }
           f(kept, feats, count);
           kept += count;
         }

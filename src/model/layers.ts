@@ -189,15 +189,17 @@ export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, mode: Ro
  * Memoised per coordinates tensor and frequency values: every layer holds the same frozen
  * frequencies, so one forward computes them once instead of once per layer. The values' key is
  * read once per tensor buffer (a variable's buffer changes only when it is assigned: the EMA
- * teacher's every step), not once per block.
+ * teacher's every step), not once per block. A GPU backend cannot read a buffer synchronously
+ * (webgpu.ts): there each buffer is its own key, so each layer computes its angles (the same values).
  */
 const ropeMemo = new WeakMap<tf.Tensor, Map<string, { cos: tf.Tensor; sin: tf.Tensor }>>();
 const freqKeys = new WeakMap<object, string>();
+let buffers = 0;
 
 function freqKey(freqs: tf.Tensor): string {
   let key = freqKeys.get(freqs.dataId);
   if (key === undefined) {
-    key = Array.from(freqs.dataSync()).join(',');
+    key = tf.getBackend() === 'webgpu' ? `buffer ${buffers++}` : Array.from(freqs.dataSync()).join(',');
     freqKeys.set(freqs.dataId, key);
   }
   return key;

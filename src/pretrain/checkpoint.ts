@@ -29,9 +29,9 @@ const groups = (s: CapiState): Record<string, Variables> => ({
   'opt.clustering.v': s.clusterOpt.v,
 });
 
-export function saveCheckpoint(dir: string, state: CapiState, cfg: PretrainConfig, backend: BackendInfo): string {
+export async function saveCheckpoint(dir: string, state: CapiState, cfg: PretrainConfig, backend: BackendInfo): Promise<string> {
   const file = path.join(dir, CHECKPOINT_FILE);
-  writeTrainState(file, groups(state), {
+  await writeTrainState(file, groups(state), {
     step: String(state.step),
     studentOptSteps: String(state.studentOpt.steps),
     clusterOptSteps: String(state.clusterOpt.steps),

@@ -102,9 +102,11 @@ export function positionClusterMI(assigned: ArrayLike<number>, positions: number
 }
 
 /** Mean cosine similarity between matching rows of two [K, d] prototype matrices. */
-export function meanRowCosine(a: tf.Tensor, b: tf.Tensor): number {
+export async function meanRowCosine(a: tf.Tensor, b: tf.Tensor): Promise<number> {
   const t = tf.tidy(() => tf.mean(tf.sum(tf.mul(tf.div(a, tf.norm(a, 2, 1, true)), tf.div(b, tf.norm(b, 2, 1, true))), 1)));
-  const v = t.dataSync()[0];
-  t.dispose();
-  return v;
+  try {
+    return (await t.data())[0];
+  } finally {
+    t.dispose();
+  }
 }

@@ -4,10 +4,9 @@
  * resume (validated against the run it continues), and a clean stop on SIGINT / SIGTERM.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { TEACHER_DIR } from '../model/io/run-files.js';
+import { CONFIG_FILE, METRICS_FILE, TEACHER_DIR } from '../model/io/run-files.js';
 import { checkWritableDir, ensureWritableDir, removeStaleTempFiles, writeFileAtomic } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
 import { withFolderLock } from '../runtime/lock.js';
@@ -19,18 +18,12 @@ import { CHECKPOINT_FILE, exportTeacher, loadCheckpoint, saveCheckpoint } from '
 import type { PretrainConfig } from './config.js';
 import { teacherTarget, withOverrides } from './config.js';
 import { checkCode, checkResume } from './resume.js';
-import {
-  checkNoForeignFiles,
-  CONFIG_FILE,
-  elapsedBefore,
-  keptMetrics,
-  METRICS_FILE,
-  readSavedConfig,
-  teacherExportReadable,
-} from './run-folder.js';
+import { checkNoForeignFiles, keptMetrics, readSavedConfig, teacherExportReadable } from './run-folder.js';
 import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js';
 import { trainFlopsPerImage } from './flops.js';
 import { checkWasmStepMemory } from './memory.js';
+import type { LoopOutcome, TrainDriver } from './train-loop.js';
+import { trainLoop } from './train-loop.js';
 import type { CapiState, StepMetrics } from './step.js';
 import { disposeState, initState, peakMomentumFor, schedulesAt, stepMaskCounts, stepsForEpochs, totalSteps, trainStep } from './step.js';
 import { meanRowCosine, TeacherAge, teacherInitShare } from './diagnostics.js';
@@ -105,39 +98,6 @@ export interface RunResult {
 
 /** How many consecutive non-finite losses abort the run (spec 13: "more than 2"). */
 const MAX_NAN_STEPS = 3;
-const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGUSR1'] as const;
-/** A second signal this long after the first aborts without a checkpoint (earlier ones are the same Ctrl-C, relayed). */
-const ABORT_AFTER_MS = 2000;
-
-/**
- * SIGINT / SIGTERM (and SIGUSR1, Slurm's preemption warning): the first asks the loop to stop after
- * the current step; a later one aborts.
- */
-export class StopRequest {
-  signal?: NodeJS.Signals;
-  private at = 0;
-  private readonly handler = (signal: NodeJS.Signals) => {
-    if (this.signal && Date.now() - this.at > ABORT_AFTER_MS) {
-      process.stderr.write(`\n${signal} again: aborting without a checkpoint (the last one stays)\n`);
-      process.exit(128 + (os.constants.signals[signal] ?? 15));
-    }
-    if (this.signal) return;
-    this.signal = signal;
-    this.at = Date.now();
-    this.log(`\n${signal}: finishing this step, then writing a checkpoint (send it again after 2 s to abort)`);
-  };
-
-  constructor(private readonly log: (line: string) => void) {
-    for (const s of STOP_SIGNALS) process.on(s, this.handler);
-  }
-
-  dispose(): void {
-    for (const s of STOP_SIGNALS) process.off(s, this.handler);
-  }
-}
-
-/** Lets signal handlers (and other events) run between synchronous steps. */
-export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export async function runPretraining(requested: PretrainConfig, opts: RunOptions): Promise<RunResult> {
   checkWritableDir(opts.out, '--out');
@@ -264,47 +224,61 @@ async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefin
 
   const metricsFile = path.join(opts.out, METRICS_FILE);
   const kept = opts.resume ? keptMetrics(metricsFile, state.step, opts.log) : [];
-  writeFileAtomic(metricsFile, kept.map((l) => `${l}\n`).join(''));
-
-  let lastSaved = opts.resume ? state.step : -1;
-  const save = async () => {
-    // Never replace the last good checkpoint with a diverged one.
-    const bad = nonFiniteTensors({
-      ...prefixed('student.', state.student),
-      ...prefixed('teacher.', state.teacher),
-      ...prefixed('clustering.', state.clustering),
+  const initial = initState(cfg);
+  const driver = capiDriver(cfg, state, total, dataset, sampler, initial.clustering[CLUSTER_W].clone(), opts);
+  disposeState(initial);
+  let outcome: LoopOutcome<StepRecord>;
+  try {
+    outcome = await trainLoop(driver, {
+      metricsFile,
+      kept,
+      resumedAt: opts.resume ? state.step : -1,
+      stopAfter,
+      checkpointEvery: cfg.train.checkpointEvery,
+      log: opts.log,
+      onStep: opts.onStep,
     });
-    if (bad.length) {
-      const kept = lastSaved >= 0 ? `the checkpoint of step ${lastSaved} is kept` : 'no checkpoint was written';
-      throw new Error(
-        `training diverged: ${bad.length} weight tensors are not finite at step ${state.step} (e.g. ${bad[0]}); ${kept}; ${lowerLr(cfg, lastSaved, opts.out)}`,
-      );
-    }
-    saveCheckpoint(opts.out, state, cfg, opts.backend);
-    await exportTeacher(opts.out, state, cfg.model, { step: state.step, seed: cfg.train.seed, backend: opts.backend, preset: cfg.preset });
-    lastSaved = state.step;
-  };
+  } finally {
+    driver.dispose();
+  }
+  if (outcome.interrupted) {
+    opts.log(
+      `${outcome.interrupted}: stopped at step ${state.step} of ${total}; checkpoint in ${opts.out}; resume with: ${shellCommand(['npm', 'run', 'pretrain', '--', '--out', opts.out, '--resume'])}`,
+    );
+  }
+  if (tf.memory().numTensors > 10_000) opts.log(`warning: ${tf.memory().numTensors} live tensors`);
+  return { state, config: cfg, ...outcome, totalSteps: total, alreadyComplete: false };
+}
 
-  // Diagnostics: the teacher's init share so far (a product over the schedule, also on resume)
-  // and the initial prototypes (re-drawn from the run's seed) to measure their drift.
+/**
+ * The CAPI run's side of the training loop (train-loop.ts): a trainStep on the step's batch, its
+ * metrics line with the diagnostics (the teacher's init share and mean age, the prototypes' drift
+ * from `initialPrototypes`, which it owns) and the monitor, a checkpoint of finite weights with its
+ * teacher export, and divergence after MAX_NAN_STEPS non-finite losses in a row.
+ */
+function capiDriver(
+  cfg: PretrainConfig,
+  state: CapiState,
+  total: number,
+  dataset: Awaited<ReturnType<typeof openPretrainDataset>>['dataset'],
+  sampler: BatchSampler,
+  initialPrototypes: tf.Tensor,
+  opts: RunOptions,
+): TrainDriver<StepMetrics & { skippedImages?: string[] }, StepRecord> & { dispose(): void } {
+  // The teacher's init share and mean age so far: products over the schedule, also on resume.
   const momentaSoFar = Array.from({ length: state.step }, (_, s) => schedulesAt(cfg, total, s).momentum);
   let initShare = teacherInitShare(momentaSoFar);
   const teacherAge = new TeacherAge();
   for (const m of momentaSoFar) teacherAge.update(m);
-  const initial = initState(cfg);
-  const initialPrototypes = initial.clustering[CLUSTER_W].clone();
-  disposeState(initial);
-
-  const stop = new StopRequest(opts.log);
-  const records: StepRecord[] = [];
-  const started = performance.now() - 1000 * elapsedBefore(kept);
   let nanSteps = 0;
-  let stoppedEarly = false;
-  try {
-    while (state.step < total) {
-      await yieldToEventLoop();
-      if (stop.signal) break;
-      const t0 = performance.now();
+  const kept = (lastSaved: number) => (lastSaved >= 0 ? `the checkpoint of step ${lastSaved} is kept` : 'no checkpoint was written');
+  return {
+    get step() {
+      return state.step;
+    },
+    total,
+    checkpointAtEnd: true,
+    async trainStep(lastSaved) {
       const batch = await loadPretrainBatch(dataset, sampler, cfg, state.step, opts.skipBadImages).catch((e: Error) => {
         const how =
           lastSaved >= 0
@@ -313,59 +287,50 @@ async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefin
         throw new Error(`${e.message}; ${how} to leave it out (recorded in metrics.jsonl)`);
       });
       for (const f of batch.skippedImages ?? []) opts.log(`step ${state.step}: ${f} cannot be decoded; left out (--skip-bad-images)`);
-      const m = trainStep(state, batch, cfg, total);
-      const dt = (performance.now() - t0) / 1000;
+      const m = await trainStep(state, batch, cfg, total);
+      return { metrics: { ...m, ...(batch.skippedImages ? { skippedImages: batch.skippedImages } : {}) }, images: batch.size };
+    },
+    async record({ skippedImages, ...m }, clock) {
       initShare *= m.momentum;
       teacherAge.update(m.momentum);
       const rec: StepRecord = {
         ...m,
-        imagesPerSec: batch.size / dt,
-        elapsedSec: (performance.now() - started) / 1000,
+        ...clock,
         teacherInitShare: initShare,
         teacherMeanAge: teacherAge.meanAge,
-        prototypeCosineToInit: meanRowCosine(state.clustering[CLUSTER_W], initialPrototypes),
-        ...(batch.skippedImages ? { skippedImages: batch.skippedImages } : {}),
+        prototypeCosineToInit: await meanRowCosine(state.clustering[CLUSTER_W], initialPrototypes),
+        ...(skippedImages ? { skippedImages } : {}),
       };
       if (opts.monitor && (state.step % opts.monitor.every === 0 || state.step === total))
         rec.monitorKnnTop1 = await opts.monitor.measure(state.teacher, cfg.model);
-      records.push(rec);
-      try {
-        fs.appendFileSync(metricsFile, `${JSON.stringify(rec)}\n`);
-      } catch (e) {
-        throw new Error(`cannot append to ${metricsFile}: ${(e as NodeJS.ErrnoException).code ?? e} (free disk space, then --resume)`);
-      }
-      opts.onStep?.(rec, total);
-      nanSteps = Number.isFinite(m.capiLoss) && Number.isFinite(m.clusteringLoss) ? 0 : nanSteps + 1;
-      if (nanSteps >= MAX_NAN_STEPS) {
-        const kept = lastSaved >= 0 ? `the checkpoint of step ${lastSaved} is kept` : 'no checkpoint was written';
+      return rec;
+    },
+    divergence(rec, lastSaved) {
+      nanSteps = Number.isFinite(rec.capiLoss) && Number.isFinite(rec.clusteringLoss) ? 0 : nanSteps + 1;
+      if (nanSteps < MAX_NAN_STEPS) return undefined;
+      return `training diverged: non-finite loss for ${nanSteps} consecutive steps at step ${rec.step}; ${kept(lastSaved)}; ${lowerLr(cfg, lastSaved, opts.out)}, or check the data`;
+    },
+    async checkpoint(lastSaved) {
+      // Never replace the last good checkpoint with a diverged one.
+      const bad = await nonFiniteTensors({
+        ...prefixed('student.', state.student),
+        ...prefixed('teacher.', state.teacher),
+        ...prefixed('clustering.', state.clustering),
+      });
+      if (bad.length)
         throw new Error(
-          `training diverged: non-finite loss for ${nanSteps} consecutive steps at step ${m.step}; ${kept}; ${lowerLr(cfg, lastSaved, opts.out)}, or check the data`,
+          `training diverged: ${bad.length} weight tensors are not finite at step ${state.step} (e.g. ${bad[0]}); ${kept(lastSaved)}; ${lowerLr(cfg, lastSaved, opts.out)}`,
         );
-      }
-      await yieldToEventLoop();
-      const done = state.step >= total;
-      const stopNow = stop.signal !== undefined || (stopAfter > 0 && state.step >= stopAfter);
-      if (done || stopNow || state.step % cfg.train.checkpointEvery === 0) await save();
-      if (stopNow && !done) {
-        stoppedEarly = true;
-        break;
-      }
-    }
-    if (stop.signal && lastSaved !== state.step) {
-      await save();
-      stoppedEarly = true;
-    }
-  } finally {
-    stop.dispose();
-    initialPrototypes.dispose();
-  }
-  if (stop.signal) {
-    opts.log(
-      `${stop.signal}: stopped at step ${state.step} of ${total}; checkpoint in ${opts.out}; resume with: ${shellCommand(['npm', 'run', 'pretrain', '--', '--out', opts.out, '--resume'])}`,
-    );
-  }
-  if (tf.memory().numTensors > 10_000) opts.log(`warning: ${tf.memory().numTensors} live tensors`);
-  return { state, config: cfg, records, totalSteps: total, stoppedEarly, interrupted: stop.signal, alreadyComplete: false };
+      await saveCheckpoint(opts.out, state, cfg, opts.backend);
+      await exportTeacher(opts.out, state, cfg.model, {
+        step: state.step,
+        seed: cfg.train.seed,
+        backend: opts.backend,
+        preset: cfg.preset,
+      });
+    },
+    dispose: () => initialPrototypes.dispose(),
+  };
 }
 
 /** The advice after a divergence: resume the kept checkpoint with a lower lr (recorded), or start anew with one. */

@@ -35,8 +35,8 @@ async function peakOfStep(cfg: PretrainConfig, batch: number): Promise<{ peak: n
   const n = (cfg.model.imageSize / cfg.model.patchSize) ** 2;
   const patches = new Float32Array(batch * n * cfg.model.inChans * cfg.model.patchSize ** 2).fill(0.5);
   try {
-    const p = await tf.profile(() => {
-      trainStep(state, { size: batch, patches }, c, 100);
+    const p = await tf.profile(async () => {
+      await trainStep(state, { size: batch, patches }, c, 100);
     });
     return { peak: p.peakBytes - before, state: stateBytes };
   } finally {

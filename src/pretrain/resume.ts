@@ -2,6 +2,7 @@
  * What a resume checks: that the checkpoint is the run's (its architecture, training config and
  * data), and on which code it continues (a changed training step is refused unless forced).
  */
+import { CONFIG_FILE } from '../model/io/run-files.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CodeVersion, TrainingCode } from '../runtime/version.js';
@@ -9,7 +10,6 @@ import { changedFiles, codeVersion, trainingCode, versionLabel } from '../runtim
 import { CHECKPOINT_FILE } from './checkpoint.js';
 import type { PretrainConfig } from './config.js';
 import type { SavedRunConfig } from './run-folder.js';
-import { CONFIG_FILE } from './run-folder.js';
 
 /** One resume of a run: at which step, on which code, and whether the training step's code had changed. */
 export interface ResumeRecord {

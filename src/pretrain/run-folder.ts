@@ -5,15 +5,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { findTeacherExport, readTeacherExport, TEACHER_DIR } from '../model/io/run-files.js';
+import { CONFIG_FILE, findTeacherExport, METRICS_FILE, readTeacherExport, TEACHER_DIR } from '../model/io/run-files.js';
 import { LOCK_FILE } from '../runtime/lock.js';
 import type { CodeVersion, TrainingCode } from '../runtime/version.js';
 import { CHECKPOINT_FILE } from './checkpoint.js';
 import type { PretrainConfig } from './config.js';
+import type { StepRecord } from './loop.js';
 import type { ResumeRecord } from './resume.js';
-
-export const METRICS_FILE = 'metrics.jsonl';
-export const CONFIG_FILE = 'config.json';
+import type { SupervisedRecord } from './supervised.js';
+import type { StepClock } from './train-loop.js';
 
 /** A run folder's config.json: the resolved config and what the run recorded about itself. */
 export interface SavedRunConfig extends PretrainConfig {
@@ -34,30 +34,51 @@ export const readSavedConfig = (file: string): SavedRunConfig | undefined => {
 };
 
 /**
- * metrics.jsonl lines of steps before `step` (a crash after the last checkpoint leaves later
- * ones). A torn last line (a crash or a full disk during the append) is dropped; a bad line
- * elsewhere is an error naming the file and line.
+ * One line of a run's metrics.jsonl: a CAPI step's (loop.ts StepRecord) or a supervised step's
+ * (supervised.ts), each with the clock (train-loop.ts). Read back, any field but the step may be
+ * missing (lines written by earlier versions).
  */
-export function keptMetrics(file: string, step: number, log: (l: string) => void): string[] {
+export type MetricsLine = { step: number } & Partial<StepClock> &
+  Partial<Omit<StepRecord, 'step'>> &
+  Partial<Omit<SupervisedRecord, 'step'>>;
+
+/** A metrics line's value that is there and finite. */
+export const isFiniteNumber = (x: number | undefined): x is number => x !== undefined && Number.isFinite(x);
+
+/** The numeric fields of a metrics line (what the report averages and plots). */
+export type MetricsKey = { [K in keyof MetricsLine]-?: NonNullable<MetricsLine[K]> extends number ? K : never }[keyof MetricsLine];
+
+/**
+ * The lines of a metrics.jsonl, each with its parsed record. A torn last line (a crash or a full
+ * disk during the append) is dropped and said; a bad line elsewhere is an error naming the file
+ * and line.
+ */
+function parseMetrics(file: string, log: (l: string) => void): { line: string; rec: MetricsLine }[] {
   if (!fs.existsSync(file)) return [];
   const lines = fs.readFileSync(file, 'utf8').split('\n');
   if (lines.at(-1) === '') lines.pop();
-  const kept: string[] = [];
-  lines.forEach((line, i) => {
-    let rec: { step?: unknown };
+  return lines.flatMap((line, i) => {
     try {
-      rec = JSON.parse(line);
+      return [{ line, rec: JSON.parse(line) as MetricsLine }];
     } catch {
       if (i === lines.length - 1) {
         log(`${file}: dropped a torn last line (${line.length} bytes)`);
-        return;
+        return [];
       }
       throw new Error(`${file}:${i + 1}: not a JSON line; the metrics are damaged (remove the line to resume)`);
     }
-    if (typeof rec.step === 'number' && rec.step < step) kept.push(line);
   });
-  return kept;
 }
+
+/** metrics.jsonl lines of steps before `step`, as written (a crash after the last checkpoint leaves later ones). */
+export function keptMetrics(file: string, step: number, log: (l: string) => void): string[] {
+  return parseMetrics(file, log)
+    .filter(({ rec }) => typeof rec.step === 'number' && rec.step < step)
+    .map(({ line }) => line);
+}
+
+/** The records of a run folder's metrics.jsonl (a torn last line, which the run's resume repairs, left out). */
+export const readMetrics = (dir: string): MetricsLine[] => parseMetrics(path.join(dir, METRICS_FILE), () => {}).map(({ rec }) => rec);
 
 /** Training seconds of the kept records (their last elapsedSec): a resumed run's clock continues from there. */
 export function elapsedBefore(kept: string[]): number {

@@ -161,8 +161,11 @@ function clusterDiagnostics(assigned: Int32Array, positions: number, clusters: n
   return { clustersUsed: new Set(assigned).size, positionClusterMI: mi.mi, positionClusterMICorrected: mi.corrected };
 }
 
-/** Runs one iteration on `batch` and advances `state` in place. */
-export function trainStep(state: CapiState, batch: PretrainBatch, cfg: PretrainConfig, total: number): StepMetrics {
+/**
+ * Runs one iteration on `batch` and advances `state` in place. Its metrics are read back
+ * asynchronously (a GPU backend cannot read a tensor synchronously: webgpu.ts).
+ */
+export async function trainStep(state: CapiState, batch: PretrainBatch, cfg: PretrainConfig, total: number): Promise<StepMetrics> {
   const { model: mc, train: tc } = cfg;
   const t = state.step;
   const { lr, clusterLr, momentum } = schedulesAt(cfg, total, t);
@@ -225,17 +228,22 @@ export function trainStep(state: CapiState, batch: PretrainBatch, cfg: PretrainC
   });
   adamwStep(state.clustering, teacherOut.grads, state.clusterOpt, adam, () => ({ lr: clusterLr, weightDecay: tc.clusterWeightDecay }));
 
-  const metrics: StepMetrics = {
-    step: t,
-    capiLoss: capiLoss.dataSync()[0],
-    clusteringLoss: teacherOut.loss.dataSync()[0],
-    targetEntropy: teacherOut.entropy.dataSync()[0],
-    ...clusterDiagnostics(teacherOut.used.dataSync() as Int32Array, n, mc.numClusters),
-    lr,
-    clusterLr,
-    momentum,
-  };
-  tf.dispose([visible, encCoords, predCoords, capiLoss, grads, teacherOut]);
   state.step = t + 1;
-  return metrics;
+  tf.dispose([visible, encCoords, predCoords, grads, teacherOut.targets, teacherOut.grads]);
+  const read = [capiLoss, teacherOut.loss, teacherOut.entropy, teacherOut.used];
+  try {
+    const [loss, clusteringLoss, entropy, used] = await Promise.all(read.map((x) => x.data()));
+    return {
+      step: t,
+      capiLoss: loss[0],
+      clusteringLoss: clusteringLoss[0],
+      targetEntropy: entropy[0],
+      ...clusterDiagnostics(used as Int32Array, n, mc.numClusters),
+      lr,
+      clusterLr,
+      momentum,
+    };
+  } finally {
+    tf.dispose(read);
+  }
 }

@@ -22,16 +22,17 @@ import { writeFileAtomic, makeDirs } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
 import { withFolderLock } from '../runtime/lock.js';
 import { codeVersion, trainingCode } from '../runtime/version.js';
-import { readTrainState, writeTrainState } from '../model/io/run-files.js';
+import { CONFIG_FILE, METRICS_FILE, readTrainState, writeTrainState } from '../model/io/run-files.js';
 import { Rng, STREAM } from '../runtime/rng.js';
 import { exportTeacher, restoreGroups } from './checkpoint.js';
 import type { PretrainConfig } from './config.js';
 import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js';
-import { StopRequest, yieldToEventLoop } from './loop.js';
 import type { ResumeRecord } from './resume.js';
 import { checkCode } from './resume.js';
 import { elapsedBefore, keptMetrics } from './run-folder.js';
 import { studentParamGroup } from './schedules.js';
+import type { StepClock, TrainDriver } from './train-loop.js';
+import { trainLoop } from './train-loop.js';
 import type { CapiState, PretrainBatch } from './step.js';
 import { disposeState, initState, schedulesAt, totalSteps } from './step.js';
 
@@ -45,6 +46,9 @@ export interface SupervisedStepMetrics {
   batchAccuracy: number;
   lr: number;
 }
+
+/** A supervised run's metrics line. */
+export type SupervisedRecord = SupervisedStepMetrics & StepClock;
 
 export interface SupervisedHead {
   w: tf.Variable;
@@ -76,7 +80,7 @@ export function supervisedParams(state: CapiState, head: SupervisedHead): Record
 }
 
 /** One AdamW step of encoder + head (`params`, from supervisedParams) on cross-entropy of the batch's labels. */
-export function supervisedStep(
+export async function supervisedStep(
   state: CapiState,
   head: SupervisedHead,
   params: Record<string, tf.Variable>,
@@ -85,7 +89,7 @@ export function supervisedStep(
   labels: Int32Array,
   cfg: PretrainConfig,
   total: number,
-): SupervisedStepMetrics {
+): Promise<SupervisedStepMetrics> {
   const { model: mc, train: tc } = cfg;
   const t = state.step;
   const { lr } = schedulesAt(cfg, total, t);
@@ -110,20 +114,23 @@ export function supervisedStep(
     return { lr: lr * lrMult, weightDecay: tc.weightDecay * wdMult };
   });
   const predicted = tf.argMax(logits!, -1);
-  const pred = predicted.dataSync();
-  let correct = 0;
-  for (let i = 0; i < b; i++) if (pred[i] === labels[i]) correct++;
-  const metrics = { step: t, loss: value.dataSync()[0], batchAccuracy: correct / b, lr };
-  tf.dispose([patches, coords, y, value, grads, logits!, predicted]);
+  tf.dispose([patches, coords, y, grads, logits!]);
   state.step = t + 1;
-  return metrics;
+  try {
+    const [pred, loss] = await Promise.all([predicted.data(), value.data()]); // asynchronous reads: a GPU backend has no others
+    let correct = 0;
+    for (let i = 0; i < b; i++) if (pred[i] === labels[i]) correct++;
+    return { step: t, loss: loss[0], batchAccuracy: correct / b, lr };
+  } finally {
+    tf.dispose([value, predicted]);
+  }
 }
 
 export interface SupervisedOptions {
   out: string;
   backend: BackendInfo;
   log: (line: string) => void;
-  onStep?: (m: SupervisedStepMetrics, total: number) => void;
+  onStep?: (m: SupervisedRecord, total: number) => void;
   /** Stop (with a checkpoint) once this many steps are done; 0: run to the end. */
   stopAfter?: number;
   /** Take the folder's lock although another process holds it (src/runtime/lock.ts). */
@@ -138,8 +145,14 @@ export const supervisedDone = (dir: string): boolean => fs.existsSync(path.join(
 /** What a supervised checkpoint holds: the trained parameters and their AdamW moments, by group. */
 const checkpointGroups = (params: Record<string, tf.Variable>, opt: AdamWState) => ({ params, 'opt.m': opt.m, 'opt.v': opt.v });
 
-function saveSupervised(file: string, params: Record<string, tf.Variable>, opt: AdamWState, step: number, cfg: PretrainConfig): void {
-  writeTrainState(file, checkpointGroups(params, opt), {
+async function saveSupervised(
+  file: string,
+  params: Record<string, tf.Variable>,
+  opt: AdamWState,
+  step: number,
+  cfg: PretrainConfig,
+): Promise<void> {
+  await writeTrainState(file, checkpointGroups(params, opt), {
     step: String(step),
     optSteps: String(opt.steps),
     config: JSON.stringify(cfg),
@@ -191,10 +204,10 @@ async function trainSupervised(cfg: PretrainConfig, opts: SupervisedOptions): Pr
   const params = supervisedParams(state, head);
   const opt = initAdamW(params);
   makeDirs(opts.out);
-  const metricsFile = path.join(opts.out, 'metrics.jsonl');
+  const metricsFile = path.join(opts.out, METRICS_FILE);
   const ckpt = path.join(opts.out, SUPERVISED_CHECKPOINT);
   const resumed = fs.existsSync(ckpt);
-  const saved = resumed ? (JSON.parse(fs.readFileSync(path.join(opts.out, 'config.json'), 'utf8')) as Record<string, unknown>) : {};
+  const saved = resumed ? (JSON.parse(fs.readFileSync(path.join(opts.out, CONFIG_FILE), 'utf8')) as Record<string, unknown>) : {};
   const resumes = (saved.resumes as ResumeRecord[] | undefined) ?? [];
   if (resumed) {
     const r = loadSupervised(ckpt, params, opt, cfg, opts);
@@ -202,7 +215,7 @@ async function trainSupervised(cfg: PretrainConfig, opts: SupervisedOptions): Pr
     resumes.push(r.resume);
   }
   writeFileAtomic(
-    path.join(opts.out, 'config.json'),
+    path.join(opts.out, CONFIG_FILE),
     JSON.stringify(
       {
         ...cfg,
@@ -219,29 +232,35 @@ async function trainSupervised(cfg: PretrainConfig, opts: SupervisedOptions): Pr
     ),
   );
   const kept = resumed ? keptMetrics(metricsFile, state.step, opts.log) : [];
-  writeFileAtomic(metricsFile, kept.map((l) => `${l}\n`).join(''));
   opts.log(
     `supervised ceiling: ${ds.description}, ${total} steps of ${cfg.train.batchSize}${resumed ? `, resumed at step ${state.step}` : ''}`,
   );
-  // Elapsed time continues from the run's last record, as a CAPI run's does.
-  const started = performance.now() - 1000 * elapsedBefore(kept);
-  const stop = new StopRequest(opts.log);
   try {
-    while (state.step < total) {
-      const t0 = performance.now();
-      const batch = await loadPretrainBatch(ds, sampler, cfg, state.step);
-      const labels = Int32Array.from(sampler.indices(state.step), (i) => ds.label!(i));
-      const m = supervisedStep(state, head, params, opt, batch, labels, cfg, total);
-      const rec = { ...m, imagesPerSec: batch.size / ((performance.now() - t0) / 1000), elapsedSec: (performance.now() - started) / 1000 };
-      fs.appendFileSync(metricsFile, `${JSON.stringify(rec)}\n`);
-      opts.onStep?.(m, total);
-      if (!Number.isFinite(m.loss)) throw new Error(`supervised run diverged at step ${m.step}: lower --lr`);
-      await yieldToEventLoop(); // a signal sent during the step is seen now
-      if (state.step === total) break;
-      const early = stop.signal !== undefined || (!!opts.stopAfter && state.step >= opts.stopAfter);
-      if (early || state.step % cfg.train.checkpointEvery === 0) saveSupervised(ckpt, params, opt, state.step, cfg);
-      if (early) return { finished: false, interrupted: stop.signal };
-    }
+    const driver: TrainDriver<SupervisedStepMetrics, SupervisedRecord> = {
+      get step() {
+        return state.step;
+      },
+      total,
+      checkpointAtEnd: false, // the finished run exports its encoder instead
+      async trainStep() {
+        const batch = await loadPretrainBatch(ds, sampler, cfg, state.step);
+        const labels = Int32Array.from(sampler.indices(state.step), (i) => ds.label!(i));
+        return { metrics: await supervisedStep(state, head, params, opt, batch, labels, cfg, total), images: batch.size };
+      },
+      record: async (m, clock) => ({ ...m, ...clock }),
+      divergence: (r) => (Number.isFinite(r.loss) ? undefined : `supervised run diverged at step ${r.step}: lower --lr`),
+      checkpoint: () => saveSupervised(ckpt, params, opt, state.step, cfg),
+    };
+    const outcome = await trainLoop(driver, {
+      metricsFile,
+      kept,
+      resumedAt: resumed ? state.step : -1,
+      stopAfter: opts.stopAfter ?? 0,
+      checkpointEvery: cfg.train.checkpointEvery,
+      log: opts.log,
+      onStep: opts.onStep,
+    });
+    if (outcome.stoppedEarly) return { finished: false, interrupted: outcome.interrupted };
     // The evaluated encoder is the trained one: copy it where the export reads (no EMA here).
     for (const name of encoderNames(state)) state.teacher[name].assign(state.student[name]);
     await exportTeacher(opts.out, state, cfg.model, {
@@ -251,11 +270,11 @@ async function trainSupervised(cfg: PretrainConfig, opts: SupervisedOptions): Pr
       preset: cfg.preset,
       supervised: true,
     });
-    writeFileAtomic(path.join(opts.out, SUPERVISED_FILE), JSON.stringify({ steps: total, seconds: (performance.now() - started) / 1000 }));
+    const seconds = outcome.records.at(-1)?.elapsedSec ?? elapsedBefore(kept);
+    writeFileAtomic(path.join(opts.out, SUPERVISED_FILE), JSON.stringify({ steps: total, seconds }));
     fs.rmSync(ckpt, { force: true });
     return { finished: true };
   } finally {
-    stop.dispose();
     disposeState(state);
     tf.dispose([head.w, head.b, ...Object.values(opt.m), ...Object.values(opt.v)]);
   }

@@ -3,6 +3,7 @@
  * its student, each Table 1 arm against the default, predictor against average pooling; each with
  * its gap, combined standard error, verdict and the diagnostics that bear on it.
  */
+import { chosenK } from '../eval/details.js';
 import type { MetricKey } from '../eval/metrics.js';
 import { PAPER_TEACHERS, paperTeacherMomenta, teacherMeanAge } from '../pretrain/diagnostics.js';
 import type { EvalResult } from '../eval/result.js';
@@ -19,7 +20,16 @@ import {
   verdict,
   withSeedSpreadOf,
 } from './statistics.js';
-import { armResults, byModel, familyMetrics, rowMetric, type StudyReportInput } from './study-input.js';
+import {
+  armResults,
+  byModel,
+  familyMetrics,
+  type PlanEvaluation,
+  planResults,
+  resultOf,
+  rowMetric,
+  type StudyReportInput,
+} from './study-input.js';
 
 export interface Claim {
   claim: string;
@@ -82,10 +92,8 @@ function ceilingEvidence(ceiling: Aggregate | undefined, b: Aggregate): string {
 }
 
 /** The k-NN's chosen k of a row's seeds, e.g. `k=1` or `k=1, 3`. */
-const chosenK = (rs: EvalResult[]) =>
-  [...new Set(rs.map((r) => (r.details?.['seg.knn'] as { best?: { k?: number } } | undefined)?.best?.k).filter((k) => k !== undefined))]
-    .map((k) => `k=${k}`)
-    .join(', ');
+const chosenKs = (rs: EvalResult[]) =>
+  [...new Set(rs.map((r) => chosenK(r.details)).filter((k) => k !== undefined))].map((k) => `k=${k}`).join(', ');
 
 /** `0.291 ± 0.012 (n=2 of 3 seeds)`-style: the mean image share over the seeds that recorded it. */
 const shareCell = (x: { image: number; n: number; imageStd: number }) =>
@@ -99,7 +107,7 @@ function denseEvidence(a: EvalResult[], b: EvalResult[], key: MetricKey): string
     sa && sb
       ? `; share of the standardised test patch features' variance in their canvas's mean: A ${shareCell(sa)}, B ${shareCell(sb)} (in their position's mean: ${sa.position.toFixed(3)}, ${sb.position.toFixed(3)})`
       : '';
-  const [ka, kb] = [chosenK(a), chosenK(b)];
+  const [ka, kb] = [chosenKs(a), chosenKs(b)];
   const k = key.startsWith('seg.knn') && ka && kb ? `; chosen k: A ${ka}, B ${kb}` : '';
   return `${shares}${k}`;
 }
@@ -159,15 +167,18 @@ export function buildClaims(input: StudyReportInput): Claim[] {
   }
   for (const m of metrics.filter((x) => ['linear(avg).top1', 'knn(avg).top1'].includes(x.key))) {
     // Paired: the teachers of the runs whose final student is evaluated, and those students.
-    const paired = input.runs.filter((r) => input.results.some((x) => x.task === m.task && x.model === `${r.id}-student`));
+    const atEnd = (weights: PlanEvaluation['weights']) => (e: PlanEvaluation) =>
+      e.task === m.task && e.weights === weights && e.atEpochs === undefined;
+    const students = input.evalSettings.filter((e) => atEnd('student')(e) && resultOf(input, e));
+    const paired = input.runs.filter((r) => students.some((e) => e.run === r.id));
     if (!paired.length) continue;
-    const teacher = input.results.filter((r) => r.task === m.task && paired.some((p) => p.id === r.model));
-    const student = input.results.filter((r) => r.task === m.task && paired.some((p) => `${p.id}-student` === r.model));
+    const teacher = planResults(input, (e) => atEnd('teacher')(e) && paired.some((p) => p.id === e.run));
+    const student = planResults(input, (e) => atEnd('student')(e) && paired.some((p) => p.id === e.run));
     const run = paired[0];
     const pairs = `paired over ${paired.length === 1 ? 'one run' : `${paired.length} runs`} (${paired.map((r) => r.id).join(', ')})`;
     const share = run?.metrics.at(-1)?.teacherInitShare;
     // The EMA teacher is a weighted average of past students: its lag is small only against the run's length.
-    const age = teacherMeanAge(run.metrics.map((x) => x.momentum));
+    const age = teacherMeanAge(run.metrics.map((x) => x.momentum ?? Number.NaN));
     const horizon = Number.isFinite(age)
       ? `; the final teacher averages the students of its run with a mean age of ${age.toFixed(0)} steps, ${((100 * age) / run.metrics.length).toFixed(0)}% of the run (${paperTeacherAges()})`
       : '';

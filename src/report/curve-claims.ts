@@ -8,20 +8,30 @@ import type { Verdict } from './statistics.js';
 import { curvePoints, type StudyReportInput } from './study-input.js';
 import type { ReportTable } from './study-tables.js';
 
-/** Whether a result row is one of a run's (teacher or student, at its end or a point), not a baseline or reference row. */
-const runOf = (input: StudyReportInput, model: string) =>
-  input.runs.find((r) => model === r.id || model.startsWith(`${r.id}-`) || model.startsWith(`${r.id}@`));
-
 /**
- * The study as it stood at `epochs`: each run's rows at that point under the run's own names (its
- * end rows left out), its metrics up to the point's step; the baselines and reference rows as
+ * The study as it stood at `epochs`: each run's rows at that point under the names of its end rows
+ * (the end rows left out), its metrics up to the point's step; the baselines and reference rows as
  * they are (they do not depend on training length).
  */
 export function atPoint(input: StudyReportInput, epochs: number): StudyReportInput {
-  const suffix = `@${epochs}ep`;
-  const results = input.results
-    .filter((r) => !runOf(input, r.model) || r.model.includes(suffix))
-    .map((r) => (r.model.includes(suffix) ? { ...r, model: r.model.replace(suffix, '') } : r));
+  const rowsOfRuns = new Set(input.evalSettings.map((e) => `${e.task}\0${e.row}`));
+  // A point's row -> the row of the same run, weights and task at the end.
+  const endRow = new Map<string, string>(
+    input.evalSettings
+      .filter((e) => e.atEpochs === epochs)
+      .flatMap((e) => {
+        const end = input.evalSettings.find(
+          (x) => x.run === e.run && x.task === e.task && x.weights === e.weights && x.atEpochs === undefined,
+        );
+        return end ? [[`${e.task}\0${e.row}`, end.row] as [string, string]] : [];
+      }),
+  );
+  const results = input.results.flatMap((r) => {
+    const key = `${r.task}\0${r.model}`;
+    const end = endRow.get(key);
+    if (end !== undefined) return [{ ...r, model: end }];
+    return rowsOfRuns.has(key) ? [] : [r];
+  });
   const stepOf = (id: string) => {
     const row = results.find((r) => r.model === id && typeof r.config.checkpointStep === 'number');
     return row ? (row.config.checkpointStep as number) : undefined;

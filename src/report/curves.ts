@@ -4,6 +4,7 @@
  * a run has one), one line per run.
  * Drawn by Vega-Lite (headless SVG) and rasterised by sharp.
  */
+import { isFiniteNumber, type MetricsKey, type MetricsLine } from '../pretrain/run-folder.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
@@ -11,7 +12,7 @@ import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import { makeDirs } from '../runtime/atomic.js';
 
-export const CURVE_METRICS: [key: string, title: string][] = [
+export const CURVE_METRICS: [key: MetricsKey, title: string][] = [
   ['capiLoss', 'CAPI loss'],
   ['clusteringLoss', 'clustering loss'],
   ['targetEntropy', 'target entropy (nats)'],
@@ -27,7 +28,7 @@ const MAX_POINTS = 200;
 
 export interface CurveRun {
   run: string;
-  metrics: Record<string, number>[];
+  metrics: MetricsLine[];
 }
 
 /** Long-format rows {run, step, metric, value}, thinned to MAX_POINTS per run. */
@@ -35,14 +36,13 @@ export function curveRows(runs: CurveRun[]): { run: string; step: number; metric
   return runs.flatMap(({ run, metrics }) => {
     const stride = Math.max(1, Math.ceil(metrics.length / MAX_POINTS));
     // The monitor's sparse measurements are all kept.
-    const kept = metrics.filter((m, i) => i % stride === 0 || i === metrics.length - 1 || Number.isFinite(m.monitorKnnTop1));
+    const kept = metrics.filter((m, i) => i % stride === 0 || i === metrics.length - 1 || isFiniteNumber(m.monitorKnnTop1));
     return kept.flatMap((m) =>
-      CURVE_METRICS.filter(([k]) => Number.isFinite(m[k])).map(([k, title]) => ({
-        run,
-        step: m.step + 1,
-        metric: title,
-        value: k === 'teacherInitShare' ? Math.log10(m[k]) : m[k],
-      })),
+      CURVE_METRICS.flatMap(([k, title]) => {
+        const v = m[k];
+        if (!isFiniteNumber(v)) return [];
+        return [{ run, step: m.step + 1, metric: title, value: k === 'teacherInitShare' ? Math.log10(v) : v }];
+      }),
     );
   });
 }

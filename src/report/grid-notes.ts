@@ -1,13 +1,6 @@
 /** How often the probes' chosen lr and wd lie at the edges of their grids, and by how much they won there. */
+import { isProbeDetails } from '../eval/details.js';
 import type { EvalResult } from '../eval/result.js';
-
-interface GridDetails {
-  grid: { lr: number; wd: number }[];
-  valAccuracy: number[];
-  best: number;
-  plateauTolerance: number;
-  coarse?: { grid: { lr: number; wd: number }[]; valAccuracy: number[] };
-}
 
 type GridAxis = 'lr' | 'wd';
 
@@ -29,8 +22,9 @@ function gridEdgePicks(results: EvalResult[], axis: GridAxis): EdgePick[] {
   const other: GridAxis = axis === 'lr' ? 'wd' : 'lr';
   const picks: EdgePick[] = [];
   for (const r of results) {
-    for (const d of Object.values(r.details) as Partial<GridDetails>[]) {
-      if (!d?.grid || !d.valAccuracy || d.best === undefined || d.plateauTolerance === undefined) continue;
+    // Every probe's details, under today's classifier names and those of older results.
+    for (const d of Object.values(r.details)) {
+      if (!isProbeDetails(d)) continue;
       const values = [...new Set((d.coarse?.grid ?? d.grid).map((g) => g[axis]))].sort((a, b) => a - b);
       if (values.length < 2) continue;
       const chosen = d.grid[d.best];

@@ -8,6 +8,7 @@
  * so that part does not average out); n = 1 leaves the test-set standard error. A claim "A > B"
  * holds when the gap exceeds 2 combined standard errors.
  */
+import { isFiniteNumber, type MetricsKey, type MetricsLine } from '../pretrain/run-folder.js';
 import type { MetricKey } from '../eval/metrics.js';
 import type { EvalResult } from '../eval/result.js';
 import type { FeatureShares } from '../segmentation/variance.js';
@@ -86,30 +87,32 @@ export function verdict(gap: number | undefined, se: number | undefined, kind: '
  * A run's training seconds: the sum of its clock's segments (runs resumed before the clock
  * continued across a resume restart at 0 after each one; later records never fall).
  */
-export function trainingSeconds(metrics: Record<string, number>[]): number {
+export function trainingSeconds(metrics: MetricsLine[]): number {
   let done = 0;
   let last = 0;
   for (const { elapsedSec: e } of metrics) {
-    if (!Number.isFinite(e)) continue;
+    if (!isFiniteNumber(e)) continue;
     if (e < last) done += last;
     last = e;
   }
   return done + last;
 }
 
-/** Mean of a diagnostic over the last 10% of a run's steps. */
-export function lateMean(metrics: Record<string, number>[], key: string): number {
-  const tail = metrics.slice(Math.floor(metrics.length * 0.9));
-  const xs = tail.map((m) => m[key]).filter((x) => Number.isFinite(x));
+/** Mean of the finite values over the last 10% of a run's steps. */
+function lateMeanOf(values: (number | undefined)[]): number {
+  const xs = values.slice(Math.floor(values.length * 0.9)).filter(isFiniteNumber);
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
 }
+
+/** Mean of a diagnostic over the last 10% of a run's steps. */
+export const lateMean = (metrics: MetricsLine[], key: MetricsKey): number => lateMeanOf(metrics.map((m) => m[key]));
 
 /**
  * The position-cluster mutual information over the last 10% of steps, Miller-Madow corrected and
  * floored at 0: the correction subtracts the plug-in estimate's expected bias and can overshoot
  * below 0 where the true MI is ~0; a mutual information is never negative.
  */
-export function correctedMI(metrics: Record<string, number>[]): number {
+export function correctedMI(metrics: MetricsLine[]): number {
   return Math.max(0, lateMean(metrics, 'positionClusterMICorrected'));
 }
 
@@ -119,15 +122,15 @@ export function correctedMI(metrics: Record<string, number>[]): number {
  * entropy is logged, so loss - entropy is their mean KL divergence (0 for a perfect predictor).
  * Over the last 10% of steps, and at step 0.
  */
-export function predictorGap(metrics: Record<string, number>[]): { late: number; initial: number } {
-  const kl = metrics.map((m) => ({ kl: m.capiLoss - m.targetEntropy }));
-  return { late: lateMean(kl, 'kl'), initial: kl[0]?.kl ?? Number.NaN };
+export function predictorGap(metrics: MetricsLine[]): { late: number; initial: number } {
+  const kl = metrics.map((m) => (m.capiLoss ?? Number.NaN) - (m.targetEntropy ?? Number.NaN));
+  return { late: lateMeanOf(kl), initial: kl[0] ?? Number.NaN };
 }
 
 /** Mean over results (seeds) of the dense evaluation's feature-variance shares, where recorded (src/segmentation/variance.ts), with how many and the image share's spread. */
 export function meanFeatureShares(results: EvalResult[]): (FeatureShares & { n: number; imageStd: number }) | undefined {
   const shares = results
-    .map((r) => r.details?.featureShares as FeatureShares | undefined)
+    .map((r) => r.details?.featureShares)
     .filter((x): x is FeatureShares => x !== undefined && Number.isFinite(x.image) && Number.isFinite(x.position));
   if (!shares.length) return undefined;
   const n = shares.length;
@@ -138,7 +141,7 @@ export function meanFeatureShares(results: EvalResult[]): (FeatureShares & { n: 
 }
 
 /** `234: 61.2, 468: 66.0, 703: 68.1`: the monitor's measurements of a run ('-' where it had none). */
-export function monitorTrace(metrics: Record<string, number>[]): string {
-  const points = metrics.filter((m) => Number.isFinite(m.monitorKnnTop1));
-  return points.length ? points.map((m) => `${m.step + 1}: ${m.monitorKnnTop1.toFixed(1)}`).join(', ') : '-';
+export function monitorTrace(metrics: MetricsLine[]): string {
+  const points = metrics.flatMap((m) => (isFiniteNumber(m.monitorKnnTop1) ? [[m.step + 1, m.monitorKnnTop1]] : []));
+  return points.length ? points.map(([step, top1]) => `${step}: ${top1.toFixed(1)}`).join(', ') : '-';
 }

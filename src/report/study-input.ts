@@ -3,6 +3,7 @@
  * the selections every part of the report makes of it: an arm's results over its seeds, a
  * baseline's rows, the metrics a family is judged on.
  */
+import type { MetricsLine } from '../pretrain/run-folder.js';
 import type { MetricKey } from '../eval/metrics.js';
 import type { EvalResult } from '../eval/result.js';
 
@@ -21,7 +22,7 @@ export interface StudyRunInput {
   /** The run's config.json, once it started. */
   config?: Record<string, unknown>;
   /** Its metrics.jsonl lines. */
-  metrics: Record<string, number>[];
+  metrics: MetricsLine[];
 }
 
 export interface StudyReportInput {
@@ -31,8 +32,21 @@ export interface StudyReportInput {
   results: EvalResult[];
   commits: string[];
   started: string;
-  /** The plan's evaluations: of which run, the result row they write (`run`, `run-student`, `run@3ep`...), on which task. */
-  evalSettings: { run: string; row: string; task: string; probes: string[]; weights: string; config: Record<string, unknown> }[];
+  /** The plan's evaluations: what says which run, weights and learning-curve point a result row is. */
+  evalSettings: PlanEvaluation[];
+}
+
+/** One evaluation of a plan: of which run and weights, at which learning-curve point, on which task, and the result row it writes. */
+export interface PlanEvaluation {
+  run: string;
+  /** The result's model name (src/study/plans.ts evalRowName). */
+  row: string;
+  task: string;
+  probes: string[];
+  weights: 'teacher' | 'student';
+  /** A learning-curve point: the run's weights after this many epochs (absent: at its end). */
+  atEpochs?: number;
+  config: Record<string, unknown>;
 }
 
 export interface Metric {
@@ -73,29 +87,37 @@ export function familyMetrics(results: EvalResult[]): Metric[] {
 /** The ids of the runs of one arm (all its seeds). */
 export const armRunIds = (input: StudyReportInput, arm: string) => new Set(input.runs.filter((r) => r.arm === arm).map((r) => r.id));
 
-/** Teacher results of the runs of one arm on a task (all its seeds). */
-export function armResults(input: StudyReportInput, arm: string, task: string): EvalResult[] {
+/** The result of a plan evaluation, if it exists. */
+export const resultOf = (input: StudyReportInput, e: PlanEvaluation): EvalResult | undefined =>
+  input.results.find((r) => r.task === e.task && r.model === e.row);
+
+/** The results of the plan's evaluations that `select` picks. */
+export const planResults = (input: StudyReportInput, select: (e: PlanEvaluation) => boolean): EvalResult[] =>
+  input.evalSettings.filter(select).flatMap((e) => resultOf(input, e) ?? []);
+
+/** The evaluations of one arm's runs (all seeds) on a task, of these weights at this learning-curve point (undefined: the end). */
+const ofArm = (input: StudyReportInput, arm: string, task: string, weights: PlanEvaluation['weights'], atEpochs?: number) => {
   const ids = armRunIds(input, arm);
-  return input.results.filter((r) => r.task === task && ids.has(r.model));
-}
+  return (e: PlanEvaluation) => ids.has(e.run) && e.task === task && e.weights === weights && e.atEpochs === atEpochs;
+};
 
-/** The learning-curve points the results hold (`<run>@<n>ep` rows), in epochs, ascending. */
+/** Teacher results of the runs of one arm on a task (all its seeds), at their end. */
+export const armResults = (input: StudyReportInput, arm: string, task: string): EvalResult[] =>
+  planResults(input, ofArm(input, arm, task, 'teacher'));
+
+/** The learning-curve points (epochs) the results hold, ascending. */
 export function curvePoints(input: StudyReportInput): number[] {
-  const points = input.results.map((r) => /@(\d+)ep(-student)?$/.exec(r.model)?.[1]).filter((p): p is string => p !== undefined);
-  return [...new Set(points.map(Number))].sort((a, b) => a - b);
+  const points = input.evalSettings.filter((e) => e.atEpochs !== undefined && resultOf(input, e)).map((e) => e.atEpochs!);
+  return [...new Set(points)].sort((a, b) => a - b);
 }
 
-/** The results of the runs of one arm at a learning-curve point (`<run>@<n>ep`, teacher or `-student`). */
-export function armResultsAt(input: StudyReportInput, arm: string, task: string, epochs: number, student: boolean): EvalResult[] {
-  const names = new Set([...armRunIds(input, arm)].map((id) => `${id}@${epochs}ep${student ? '-student' : ''}`));
-  return input.results.filter((r) => r.task === task && names.has(r.model));
-}
+/** The results of the runs of one arm at a learning-curve point, teacher or student. */
+export const armResultsAt = (input: StudyReportInput, arm: string, task: string, epochs: number, student: boolean): EvalResult[] =>
+  planResults(input, ofArm(input, arm, task, student ? 'student' : 'teacher', epochs));
 
 /** The final students' results of the runs of one arm on a task (not the students of learning-curve points). */
-export function armStudentResults(input: StudyReportInput, arm: string, task: string): EvalResult[] {
-  const ids = armRunIds(input, arm);
-  return input.results.filter((r) => r.task === task && r.model.endsWith('-student') && ids.has(r.model.slice(0, -'-student'.length)));
-}
+export const armStudentResults = (input: StudyReportInput, arm: string, task: string): EvalResult[] =>
+  planResults(input, ofArm(input, arm, task, 'student'));
 
 export const byModel = (input: StudyReportInput, task: string, model: string) =>
   input.results.filter((r) => r.task === task && r.model === model);

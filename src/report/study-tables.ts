@@ -2,6 +2,7 @@
  * The report's tables (Tables 1, 2, 3 and 5 beside the paper's, the feature-variance shares, the
  * runs' diagnostics, the claims), one cell format and one legend for all of them.
  */
+import type { MetricsLine } from '../pretrain/run-folder.js';
 import type { MetricKey } from '../eval/metrics.js';
 import { teacherMeanAge } from '../pretrain/diagnostics.js';
 import type { EvalResult } from '../eval/result.js';
@@ -32,7 +33,7 @@ import {
   type StudyReportInput,
 } from './study-input.js';
 
-const predictorGapCell = (metrics: Record<string, number>[]) => {
+const predictorGapCell = (metrics: MetricsLine[]) => {
   const g = predictorGap(metrics);
   return `${g.late.toFixed(2)} (${g.initial.toFixed(2)})`;
 };
@@ -192,7 +193,7 @@ export function diagnosticsTable(input: StudyReportInput): ReportTable {
     .filter((r) => r.metrics.length)
     .map((r) => {
       const last = r.metrics.at(-1)!;
-      const ips = r.metrics.map((m) => m.imagesPerSec).sort((a, b) => a - b)[Math.floor(r.metrics.length / 2)];
+      const ips = r.metrics.map((m) => m.imagesPerSec ?? Number.NaN).sort((a, b) => a - b)[Math.floor(r.metrics.length / 2)];
       const total = (r.config?.totalSteps as number | undefined) ?? Number.NaN;
       return [
         r.id,
@@ -205,7 +206,7 @@ export function diagnosticsTable(input: StudyReportInput): ReportTable {
         predictorGapCell(r.metrics),
         lateMean(r.metrics, 'clustersUsed').toFixed(0),
         (last.teacherInitShare ?? Number.NaN).toExponential(1),
-        teacherMeanAge(r.metrics.map((m) => m.momentum)).toFixed(0),
+        teacherMeanAge(r.metrics.map((m) => m.momentum ?? Number.NaN)).toFixed(0),
         lateMean(r.metrics, 'prototypeCosineToInit').toFixed(3),
         correctedMI(r.metrics).toFixed(3),
         monitorTrace(r.metrics),

@@ -6,6 +6,7 @@
  * steps: statistics (statistics.ts) -> claims (claims.ts) -> tables (study-tables.ts) -> this
  * file, which renders them.
  */
+import { isFiniteNumber } from '../pretrain/run-folder.js';
 import * as path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { TASKS, type TaskName } from '../eval/tasks.js';
@@ -55,7 +56,7 @@ export function machinesLine(input: StudyReportInput): string {
   for (const r of input.runs.filter((x) => x.config && x.metrics.length)) {
     const ips = r.metrics
       .map((m) => m.imagesPerSec)
-      .filter((x) => Number.isFinite(x))
+      .filter(isFiniteNumber)
       .sort((a, b) => a - b);
     const median = ips.length ? ` at ${ips[Math.floor(ips.length / 2)].toFixed(0)} img/s` : '';
     entry((r.config!.backend as { machine?: string } | undefined)?.machine).runs.push(`${r.id}${median}`);

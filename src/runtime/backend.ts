@@ -28,7 +28,7 @@ export const BACKEND_FIELDS = {
     .enum(BACKEND_CHOICES)
     .default(envBackend())
     .describe(
-      '$CAPI_BACKEND if set, else auto: the first that loads, in this order; webgpu: TensorFlow.js on WebGPU (Dawn), only when asked for (so far the GPU-parity suite runs on it; CAPI_WEBGPU=off refuses it); wasm-native: wasm with OpenBLAS matrix products (capi-native); wasm: plain wasm',
+      '$CAPI_BACKEND if set, else auto: the first that loads, in this order; webgpu: TensorFlow.js on WebGPU (Dawn), only when asked for (pretraining runs on it; evaluation not yet; CAPI_WEBGPU=off refuses it); wasm-native: wasm with OpenBLAS matrix products (capi-native); wasm: plain wasm',
     ),
   threads: z.number().int().min(1).max(64).default(2).describe('wasm threads'),
 };
@@ -167,7 +167,7 @@ export async function initBackend(
     // Auto does not take webgpu yet: the train loop and the evaluation still read tensors
     // synchronously, which tfjs-backend-webgpu cannot do in Node (src/runtime/webgpu.ts).
     request === 'auto' && info.backend !== 'tensorflow'
-      ? 'webgpu: not taken by auto while training and evaluation read tensors synchronously'
+      ? 'webgpu: not taken by auto while evaluation reads tensors synchronously'
       : undefined,
     nativeMissing && info.provider === 'tfjs-backend-wasm' ? nativeMissing : undefined,
   ]

@@ -1,12 +1,31 @@
 /** Which tensors hold a NaN or an infinity (one reduction per tensor, one read back in all). */
 import * as tf from '@tensorflow/tfjs';
 
-export function nonFiniteTensors(tensors: Record<string, tf.Tensor>): string[] {
+/** sum(x * 0) of each tensor, stacked: 0 for finite x and NaN as soon as one entry is NaN or infinite. */
+const finiteProbe = (tensors: tf.Tensor[]) => tf.tidy(() => tf.stack(tensors.map((t) => tf.sum(tf.mul(t.toFloat(), 0)))));
+
+const notFinite = (names: string[], sums: ArrayLike<number>) => names.filter((_, i) => !Number.isFinite(sums[i]));
+
+/** The names of the tensors that are not finite, read back asynchronously (what a GPU backend needs: the training loop). */
+export async function nonFiniteTensors(tensors: Record<string, tf.Tensor>): Promise<string[]> {
   const names = Object.keys(tensors);
   if (!names.length) return [];
-  // sum(x * 0) is 0 for finite x and NaN as soon as one entry is NaN or infinite.
-  const probe = tf.tidy(() => tf.stack(names.map((n) => tf.sum(tf.mul(tensors[n].toFloat(), 0)))));
-  const sums = probe.dataSync();
-  probe.dispose();
-  return names.filter((_, i) => !Number.isFinite(sums[i]));
+  const probe = finiteProbe(Object.values(tensors));
+  try {
+    return notFinite(names, await probe.data());
+  } finally {
+    probe.dispose();
+  }
+}
+
+/** nonFiniteTensors read back synchronously, for weights just loaded from a file on a CPU backend. */
+export function nonFiniteTensorsSync(tensors: Record<string, tf.Tensor>): string[] {
+  const names = Object.keys(tensors);
+  if (!names.length) return [];
+  const probe = finiteProbe(Object.values(tensors));
+  try {
+    return notFinite(names, probe.dataSync());
+  } finally {
+    probe.dispose();
+  }
 }

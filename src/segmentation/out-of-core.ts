@@ -32,15 +32,23 @@ export interface PatchRows {
   forEachBlock(maxRows: number, f: (start: number, feats: Float32Array, count: number) => void): void;
 }
 
-/** Rows held in memory as a PatchRows (small tasks, tests). */
+/**
+ * Rows held in memory as a PatchRows (small tasks, tests, arrays another tool reads too). Each block
+ * is a copy (the caller may change it) into one buffer reused block after block: memory already
+ * touched, not a fresh allocation whose pages fault in on every block.
+ */
 export function arrayRows(feats: Float32Array, dim: number): PatchRows {
+  const rows = feats.length / dim;
   return {
-    rows: feats.length / dim,
+    rows,
     dim,
     forEachBlock(maxRows, f) {
-      for (let s = 0; s < feats.length / dim; s += maxRows) {
-        const count = Math.min(maxRows, feats.length / dim - s);
-        f(s, feats.slice(s * dim, (s + count) * dim), count);
+      const block = new Float32Array(Math.min(maxRows, rows) * dim);
+      for (let s = 0; s < rows; s += maxRows) {
+        const count = Math.min(maxRows, rows - s);
+        const view = block.subarray(0, count * dim);
+        view.set(feats.subarray(s * dim, (s + count) * dim));
+        f(s, view, count);
       }
     },
   };

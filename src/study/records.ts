@@ -2,11 +2,12 @@
  * The results folder's record of a study's runs (results/<plan>/runs/<id>/: config.json,
  * metrics.jsonl; with --hand-off an unfinished run's checkpoint), and a run folder's state.
  */
+import { CONFIG_FILE, METRICS_FILE } from '../model/io/run-files.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CHECKPOINT_FILE } from '../pretrain/checkpoint.js';
-import type { StepRecord } from '../pretrain/loop.js';
-import { SUPERVISED_CHECKPOINT, supervisedDone } from '../pretrain/supervised.js';
+import { readMetrics } from '../pretrain/run-folder.js';
+import { SUPERVISED_CHECKPOINT, SUPERVISED_FILE, supervisedDone } from '../pretrain/supervised.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
 import type { StudyRun } from './plans.js';
 
@@ -18,7 +19,7 @@ export interface StudyFolders {
 }
 
 /** What the report needs of a run, kept with the results (checkpoints stay in the runs folder). */
-export const RECORD_FILES = ['config.json', 'metrics.jsonl', 'supervised.json'] as const;
+export const RECORD_FILES = [CONFIG_FILE, METRICS_FILE, SUPERVISED_FILE] as const;
 export const recordDir = (o: StudyFolders, id: string) => path.join(o.resultsDir, 'runs', id);
 
 /** A run's checkpoints, kept with its record when a study hands an unfinished run over (--hand-off). */
@@ -62,29 +63,13 @@ export function takeHandOff(run: StudyRun, o: StudyFolders): void {
 /** The run's folder while it exists, else its record (enough for the baselines: evaluate.ts). */
 export function checkpointDir(id: string, o: StudyFolders): string {
   const live = path.join(o.runsDir, id);
-  return fs.existsSync(path.join(live, 'config.json')) || !fs.existsSync(recordDir(o, id)) ? live : recordDir(o, id);
+  return fs.existsSync(path.join(live, CONFIG_FILE)) || !fs.existsSync(recordDir(o, id)) ? live : recordDir(o, id);
 }
 
 /** A run folder's state: absent, in progress (checkpoint before the end, at `step`) or finished. */
 export function runStatus(dir: string): { status: 'absent' | 'partial' | 'done'; step: number } {
   if (!fs.existsSync(path.join(dir, CHECKPOINT_FILE))) return { status: 'absent', step: 0 };
-  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { totalSteps: number };
+  const cfg = JSON.parse(fs.readFileSync(path.join(dir, CONFIG_FILE), 'utf8')) as { totalSteps: number };
   const step = (readMetrics(dir).at(-1)?.step ?? -1) + 1;
   return { status: step >= cfg.totalSteps ? 'done' : 'partial', step };
-}
-
-export function readMetrics(dir: string): StepRecord[] {
-  const file = path.join(dir, 'metrics.jsonl');
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .flatMap((l) => {
-      try {
-        return [JSON.parse(l) as StepRecord];
-      } catch {
-        return []; // a torn last line: the run's resume repairs it
-      }
-    });
 }

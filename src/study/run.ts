@@ -12,6 +12,7 @@
  * first, and its baselines need only the record. So a checkout of the results folder (say, in
  * git) continues the study where the checkpoints (not meant for git) are gone.
  */
+import { CONFIG_FILE } from '../model/io/run-files.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,7 @@ import { TASKS } from '../eval/tasks.js';
 import type { EvalResult } from '../eval/result.js';
 import { EVAL_PROTOCOL } from '../eval/result.js';
 import { isBuiltinData, resolvePretrainConfig } from '../pretrain/config.js';
+import { readMetrics } from '../pretrain/run-folder.js';
 import { stepsForEpochs } from '../pretrain/step.js';
 import { runPretraining } from '../pretrain/loop.js';
 import { runSupervised, supervisedDone } from '../pretrain/supervised.js';
@@ -36,7 +38,7 @@ import { lockFolder } from '../runtime/lock.js';
 import { codeVersion, versionLabel } from '../runtime/version.js';
 import { validate } from '../runtime/schema.js';
 import type { Plan, StudyEval, StudyRun } from './plans.js';
-import { checkpointDir, handOff, readMetrics, recordDir, runStatus, saveRecord, takeHandOff } from './records.js';
+import { checkpointDir, handOff, recordDir, runStatus, saveRecord, takeHandOff } from './records.js';
 import { ARMS, evalRowName } from './plans.js';
 
 /** The repository root: plans name data paths (e.g. data/fmnist-slice) relative to it. */
@@ -77,8 +79,7 @@ const STUDY_FILE = 'study.json';
 /** A run is needed no more once its record is kept and every evaluation of it has its results. */
 function runComplete(run: StudyRun, o: StudyOptions): boolean {
   return (
-    fs.existsSync(path.join(recordDir(o, run.id), 'config.json')) &&
-    o.plan.evals.filter((e) => e.run === run.id).every((e) => evalDone(e, o))
+    fs.existsSync(path.join(recordDir(o, run.id), CONFIG_FILE)) && o.plan.evals.filter((e) => e.run === run.id).every((e) => evalDone(e, o))
   );
 }
 
@@ -98,7 +99,7 @@ function runFields(run: StudyRun): Record<string, unknown> {
  */
 function curveStep(run: string, atEpochs: number | undefined, o: StudyOptions): number | undefined {
   if (atEpochs === undefined) return 0;
-  const file = path.join(checkpointDir(run, o), 'config.json');
+  const file = path.join(checkpointDir(run, o), CONFIG_FILE);
   if (!fs.existsSync(file)) return undefined;
   const c = JSON.parse(fs.readFileSync(file, 'utf8')) as { datasetSize: number; train: { batchSize: number } };
   return stepsForEpochs(atEpochs, c.datasetSize, c.train.batchSize);
@@ -254,14 +255,14 @@ async function ensureEval(e: StudyEval, o: StudyOptions, ownRowOnly = false): Pr
 function reportInput(o: StudyOptions, study: { commits: string[]; started: string }): StudyReportInput {
   const runs = o.plan.runs.map((r) => {
     const dir = checkpointDir(r.id, o);
-    const cfgFile = path.join(dir, 'config.json');
+    const cfgFile = path.join(dir, CONFIG_FILE);
     return {
       id: r.id,
       family: r.family,
       arm: r.arm,
       seed: r.seed,
       config: fs.existsSync(cfgFile) ? (JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>) : undefined,
-      metrics: readMetrics(dir) as unknown as Record<string, number>[],
+      metrics: readMetrics(dir),
     };
   });
   const results: EvalResult[] = [];
@@ -289,6 +290,7 @@ function reportInput(o: StudyOptions, study: { commits: string[]; started: strin
       task: e.task,
       probes: e.probes,
       weights: e.weights,
+      atEpochs: e.atEpochs,
       config: e.config,
     })),
   };
@@ -329,7 +331,7 @@ async function runUnit(
       continue;
     }
     // A run whose record is kept and whose own rows all exist is not trained again (its baselines need only its config).
-    if (!fs.existsSync(path.join(recordDir(o, run.id), 'config.json')) || evals.some((e) => needsWeights(e, o))) {
+    if (!fs.existsSync(path.join(recordDir(o, run.id), CONFIG_FILE)) || evals.some((e) => needsWeights(e, o))) {
       const interrupted = await ensureRun(run, o, atEpochs);
       if (interrupted) {
         if (o.handOff) handOff(run, o);

@@ -9,7 +9,9 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SegmentationDataset } from '../../src/data/segmentation-datasets.js';
+import type { ClassifierName } from '../../src/eval/classifiers.js';
 import type { EvalConfig } from '../../src/eval/config.js';
+import type { ProbeDetails } from '../../src/eval/details.js';
 import { EvalConfigSchema } from '../../src/eval/config.js';
 import { REFINE_KEEP } from '../../src/probes/grid.js';
 import type { EvalHooks } from '../../src/eval/evaluate.js';
@@ -93,7 +95,7 @@ describe('evaluate()', () => {
     for (const key of ['fmnist/run', 'fmnist/random-init', 'fmnist/pixel-patches', 'fmnist/run (reference probes)']) {
       expect(got[key].metrics, key).toEqual(EXPECTED[key].metrics);
       for (const [probe, acc] of Object.entries(EXPECTED[key].heldOut ?? {})) {
-        const d = got[key].details[probe] as { valAccuracy: number[]; curve: { step: number; valAccuracy: number[] }[] };
+        const d = got[key].details[probe as ClassifierName] as ProbeDetails;
         expect(d.valAccuracy, `${key} ${probe}`).toEqual(acc);
         expect(d.curve.at(-1)!.valAccuracy).toEqual(acc); // the last held-out point is what selects
       }
@@ -174,7 +176,7 @@ describe('evaluate()', () => {
     // converged fits agree (out-of-core.test.ts: same C, losses within 1e-5); here it only has to run.
     for (const m of ['seg.knn.mIoU', 'seg.knn-patch.mIoU'] as const) expect(ooc.metrics[m]).toBeCloseTo(mem.metrics[m]!, 6);
     expect(ooc.metrics['seg.logreg.mIoU']).toBeGreaterThan(0);
-    const best = (r: typeof mem, name: string) => (r.details[name] as { best: unknown }).best;
+    const best = (r: typeof mem, name: 'seg.knn' | 'seg.knn-patch') => r.details[name]?.best;
     expect(best(ooc, 'seg.knn')).toEqual(best(mem, 'seg.knn'));
     expect(best(ooc, 'seg.knn-patch')).toEqual(best(mem, 'seg.knn-patch'));
   });

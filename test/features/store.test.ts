@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadFashionMnist } from '../../src/data/fashion-mnist.js';
 import { extractFeatures } from '../../src/features/extract.js';
 import { pixelFeatureModel } from '../../src/features/models.js';
-import { openFeatureStore, readShard } from '../../src/features/store.js';
+import { openFeatureStore, readShard, storeRows } from '../../src/features/store.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-store-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -45,6 +45,30 @@ describe('feature store', () => {
     const again = await extractFeatures(model, images, { ...opts, cacheDir, shardImages: 32 });
     expect(again.fromCache).toBe(true);
     expect(fs.readdirSync(cacheDir).length).toBe(1);
+  });
+
+  it('streams the rows of every stride block by block, through one reused read buffer, as they are in memory', async () => {
+    const model = pixelFeatureModel(4);
+    const cacheDir = path.join(tmp, 'stream');
+    const mem = await extractFeatures(model, images, { ...opts, cacheDir: '' });
+    await extractFeatures(model, images, { ...opts, cacheDir, shardImages: 16 }); // the last shard is smaller (4 images)
+    const key = fs.readdirSync(cacheDir)[0];
+    const store = openFeatureStore(cacheDir, JSON.parse(fs.readFileSync(path.join(cacheDir, key, 'manifest.json'), 'utf8')));
+    const d = store.manifest.patchDim;
+    for (const stride of [1, 3]) {
+      const rows = storeRows(store, stride);
+      const got = new Float32Array(rows.rows * d);
+      let next = 0;
+      rows.forEachBlock(37, (start, feats, count) => {
+        expect(start).toBe(next);
+        got.set(feats.subarray(0, count * d), start * d);
+        feats.fill(Number.NaN); // a caller may change its block: the next one is read afresh
+        next += count;
+      });
+      expect(next).toBe(rows.rows);
+      const want = Float32Array.from({ length: rows.rows * d }, (_, i) => mem.patch[Math.floor(i / d) * stride * d + (i % d)]);
+      expect(got).toEqual(want);
+    }
   });
 
   it('names a damaged shard and a foreign one, extracts them again, and never uses them', async () => {

@@ -11,11 +11,11 @@ const snapshot = (vars: Record<string, tf.Tensor>) =>
   Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, Float32Array.from(v.dataSync())]));
 
 describe('one training step', () => {
-  it('the teacher only moves by the EMA of the updated student (no gradient reaches it)', () => {
+  it('the teacher only moves by the EMA of the updated student (no gradient reaches it)', async () => {
     const cfg = tinyConfig({ warmupFraction: 0, lr: 1e-2 });
     const state = initState(cfg);
     const teacherBefore = snapshot(state.teacher);
-    trainStep(state, randomBatch(cfg, 1), cfg, 10);
+    await trainStep(state, randomBatch(cfg, 1), cfg, 10);
     const m = schedulesAt(cfg, 10, 0).momentum;
     expect(m).toBeLessThan(1);
     let moved = 0;
@@ -29,17 +29,17 @@ describe('one training step', () => {
     disposeState(state);
   });
 
-  it('the clustering loss reaches only the prototypes: the student update does not depend on it', () => {
-    const run = (clusterLr: number) => {
+  it('the clustering loss reaches only the prototypes: the student update does not depend on it', async () => {
+    const run = async (clusterLr: number) => {
       const cfg = tinyConfig({ warmupFraction: 0, clusterLr });
       const state = initState(cfg);
-      trainStep(state, randomBatch(cfg, 2), cfg, 10);
+      await trainStep(state, randomBatch(cfg, 2), cfg, 10);
       const out = { student: snapshot(state.student), clustering: snapshot(state.clustering) };
       disposeState(state);
       return out;
     };
-    const a = run(1e-6);
-    const b = run(1e-1);
+    const a = await run(1e-6);
+    const b = await run(1e-1);
     for (const name of Object.keys(a.student)) expect(maxAbsDiff(a.student[name], b.student[name]), name).toBe(0);
     expect(maxAbsDiff(a.clustering[CLUSTER_W], b.clustering[CLUSTER_W])).toBeGreaterThan(1e-4);
   });
@@ -76,12 +76,12 @@ describe('one training step', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('does not leak tensors: the count after step 3 equals the count after step 10', () => {
+  it('does not leak tensors: the count after step 3 equals the count after step 10', async () => {
     const cfg = tinyConfig({ dropPath: 0.2 });
     const state = initState(cfg);
     const counts: number[] = [];
     for (let t = 0; t < 10; t++) {
-      trainStep(state, randomBatch(cfg, t), cfg, 10);
+      await trainStep(state, randomBatch(cfg, t), cfg, 10);
       counts.push(tf.memory().numTensors);
     }
     expect(counts[9]).toBe(counts[2]);

@@ -57,13 +57,20 @@ describe('supervised ceiling', () => {
     expect((await runSupervised(cfg, { ...opts(resumed), onStep: (m) => stepsRun.push(m.step) })).finished).toBe(true);
     expect(stepsRun).toEqual([3, 4]); // it continued from the checkpoint, not from step 0
     expect(fs.existsSync(path.join(resumed, SUPERVISED_CHECKPOINT))).toBe(false);
-    const losses = (dir: string) =>
+    const trace = (dir: string) =>
       fs
         .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
         .trim()
         .split('\n')
-        .map((l) => (JSON.parse(l) as { step: number; loss: number }).loss);
-    expect(losses(resumed)).toEqual(losses(straight));
+        .map((l) => JSON.parse(l) as { step: number; loss: number; batchAccuracy: number; lr: number; elapsedSec: number });
+    // The metrics trace of the uninterrupted run (one line a step), on one clock that continues across the stop.
+    const metrics = (dir: string) => trace(dir).map(({ step, loss, batchAccuracy, lr }) => [step, loss, batchAccuracy, lr]);
+    expect(metrics(resumed)).toEqual(metrics(straight));
+    const clock = trace(resumed).map((r) => r.elapsedSec);
+    for (let i = 1; i < clock.length; i++) expect(clock[i]).toBeGreaterThanOrEqual(clock[i - 1]);
+    const seconds = (dir: string) =>
+      (JSON.parse(fs.readFileSync(path.join(dir, 'supervised.json'), 'utf8')) as { seconds: number }).seconds;
+    expect(seconds(resumed)).toBe(clock.at(-1));
     const a = loadEncoder(straight, {});
     const b = loadEncoder(resumed, {});
     for (const name of ['patch_embed.weight', 'encoder.blocks.0.residual1.fn.q_proj.weight']) {

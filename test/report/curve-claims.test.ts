@@ -5,7 +5,7 @@ import { buildClaims } from '../../src/report/claims.js';
 import { atPoint, curveClaimsTable } from '../../src/report/curve-claims.js';
 import type { StudyReportInput } from '../../src/report/study-input.js';
 import { curvePoints } from '../../src/report/study-input.js';
-import { evalResult } from './helpers.js';
+import { evalResult, planEvaluationsOf } from './helpers.js';
 
 const row = (model: string, top1: number, checkpointStep?: number): EvalResult => {
   const r = evalResult({
@@ -21,23 +21,25 @@ const row = (model: string, top1: number, checkpointStep?: number): EvalResult =
   return { ...r, config: { ...r.config, ...(checkpointStep === undefined ? {} : { checkpointStep }) } };
 };
 
+const runs: StudyReportInput['runs'] = [
+  {
+    id: 'c-s0',
+    family: 'c',
+    arm: 'capi',
+    seed: 0,
+    config: { train: { epochs: 30 } },
+    metrics: Array.from({ length: 30 }, (_, step) => ({ step, momentum: 0.9 })),
+  },
+];
+const results = [row('c-s0@3ep', 50, 3), row('c-s0@10ep', 58, 10), row('c-s0', 60), row('pixels', 55)];
 const input: StudyReportInput = {
   plan: { name: 't', summary: '', estimate: '' },
   arms: [{ name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } }],
-  runs: [
-    {
-      id: 'c-s0',
-      family: 'c',
-      arm: 'capi',
-      seed: 0,
-      config: { train: { epochs: 30 } },
-      metrics: Array.from({ length: 30 }, (_, step) => ({ step, momentum: 0.9 })),
-    },
-  ],
-  results: [row('c-s0@3ep', 50, 3), row('c-s0@10ep', 58, 10), row('c-s0', 60), row('pixels', 55)],
+  runs,
+  results,
   commits: [],
   started: '',
-  evalSettings: [],
+  evalSettings: planEvaluationsOf(runs, results),
 };
 
 describe('claims along the learning curve', () => {

@@ -1,4 +1,6 @@
 import type { EvalResult } from '../../src/eval/result.js';
+import type { PlanEvaluation } from '../../src/report/study-input.js';
+import { evalRowName } from '../../src/study/plans.js';
 
 /** An evaluation result with the given fields and empty bookkeeping. */
 export const evalResult = (r: Pick<EvalResult, 'task' | 'model' | 'kind' | 'metrics'> & Partial<EvalResult>): EvalResult => ({
@@ -13,3 +15,29 @@ export const evalResult = (r: Pick<EvalResult, 'task' | 'model' | 'kind' | 'metr
   createdAt: '',
   ...r,
 });
+
+/**
+ * The plan evaluations behind a fixture's results: every row a run's evaluation would write
+ * (src/study/plans.ts evalRowName: its end or a learning-curve point, teacher or student) that has
+ * a result. What the study's report input carries, for fixtures that give only runs and results.
+ */
+export function planEvaluationsOf(runs: { id: string }[], results: EvalResult[]): PlanEvaluation[] {
+  const points = [undefined, 3, 10, 30];
+  return runs.flatMap(({ id }) =>
+    [...new Set(results.map((r) => r.task))].flatMap((task) =>
+      points.flatMap((atEpochs) =>
+        (['teacher', 'student'] as const)
+          .map((weights) => ({
+            run: id,
+            row: evalRowName({ run: id, atEpochs, weights }),
+            task,
+            probes: [],
+            weights,
+            atEpochs,
+            config: {},
+          }))
+          .filter((e) => results.some((r) => r.task === e.task && r.model === e.row)),
+      ),
+    ),
+  );
+}

@@ -11,7 +11,7 @@ import type { Verdict } from '../../src/report/statistics.js';
 import { aggregate, aggregateCell, lateMean, predictorGap, trainingSeconds, verdict } from '../../src/report/statistics.js';
 import { machinesLine, writeStudyReport } from '../../src/report/study.js';
 import type { StudyReportInput } from '../../src/report/study-input.js';
-import { evalResult } from './helpers.js';
+import { evalResult, planEvaluationsOf } from './helpers.js';
 
 const result = (model: string, task: string, metrics: EvalResult['metrics'], se: number): EvalResult =>
   evalResult({
@@ -25,13 +25,13 @@ const result = (model: string, task: string, metrics: EvalResult['metrics'], se:
 const CAPI_ARM = { name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } };
 const REGISTERS_ARM = { name: 'registers-0', factor: 'registers', variant: '0', paper: { ade: 25.9, in1k: 79.3 } };
 
-/** A report input with the default arm only, no commits and no plan settings unless given. */
+/** A report input with the default arm only, no commits, and the plan evaluations of its results unless given. */
 const studyInput = (parts: Pick<StudyReportInput, 'runs' | 'results'> & Partial<StudyReportInput>): StudyReportInput => ({
   plan: { name: 't', summary: '', estimate: '' },
   arms: [CAPI_ARM],
   commits: [],
   started: '',
-  evalSettings: [],
+  evalSettings: planEvaluationsOf(parts.runs, parts.results),
   ...parts,
 });
 
@@ -232,7 +232,14 @@ describe('study statistics', () => {
   it('the progress line: what is still to come, or that the plan is complete', async () => {
     const metrics = [0, 1].map((step) => ({ step, capiLoss: 4, imagesPerSec: 100, elapsedSec: step + 1 }));
     const runs = [{ id: 'fmnist-capi-s0', family: 'fmnist', arm: 'capi', seed: 0, metrics, config: { totalSteps: 2 } }];
-    const teacher = { run: 'fmnist-capi-s0', row: 'fmnist-capi-s0', task: 'fmnist', probes: ['linear'], weights: 'teacher', config: {} };
+    const teacher = {
+      run: 'fmnist-capi-s0',
+      row: 'fmnist-capi-s0',
+      task: 'fmnist',
+      probes: ['linear'],
+      weights: 'teacher' as const,
+      config: {},
+    };
     const results = [result('fmnist-capi-s0', 'fmnist', { 'linear(avg).top1': 70 }, 0.4)];
     const report = async (input: StudyReportInput) => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-report-'));
@@ -248,8 +255,8 @@ describe('study statistics', () => {
         results,
         evalSettings: [
           teacher,
-          { ...teacher, row: `${teacher.run}-student`, weights: 'student' },
-          { ...teacher, row: `${teacher.run}@3ep` },
+          { ...teacher, row: `${teacher.run}-student`, weights: 'student' as const },
+          { ...teacher, row: `${teacher.run}@3ep`, atEpochs: 3 },
         ],
       }),
     );
@@ -270,8 +277,22 @@ describe('study statistics', () => {
       ],
       results: [result('fmnist-capi-s0', 'fmnist', { 'attentive.top1': 80, 'linear(avg).top1': 70 }, 0.4)],
       evalSettings: [
-        { run: 'fmnist-capi-s0', row: 'fmnist-capi-s0', task: 'fmnist', probes: ['linear', 'attentive'], weights: 'teacher', config: {} },
-        { run: 'fmnist-registers-0-s0', row: 'fmnist-registers-0-s0', task: 'fmnist', probes: ['linear'], weights: 'teacher', config: {} },
+        {
+          run: 'fmnist-capi-s0',
+          row: 'fmnist-capi-s0',
+          task: 'fmnist',
+          probes: ['linear', 'attentive'],
+          weights: 'teacher' as const,
+          config: {},
+        },
+        {
+          run: 'fmnist-registers-0-s0',
+          row: 'fmnist-registers-0-s0',
+          task: 'fmnist',
+          probes: ['linear'],
+          weights: 'teacher' as const,
+          config: {},
+        },
       ],
     });
     const rows = await tableRows(input, 'table1-ablations');
@@ -281,7 +302,7 @@ describe('study statistics', () => {
   it("dense rows: feature-variance shares averaged over seeds in their own table and in a claim's evidence, with k-NN's chosen k", async () => {
     const dense = (model: string, v: number, image: number, position: number, k: number) => ({
       ...result(model, 'fmnist-scenes', { 'seg.knn.mIoU': v }, 0.3),
-      details: { featureShares: { image, position }, 'seg.knn': { best: { k, metric: 'l2' } } },
+      details: { featureShares: { image, position }, 'seg.knn': { best: { k, metric: 'l2' } } } as EvalResult['details'],
     });
     const input = studyInput({
       runs: ['scenes-capi-s0', 'scenes-capi-s1'].map((id, seed) => ({ id, family: 'scenes', arm: 'capi', seed, metrics: [] })),
@@ -315,7 +336,7 @@ describe('study statistics', () => {
 
   it("predictor gap: CAPI loss - target entropy (the predictions' KL to their targets), late mean and at step 0", () => {
     // 10 steps: loss 5 - 0.1 s, entropy 1 - 0.05 s, so KL = 4 - 0.05 s; the last 10% is step 9 alone.
-    const metrics = Array.from({ length: 10 }, (_, s) => ({ capiLoss: 5 - 0.1 * s, targetEntropy: 1 - 0.05 * s }));
+    const metrics = Array.from({ length: 10 }, (_, step) => ({ step, capiLoss: 5 - 0.1 * step, targetEntropy: 1 - 0.05 * step }));
     const g = predictorGap(metrics);
     expect(g.initial).toBeCloseTo(4, 12);
     expect(g.late).toBeCloseTo(4 - 0.45, 12);
@@ -329,7 +350,10 @@ describe('study statistics', () => {
         model: 'm',
         kind: 'capi',
         metrics: {},
-        details: { linear: { grid, valAccuracy, best: valAccuracy.indexOf(Math.max(...valAccuracy)), plateauTolerance: 0.005, coarse } },
+        // A probe's details as far as the grid notes read them.
+        details: {
+          linear: { grid, valAccuracy, best: valAccuracy.indexOf(Math.max(...valAccuracy)), plateauTolerance: 0.005, coarse },
+        } as EvalResult['details'],
       });
     // Smallest wd at lr 0.2, 0.2 points over the next (1e-3); inside (1e-3), and the largest by 1 point over 1e-3.
     const results = [r([0.5, 0.5, 0.5, 0.8, 0.798, 0.7]), r([0.5, 0.9, 0.5, 0.5, 0.5, 0.5]), r([0.5, 0.5, 0.5, 0.5, 0.79, 0.8])];
@@ -355,7 +379,7 @@ describe('study statistics', () => {
           plateauTolerance: 0.005,
           coarse: { grid, valAccuracy: [0, 0, 0, 0.8, 0.799, 0] },
         },
-      },
+      } as EvalResult['details'],
     });
     expect(gridEdgeNotes([kept])).toContain(
       'in 1 of 1 probe results (the smallest in 1); there it beat the next wd at the same lr by 0.10 held-out points (tolerance 0.50), never beyond the tolerance',

@@ -14,9 +14,17 @@ import { MODEL_PRESETS, validateModelConfig } from '../config.js';
 import type { LoadedTensor } from './pth.js';
 import { flattenStateDict, readPth } from './pth.js';
 import { fromReferenceStateDict } from './reference.js';
-import { CHECKPOINT_FILE, TEACHER_DIR, findTeacherExport, isTrainState, readTeacherExport, readTrainState } from './run-files.js';
+import {
+  CHECKPOINT_FILE,
+  CONFIG_FILE,
+  TEACHER_DIR,
+  findTeacherExport,
+  isTrainState,
+  readTeacherExport,
+  readTrainState,
+} from './run-files.js';
 import { readSafetensors } from './safetensors.js';
-import { nonFiniteTensors } from '../../runtime/finite.js';
+import { nonFiniteTensorsSync } from '../../runtime/finite.js';
 
 /** What a checkpoint is, without its weights: all that its baselines need. */
 export interface EncoderInfo {
@@ -146,7 +154,7 @@ function loadTfjsExport(dir: string): LoadedEncoder {
 export function readEncoderInfo(spec: string, opts: LoadOptions = {}): EncoderInfo | undefined {
   if (!fs.existsSync(spec) || !fs.statSync(spec).isDirectory()) return undefined;
   const manifest = path.join(spec, TEACHER_DIR, 'model.json');
-  const record = path.join(spec, 'config.json');
+  const record = path.join(spec, CONFIG_FILE);
   const file = opts.weights !== 'student' && fs.existsSync(manifest) ? manifest : fs.existsSync(record) ? record : undefined;
   if (!file) return undefined;
   const read = JSON.parse(fs.readFileSync(file, 'utf8')) as {
@@ -165,7 +173,7 @@ export function readEncoderInfo(spec: string, opts: LoadOptions = {}): EncoderIn
 /** Refuses weights with NaN or infinite entries (a diverged run): its features would be meaningless. */
 export function loadEncoder(spec: string, opts: LoadOptions = {}): LoadedEncoder {
   const enc = loadAny(spec, opts);
-  const bad = nonFiniteTensors(enc.params);
+  const bad = nonFiniteTensorsSync(enc.params);
   if (bad.length) {
     tf.dispose(Object.values(enc.params));
     throw new Error(

@@ -1,5 +1,7 @@
 /**
- * The files of a capi-ts run folder, writer and reader side by side: the training checkpoint
+ * The files of a capi-ts run folder, named here once: the resolved config with what the run
+ * recorded about itself (`config.json`), one metrics line a step (`metrics.jsonl`; both written and
+ * read by src/pretrain/run-folder.ts), and, writer and reader side by side, the training checkpoint
  * (`checkpoint.safetensors`: named tensor groups + metadata, kind 'train-state') and the teacher
  * export (`teacher/model.json` + `teacher/weights-<step>.bin`, tfjs weights format) that
  * evaluation loads. Every file is written atomically; the export writes its weights before the
@@ -12,6 +14,8 @@ import { writeFileAtomic, makeDirs } from '../../runtime/atomic.js';
 import type { ModelConfig } from '../config.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
 
+export const CONFIG_FILE = 'config.json';
+export const METRICS_FILE = 'metrics.jsonl';
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 export const TEACHER_DIR = 'teacher';
 export const FORMAT = 'capi-ts/1';
@@ -19,12 +23,17 @@ export const FORMAT = 'capi-ts/1';
 /** Metadata of a training checkpoint (string values, as safetensors stores them). */
 export type TrainStateMeta = Record<string, string> & { step: string; config: string };
 
-/** Writes tensor groups as `<group>.<name>` entries of one safetensors file. */
-export function writeTrainState(file: string, groups: Record<string, Record<string, tf.Tensor>>, meta: TrainStateMeta): void {
-  const entries = new Map<string, { shape: number[]; data: Float32Array | Int32Array }>();
-  for (const [prefix, vars] of Object.entries(groups)) {
-    for (const [name, v] of Object.entries(vars)) entries.set(`${prefix}.${name}`, { shape: v.shape, data: v.dataSync() as Float32Array });
-  }
+/** Writes tensor groups as `<group>.<name>` entries of one safetensors file (read back asynchronously, as a GPU backend needs). */
+export async function writeTrainState(
+  file: string,
+  groups: Record<string, Record<string, tf.Tensor>>,
+  meta: TrainStateMeta,
+): Promise<void> {
+  const tensors = Object.entries(groups).flatMap(([prefix, vars]) =>
+    Object.entries(vars).map(([name, v]) => [`${prefix}.${name}`, v] as const),
+  );
+  const data = await Promise.all(tensors.map(([, v]) => v.data()));
+  const entries = new Map(tensors.map(([name, v], i) => [name, { shape: v.shape, data: data[i] as Float32Array }]));
   writeSafetensors(file, entries, { format: FORMAT, kind: 'train-state', ...meta });
 }
 
