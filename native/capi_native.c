@@ -271,30 +271,39 @@ static napi_value TopkMerge(napi_env env, napi_callback_info info) {
 }
 
 /*
- * softmaxXent(logits, labels, n, c): for rows i < n of logits [n, c], replaces the row by
- * softmax(row) - onehot(labels[i]) (the cross-entropy's gradient) and returns sum_i CE_i, in
- * float64 (the sum over millions of rows must not drown in float32 rounding).
+ * softmaxXent(logits, labels, n, c, bias, colSum): for rows i < n of logits [n, c], adds bias
+ * (length c; empty: none) to the row, replaces it by softmax(row) - onehot(labels[i]) (the
+ * cross-entropy's gradient), adds the row to colSum (length c, float64; empty: none: the bias's
+ * gradient) and returns sum_i CE_i, in float64 (the sum over millions of rows must not drown in
+ * float32 rounding).
  */
 static napi_value SoftmaxXent(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  size_t ll, lb;
+  size_t ll, lb, lbias, lsum;
   int64_t n, c;
-  if (argc != 4 || !i64(env, argv[2], &n) || !i64(env, argv[3], &c)) {
-    napi_throw_type_error(env, NULL, "capi-native: softmaxXent(logits, labels, n, c)");
+  if (argc != 6 || !i64(env, argv[2], &n) || !i64(env, argv[3], &c)) {
+    napi_throw_type_error(env, NULL, "capi-native: softmaxXent(logits, labels, n, c, bias, colSum)");
     return NULL;
   }
   float *logits = f32(env, argv[0], &ll);
   const int32_t *labels = i32(env, argv[1], &lb);
   if (!logits || !labels) return NULL;
-  if ((size_t)(n * c) > ll || (size_t)n > lb) {
+  /* bias and colSum may be empty (none), whose data pointer can be NULL: only a thrown type error stops here. */
+  const float *bias = f32(env, argv[4], &lbias);
+  double *colSum = f64(env, argv[5], &lsum);
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || pending) return NULL;
+  if ((size_t)(n * c) > ll || (size_t)n > lb || (lbias && lbias < (size_t)c) || (lsum && lsum < (size_t)c)) {
     napi_throw_range_error(env, NULL, "capi-native: softmaxXent: sizes exceed the arrays");
     return NULL;
   }
   double loss = 0;
   for (int64_t i = 0; i < n; i++) {
     float *row = logits + i * c;
+    if (lbias)
+      for (int64_t j = 0; j < c; j++) row[j] += bias[j];
     float mx = row[0];
     for (int64_t j = 1; j < c; j++) mx = row[j] > mx ? row[j] : mx;
     const int32_t y = labels[i];
@@ -308,6 +317,8 @@ static napi_value SoftmaxXent(napi_env env, napi_callback_info info) {
     const float inv = (float)(1.0 / sum);
     for (int64_t j = 0; j < c; j++) row[j] *= inv;
     row[y] -= 1.0f;
+    if (lsum)
+      for (int64_t j = 0; j < c; j++) colSum[j] += row[j];
   }
   napi_value out;
   CHECK(napi_create_double(env, loss, &out));

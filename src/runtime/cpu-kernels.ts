@@ -26,8 +26,11 @@ export interface CpuKernels {
     vals: Float32Array,
     idx: Int32Array,
   ): void;
-  /** Rows < n of logits [n, c] become softmax - onehot(labels); returns the summed cross-entropy (float64). */
-  softmaxXent(logits: Float32Array, labels: Int32Array, n: number, c: number): number;
+  /**
+   * Rows < n of logits [n, c], plus `bias` (if given), become softmax - onehot(labels), added to
+   * `colSum` (if given: the bias's gradient); returns the summed cross-entropy (float64).
+   */
+  softmaxXent(logits: Float32Array, labels: Int32Array, n: number, c: number, bias?: Float32Array, colSum?: Float64Array): number;
   /** Adds each column's sum and sum of squares over rows < n of x [n, d]. */
   colMoments(x: Float32Array, n: number, d: number, sum: Float64Array, sumSq: Float64Array): void;
   /** x = (x - shift) * scale per column, in place; with normalize, each row then divided by its l2 norm. */
@@ -65,10 +68,11 @@ const js: CpuKernels = {
       }
     }
   },
-  softmaxXent(logits, labels, n, c) {
+  softmaxXent(logits, labels, n, c, bias, colSum) {
     let loss = 0;
     for (let i = 0; i < n; i++) {
       const row = logits.subarray(i * c, (i + 1) * c);
+      if (bias) for (let j = 0; j < c; j++) row[j] += bias[j];
       let mx = row[0];
       for (let j = 1; j < c; j++) mx = Math.max(mx, row[j]);
       const target = row[labels[i]] - mx;
@@ -80,6 +84,7 @@ const js: CpuKernels = {
       loss += Math.log(sum) - target;
       for (let j = 0; j < c; j++) row[j] /= sum;
       row[labels[i]] -= 1;
+      if (colSum) for (let j = 0; j < c; j++) colSum[j] += row[j];
     }
     return loss;
   },
@@ -120,11 +125,12 @@ export function cpuKernels(): CpuKernels {
   const { addon } = loadNativeAddon();
   if (!addon || typeof addon.topkMerge !== 'function') return js; // not built, or built before these kernels
   const empty = new Float32Array(0);
+  const none64 = new Float64Array(0);
   return {
     name: 'native',
     matmul: (a, b, c, m, n, k, transA, transB) => addon.sgemm(a, b, c, 1, m, n, k, transA, transB, 0, 0),
     topkMerge: (scores, m, n, colAdd, base, k, vals, idx) => addon.topkMerge(scores, m, n, colAdd ?? empty, base, k, vals, idx),
-    softmaxXent: (logits, labels, n, c) => addon.softmaxXent(logits, labels, n, c),
+    softmaxXent: (logits, labels, n, c, bias, colSum) => addon.softmaxXent(logits, labels, n, c, bias ?? empty, colSum ?? none64),
     colMoments: (x, n, d, sum, sumSq) => addon.colMoments(x, n, d, sum, sumSq),
     affineRows: (x, n, d, shift, scale, normalize) => addon.affineRows(x, n, d, shift, scale, normalize),
     rowSqNorms: (x, n, d, out) => addon.rowSqNorms(x, n, d, out),

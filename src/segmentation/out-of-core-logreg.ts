@@ -30,16 +30,17 @@ export function outOfCoreLogRegObjective(s: OutOfCoreSplits, phase: Phase, c: nu
     forEachStandardized(s, s.train, s.blockRows, base, false, (x, m, rowIds) => {
       const logits = new Float32Array(m * k);
       s.kernels.matmul(x, w, logits, m, k, d, false, false);
-      for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) logits[i * k + j] += b[j];
+      // logits + b become softmax - onehot (G), whose column sums are the bias's gradient.
       loss += s.kernels.softmaxXent(
         logits,
         Int32Array.from(rowIds, (r) => s.modes[r]),
         m,
         k,
-      ); // logits now softmax - onehot
+        b,
+        gb,
+      );
       s.kernels.matmul(x, logits, blockGrad, d, k, m, true, false);
       for (let i = 0; i < d * k; i++) gw[i] += blockGrad[i];
-      for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) gb[j] += logits[i * k + j];
     });
     let wsq = 0;
     for (const v of w) wsq += v * v;

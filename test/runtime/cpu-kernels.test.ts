@@ -43,6 +43,16 @@ describe('CPU kernels (JS) by hand', () => {
     expect(loss).toBeCloseTo(-Math.log(3 / 4) - Math.log(1 / 2), 6);
     const want = [0.25, -0.25, -0.5, 0.5];
     for (let i = 0; i < 4; i++) expect(logits[i]).toBeCloseTo(want[i], 6);
+    // With a bias: row 0 becomes [log 3, log 3] (p = [1/2, 1/2]), row 1 [log 3, 0] (p = [3/4, 1/4]);
+    // the column sums of softmax - onehot are the bias's gradient.
+    const biased = Float32Array.from([0, 0, 0, -Math.log(3)]);
+    const colSum = Float64Array.from([10, 20]); // added to
+    const loss2 = js.softmaxXent(biased, Int32Array.from([1, 0]), 2, 2, Float32Array.from([Math.log(3), Math.log(3)]), colSum);
+    expect(loss2).toBeCloseTo(-Math.log(1 / 2) - Math.log(3 / 4), 6);
+    const grad = [0.5, -0.5, -0.25, 0.25];
+    for (let i = 0; i < 4; i++) expect(biased[i]).toBeCloseTo(grad[i], 6);
+    expect(colSum[0]).toBeCloseTo(10 + 0.5 - 0.25, 6);
+    expect(colSum[1]).toBeCloseTo(20 - 0.5 + 0.25, 6);
   });
 
   it('colMoments and affineRows (standardise, then l2-normalise)', () => {
@@ -98,6 +108,12 @@ describe.skipIf(native.name !== 'native')('CPU kernels: native = JS', () => {
       const l2 = Float32Array.from(scores);
       expect(native.softmaxXent(l2, labels, m, n)).toBeCloseTo(js.softmaxXent(l1, labels, m, n), 3);
       for (let i = 0; i < l1.length; i++) expect(l2[i]).toBeCloseTo(l1[i], 5);
+      const bias = rand(n, 9);
+      const [c1, c2] = [new Float64Array(n), new Float64Array(n)];
+      const [b1, b2] = [Float32Array.from(scores), Float32Array.from(scores)];
+      expect(native.softmaxXent(b2, labels, m, n, bias, c2)).toBeCloseTo(js.softmaxXent(b1, labels, m, n, bias, c1), 3);
+      for (let i = 0; i < b1.length; i++) expect(b2[i]).toBeCloseTo(b1[i], 5);
+      for (let j = 0; j < n; j++) expect(c2[j]).toBeCloseTo(c1[j], 5);
     }
     const x = rand(50 * 16, 3);
     const [s1, q1, s2, q2] = [new Float64Array(16), new Float64Array(16), new Float64Array(16), new Float64Array(16)];
