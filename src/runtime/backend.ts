@@ -164,8 +164,8 @@ export async function initBackend(
   current = { ...info, machine: machineName() };
   info = current;
   const missing = [
-    // Auto does not take webgpu yet: the train loop and the evaluation still read tensors
-    // synchronously, which tfjs-backend-webgpu cannot do in Node (src/runtime/webgpu.ts).
+    // Auto does not take webgpu yet: the evaluation still reads tensors synchronously, which
+    // tfjs-backend-webgpu cannot do in Node (src/runtime/webgpu.ts); the training loop no longer does.
     request === 'auto' && info.backend !== 'tensorflow'
       ? 'webgpu: not taken by auto while evaluation reads tensors synchronously'
       : undefined,
