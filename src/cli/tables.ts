@@ -2,7 +2,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { buildTables, tableCsv, tableMarkdown } from '../report/tables.js';
+import { LEGEND, tableMarkdown, writeTable } from '../report/table.js';
+import { buildTables } from '../report/tables.js';
 import { readResults } from '../report/results.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
 import { commandConfig, isMain, runMain, userPath } from './command.js';
@@ -29,11 +30,8 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const out = parsed.config.out ? userPath(parsed.config.out) : path.join(dir, 'comparison');
   if (fs.existsSync(path.join(out, '..', 'study.json')) && path.basename(out) === 'tables')
     throw new Error(`${out} holds a study's tables (npm run study writes them): choose another --out`);
-  for (const t of tables) {
-    writeFileAtomic(path.join(out, `${t.name}.csv`), tableCsv(t));
-    writeFileAtomic(path.join(out, `${t.name}.md`), tableMarkdown(t));
-  }
-  writeFileAtomic(path.join(out, 'README.md'), `# capi-ts results\n\n${tables.map(tableMarkdown).join('\n')}`);
+  for (const t of tables) writeTable(out, t);
+  writeFileAtomic(path.join(out, 'README.md'), `# capi-ts results\n\n${tables.map(tableMarkdown).join('\n')}\n${LEGEND}\n`);
   console.error(`wrote ${tables.length} tables from ${results.length} results to ${out}`);
 }
 

@@ -1,26 +1,71 @@
 /**
- * The metric keys evaluation writes and the tables read: one definition, so a typo is a type
- * error rather than an empty column. Values are percentages.
+ * The metric keys evaluation writes and the tables read, with each one's column label, probe and
+ * description: one definition, so a typo is a type error rather than an empty column, and every
+ * table names a metric the same way. Values are percentages.
  */
+export interface MetricInfo {
+  /** A table column's name (beside the task's). */
+  label: string;
+  /** The probe that measures it, as an evaluation's --probes names it. */
+  probe: string;
+  description: string;
+}
+
 export const METRICS = {
-  'attentive.top1': 'attentive probe on the patch tokens, top-1',
-  'linear(avg).top1': 'linear probe on average-pooled patch tokens, top-1',
-  'linear(pred-pool).top1': "linear probe on CAPI's predictor pooling, top-1",
-  'knn(avg).top1': 'weighted k-NN on average-pooled patch tokens, top-1',
-  'knn(pred-pool).top1': 'weighted k-NN on the predictor-pooled vector, top-1',
-  'seg.knn.mIoU': 'k-NN segmentation, mIoU',
-  'seg.knn.acc': 'k-NN segmentation, pixel accuracy',
-  'seg.knn.fgIoU': 'k-NN segmentation, mIoU without the background label',
-  'seg.knn-patch.mIoU': 'k-NN segmentation with patch-level voting (one label a patch), mIoU',
-  'seg.knn-patch.acc': 'k-NN segmentation with patch-level voting, pixel accuracy',
-  'seg.knn-patch.fgIoU': 'k-NN segmentation with patch-level voting, mIoU without the background label',
-  'seg.knn-centered.mIoU': "k-NN segmentation on features minus their image's mean patch feature, mIoU",
-  'seg.knn-centered.acc': "k-NN segmentation on features minus their image's mean patch feature, pixel accuracy",
-  'seg.knn-centered.fgIoU': "k-NN segmentation on features minus their image's mean patch feature, mIoU without the background label",
-  'seg.logreg.mIoU': 'logistic-regression segmentation, mIoU',
-  'seg.logreg.acc': 'logistic-regression segmentation, pixel accuracy',
-  'seg.logreg.fgIoU': 'logistic-regression segmentation, mIoU without the background label',
-} as const;
+  'attentive.top1': { label: 'attentive', probe: 'attentive', description: 'attentive probe on the patch tokens, top-1' },
+  'linear(avg).top1': { label: 'linear', probe: 'linear', description: 'linear probe on average-pooled patch tokens, top-1' },
+  'linear(pred-pool).top1': {
+    label: 'pred-pool linear',
+    probe: 'predictor-pooling',
+    description: "linear probe on CAPI's predictor pooling, top-1",
+  },
+  'knn(avg).top1': { label: 'k-NN', probe: 'knn', description: 'weighted k-NN on average-pooled patch tokens, top-1' },
+  'knn(pred-pool).top1': {
+    label: 'pred-pool k-NN',
+    probe: 'predictor-pooling',
+    description: 'weighted k-NN on the predictor-pooled vector, top-1',
+  },
+  'seg.knn.mIoU': { label: 'k-NN mIoU', probe: 'knn', description: 'k-NN segmentation, mIoU' },
+  'seg.knn.acc': { label: 'k-NN pixel acc.', probe: 'knn', description: 'k-NN segmentation, pixel accuracy' },
+  'seg.knn.fgIoU': { label: 'k-NN fg mIoU', probe: 'knn', description: 'k-NN segmentation, mIoU without the background label' },
+  'seg.knn-patch.mIoU': {
+    label: 'k-NN mIoU (patch votes)',
+    probe: 'knn-patch',
+    description: 'k-NN segmentation with patch-level voting (one label a patch), mIoU',
+  },
+  'seg.knn-patch.acc': {
+    label: 'k-NN pixel acc. (patch votes)',
+    probe: 'knn-patch',
+    description: 'k-NN segmentation with patch-level voting, pixel accuracy',
+  },
+  'seg.knn-patch.fgIoU': {
+    label: 'k-NN fg mIoU (patch votes)',
+    probe: 'knn-patch',
+    description: 'k-NN segmentation with patch-level voting, mIoU without the background label',
+  },
+  'seg.knn-centered.mIoU': {
+    label: 'k-NN mIoU (image-centred)',
+    probe: 'knn-centered',
+    description: "k-NN segmentation on features minus their image's mean patch feature, mIoU",
+  },
+  'seg.knn-centered.acc': {
+    label: 'k-NN pixel acc. (image-centred)',
+    probe: 'knn-centered',
+    description: "k-NN segmentation on features minus their image's mean patch feature, pixel accuracy",
+  },
+  'seg.knn-centered.fgIoU': {
+    label: 'k-NN fg mIoU (image-centred)',
+    probe: 'knn-centered',
+    description: "k-NN segmentation on features minus their image's mean patch feature, mIoU without the background label",
+  },
+  'seg.logreg.mIoU': { label: 'linear mIoU', probe: 'logreg', description: 'logistic-regression segmentation, mIoU' },
+  'seg.logreg.acc': { label: 'linear pixel acc.', probe: 'logreg', description: 'logistic-regression segmentation, pixel accuracy' },
+  'seg.logreg.fgIoU': {
+    label: 'linear fg mIoU',
+    probe: 'logreg',
+    description: 'logistic-regression segmentation, mIoU without the background label',
+  },
+} as const satisfies Record<string, MetricInfo>;
 
 export type MetricKey = keyof typeof METRICS;
 

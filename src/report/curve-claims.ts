@@ -6,7 +6,7 @@
 import { buildClaims, type Claim, fmtGap } from './claims.js';
 import type { Verdict } from './statistics.js';
 import { curvePoints, type StudyReportInput } from './study-input.js';
-import type { ReportTable } from './study-tables.js';
+import type { Table } from './table.js';
 
 /**
  * The study as it stood at `epochs`: each run's rows at that point under the names of its end rows
@@ -54,7 +54,7 @@ const SHORT: Record<Verdict, string> = {
 const cell = (c: Claim | undefined) => (c && c.gap !== undefined ? `${fmtGap(c)} (${SHORT[c.verdict]})` : '-');
 
 /** Every claim's gap and verdict at each learning-curve point and at the end; undefined without a curve. */
-export function curveClaimsTable(input: StudyReportInput, atEnd: Claim[]): ReportTable | undefined {
+export function curveClaimsTable(input: StudyReportInput, atEnd: Claim[]): Table | undefined {
   const points = curvePoints(input);
   if (!points.length) return undefined;
   const byPoint = points.map((p) => new Map(buildClaims(atPoint(input, p)).map((c) => [c.claim, c])));

@@ -8,13 +8,9 @@ import { stringify } from 'csv-stringify/sync';
 import type { EvalResult } from '../eval/result.js';
 import type { MetricKey } from '../eval/metrics.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
+import { markdownTable } from './table.js';
 
 export type { EvalResult };
-
-export function markdownTable(header: string[], rows: (string | number)[][]): string {
-  const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
-  return `${[line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n')}\n`;
-}
 
 export const fmt = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(1));
 

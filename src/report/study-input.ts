@@ -4,7 +4,7 @@
  * baseline's rows, the metrics a family is judged on.
  */
 import type { MetricsLine } from '../pretrain/run-folder.js';
-import type { MetricKey } from '../eval/metrics.js';
+import { METRICS, type MetricKey } from '../eval/metrics.js';
 import type { EvalResult } from '../eval/result.js';
 
 export interface StudyArm {
@@ -52,36 +52,43 @@ export interface PlanEvaluation {
 export interface Metric {
   task: string;
   key: MetricKey;
+  /** The task's short name and the metric's label (src/eval/metrics.ts). */
   label: string;
   /** The probe that measures it, as a plan's evaluations name it. */
   probe: string;
 }
+
+/** Tasks as Table 1 and the claims name them. */
+const TASK_LABELS: Record<string, string> = {
+  fmnist: 'fmnist',
+  imagenet: 'IN-1k',
+  'fmnist-canvas': 'canvas',
+  'fmnist-scenes': 'scenes',
+  'fmnist-canvas-dense': 'canvas-dense',
+  ade20k: 'ADE20K',
+};
 
 /**
  * The metrics a family's claims and Table 1 are judged on (whichever the plan evaluated): those
  * with a test-set SE (foreground mIoU has none; Table 3 shows it).
  */
 export function familyMetrics(results: EvalResult[]): Metric[] {
-  const all: Metric[] = [
-    { task: 'fmnist', key: 'attentive.top1', label: 'fmnist attentive', probe: 'attentive' },
-    { task: 'fmnist', key: 'linear(avg).top1', label: 'fmnist linear', probe: 'linear' },
-    { task: 'fmnist', key: 'knn(avg).top1', label: 'fmnist k-NN', probe: 'knn' },
-    { task: 'imagenet', key: 'attentive.top1', label: 'IN-1k attentive', probe: 'attentive' },
-    { task: 'imagenet', key: 'linear(avg).top1', label: 'IN-1k linear', probe: 'linear' },
-    { task: 'fmnist-canvas', key: 'attentive.top1', label: 'canvas attentive', probe: 'attentive' },
-    { task: 'fmnist-canvas', key: 'linear(avg).top1', label: 'canvas linear', probe: 'linear' },
-    { task: 'fmnist-canvas', key: 'knn(avg).top1', label: 'canvas k-NN', probe: 'knn' },
-    { task: 'fmnist-scenes', key: 'seg.knn.mIoU', label: 'scenes k-NN mIoU', probe: 'knn' },
-    { task: 'fmnist-scenes', key: 'seg.logreg.mIoU', label: 'scenes linear mIoU', probe: 'logreg' },
+  const classification: MetricKey[] = ['attentive.top1', 'linear(avg).top1', 'knn(avg).top1'];
+  const segmentation: MetricKey[] = ['seg.knn.mIoU', 'seg.logreg.mIoU'];
+  const all: [string, MetricKey[]][] = [
+    ['fmnist', classification],
+    ['imagenet', ['attentive.top1', 'linear(avg).top1']],
+    ['fmnist-canvas', classification],
+    ['fmnist-scenes', segmentation],
     // The reference's per-pixel k-NN vote is the headline; the per-patch vote and image-centred features beside it test what it rewards.
-    { task: 'fmnist-canvas-dense', key: 'seg.knn.mIoU', label: 'canvas-dense k-NN mIoU', probe: 'knn' },
-    { task: 'fmnist-canvas-dense', key: 'seg.knn-patch.mIoU', label: 'canvas-dense k-NN mIoU (patch votes)', probe: 'knn-patch' },
-    { task: 'fmnist-canvas-dense', key: 'seg.knn-centered.mIoU', label: 'canvas-dense k-NN mIoU (image-centred)', probe: 'knn-centered' },
-    { task: 'fmnist-canvas-dense', key: 'seg.logreg.mIoU', label: 'canvas-dense linear mIoU', probe: 'logreg' },
-    { task: 'ade20k', key: 'seg.knn.mIoU', label: 'ADE20K k-NN mIoU', probe: 'knn' },
-    { task: 'ade20k', key: 'seg.logreg.mIoU', label: 'ADE20K linear mIoU', probe: 'logreg' },
+    ['fmnist-canvas-dense', ['seg.knn.mIoU', 'seg.knn-patch.mIoU', 'seg.knn-centered.mIoU', 'seg.logreg.mIoU']],
+    ['ade20k', segmentation],
   ];
-  return all.filter((m) => results.some((r) => r.task === m.task && r.metrics[m.key] !== undefined));
+  return all
+    .flatMap(([task, keys]) =>
+      keys.map((key) => ({ task, key, label: `${TASK_LABELS[task]} ${METRICS[key].label}`, probe: METRICS[key].probe })),
+    )
+    .filter((m) => results.some((r) => r.task === m.task && r.metrics[m.key] !== undefined));
 }
 
 /** The ids of the runs of one arm (all its seeds). */

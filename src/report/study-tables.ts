@@ -3,10 +3,10 @@
  * runs' diagnostics, the claims), one cell format and one legend for all of them.
  */
 import type { MetricsLine } from '../pretrain/run-folder.js';
-import type { MetricKey } from '../eval/metrics.js';
+import { METRICS, type MetricKey } from '../eval/metrics.js';
 import { teacherMeanAge } from '../pretrain/diagnostics.js';
 import type { EvalResult } from '../eval/result.js';
-import { markdownTable } from './results.js';
+import type { Table } from './table.js';
 import { fmtGap, type Claim } from './claims.js';
 import {
   aggregate,
@@ -37,14 +37,6 @@ const predictorGapCell = (metrics: MetricsLine[]) => {
   const g = predictorGap(metrics);
   return `${g.late.toFixed(2)} (${g.initial.toFixed(2)})`;
 };
-
-export interface ReportTable {
-  name: string;
-  title: string;
-  header: string[];
-  rows: string[][];
-  note?: string;
-}
 
 interface RowSource {
   label: string;
@@ -79,7 +71,7 @@ function rowSources(input: StudyReportInput): RowSource[] {
 }
 
 /** Where each dense row's standardised test patch features vary: per image, per position (the evidence for k-NN vs linear rankings). */
-export function featureSharesTable(input: StudyReportInput): ReportTable | undefined {
+export function featureSharesTable(input: StudyReportInput): Table | undefined {
   const tasks = [...new Set(input.results.filter((r) => meanFeatureShares([r])).map((r) => r.task))];
   if (!tasks.length) return undefined;
   const fmt = (x: number | undefined) => (x === undefined ? 'not recorded' : x.toFixed(3));
@@ -107,18 +99,14 @@ export function featureSharesTable(input: StudyReportInput): ReportTable | undef
   };
 }
 
-export function table2and3(input: StudyReportInput): ReportTable[] {
-  const out: ReportTable[] = [];
-  const groups: { name: string; title: string; task: string[]; keys: [MetricKey, string][]; paper: string }[] = [
+export function table2and3(input: StudyReportInput): Table[] {
+  const out: Table[] = [];
+  const groups: { name: string; title: string; task: string[]; keys: MetricKey[]; paper: string }[] = [
     {
       name: 'table2-classification',
       title: 'Table 2-style: classification with frozen features, top-1 (%)',
       task: ['fmnist', 'fmnist-canvas', 'imagenet'],
-      keys: [
-        ['attentive.top1', 'attentive'],
-        ['linear(avg).top1', 'linear'],
-        ['knn(avg).top1', 'k-NN'],
-      ],
+      keys: ['attentive.top1', 'linear(avg).top1', 'knn(avg).top1'],
       paper:
         'Linear and k-NN: on average-pooled patch tokens, except pixels: on the whole flattened normalised image (its attentive probe pools its patch tokens, pixel patch plus position). ' +
         'Paper (IN-1k val, attentive, ViT-L): CAPI 82.9, iBOT 80.9, MAE 79.4, Data2Vec 2.0 80.1, I-JEPA-H 79.5 (eval spec 7.1).',
@@ -127,14 +115,7 @@ export function table2and3(input: StudyReportInput): ReportTable[] {
       name: 'table3-segmentation',
       title: 'Table 3-style: segmentation with frozen patch features, mIoU (%)',
       task: ['fmnist-scenes', 'fmnist-canvas-dense', 'ade20k'],
-      keys: [
-        ['seg.knn.mIoU', 'k-NN'],
-        ['seg.knn-patch.mIoU', 'k-NN patch votes'],
-        ['seg.knn-centered.mIoU', 'k-NN image-centred'],
-        ['seg.logreg.mIoU', 'linear'],
-        ['seg.knn.fgIoU', 'k-NN fg'],
-        ['seg.logreg.fgIoU', 'linear fg'],
-      ],
+      keys: ['seg.knn.mIoU', 'seg.knn-patch.mIoU', 'seg.knn-centered.mIoU', 'seg.logreg.mIoU', 'seg.knn.fgIoU', 'seg.logreg.fgIoU'],
       paper:
         'Paper (ADE20K k-NN / linear, ViT-L): CAPI IN-1k 29.2 / 34.4, iBOT 26.0 / 30.7, MAE 21.5 / 27.4, DINOv2-g 34.0 / 39.0 (eval spec 7.2).',
     },
@@ -143,12 +124,12 @@ export function table2and3(input: StudyReportInput): ReportTable[] {
     const tasks = g.task.filter((t) => input.results.some((r) => r.task === t));
     if (!tasks.length) continue;
     const cols = tasks.flatMap((t) =>
-      g.keys.filter(([k]) => input.results.some((r) => r.task === t && r.metrics[k] !== undefined)).map(([k, l]) => ({ t, k, l })),
+      g.keys.filter((k) => input.results.some((r) => r.task === t && r.metrics[k] !== undefined)).map((k) => ({ t, k })),
     );
     const rows = rowSources(input)
       .map((s) => [s.label, ...cols.map((c) => aggregateCell(aggregate(s.pick(c.t), s.model ? rowMetric(s.model, c.k) : c.k)))])
       .filter((r) => r.slice(1).some((c) => c !== 'not run'));
-    out.push({ name: g.name, title: g.title, header: ['model', ...cols.map((c) => `${c.t} ${c.l}`)], rows, note: g.paper });
+    out.push({ name: g.name, title: g.title, header: ['model', ...cols.map((c) => `${c.t} ${METRICS[c.k].label}`)], rows, note: g.paper });
   }
   return out;
 }
@@ -159,7 +140,7 @@ function planned(input: StudyReportInput, arm: string, m: Metric): boolean {
   return input.evalSettings.some((e) => ids.has(e.run) && e.task === m.task && e.weights === 'teacher' && e.probes.includes(m.probe));
 }
 
-export function table1(input: StudyReportInput): ReportTable | undefined {
+export function table1(input: StudyReportInput): Table | undefined {
   const metrics = familyMetrics(input.results);
   if (!metrics.length) return undefined;
   const def = input.arms.find((a) => a.name === 'capi')!;
@@ -188,7 +169,7 @@ export function table1(input: StudyReportInput): ReportTable | undefined {
   };
 }
 
-export function diagnosticsTable(input: StudyReportInput): ReportTable {
+export function diagnosticsTable(input: StudyReportInput): Table {
   const rows = capiRuns(input)
     .filter((r) => r.metrics.length)
     .map((r) => {
@@ -235,7 +216,7 @@ export function diagnosticsTable(input: StudyReportInput): ReportTable {
   };
 }
 
-export function table5(input: StudyReportInput): ReportTable | undefined {
+export function table5(input: StudyReportInput): Table | undefined {
   const tasks = [...new Set(input.results.filter((r) => r.metrics['linear(pred-pool).top1'] !== undefined).map((r) => r.task))];
   if (!tasks.length) return undefined;
   const rows: string[][] = [];
@@ -261,7 +242,7 @@ export function table5(input: StudyReportInput): ReportTable | undefined {
   };
 }
 
-export function claimsTable(claims: Claim[]): ReportTable {
+export function claimsTable(claims: Claim[]): Table {
   return {
     name: 'claims',
     title: 'Claims',
@@ -269,10 +250,3 @@ export function claimsTable(claims: Claim[]): ReportTable {
     rows: claims.map((c) => [c.claim, c.paper, aggregateCell(c.a), aggregateCell(c.b), fmtGap(c), c.verdict]),
   };
 }
-
-export const LEGEND =
-  'Cells: mean ± std over seeds (n), [SE] the standard error of that mean: sqrt(std² / n + test-set SE²), where the test-set SE is binomial ' +
-  'for accuracies and a bootstrap over test images for mIoU; ‡ a single-seed arm’s SE that adds the default arm’s seed std (sqrt(test-set SE² + std²): its one run is one draw of that spread); † a seed’s selected hyper-parameter (a probe’s lr, logistic regression’s C, k-NN’s k when the largest: k = 1 is k’s own bound) lies at the edge of its grid; * a seed’s selected probe ' +
-  'had not converged (the chosen point trained again with half the steps, from the same initial parameters and batches, is further than 0.3 points and one held-out SE below it).';
-
-export const md = (t: ReportTable) => `### ${t.title}\n\n${markdownTable(t.header, t.rows)}${t.note ? `\n${t.note}\n` : ''}`;

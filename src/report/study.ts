@@ -8,28 +8,17 @@
  */
 import { isFiniteNumber } from '../pretrain/run-folder.js';
 import * as path from 'node:path';
-import { stringify } from 'csv-stringify/sync';
 import { TASKS, type TaskName } from '../eval/tasks.js';
 import { REFINE_KEEP } from '../probes/grid.js';
 import { writeFileAtomic, makeDirs } from '../runtime/atomic.js';
 import { saveCurvesPng } from './curves.js';
-import { markdownTable } from './results.js';
+import { LEGEND, markdownTable, type Table, tableMarkdown, writeTable } from './table.js';
 import { buildClaims, discussion, verdictCounts } from './claims.js';
 import { curveClaimsTable } from './curve-claims.js';
 import { gridEdgeNotes } from './grid-notes.js';
 import { lateMean, trainingSeconds } from './statistics.js';
 import { capiRuns, type StudyReportInput } from './study-input.js';
-import {
-  LEGEND,
-  claimsTable,
-  diagnosticsTable,
-  featureSharesTable,
-  md,
-  table1,
-  table2and3,
-  table5,
-  type ReportTable,
-} from './study-tables.js';
+import { claimsTable, diagnosticsTable, featureSharesTable, table1, table2and3, table5 } from './study-tables.js';
 
 /** How the supervised ceiling was trained, from its metrics. */
 function supervisedLine(input: StudyReportInput): string {
@@ -95,10 +84,7 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
     ...(curve ? [curve] : []),
   ];
   const tablesDir = path.join(dir, 'tables');
-  for (const t of tables) {
-    writeFileAtomic(path.join(tablesDir, `${t.name}.md`), `${md(t)}\n${LEGEND}\n`);
-    writeFileAtomic(path.join(tablesDir, `${t.name}.csv`), stringify([t.header, ...t.rows]));
-  }
+  for (const t of tables) writeTable(tablesDir, t);
   const curves: string[] = [];
   for (const family of [...new Set(input.runs.map((r) => r.family))]) {
     const runs = capiRuns(input).filter((r) => r.family === family && r.metrics.length);
@@ -121,7 +107,7 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
   const minutes = input.runs.reduce((a, r) => a + trainingSeconds(r.metrics), 0) / 60;
   const evalMinutes = input.results.reduce((a, r) => a + (r.seconds?.total ?? 0), 0) / 60;
   const backend = input.runs.find((r) => r.config)?.config?.backend as { provider?: string; threads?: number } | undefined;
-  const section = (t: ReportTable | undefined) => (t ? `${md(t)}\n` : '');
+  const section = (t: Table | undefined) => (t ? `${tableMarkdown(t)}\n` : '');
   const byName = (n: string) => tables.find((t) => t.name === n);
   const report = `# CAPI at small scale: study \`${input.plan.name}\`
 

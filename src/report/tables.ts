@@ -1,93 +1,58 @@
 /**
- * Comparison tables in the paper's layout, rows = models, columns = datasets x probes:
- * Table 2 (classification, attentive probe top-1), Table 3 (segmentation mIoU, k-NN and
- * logistic regression), Table 5 (predictor pooling vs average pooling, linear and k-NN).
+ * `npm run tables`: every result of a results folder in the paper's layout, rows = models,
+ * columns = datasets x metrics (labels from src/eval/metrics.ts): Table 2 (classification,
+ * attentive probe top-1), Table 3 (segmentation mIoU, k-NN and logistic regression), Table 5
+ * (predictor pooling vs average pooling, linear and k-NN). Each cell is one result, formatted as
+ * the study's are (statistics.ts aggregateCell: its test-set SE and flags).
  */
-import { stringify } from 'csv-stringify/sync';
-import type { MetricKey, MetricQuality } from '../eval/metrics.js';
+import type { MetricKey } from '../eval/metrics.js';
+import { METRICS } from '../eval/metrics.js';
 import type { EvalResult } from './results.js';
-import { fmt, markdownTable } from './results.js';
+import { aggregate, aggregateCell } from './statistics.js';
+import type { Table } from './table.js';
 
-export interface Table {
-  name: string;
-  title: string;
-  header: string[];
-  rows: (string | number)[][];
-}
-
-const TABLES: { name: string; title: string; columns: [MetricKey, string][] }[] = [
-  {
-    name: 'table2-classification',
-    title: 'Classification, attentive probe on patch tokens, top-1 (%)',
-    columns: [['attentive.top1', 'attentive']],
-  },
+const TABLES: { name: string; title: string; metrics: MetricKey[] }[] = [
+  { name: 'table2-classification', title: 'Classification, attentive probe on patch tokens, top-1 (%)', metrics: ['attentive.top1'] },
   {
     name: 'table3-segmentation',
     title: 'Segmentation with frozen patch features, mIoU (%)',
-    columns: [
-      ['seg.knn.mIoU', 'k-NN'],
-      ['seg.logreg.mIoU', 'linear'],
-      ['seg.knn.fgIoU', 'k-NN fg'],
-      ['seg.logreg.fgIoU', 'linear fg'],
-    ],
+    metrics: ['seg.knn.mIoU', 'seg.logreg.mIoU', 'seg.knn.fgIoU', 'seg.logreg.fgIoU'],
   },
   {
     name: 'table5-pooling',
     title: 'Global representations: predictor pooling vs average pooling, top-1 (%)',
-    columns: [
-      ['linear(pred-pool).top1', 'pred-pool linear'],
-      ['linear(avg).top1', 'avg linear'],
-      ['knn(pred-pool).top1', 'pred-pool k-NN'],
-      ['knn(avg).top1', 'avg k-NN'],
-    ],
+    metrics: ['linear(pred-pool).top1', 'linear(avg).top1', 'knn(pred-pool).top1', 'knn(avg).top1'],
   },
 ];
+
+const KIND_ORDER = { capi: 0, baseline: 1, reference: 2 };
 
 export function buildTables(results: EvalResult[]): Table[] {
   const tables: Table[] = [];
   for (const t of TABLES) {
-    const tasks = [...new Set(results.filter((r) => t.columns.some(([m]) => m in r.metrics)).map((r) => r.task))].sort();
+    const tasks = [...new Set(results.filter((r) => t.metrics.some((m) => m in r.metrics)).map((r) => r.task))].sort();
     if (!tasks.length) continue;
     const cols = tasks.flatMap((task) =>
-      t.columns.filter(([m]) => results.some((r) => r.task === task && m in r.metrics)).map(([m, label]) => ({ task, m, label })),
+      t.metrics.filter((m) => results.some((r) => r.task === task && m in r.metrics)).map((m) => ({ task, m })),
     );
-    const models = [...new Set(results.filter((r) => tasks.includes(r.task)).map((r) => r.model))];
-    models.sort((a, b) => {
-      const ka = results.find((r) => r.model === a)!.kind,
-        kb = results.find((r) => r.model === b)!.kind;
-      const rank = { capi: 0, baseline: 1, reference: 2 };
-      return ka === kb ? a.localeCompare(b) : rank[ka] - rank[kb];
-    });
+    const kindOf = (model: string) => results.find((r) => r.model === model)!.kind;
+    const models = [...new Set(results.filter((r) => tasks.includes(r.task)).map((r) => r.model))].sort((a, b) =>
+      kindOf(a) === kindOf(b) ? a.localeCompare(b) : KIND_ORDER[kindOf(a)] - KIND_ORDER[kindOf(b)],
+    );
     const rows = models.map((model) => [
       model,
-      ...cols.map(({ task, m }) => {
-        const r = results.find((x) => x.task === task && x.model === model);
-        return cell(r?.metrics[m], r?.quality?.[m]);
-      }),
+      ...cols.map(({ task, m }) =>
+        aggregateCell(
+          aggregate(
+            results.filter((x) => x.task === task && x.model === model),
+            m,
+          ),
+        ),
+      ),
     ]);
-    tables.push({ name: t.name, title: t.title, header: ['model', ...cols.map((c) => `${c.task} ${c.label}`)], rows });
+    const header = ['model', ...cols.map((c) => `${c.task} ${METRICS[c.m].label}`)];
+    const note = `Columns: ${t.metrics.map((m) => `${METRICS[m].label}: ${METRICS[m].description}`).join('; ')}.`;
+    tables.push({ name: t.name, title: t.title, header, rows, note });
   }
   return tables;
-}
-
-/** A value with its standard error and flags: `57.0 ±1.1 †*` (see LEGEND). */
-function cell(v: number | undefined, q: MetricQuality | undefined): string {
-  if (v === undefined) return fmt(v);
-  const se = q?.se !== undefined && Number.isFinite(q.se) ? ` ±${q.se.toFixed(1)}` : '';
-  const flags = `${q?.atGridEdge ? '†' : ''}${q?.converged === false ? '*' : ''}`;
-  return `${fmt(v)}${se}${flags ? ` ${flags}` : ''}`;
-}
-
-export const LEGEND =
-  '± one test-set standard error (binomial for accuracies; for mIoU, bootstrap over test images); † the selected hyper-parameter (lr for probes) is at the edge of its grid; ' +
-  '* not converged: the selected probe’s held-out accuracy changes by more than 0.3 points and one binomial SE of the held-out set when its schedule is halved. ' +
-  'Results of the earliest versions (no quality record) carry no standard errors or flags.';
-
-export function tableMarkdown(t: Table): string {
-  return `## ${t.title}\n\n${markdownTable(t.header, t.rows)}\n${LEGEND}\n`;
-}
-
-/** The values alone (standard errors and flags are in each result's JSON). */
-export function tableCsv(t: Table): string {
-  return stringify([t.header, ...t.rows.map((r) => r.map((c, i) => (i === 0 ? c : String(c).split(' ')[0])))]);
 }

@@ -152,7 +152,7 @@ describe('eval + tables end to end', () => {
       'floor: majority class',
     ]);
     const t3 = fs.readFileSync(path.join(results, 'comparison', 'table3-segmentation.md'), 'utf8');
-    expect(t3).toContain('| model | fmnist-scenes k-NN | fmnist-scenes linear |');
+    expect(t3).toContain('| model | fmnist-scenes k-NN mIoU | fmnist-scenes linear mIoU |');
     const t5 = fs
       .readFileSync(path.join(results, 'comparison', 'table5-pooling.csv'), 'utf8')
       .trim()
