@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { CONFIG_OVERRIDE_FIELDS, FMNIST_TINY_DEFAULTS, isBuiltinData, PRESET_NAMES, resolvePretrainConfig } from '../pretrain/config.js';
 import { knnMonitor } from '../eval/monitor.js';
 import { TASKS } from '../eval/tasks.js';
-import { evalCommand, runPretraining } from '../pretrain/loop.js';
+import { evalCommand, progressOnStep, runPretraining } from '../pretrain/loop.js';
 import { BACKEND_FIELDS, initBackend } from '../runtime/backend.js';
 import { kebabCase } from '../runtime/schema.js';
 import { commandConfig, isMain, runMain, userPath } from './command.js';
@@ -87,7 +87,6 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
         })
       : undefined;
   let bar: ProgressBar | undefined;
-  let knn = '';
   const result = await runPretraining(cfg, {
     out,
     resume,
@@ -100,14 +99,10 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     requestedPreset: parsed.values.preset,
     monitor,
     log: (l) => console.error(l),
-    onStep: (m, total) => {
-      bar ??= new ProgressBar(total, 'pretrain', m.step);
-      if (m.monitorKnnTop1 !== undefined) knn = ` k-NN ${m.monitorKnnTop1.toFixed(1)}%`;
-      bar.update(
-        m.step + 1,
-        `loss ${m.capiLoss.toFixed(3)} clust ${m.clusteringLoss.toFixed(3)} H ${m.targetEntropy.toFixed(2)} ${m.imagesPerSec.toFixed(1)} img/s${knn}`,
-      );
-    },
+    onStep: progressOnStep((total, start) => {
+      bar = new ProgressBar(total, 'pretrain', start);
+      return bar;
+    }),
   });
   bar?.finish();
   if (result.interrupted) process.exitCode = 128 + (os.constants.signals[result.interrupted] ?? 15);

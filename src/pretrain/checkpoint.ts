@@ -4,19 +4,16 @@
  * export that evaluation loads.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../model/config.js';
 import { backboneShapes } from '../model/capi.js';
-import { CHECKPOINT_FILE, readTrainState, writeTeacherExport, writeTrainState } from '../model/io/run-files.js';
+import { readTrainState, writeTeacherExport, writeTrainState } from '../model/io/run-files.js';
 import type { BackendInfo } from '../runtime/backend.js';
 import type { CodeVersion, TrainingCode } from '../runtime/version.js';
 import { codeVersion, trainingCode } from '../runtime/version.js';
 import type { PretrainConfig } from './config.js';
 import type { CapiState, Variables } from './step.js';
 import { initState } from './step.js';
-
-export { CHECKPOINT_FILE };
 
 /** The tensor groups of a training state, by their prefix in the checkpoint. */
 const groups = (s: CapiState): Record<string, Variables> => ({
@@ -29,8 +26,7 @@ const groups = (s: CapiState): Record<string, Variables> => ({
   'opt.clustering.v': s.clusterOpt.v,
 });
 
-export async function saveCheckpoint(dir: string, state: CapiState, cfg: PretrainConfig, backend: BackendInfo): Promise<string> {
-  const file = path.join(dir, CHECKPOINT_FILE);
+export async function saveCheckpoint(file: string, state: CapiState, cfg: PretrainConfig, backend: BackendInfo): Promise<string> {
   await writeTrainState(file, groups(state), {
     step: String(state.step),
     studentOptSteps: String(state.studentOpt.steps),

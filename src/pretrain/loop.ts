@@ -4,21 +4,19 @@
  * resume (validated against the run it continues), and a clean stop on SIGINT / SIGTERM.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { CONFIG_FILE, METRICS_FILE, TEACHER_DIR } from '../model/io/run-files.js';
-import { checkWritableDir, ensureWritableDir, removeStaleTempFiles, writeFileAtomic } from '../runtime/atomic.js';
+import { checkWritableDir, ensureWritableDir } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
 import { withFolderLock } from '../runtime/lock.js';
 import { shellCommand } from '../runtime/shell.js';
 import { codeVersion, trainingCode } from '../runtime/version.js';
 import { nonFiniteTensors } from '../runtime/finite.js';
 import type { LoadedCheckpoint } from './checkpoint.js';
-import { CHECKPOINT_FILE, exportTeacher, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { exportTeacher, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { PretrainConfig } from './config.js';
 import { teacherTarget, withOverrides } from './config.js';
 import { checkCode, checkResume } from './resume.js';
-import { checkNoForeignFiles, keptMetrics, readSavedConfig, teacherExportReadable } from './run-folder.js';
+import { RunFolder } from './run-folder.js';
 import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js';
 import { trainFlopsPerImage } from './flops.js';
 import { checkWasmStepMemory } from './memory.js';
@@ -110,25 +108,28 @@ export async function runPretraining(requested: PretrainConfig, opts: RunOptions
 }
 
 async function startOrResume(requested: PretrainConfig, opts: RunOptions): Promise<RunResult> {
-  for (const dir of [opts.out, path.join(opts.out, TEACHER_DIR)]) {
-    for (const f of removeStaleTempFiles(dir)) opts.log(`removed ${f}, left by an interrupted write`);
+  const folder = new RunFolder(opts.out);
+  for (const f of folder.removeStaleTempFiles()) opts.log(`removed ${f}, left by an interrupted write`);
+  if (!opts.resume && fs.existsSync(folder.checkpoint)) {
+    throw new Error(`${folder.checkpoint} already exists: pass --resume to continue that run, or choose another --out`);
   }
-  const ckptFile = path.join(opts.out, CHECKPOINT_FILE);
-  if (!opts.resume && fs.existsSync(ckptFile)) {
-    throw new Error(`${ckptFile} already exists: pass --resume to continue that run, or choose another --out`);
-  }
-  if (!opts.resume) checkNoForeignFiles(opts.out);
-  const loaded = opts.resume ? loadCheckpoint(ckptFile) : undefined;
+  if (!opts.resume) folder.checkNoForeignFiles();
+  const loaded = opts.resume ? loadCheckpoint(folder.checkpoint) : undefined;
   const overrides = opts.resumeOverrides ?? {};
   if (loaded && Object.keys(overrides).length) {
     if (!opts.forceResume) throw new Error('--resume continues the saved config: changing fields needs --force-resume');
     loaded.config = withOverrides(loaded.config, overrides);
     opts.log(`--force-resume: from step ${loaded.state.step} on, ${JSON.stringify(overrides)} (recorded in config.json)`);
   }
-  return run(loaded?.config ?? requested, loaded, opts);
+  return run(folder, loaded?.config ?? requested, loaded, opts);
 }
 
-async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefined, opts: RunOptions): Promise<RunResult> {
+async function run(
+  folder: RunFolder,
+  requested: PretrainConfig,
+  loaded: LoadedCheckpoint | undefined,
+  opts: RunOptions,
+): Promise<RunResult> {
   let cfg = requested;
   const resumed = loaded?.state;
   // Data first: nothing is written before every image is known to be readable.
@@ -152,10 +153,10 @@ async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefin
   }
   const sampler = new BatchSampler(dataset.size, cfg.train.batchSize, cfg.train.seed);
   const stopAfter = opts.stopAfterEpochs ? stepsForEpochs(opts.stopAfterEpochs, dataset.size, cfg.train.batchSize) : opts.stopAfter;
-  const saved = readSavedConfig(path.join(opts.out, CONFIG_FILE));
+  const saved = folder.readConfig();
   let resumes = saved?.resumes ?? [];
   if (loaded && resumed) {
-    checkResume(opts.out, cfg, data.fingerprint, opts);
+    checkResume(folder, cfg, data.fingerprint, opts);
     const overrides =
       opts.resumeOverrides && Object.keys(opts.resumeOverrides).length ? { overrides: opts.resumeOverrides, forced: true } : {};
     resumes = [
@@ -164,7 +165,7 @@ async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefin
     ];
     if (stopAfter > 0 && resumed.step >= stopAfter && resumed.step < total) {
       // Its teacher export must be the checkpoint's (a run continued from a checkpoint alone has none).
-      if (!teacherExportReadable(opts.out))
+      if (!folder.teacherExportReadable())
         await exportTeacher(opts.out, resumed, cfg.model, {
           step: resumed.step,
           seed: cfg.train.seed,
@@ -176,7 +177,7 @@ async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefin
     }
     if (resumed.step >= total) {
       // A finished run whose teacher export is missing or damaged gets it again from the checkpoint.
-      const exported = teacherExportReadable(opts.out);
+      const exported = folder.teacherExportReadable();
       if (!exported)
         await exportTeacher(opts.out, resumed, cfg.model, {
           step: resumed.step,
@@ -189,48 +190,40 @@ async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefin
       );
       return { state: resumed, config: cfg, records: [], totalSteps: total, stoppedEarly: false, alreadyComplete: true };
     }
-    opts.log(`resumed ${path.join(opts.out, CHECKPOINT_FILE)} at step ${resumed.step}`);
+    opts.log(`resumed ${folder.checkpoint} at step ${resumed.step}`);
   }
   if (opts.backend.backend === 'wasm') await checkWasmStepMemory(cfg);
   const state = resumed ?? initState(cfg);
   const counts = stepMaskCounts(cfg);
   const flops = trainFlopsPerImage(cfg.model, counts);
-  writeFileAtomic(
-    path.join(opts.out, CONFIG_FILE),
-    JSON.stringify(
-      {
-        ...cfg,
-        backend: opts.backend,
-        dataset: dataset.description,
-        datasetSize: dataset.size,
-        datasetFingerprint: data.fingerprint,
-        skippedImages: { count: data.skipped.length, files: data.skipped.slice(0, 100) },
-        totalSteps: total,
-        stepsPerEpoch: sampler.stepsPerEpoch,
-        masking: counts,
-        trainGflopPerImage: flops / 1e9,
-        // The code that started the run (kept across resumes), and each resume's.
-        code: resumed ? saved?.code : codeVersion(),
-        trainingCode: resumed ? saved?.trainingCode : trainingCode(),
-        ...(resumes.length ? { resumes } : {}),
-        ...(opts.monitor ? { monitor: { every: opts.monitor.every, description: opts.monitor.description } } : {}),
-      },
-      null,
-      2,
-    ),
-  );
+  folder.writeConfig({
+    ...cfg,
+    backend: opts.backend,
+    dataset: dataset.description,
+    datasetSize: dataset.size,
+    datasetFingerprint: data.fingerprint,
+    skippedImages: { count: data.skipped.length, files: data.skipped.slice(0, 100) },
+    totalSteps: total,
+    stepsPerEpoch: sampler.stepsPerEpoch,
+    masking: counts,
+    trainGflopPerImage: flops / 1e9,
+    // The code that started the run (kept across resumes), and each resume's.
+    code: resumed ? saved?.code : codeVersion(),
+    trainingCode: resumed ? saved?.trainingCode : trainingCode(),
+    ...(resumes.length ? { resumes } : {}),
+    ...(opts.monitor ? { monitor: { every: opts.monitor.every, description: opts.monitor.description } } : {}),
+  });
   opts.log(`data: ${dataset.description}, ${dataset.size} images, ${sampler.stepsPerEpoch} steps/epoch, ${total} steps total`);
   opts.log(`masking: ${counts.nVisible} visible / ${counts.nMasked} masked of ${counts.nTokens}, ${counts.nPredict} predictions per image`);
 
-  const metricsFile = path.join(opts.out, METRICS_FILE);
-  const kept = opts.resume ? keptMetrics(metricsFile, state.step, opts.log) : [];
+  const kept = opts.resume ? folder.keptMetrics(state.step, opts.log) : [];
   const initial = initState(cfg);
-  const driver = capiDriver(cfg, state, total, dataset, sampler, initial.clustering[CLUSTER_W].clone(), opts);
+  const driver = capiDriver(folder, cfg, state, total, dataset, sampler, initial.clustering[CLUSTER_W].clone(), opts);
   disposeState(initial);
   let outcome: LoopOutcome<StepRecord>;
   try {
     outcome = await trainLoop(driver, {
-      metricsFile,
+      folder,
       kept,
       resumedAt: opts.resume ? state.step : -1,
       stopAfter,
@@ -257,6 +250,7 @@ async function run(requested: PretrainConfig, loaded: LoadedCheckpoint | undefin
  * teacher export, and divergence after MAX_NAN_STEPS non-finite losses in a row.
  */
 function capiDriver(
+  folder: RunFolder,
   cfg: PretrainConfig,
   state: CapiState,
   total: number,
@@ -321,7 +315,7 @@ function capiDriver(
         throw new Error(
           `training diverged: ${bad.length} weight tensors are not finite at step ${state.step} (e.g. ${bad[0]}); ${kept(lastSaved)}; ${lowerLr(cfg, lastSaved, opts.out)}`,
         );
-      await saveCheckpoint(opts.out, state, cfg, opts.backend);
+      await saveCheckpoint(folder.checkpoint, state, cfg, opts.backend);
       await exportTeacher(opts.out, state, cfg.model, {
         step: state.step,
         seed: cfg.train.seed,
@@ -330,6 +324,20 @@ function capiDriver(
       });
     },
     dispose: () => initialPrototypes.dispose(),
+  };
+}
+
+/** A progress bar's onStep: each step's losses and speed, and the monitor's last k-NN top-1. */
+export function progressOnStep(
+  open: (total: number, start: number) => { update(done: number, text: string): void },
+): (rec: StepRecord, total: number) => void {
+  let bar: ReturnType<typeof open> | undefined;
+  let knn = '';
+  return (m, total) => {
+    bar ??= open(total, m.step);
+    if (m.monitorKnnTop1 !== undefined) knn = ` k-NN ${m.monitorKnnTop1.toFixed(1)}%`;
+    const losses = `loss ${m.capiLoss.toFixed(3)} clust ${m.clusteringLoss.toFixed(3)} H ${m.targetEntropy.toFixed(2)}`;
+    bar.update(m.step + 1, `${losses} ${m.imagesPerSec.toFixed(1)} img/s${knn}`);
   };
 }
 

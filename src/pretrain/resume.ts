@@ -2,14 +2,11 @@
  * What a resume checks: that the checkpoint is the run's (its architecture, training config and
  * data), and on which code it continues (a changed training step is refused unless forced).
  */
-import { CONFIG_FILE } from '../model/io/run-files.js';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { CodeVersion, TrainingCode } from '../runtime/version.js';
 import { changedFiles, codeVersion, trainingCode, versionLabel } from '../runtime/version.js';
-import { CHECKPOINT_FILE } from './checkpoint.js';
 import type { PretrainConfig } from './config.js';
-import type { SavedRunConfig } from './run-folder.js';
+import type { RunFolder, SavedRunConfig } from './run-folder.js';
 
 /** One resume of a run: at which step, on which code, and whether the training step's code had changed. */
 export interface ResumeRecord {
@@ -60,16 +57,16 @@ export function checkCode(
 
 /** A resume continues exactly the run in the folder: same architecture and training config, same data. */
 export function checkResume(
-  out: string,
+  folder: RunFolder,
   cfg: PretrainConfig,
   fingerprint: string,
   opts: { requestedPreset?: string; forceResume?: boolean },
 ): void {
   const fix = 'pass --force-resume to continue anyway, or start a new run in another --out';
   if (opts.requestedPreset && opts.requestedPreset !== cfg.preset) {
-    throw new Error(`--preset ${opts.requestedPreset}: the run in ${out} is a ${cfg.preset} run; drop --preset to resume it`);
+    throw new Error(`--preset ${opts.requestedPreset}: the run in ${folder.dir} is a ${cfg.preset} run; drop --preset to resume it`);
   }
-  const file = path.join(out, CONFIG_FILE);
+  const file = folder.config;
   if (!fs.existsSync(file) || opts.forceResume) return;
   let saved: SavedRunConfig;
   try {
@@ -78,13 +75,10 @@ export function checkResume(
     throw new Error(`${file}: not valid JSON; cannot check that the checkpoint belongs to this run (${fix})`);
   }
   const model = firstDifference(saved.model ?? {}, cfg.model);
-  if (model)
-    throw new Error(`${path.join(out, CHECKPOINT_FILE)} is not this run's checkpoint: its model differs from ${file} (${model}); ${fix}`);
+  if (model) throw new Error(`${folder.checkpoint} is not this run's checkpoint: its model differs from ${file} (${model}); ${fix}`);
   const train = firstDifference(saved.train ?? {}, cfg.train);
   if (train)
-    throw new Error(
-      `${path.join(out, CHECKPOINT_FILE)} is not this run's checkpoint: its training config differs from ${file} (${train}); ${fix}`,
-    );
+    throw new Error(`${folder.checkpoint} is not this run's checkpoint: its training config differs from ${file} (${train}); ${fix}`);
   if (saved.datasetFingerprint && saved.datasetFingerprint !== fingerprint) {
     throw new Error(
       `the training images changed since this run started (fingerprint ${saved.datasetFingerprint} -> ${fingerprint}); ${fix}`,

@@ -18,26 +18,23 @@ import { gridSize } from '../model/config.js';
 import { allPositions, tokenCoords } from '../model/coords.js';
 import type { AdamWState } from '../runtime/adamw.js';
 import { adamwStep, initAdamW } from '../runtime/adamw.js';
-import { writeFileAtomic, makeDirs } from '../runtime/atomic.js';
+import { makeDirs } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
 import { withFolderLock } from '../runtime/lock.js';
 import { codeVersion, trainingCode } from '../runtime/version.js';
-import { CONFIG_FILE, METRICS_FILE, readTrainState, writeTrainState } from '../model/io/run-files.js';
+import { readTrainState, writeTrainState } from '../model/io/run-files.js';
 import { Rng, STREAM } from '../runtime/rng.js';
 import { exportTeacher, restoreGroups } from './checkpoint.js';
 import type { PretrainConfig } from './config.js';
 import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js';
 import type { ResumeRecord } from './resume.js';
 import { checkCode } from './resume.js';
-import { elapsedBefore, keptMetrics } from './run-folder.js';
+import { elapsedBefore, RunFolder } from './run-folder.js';
 import { studentParamGroup } from './schedules.js';
 import type { StepClock, TrainDriver } from './train-loop.js';
 import { trainLoop } from './train-loop.js';
 import type { CapiState, PretrainBatch } from './step.js';
 import { disposeState, initState, schedulesAt, totalSteps } from './step.js';
-
-export const SUPERVISED_FILE = 'supervised.json';
-export const SUPERVISED_CHECKPOINT = 'supervised-checkpoint.safetensors';
 
 export interface SupervisedStepMetrics {
   step: number;
@@ -139,9 +136,6 @@ export interface SupervisedOptions {
   forceResume?: boolean;
 }
 
-/** Whether `dir` holds a finished supervised run. */
-export const supervisedDone = (dir: string): boolean => fs.existsSync(path.join(dir, SUPERVISED_FILE));
-
 /** What a supervised checkpoint holds: the trained parameters and their AdamW moments, by group. */
 const checkpointGroups = (params: Record<string, tf.Variable>, opt: AdamWState) => ({ params, 'opt.m': opt.m, 'opt.v': opt.v });
 
@@ -204,34 +198,27 @@ async function trainSupervised(cfg: PretrainConfig, opts: SupervisedOptions): Pr
   const params = supervisedParams(state, head);
   const opt = initAdamW(params);
   makeDirs(opts.out);
-  const metricsFile = path.join(opts.out, METRICS_FILE);
-  const ckpt = path.join(opts.out, SUPERVISED_CHECKPOINT);
+  const folder = new RunFolder(opts.out);
+  const ckpt = folder.supervisedCheckpoint;
   const resumed = fs.existsSync(ckpt);
-  const saved = resumed ? (JSON.parse(fs.readFileSync(path.join(opts.out, CONFIG_FILE), 'utf8')) as Record<string, unknown>) : {};
-  const resumes = (saved.resumes as ResumeRecord[] | undefined) ?? [];
+  const saved = resumed ? folder.readConfig() : undefined;
+  const resumes: ResumeRecord[] = saved?.resumes ?? [];
   if (resumed) {
     const r = loadSupervised(ckpt, params, opt, cfg, opts);
     state.step = r.step;
     resumes.push(r.resume);
   }
-  writeFileAtomic(
-    path.join(opts.out, CONFIG_FILE),
-    JSON.stringify(
-      {
-        ...cfg,
-        supervised: true,
-        backend: opts.backend,
-        dataset: ds.description,
-        totalSteps: total,
-        code: resumed ? saved.code : codeVersion(),
-        trainingCode: resumed ? saved.trainingCode : trainingCode(),
-        ...(resumes.length ? { resumes } : {}),
-      },
-      null,
-      2,
-    ),
-  );
-  const kept = resumed ? keptMetrics(metricsFile, state.step, opts.log) : [];
+  folder.writeConfig({
+    ...cfg,
+    supervised: true,
+    backend: opts.backend,
+    dataset: ds.description,
+    totalSteps: total,
+    code: resumed ? saved?.code : codeVersion(),
+    trainingCode: resumed ? saved?.trainingCode : trainingCode(),
+    ...(resumes.length ? { resumes } : {}),
+  });
+  const kept = resumed ? folder.keptMetrics(state.step, opts.log) : [];
   opts.log(
     `supervised ceiling: ${ds.description}, ${total} steps of ${cfg.train.batchSize}${resumed ? `, resumed at step ${state.step}` : ''}`,
   );
@@ -252,7 +239,7 @@ async function trainSupervised(cfg: PretrainConfig, opts: SupervisedOptions): Pr
       checkpoint: () => saveSupervised(ckpt, params, opt, state.step, cfg),
     };
     const outcome = await trainLoop(driver, {
-      metricsFile,
+      folder,
       kept,
       resumedAt: resumed ? state.step : -1,
       stopAfter: opts.stopAfter ?? 0,
@@ -271,7 +258,7 @@ async function trainSupervised(cfg: PretrainConfig, opts: SupervisedOptions): Pr
       supervised: true,
     });
     const seconds = outcome.records.at(-1)?.elapsedSec ?? elapsedBefore(kept);
-    writeFileAtomic(path.join(opts.out, SUPERVISED_FILE), JSON.stringify({ steps: total, seconds }));
+    folder.writeSupervisedRecord({ steps: total, seconds });
     fs.rmSync(ckpt, { force: true });
     return { finished: true };
   } finally {

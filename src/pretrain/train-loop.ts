@@ -5,10 +5,8 @@
  * from the kept lines on resume; a checkpoint every `checkpointEvery` steps, when stopped, and at
  * the end where the driver asks; a divergence stops it with the driver's message.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { writeFileAtomic } from '../runtime/atomic.js';
-import { elapsedBefore } from './run-folder.js';
+import { elapsedBefore, type RunFolder } from './run-folder.js';
 
 /** The clock of a step: its images per second (the step alone) and the run's training seconds so far. */
 export interface StepClock {
@@ -37,7 +35,8 @@ export interface TrainDriver<M, R> {
 }
 
 export interface LoopOptions<R> {
-  metricsFile: string;
+  /** Where the metrics lines go. */
+  folder: RunFolder;
   /** Metrics lines of the steps before the first one run now (a resume's), [] for a new run. */
   kept: string[];
   /** The step of the checkpoint the run resumed from (-1: a new run). */
@@ -92,8 +91,8 @@ export class StopRequest {
 /** Lets signal handlers (and other events) run between synchronous steps. */
 export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-export async function trainLoop<M, R>(d: TrainDriver<M, R>, o: LoopOptions<R>): Promise<LoopOutcome<R>> {
-  writeFileAtomic(o.metricsFile, o.kept.map((l) => `${l}\n`).join(''));
+export async function trainLoop<M, R extends object>(d: TrainDriver<M, R>, o: LoopOptions<R>): Promise<LoopOutcome<R>> {
+  o.folder.restartMetrics(o.kept);
   const started = performance.now() - 1000 * elapsedBefore(o.kept);
   const stop = new StopRequest(o.log);
   const records: R[] = [];
@@ -111,11 +110,7 @@ export async function trainLoop<M, R>(d: TrainDriver<M, R>, o: LoopOptions<R>): 
       const now = performance.now();
       const rec = await d.record(metrics, { imagesPerSec: images / ((now - t0) / 1000), elapsedSec: (now - started) / 1000 });
       records.push(rec);
-      try {
-        fs.appendFileSync(o.metricsFile, `${JSON.stringify(rec)}\n`);
-      } catch (e) {
-        throw new Error(`cannot append to ${o.metricsFile}: ${(e as NodeJS.ErrnoException).code ?? e} (free disk space, then --resume)`);
-      }
+      o.folder.appendMetrics(rec);
       o.onStep?.(rec, d.total);
       const diverged = d.divergence(rec, lastSaved);
       if (diverged) throw new Error(diverged);

@@ -12,37 +12,25 @@
  * first, and its baselines need only the record. So a checkout of the results folder (say, in
  * git) continues the study where the checkpoints (not meant for git) are gone.
  */
-import { CONFIG_FILE } from '../model/io/run-files.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { EvalConfig } from '../eval/config.js';
-import { EvalConfigSchema, staleField } from '../eval/config.js';
 import type { EvalHooks } from '../eval/evaluate.js';
 import { evaluate, resultNames } from '../eval/evaluate.js';
 import { knnMonitor } from '../eval/monitor.js';
 import { TASKS } from '../eval/tasks.js';
-import type { EvalResult } from '../eval/result.js';
-import { EVAL_PROTOCOL } from '../eval/result.js';
 import { isBuiltinData, resolvePretrainConfig } from '../pretrain/config.js';
-import { readMetrics } from '../pretrain/run-folder.js';
-import { stepsForEpochs } from '../pretrain/step.js';
-import { runPretraining } from '../pretrain/loop.js';
-import { runSupervised, supervisedDone } from '../pretrain/supervised.js';
-import { readResult, resultFile, writeResult } from '../report/results.js';
+import { progressOnStep, runPretraining } from '../pretrain/loop.js';
+import { runSupervised } from '../pretrain/supervised.js';
 import type { StudyReportInput } from '../report/study-input.js';
 import { writeStudyReport } from '../report/study.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
 import type { BackendInfo } from '../runtime/backend.js';
 import { lockFolder } from '../runtime/lock.js';
 import { codeVersion, versionLabel } from '../runtime/version.js';
-import { validate } from '../runtime/schema.js';
 import type { Plan, StudyEval, StudyRun } from './plans.js';
-import { checkpointDir, handOff, recordDir, runStatus, saveRecord, takeHandOff } from './records.js';
+import { curveStep, Ledger, repoPath } from './ledger.js';
+import { checkpointFolder, handOff, liveFolder, recordFolder, saveRecord, takeHandOff } from './records.js';
 import { ARMS, evalRowName } from './plans.js';
-
-/** The repository root: plans name data paths (e.g. data/fmnist-slice) relative to it. */
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export interface StudyOptions {
   plan: Plan;
@@ -76,53 +64,11 @@ export interface StudyOutcome {
 
 const STUDY_FILE = 'study.json';
 
-/** A run is needed no more once its record is kept and every evaluation of it has its results. */
-function runComplete(run: StudyRun, o: StudyOptions): boolean {
-  return (
-    fs.existsSync(path.join(recordDir(o, run.id), CONFIG_FILE)) && o.plan.evals.filter((e) => e.run === run.id).every((e) => evalDone(e, o))
-  );
-}
-
-/** Plan data paths are relative to the repository root. */
-const repoPath = (p: unknown) => (typeof p === 'string' && p && !path.isAbsolute(p) ? path.join(REPO_ROOT, p) : p);
-
 function runFields(run: StudyRun): Record<string, unknown> {
   const f = { ...run.fields };
   if (f.dataDir) f.dataDir = repoPath(f.dataDir);
   if (typeof f.data === 'string' && !isBuiltinData(f.data)) f.data = repoPath(f.data);
   return f;
-}
-
-/**
- * The training step of a run's learning-curve point, from the run's config.json (as the run counts
- * epochs: src/pretrain/step.ts); 0 for the run's end, undefined while the run has no config.
- */
-function curveStep(run: string, atEpochs: number | undefined, o: StudyOptions): number | undefined {
-  if (atEpochs === undefined) return 0;
-  const file = path.join(checkpointDir(run, o), CONFIG_FILE);
-  if (!fs.existsSync(file)) return undefined;
-  const c = JSON.parse(fs.readFileSync(file, 'utf8')) as { datasetSize: number; train: { batchSize: number } };
-  return stepsForEpochs(atEpochs, c.datasetSize, c.train.batchSize);
-}
-
-function evalConfig(e: StudyEval, o: StudyOptions) {
-  const c: Record<string, unknown> = { ...e.config };
-  for (const k of ['dataDir', 'dataRoot'] as const) if (c[k]) c[k] = repoPath(c[k]);
-  return validate(EvalConfigSchema, {
-    ...c,
-    task: e.task,
-    checkpoint: checkpointDir(e.run, o),
-    // A point whose step is not known yet (no run yet) asks for step 1e9: never a result that exists.
-    checkpointStep: curveStep(e.run, e.atEpochs, o) ?? 1e9,
-    name: evalRowName(e),
-    weights: e.weights,
-    probes: e.probes,
-    baselines: e.baselines,
-    out: o.resultsDir,
-    overwrite: true,
-    cacheDir: o.cacheDir,
-    pcaImages: e.baselines ? 4 : 0,
-  });
 }
 
 /** The study's own record: the plan it runs and each commit that worked on it (a resumed study may span several). */
@@ -146,10 +92,11 @@ export function recordStudy(o: StudyOptions): { commits: string[]; started: stri
 
 /** Trains, resumes or skips the run up to `atEpochs` (a learning-curve point) or its end. */
 async function ensureRun(run: StudyRun, o: StudyOptions, atEpochs?: number): Promise<NodeJS.Signals | undefined> {
-  const dir = path.join(o.runsDir, run.id);
+  const folder = liveFolder(o, run.id);
+  const dir = folder.dir;
   takeHandOff(run, o);
   if (run.arm === 'supervised') {
-    if (supervisedDone(dir)) return undefined;
+    if (folder.supervisedDone()) return undefined;
     o.log(`study: training the supervised ceiling ${run.id}`);
     let bar: ReturnType<EvalHooks['progress']> | undefined;
     const outcome = await runSupervised(resolvePretrainConfig(o.plan.preset, runFields(run)), {
@@ -164,13 +111,11 @@ async function ensureRun(run: StudyRun, o: StudyOptions, atEpochs?: number): Pro
     });
     return outcome.interrupted;
   }
-  const { status } = runStatus(dir);
+  const { status } = folder.status();
   if (status === 'done') return undefined;
   const until = atEpochs === undefined ? '' : ` to epoch ${atEpochs}`;
   o.log(`study: ${status === 'partial' ? 'resuming' : 'pretraining'} ${run.id}${until}`);
   const cfg = resolvePretrainConfig(o.plan.preset, runFields(run));
-  let bar: ReturnType<EvalHooks['progress']> | undefined;
-  let knn: number | undefined;
   const m = run.monitor;
   const r = await runPretraining(cfg, {
     out: dir,
@@ -189,94 +134,46 @@ async function ensureRun(run: StudyRun, o: StudyOptions, atEpochs?: number): Pro
           test: m.test,
         })
       : undefined,
-    onStep: (m, total) => {
-      bar ??= o.progress(`pretrain ${run.id}`, total, m.step);
-      knn = m.monitorKnnTop1 ?? knn;
-      const monitored = knn === undefined ? '' : ` k-NN ${knn.toFixed(1)}%`;
-      bar.update(m.step + 1, `loss ${m.capiLoss.toFixed(3)} ${m.imagesPerSec.toFixed(0)} img/s${monitored}`);
-    },
+    onStep: progressOnStep((total, start) => o.progress(`pretrain ${run.id}`, total, start)),
   });
   return r.interrupted;
-}
-
-/**
- * Whether `file` holds the result of the evaluation `cfg`: the same protocol version and protocol
- * fields (src/eval/config.ts; for a floor or ceiling row, its data fields). A result that exists
- * but is not is said once, naming the field, and evaluated again.
- */
-function madeBy(file: string, cfg: EvalConfig, log?: (line: string) => void): boolean {
-  if (!fs.existsSync(file)) return false;
-  const r = readResult(file);
-  const why =
-    r.kind !== 'reference' && r.protocol !== EVAL_PROTOCOL
-      ? `protocol version ${r.protocol ?? 'unset'} -> ${EVAL_PROTOCOL}`
-      : staleField(r.config as Partial<EvalConfig>, cfg, r.kind === 'reference');
-  if (why && log && !reportedStale.has(file)) {
-    reportedStale.add(file);
-    log(`study: ${file} is out of date (${why}): evaluating it again`);
-  }
-  return why === undefined;
-}
-const reportedStale = new Set<string>();
-
-function evalDone(e: StudyEval, o: StudyOptions): boolean {
-  const cfg = evalConfig(e, o);
-  return resultNames(cfg).every((n) => madeBy(resultFile(o.resultsDir, e.task, n), cfg, o.log));
-}
-
-/** Whether the evaluation's row of the run itself (teacher or student) is still missing: only that row needs the trained weights. */
-function needsWeights(e: StudyEval, o: StudyOptions): boolean {
-  const cfg = evalConfig(e, o);
-  return !madeBy(resultFile(o.resultsDir, e.task, resultNames(cfg)[0]), cfg);
 }
 
 /**
  * Skipped when every file the evaluation writes is its result; otherwise only the models without
  * one run (features come from the cache). `ownRowOnly`: the run's own row, not its baselines.
  */
-async function ensureEval(e: StudyEval, o: StudyOptions, ownRowOnly = false): Promise<void> {
-  if (ownRowOnly ? !needsWeights(e, o) : evalDone(e, o)) return;
-  const cfg = evalConfig(e, o);
+async function ensureEval(e: StudyEval, o: StudyOptions, ledger: Ledger, ownRowOnly = false): Promise<void> {
+  if (ownRowOnly ? !ledger.needsWeights(e) : ledger.done(e)) return;
+  const cfg = ledger.config(e);
   const own = resultNames(cfg)[0];
-  const what = ownRowOnly || !e.baselines ? '' : needsWeights(e, o) ? ', with the baselines' : ', its baselines';
+  const what = ownRowOnly || !e.baselines ? '' : ledger.needsWeights(e) ? ', with the baselines' : ', its baselines';
   o.log(`study: evaluating ${cfg.name} on ${e.task} (${e.probes.join(', ')}${what})`);
   // Models whose result exists are left out: a killed evaluation loses only the model in progress.
   await evaluate(cfg, {
     log: o.log,
     progress: o.progress,
-    onResult: (r) => writeResult(o.resultsDir, r),
-    skipModel: (name) => (ownRowOnly && name !== own) || madeBy(resultFile(o.resultsDir, e.task, name), cfg),
+    onResult: (r) => ledger.write(r),
+    skipModel: (name) => (ownRowOnly && name !== own) || ledger.current(e, name) !== undefined,
     // What reproduces the result: the study (the resolved eval config is saved with it).
     command: `npm run study -- --plan ${o.plan.name}`,
   });
 }
 
-/** What the report reads: every run's config and metrics and every result the plan names, as they exist now. */
-function reportInput(o: StudyOptions, study: { commits: string[]; started: string }): StudyReportInput {
+/** What the report reads: every run's config and metrics and every current result the plan names. */
+function reportInput(o: StudyOptions, ledger: Ledger, study: { commits: string[]; started: string }): StudyReportInput {
   const runs = o.plan.runs.map((r) => {
-    const dir = checkpointDir(r.id, o);
-    const cfgFile = path.join(dir, CONFIG_FILE);
+    const folder = checkpointFolder(r.id, o);
     return {
       id: r.id,
       family: r.family,
       arm: r.arm,
       seed: r.seed,
-      config: fs.existsSync(cfgFile) ? (JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>) : undefined,
-      metrics: readMetrics(dir),
+      config: folder.readConfig() as Record<string, unknown> | undefined,
+      metrics: folder.readMetrics(),
     };
   });
-  const results: EvalResult[] = [];
-  const seen = new Set<string>();
-  for (const e of o.plan.evals) {
-    const cfg = evalConfig(e, o);
-    for (const n of resultNames(cfg)) {
-      const f = resultFile(o.resultsDir, e.task, n);
-      if (!seen.has(f) && madeBy(f, cfg)) {
-        results.push(readResult(f));
-        seen.add(f);
-      }
-    }
-  }
+  const results = ledger.results();
   return {
     plan: { name: o.plan.name, summary: o.plan.summary, estimate: o.plan.estimate },
     arms: Object.entries(ARMS).map(([name, a]) => ({ name, ...a })),
@@ -308,6 +205,11 @@ export async function runStudy(o: StudyOptions): Promise<StudyOutcome> {
   }
 }
 
+/** A run is needed no more once its record is kept and every evaluation of it has its results. */
+function runComplete(run: StudyRun, o: StudyOptions, ledger: Ledger): boolean {
+  return recordFolder(o, run.id).hasConfig() && o.plan.evals.filter((e) => e.run === run.id).every((e) => ledger.done(e));
+}
+
 /**
  * One run's work: train to each of its learning-curve points and evaluate there, then to its end
  * (and, `withEnd`, its end evaluations). Returns the signal that stopped training, if one did.
@@ -315,6 +217,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyOutcome> {
 async function runUnit(
   run: StudyRun,
   o: StudyOptions,
+  ledger: Ledger,
   withEnd: boolean,
   afterPoint: () => Promise<unknown>,
 ): Promise<NodeJS.Signals | undefined> {
@@ -323,25 +226,27 @@ async function runUnit(
   for (const atEpochs of points) {
     // Without the end's evaluations (a Slurm study: jobs of their own), the run is still trained to its end.
     const evals = runEvals.filter((e) => e.atEpochs === atEpochs && (withEnd || atEpochs !== undefined));
-    if (evals.length && evals.every((e) => evalDone(e, o))) continue;
-    const live = runStatus(path.join(o.runsDir, run.id));
+    if (evals.length && evals.every((e) => ledger.done(e))) continue;
+    const live = liveFolder(o, run.id).status();
     const step = curveStep(run.id, atEpochs, o);
     if (atEpochs !== undefined && step !== undefined && live.step > step) {
       o.log(`study: ${run.id} is at step ${live.step}, past epoch ${atEpochs} (step ${step}): that point can no longer be evaluated`);
       continue;
     }
     // A run whose record is kept and whose own rows all exist is not trained again (its baselines need only its config).
-    if (!fs.existsSync(path.join(recordDir(o, run.id), CONFIG_FILE)) || evals.some((e) => needsWeights(e, o))) {
+    if (!recordFolder(o, run.id).hasConfig() || evals.some((e) => ledger.needsWeights(e))) {
       const interrupted = await ensureRun(run, o, atEpochs);
+      ledger.runChanged();
       if (interrupted) {
         if (o.handOff) handOff(run, o);
         return interrupted;
       }
       saveRecord(run, o);
+      ledger.runChanged();
     }
     // The rows that need the run's weights first: a session that ends before the baselines leaves them to one without the checkpoint.
-    for (const e of evals) await ensureEval(e, o, true);
-    for (const e of evals) await ensureEval(e, o);
+    for (const e of evals) await ensureEval(e, o, ledger, true);
+    for (const e of evals) await ensureEval(e, o, ledger);
     await afterPoint();
   }
   return undefined;
@@ -349,7 +254,8 @@ async function runUnit(
 
 async function study(o: StudyOptions): Promise<StudyOutcome> {
   const study = recordStudy(o);
-  const report = async () => writeStudyReport(o.resultsDir, reportInput(o, study));
+  const ledger = new Ledger(o);
+  const report = async () => writeStudyReport(o.resultsDir, reportInput(o, ledger, study));
   if (o.reportOnly) return { report: await report() };
   const stopped = (interrupted: NodeJS.Signals) => ({ interrupted, report: path.join(o.resultsDir, 'REPORT.md') });
   if (o.unit) {
@@ -357,20 +263,20 @@ async function study(o: StudyOptions): Promise<StudyOutcome> {
     const [kind, id] = o.unit.split(':');
     const run = o.plan.runs.find((r) => r.id === id);
     if (kind === 'run' && run) {
-      const interrupted = await runUnit(run, o, false, async () => {});
+      const interrupted = await runUnit(run, o, ledger, false, async () => {});
       return interrupted ? stopped(interrupted) : { report: '' };
     }
     const e = kind === 'eval' ? o.plan.evals[Number(id)] : undefined;
     if (!e) throw new Error(`--unit ${o.unit}: not a unit of plan ${o.plan.name} (run:<id> or eval:<index>)`);
-    await ensureEval(e, o, true);
-    await ensureEval(e, o);
+    await ensureEval(e, o, ledger, true);
+    await ensureEval(e, o, ledger);
     return { report: '' };
   }
   const units = o.plan.runs.length + o.plan.evals.length;
   let done = 0;
   for (const run of o.plan.runs) {
-    if (!runComplete(run, o)) {
-      const interrupted = await runUnit(run, o, true, report);
+    if (!runComplete(run, o, ledger)) {
+      const interrupted = await runUnit(run, o, ledger, true, report);
       if (interrupted) {
         await report();
         return stopped(interrupted);

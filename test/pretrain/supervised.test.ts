@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadEncoder } from '../../src/model/io/load.js';
 import { initState, disposeState } from '../../src/pretrain/step.js';
-import { runSupervised, SUPERVISED_CHECKPOINT, supervisedDone } from '../../src/pretrain/supervised.js';
+import { RunFolder } from '../../src/pretrain/run-folder.js';
+import { runSupervised } from '../../src/pretrain/supervised.js';
 import { backendInfo } from '../../src/runtime/backend.js';
 import { tinyConfig } from './helpers.js';
 
@@ -24,7 +25,7 @@ describe('supervised ceiling', () => {
     const before = tf.memory().numTensors; // after the layers' one-time caches (RoPE, masks) exist
     await runSupervised(cfg, { out, backend: backendInfo(), log: () => {} });
     expect(tf.memory().numTensors).toBe(before);
-    expect(supervisedDone(out)).toBe(true);
+    expect(new RunFolder(out).supervisedDone()).toBe(true);
     const m = fs
       .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
       .trim()
@@ -51,12 +52,12 @@ describe('supervised ceiling', () => {
     const opts = (out: string) => ({ out, backend: backendInfo(), log: () => {} });
     expect((await runSupervised(cfg, opts(straight))).finished).toBe(true);
     expect((await runSupervised(cfg, { ...opts(resumed), stopAfter: 3 })).finished).toBe(false);
-    expect(supervisedDone(resumed)).toBe(false);
-    expect(fs.existsSync(path.join(resumed, SUPERVISED_CHECKPOINT))).toBe(true);
+    expect(new RunFolder(resumed).supervisedDone()).toBe(false);
+    expect(fs.existsSync(new RunFolder(resumed).supervisedCheckpoint)).toBe(true);
     const stepsRun: number[] = [];
     expect((await runSupervised(cfg, { ...opts(resumed), onStep: (m) => stepsRun.push(m.step) })).finished).toBe(true);
     expect(stepsRun).toEqual([3, 4]); // it continued from the checkpoint, not from step 0
-    expect(fs.existsSync(path.join(resumed, SUPERVISED_CHECKPOINT))).toBe(false);
+    expect(fs.existsSync(new RunFolder(resumed).supervisedCheckpoint)).toBe(false);
     const trace = (dir: string) =>
       fs
         .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
