@@ -11,6 +11,25 @@ export interface MetricInfo {
   description: string;
 }
 
+type SegMeasure = 'mIoU' | 'acc' | 'fgIoU';
+
+/** The three measures of one dense classifier (`seg.<method>.<measure>`), labelled `<who> <measure> (<variant>)`. */
+function segMetrics<M extends string>(
+  method: M,
+  probe: string,
+  who: string,
+  variant: string,
+  description: string,
+): Record<`seg.${M}.${SegMeasure}`, MetricInfo> {
+  const v = variant ? ` (${variant})` : '';
+  const entry = (label: string, what: string) => ({ label: `${who} ${label}${v}`, probe, description: `${description}, ${what}` });
+  return {
+    [`seg.${method}.mIoU`]: entry('mIoU', 'mIoU'),
+    [`seg.${method}.acc`]: entry('pixel acc.', 'pixel accuracy'),
+    [`seg.${method}.fgIoU`]: entry('fg mIoU', 'mIoU without the background label'),
+  } as Record<`seg.${M}.${SegMeasure}`, MetricInfo>;
+}
+
 export const METRICS = {
   'attentive.top1': { label: 'attentive', probe: 'attentive', description: 'attentive probe on the patch tokens, top-1' },
   'linear(avg).top1': { label: 'linear', probe: 'linear', description: 'linear probe on average-pooled patch tokens, top-1' },
@@ -25,47 +44,17 @@ export const METRICS = {
     probe: 'predictor-pooling',
     description: 'weighted k-NN on the predictor-pooled vector, top-1',
   },
-  'seg.knn.mIoU': { label: 'k-NN mIoU', probe: 'knn', description: 'k-NN segmentation, mIoU' },
-  'seg.knn.acc': { label: 'k-NN pixel acc.', probe: 'knn', description: 'k-NN segmentation, pixel accuracy' },
-  'seg.knn.fgIoU': { label: 'k-NN fg mIoU', probe: 'knn', description: 'k-NN segmentation, mIoU without the background label' },
-  'seg.knn-patch.mIoU': {
-    label: 'k-NN mIoU (patch votes)',
-    probe: 'knn-patch',
-    description: 'k-NN segmentation with patch-level voting (one label a patch), mIoU',
-  },
-  'seg.knn-patch.acc': {
-    label: 'k-NN pixel acc. (patch votes)',
-    probe: 'knn-patch',
-    description: 'k-NN segmentation with patch-level voting, pixel accuracy',
-  },
-  'seg.knn-patch.fgIoU': {
-    label: 'k-NN fg mIoU (patch votes)',
-    probe: 'knn-patch',
-    description: 'k-NN segmentation with patch-level voting, mIoU without the background label',
-  },
-  'seg.knn-centered.mIoU': {
-    label: 'k-NN mIoU (image-centred)',
-    probe: 'knn-centered',
-    description: "k-NN segmentation on features minus their image's mean patch feature, mIoU",
-  },
-  'seg.knn-centered.acc': {
-    label: 'k-NN pixel acc. (image-centred)',
-    probe: 'knn-centered',
-    description: "k-NN segmentation on features minus their image's mean patch feature, pixel accuracy",
-  },
-  'seg.knn-centered.fgIoU': {
-    label: 'k-NN fg mIoU (image-centred)',
-    probe: 'knn-centered',
-    description: "k-NN segmentation on features minus their image's mean patch feature, mIoU without the background label",
-  },
-  'seg.logreg.mIoU': { label: 'linear mIoU', probe: 'logreg', description: 'logistic-regression segmentation, mIoU' },
-  'seg.logreg.acc': { label: 'linear pixel acc.', probe: 'logreg', description: 'logistic-regression segmentation, pixel accuracy' },
-  'seg.logreg.fgIoU': {
-    label: 'linear fg mIoU',
-    probe: 'logreg',
-    description: 'logistic-regression segmentation, mIoU without the background label',
-  },
-} as const satisfies Record<string, MetricInfo>;
+  ...segMetrics('knn', 'knn', 'k-NN', '', 'k-NN segmentation'),
+  ...segMetrics('knn-patch', 'knn-patch', 'k-NN', 'patch votes', 'k-NN segmentation with patch-level voting (one label a patch)'),
+  ...segMetrics(
+    'knn-centered',
+    'knn-centered',
+    'k-NN',
+    'image-centred',
+    "k-NN segmentation on features minus their image's mean patch feature",
+  ),
+  ...segMetrics('logreg', 'logreg', 'linear', '', 'logistic-regression segmentation'),
+} satisfies Record<string, MetricInfo>;
 
 export type MetricKey = keyof typeof METRICS;
 
