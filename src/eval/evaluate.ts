@@ -28,13 +28,15 @@ import type { RawImage } from '../data/dataset.js';
 import type { ImageSource } from '../features/extract.js';
 import { fillStore, openStoreFor } from '../features/extract.js';
 import { Preempted } from '../segmentation/out-of-core.js';
-import { defaultModelName, featureBatch, limit, ownsUnit, toResult } from './context.js';
+import { defaultModelName, ownsUnit, toResult } from './context.js';
+import { featureBatch, limit } from './feature-source.js';
 import type { EvalHooks } from './context.js';
 import { classificationRunner, MAJORITY_ROW } from './classification.js';
 import { REFERENCE_ROWS, segmentationRunner } from './segmentation.js';
 
 export type { EvalHooks, PcaPicture, Progress } from './context.js';
-export { defaultModelName, featureBatch } from './context.js';
+export { defaultModelName } from './context.js';
+export { featureBatch } from './feature-source.js';
 
 /** The row names evaluate() will write (checkpoint, baselines, a dense task's references). */
 export function resultNames(cfg: EvalConfig, canInit = true): string[] {

@@ -11,7 +11,7 @@ import { extractFeatures } from '../features/extract.js';
 import { capiFeatureModel } from '../features/models.js';
 import type { PretrainMonitor } from '../pretrain/loop.js';
 import { knnClassify } from '../probes/knn-classify.js';
-import { IMAGE_MEMO_BYTES, limit } from './context.js';
+import { IMAGE_MEMO_BYTES, limit } from './feature-source.js';
 import type { ClassificationTask, TaskDataOptions } from './tasks.js';
 
 export interface KnnMonitorOptions {

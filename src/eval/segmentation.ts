@@ -23,7 +23,8 @@ import type { EvalResult } from './result.js';
 import type { SegmentationTask } from './tasks.js';
 
 import type { Context, ModelRunner, Progress } from './context.js';
-import { featureRows, features, IMAGE_MEMO_BYTES, limit, newOutcome, ownsUnit, pcaPictures, toResult, unitsDir } from './context.js';
+import { newOutcome, ownsUnit, toResult, unitsDir } from './context.js';
+import { featureRows, features, IMAGE_MEMO_BYTES, limit, pcaPictures } from './feature-source.js';
 
 /** A dense task's floors and ceiling, written as rows of their own next to the models. */
 export const REFERENCE_ROWS = {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoized, ImageMemo } from '../../src/data/memo.js';
-import { limit } from '../../src/eval/context.js';
+import { limit } from '../../src/eval/feature-source.js';
 import { knnMonitor } from '../../src/eval/monitor.js';
 import { TASKS } from '../../src/eval/tasks.js';
 import { extractFeatures } from '../../src/features/extract.js';

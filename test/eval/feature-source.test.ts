@@ -1,6 +1,6 @@
 /** A forced --feature-batch is refused, in one line, when it cannot fit the wasm heap beside the weights. */
 import { describe, expect, it } from 'vitest';
-import { checkFeatureBatch } from '../../src/eval/context.js';
+import { checkFeatureBatch } from '../../src/eval/feature-source.js';
 import { pixelFeatureModel } from '../../src/features/models.js';
 
 describe('feature-batch memory check', () => {
