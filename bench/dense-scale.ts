@@ -140,7 +140,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const evalTimes: number[] = [];
   for (let i = 0; i < c.logregEvals; i++) {
     t0 = performance.now();
-    const { loss } = objective(theta);
+    const { loss } = await objective(theta);
     evalTimes.push(seconds(t0));
     say(`logistic regression: loss and gradient over the 90% split in ${evalTimes.at(-1)!.toFixed(1)} s (loss ${loss.toFixed(4)})`);
     theta[i] = 0.01;

@@ -117,7 +117,7 @@ async function protocolOnArrays(
   console.log(`features: ${ytr.data.length} x ${dim} train, ${yte.data.length} test, ${classes} classes (${dir}); engine ${engine}`);
   for (const name of names) {
     const t0 = performance.now();
-    const out = CLASSIFIERS[name].run(splits, { knnIndex: 'exact', logregMaxIter: maxIter, progress: () => {} });
+    const out = await CLASSIFIERS[name].run(splits, { knnIndex: 'exact', logregMaxIter: maxIter, progress: () => {} });
     const sec = (performance.now() - t0) / 1000;
     const what =
       name === 'seg.logreg'
@@ -205,7 +205,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   let iters = 0,
     evals = 0;
   for (const c of LOGREG_C_GRID) {
-    const m = fitLogReg(data, { ...LOGREG_DEFAULTS, maxIter, c });
+    const m = await fitLogReg(data, { ...LOGREG_DEFAULTS, maxIter, c });
     iters += m.iterations;
     evals += m.evaluations;
   }
@@ -220,7 +220,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const labels1 = Int32Array.from(train.y);
   const exact: Record<string, KnnResult> = {};
   for (const metric of ['cosine', 'l2'] as const) {
-    const res = knnSearch(train.x, rows, test.x, queries, dim, 30, metric);
+    const res = await knnSearch(train.x, rows, test.x, queries, dim, 30, metric);
     exact[metric] = res;
     for (const k of [1, 3, 10, 30]) knnVotePixels(res, k, labels1, 1, classes);
   }
@@ -238,7 +238,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const tokens = 49;
   const att = clusters(attSamples * tokens, dim, classes, 3);
   const attLabels = Int32Array.from({ length: attSamples }, (_, i) => att.y[i * tokens]);
-  const r = trainProbeGrid(
+  const r = await trainProbeGrid(
     attentiveFamily,
     { x: att.x, rowShape: [tokens, dim], labels: attLabels },
     { x: att.x.subarray(0, 256 * tokens * dim), rowShape: [tokens, dim], labels: attLabels.subarray(0, 256) },

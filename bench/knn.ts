@@ -41,7 +41,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   console.log(`features: ${n} base rows x ${dim}, ${queries} queries, k=${k}`);
   for (const metric of ['cosine', 'l2'] as const) {
     let t0 = performance.now();
-    const exact = knnSearch(base, n, q, queries, dim, k, metric);
+    const exact = await knnSearch(base, n, q, queries, dim, k, metric);
     console.log(`exact ${metric} seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
     t0 = performance.now();
     const approx = knnSearchHnsw(base, n, q, queries, dim, k, metric);

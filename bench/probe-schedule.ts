@@ -67,7 +67,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     cacheDir: c.cacheDir,
   });
   const task = TASKS[c.task] as ClassificationTask;
-  const enc = loadEncoder(c.checkpoint, { weights: 'teacher' });
+  const enc = await loadEncoder(c.checkpoint, { weights: 'teacher' });
   const size = task.resolution(enc.config.imageSize);
   const data = task.load(cfg);
   const model = capiFeatureModel('bench', enc.hash, enc.params, enc.config);
@@ -89,7 +89,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const test = { x: attentive ? fte.patch : fte.avg, rowShape, labels: labels(data.test) };
   const grid = c.lrs.flatMap((lr) => c.wds.map((wd) => ({ lr, wd })));
   for (const steps of c.steps) {
-    const r = trainProbeGrid(attentive ? attentiveFamily : linearFamily, train, test, data.train.numClasses, {
+    const r = await trainProbeGrid(attentive ? attentiveFamily : linearFamily, train, test, data.train.numClasses, {
       epochs: 0,
       steps,
       batchSize: c.batchSize,

@@ -68,19 +68,19 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   }
   try {
     t0 = performance.now();
-    const enc = loadEncoder(file);
+    const enc = await loadEncoder(file);
     console.log(`loaded (encoder + predictor block 1) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
     const model = capiFeatureModel('vit-l14', enc.hash, enc.params, enc.config);
     const pixels = Float32Array.from({ length: batch * 3 * 224 * 224 }, () => rng.normal());
     const heap = () =>
       `wasm heap ${((wasmHeapBytes() ?? 0) / 2 ** 30).toFixed(2)} GiB, tfjs tensors ${(tf.memory().numBytes / 2 ** 30).toFixed(2)} GiB`;
     console.log(`after load: ${heap()}`);
-    model.forward(pixels, 1, 224); // warm-up at batch 1
+    await model.forward(pixels, 1, 224); // warm-up at batch 1
     console.log(`after a batch-1 forward: ${heap()}`);
     t0 = performance.now();
     let shape = '';
     for (let i = 0; i < batches; i++) {
-      const out = model.forward(pixels, batch, 224);
+      const out = await model.forward(pixels, batch, 224);
       shape = `${out.patch.length / (batch * 1024)} x 1024 patches, ${out.global.length / batch} global`;
     }
     const sec = (performance.now() - t0) / 1000;

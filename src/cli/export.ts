@@ -32,9 +32,9 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const out = userPath(parsed.config.out);
   ensureWritableDir(path.dirname(out), '--out');
   await initBackend('auto', 2, () => {});
-  const enc = loadEncoder(checkpoint, { evalOnly: false });
+  const enc = await loadEncoder(checkpoint, { evalOnly: false });
   const sd = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [k, t] of toReferenceStateDict(enc.params)) sd.set(k, { shape: t.shape, data: t.dataSync() as Float32Array });
+  for (const [k, t] of toReferenceStateDict(enc.params)) sd.set(k, { shape: t.shape, data: (await t.data()) as Float32Array });
   if (out.endsWith('.safetensors')) writeSafetensors(out, sd, { format: 'reference-layout', source: enc.source });
   else writePth(out, sd);
   console.error(`wrote ${out}: ${sd.size} tensors from ${enc.source} (${(fs.statSync(out).size / 2 ** 20).toFixed(1)} MiB)`);

@@ -142,7 +142,11 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
             : {};
         record(
           s.name as (typeof grids)[number],
-          trainProbeGrid(s.family, s.evalTrain, s.test, classes, { ...opts, ...own, onProgress: onProgress(`${model.name} ${s.name}`) }),
+          await trainProbeGrid(s.family, s.evalTrain, s.test, classes, {
+            ...opts,
+            ...own,
+            onProgress: onProgress(`${model.name} ${s.name}`),
+          }),
         );
       }
     } else if (sources.length) {
@@ -167,7 +171,7 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
         bar ??= hooks.progress(`${model.name} ${name} search`, total);
         bar.update(done);
       };
-      const acc = knnClassify(pick(ftr, c.source), ytr, pick(fte, c.source), yte, dim, classes, { onProgress: progress });
+      const acc = await knnClassify(pick(ftr, c.source), ytr, pick(fte, c.source), yte, dim, classes, { onProgress: progress });
       o.metrics[c.metric] = 100 * acc;
       o.quality[c.metric] = { se: binomialSE(acc, yte.length) };
       o.notes[c.metric] = c.note;

@@ -67,7 +67,7 @@ export interface SegClassifier<P = unknown> {
   kind: 'segmentation';
   features: SegFeatures;
   metrics: { mIoU: MetricKey; acc: MetricKey; fgIoU: MetricKey };
-  run(s: DenseSplits, o: SegRunOptions): SegOutcome<P>;
+  run(s: DenseSplits, o: SegRunOptions): Promise<SegOutcome<P>>;
 }
 
 /**
@@ -83,11 +83,11 @@ function segKnn(vote: KnnVote, features: SegFeatures, metrics: SegClassifier['me
     kind: 'segmentation',
     features,
     metrics,
-    run(s, o) {
+    async run(s, o) {
       const index = outOfCore(s) ? 'exact' : segKnnIndex(s, o.knnIndex);
       const search = (phase: string) => (what: string, done: number, total: number) =>
         o.progress(`k-NN ${what} (${phase}, ${index})`, done, total);
-      const selection = selectRefitTest(
+      const selection = await selectRefitTest(
         segKnnGrid(),
         (grid) =>
           outOfCore(s)
@@ -117,7 +117,7 @@ const segLogReg: SegClassifier<number> = {
   kind: 'segmentation',
   features: 'standard',
   metrics: { mIoU: 'seg.logreg.mIoU', acc: 'seg.logreg.acc', fgIoU: 'seg.logreg.fgIoU' },
-  run(s, o) {
+  async run(s, o) {
     const onFit = (phase: string) => (c: number, iteration: number, loss: number, g: number, ended?: LogRegStop) => {
       const label = `logistic regression C=${c.toExponential(2)} (${phase})`;
       const state = `loss ${loss.toExponential(4)} |g|max ${g.toExponential(2)}`;
@@ -125,12 +125,12 @@ const segLogReg: SegClassifier<number> = {
       else o.progress(label, o.logregMaxIter, o.logregMaxIter, `${STOP_WORDS[ended]} after ${iteration} iterations, ${state}`);
     };
     let fits: LogRegFit[] = [];
-    const selection = selectRefitTest(
+    const selection = await selectRefitTest(
       LOGREG_C_GRID,
-      (cs) => {
-        const r = outOfCore(s)
+      async (cs) => {
+        const r = await (outOfCore(s)
           ? outOfCoreLogRegValidation(s, [...cs], o.logregMaxIter, onFit('validation'))
-          : segLogRegValidation(s, [...cs], o.logregMaxIter, onFit('validation'));
+          : segLogRegValidation(s, [...cs], o.logregMaxIter, onFit('validation')));
         fits = r.fits;
         return r.scores;
       },

@@ -53,7 +53,7 @@ export function resultNames(cfg: EvalConfig, canInit = true): string[] {
 }
 
 interface ModelEntry extends RowSource {
-  build(): FeatureModel;
+  build(): FeatureModel | Promise<FeatureModel>;
 }
 
 /**
@@ -61,7 +61,7 @@ interface ModelEntry extends RowSource {
  * same architecture at the reference's random init, raw pixel patches, and the whole image.
  * The checkpoint's weights are read by its build(): baselines need only its config.
  */
-function modelEntries(cfg: EvalConfig, enc: EncoderInfo, size: number, checkpointModel: () => FeatureModel): ModelEntry[] {
+function modelEntries(cfg: EvalConfig, enc: EncoderInfo, size: number, checkpointModel: () => Promise<FeatureModel>): ModelEntry[] {
   const models: ModelEntry[] = [{ build: checkpointModel, kind: 'capi', source: enc.source }];
   if (cfg.baselines) {
     const seed = enc.runSeed;
@@ -93,13 +93,13 @@ function modelEntries(cfg: EvalConfig, enc: EncoderInfo, size: number, checkpoin
  * machine keeps a run's record, not its weights: once the checkpoint's own row exists, its
  * baselines need only the config.
  */
-function openCheckpoint(cfg: EvalConfig, hooks: EvalHooks): { enc: EncoderInfo; weights: () => LoadedEncoder } {
+async function openCheckpoint(cfg: EvalConfig, hooks: EvalHooks): Promise<{ enc: EncoderInfo; weights: () => Promise<LoadedEncoder> }> {
   const opts: LoadOptions = { preset: cfg.preset || undefined, imageSize: cfg.resolution || undefined, weights: cfg.weights };
   const needed = !hooks.skipModel?.(resultNames(cfg)[0]);
   const info = needed ? undefined : readEncoderInfo(cfg.checkpoint, opts);
   if (info) return { enc: info, weights: () => loadEncoder(cfg.checkpoint, opts) };
-  const loaded = loadEncoder(cfg.checkpoint, opts);
-  if (needed) return { enc: loaded, weights: () => loaded };
+  const loaded = await loadEncoder(cfg.checkpoint, opts);
+  if (needed) return { enc: loaded, weights: async () => loaded };
   tf.dispose(Object.values(loaded.params)); // a weights file without a config: read for its config only
   return { enc: loaded, weights: () => loadEncoder(cfg.checkpoint, opts) };
 }
@@ -118,9 +118,9 @@ export async function evaluate(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalR
 async function evaluateLocked(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalResult[]> {
   const task = TASKS[cfg.task];
   const probes = cfg.probes.length ? cfg.probes : task.probes.filter((p) => !OPT_IN_PROBES.includes(p));
-  const { enc, weights } = openCheckpoint(cfg, hooks);
-  const checkpointModel = () => {
-    const { params, hash, config, step, source } = weights();
+  const { enc, weights } = await openCheckpoint(cfg, hooks);
+  const checkpointModel = async () => {
+    const { params, hash, config, step, source } = await weights();
     if (cfg.checkpointStep && step !== cfg.checkpointStep) {
       tf.dispose(Object.values(params));
       throw new Error(
@@ -157,7 +157,7 @@ async function evaluateLocked(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalRe
       hooks.log(`${names[i]}: result exists, skipped`);
       continue;
     }
-    const model = entry.build();
+    const model = await entry.build();
     try {
       const t0 = performance.now();
       const o = await perModel(model);
@@ -198,7 +198,7 @@ async function extractStage(ctx: Context, task: (typeof TASKS)[TaskName], entrie
   const splits = splitImages(cfg, task);
   for (const [i, entry] of entries.entries()) {
     if (hooks.skipModel?.(names[i])) continue;
-    const model = entry.build();
+    const model = await entry.build();
     try {
       for (const [j, src] of splits.entries()) {
         const grid = Math.floor(size / model.patchSize);

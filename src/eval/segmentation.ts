@@ -161,7 +161,7 @@ export async function segmentationRunner(
         if (asked.some((c) => c.metrics.mIoU.startsWith('seg.knn')))
           for (const phase of ['validation', 'test'] as const)
             for (const metric of SEG_KNN_METRICS) outOfCoreNeighbours(ooc, phase, metric, Math.max(...SEG_KNN_KS));
-        if (names.includes('seg.logreg')) outOfCoreLogRegValidation(ooc, LOGREG_C_GRID, cfg.logregMaxIter);
+        if (names.includes('seg.logreg')) await outOfCoreLogRegValidation(ooc, LOGREG_C_GRID, cfg.logregMaxIter);
         return o;
       }
       o.details.engine = {

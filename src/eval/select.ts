@@ -19,14 +19,14 @@ export interface Selection<P, R> {
  * `atEdge` says whether a point lies on the edge of its grid; the default treats the grid as one
  * ordered axis (first or last point). Grids with a categorical axis pass their own.
  */
-export function selectRefitTest<P, R>(
+export async function selectRefitTest<P, R>(
   grid: readonly P[],
-  validationScores: (grid: readonly P[]) => number[],
-  refitAndTest: (best: P) => R,
+  validationScores: (grid: readonly P[]) => Promise<number[]> | number[],
+  refitAndTest: (best: P) => Promise<R> | R,
   atEdge: (best: P, index: number, grid: readonly P[]) => boolean = (_, i, g) => g.length > 1 && (i === 0 || i === g.length - 1),
-): Selection<P, R> {
+): Promise<Selection<P, R>> {
   if (!grid.length) throw new Error('selectRefitTest: empty grid');
-  const scores = validationScores(grid);
+  const scores = await validationScores(grid);
   if (scores.length !== grid.length) throw new Error(`selectRefitTest: ${scores.length} scores for ${grid.length} grid points`);
   const bestIndex = argmaxFirst(scores);
   const best = grid[bestIndex];
@@ -35,6 +35,6 @@ export function selectRefitTest<P, R>(
     best,
     bestIndex,
     atGridEdge: atEdge(best, bestIndex, grid),
-    test: refitAndTest(best),
+    test: await refitAndTest(best),
   };
 }

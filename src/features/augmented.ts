@@ -40,7 +40,7 @@ export function augmentedFeatures(
         const img = await images.load(idx[s + i]);
         renderImage(img, randomResizedCropFlip(rng, img, size, [0.08, 1], 0.5), pixels, i * plane);
       }
-      const out = model.forward(pixels, b, size);
+      const out = await model.forward(pixels, b, size);
       patch.set(out.patch, s * t * d);
       global.set(out.global, s * model.globalDim);
     }

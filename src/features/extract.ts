@@ -103,7 +103,7 @@ async function extractRange(
       const img = await data.load(first + start + i);
       renderImage(img, { size: s, box: evalBox(img, opts.transform), flip: false }, pixels, i * 3 * s * s);
     }
-    const out = model.forward(pixels, b, s);
+    const out = await model.forward(pixels, b, s);
     global.set(out.global, start * model.globalDim);
     avg.set(averagePatches(out.patch, b, tokens, d), start * d);
     const r0 = (first + start) * tokens;

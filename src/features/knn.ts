@@ -28,8 +28,8 @@ function normalizeRows(x: tf.Tensor2D): tf.Tensor2D {
   return tf.div(x, tf.norm(x, 'euclidean', 1, true)) as tf.Tensor2D;
 }
 
-/** The k nearest rows of `base` [n, D] for every row of `queries` [m, D]. */
-export function knnSearch(
+/** The k nearest rows of `base` [n, D] for every row of `queries` [m, D] (read back asynchronously: webgpu.ts). */
+export async function knnSearch(
   base: Float32Array,
   n: number,
   queries: Float32Array,
@@ -38,7 +38,7 @@ export function knnSearch(
   k: number,
   metric: KnnMetric,
   opts: KnnOptions = {},
-): KnnResult {
+): Promise<KnnResult> {
   const qc = opts.queryChunk ?? 1024;
   const bc = opts.baseChunk ?? 16384;
   const kk = Math.min(k, n);
@@ -79,9 +79,12 @@ export function knnSearch(
       const picked = tf.gatherND(allIdx, tf.stack([rows, best.indices], 2));
       return [best.values, picked];
     });
-    scores.set(vals.dataSync() as Float32Array, q0 * kk);
-    indices.set(idx.dataSync() as Int32Array, q0 * kk);
-    tf.dispose([vals, idx]);
+    try {
+      scores.set((await vals.data()) as Float32Array, q0 * kk);
+      indices.set((await idx.data()) as Int32Array, q0 * kk);
+    } finally {
+      tf.dispose([vals, idx]);
+    }
     opts.onProgress?.(q0 + qlen, m);
   }
   for (const c of chunks) tf.dispose([c.xT, ...(c.offset ? [c.offset] : [])]);
@@ -162,7 +165,7 @@ export function chooseKnnIndex(index: KnnIndex, n: number, m: number, dim: numbe
 }
 
 /** knnSearch or knnSearchHnsw, as `index` says (already resolved from 'auto'). */
-export function searchNeighbours(
+export async function searchNeighbours(
   index: 'exact' | 'hnsw',
   base: Float32Array,
   n: number,
@@ -172,7 +175,7 @@ export function searchNeighbours(
   k: number,
   metric: KnnMetric,
   onProgress?: (done: number, total: number) => void,
-): KnnResult {
+): Promise<KnnResult> {
   return index === 'hnsw'
     ? knnSearchHnsw(base, n, queries, m, dim, k, metric, { onProgress })
     : knnSearch(base, n, queries, m, dim, k, metric, { onProgress });

@@ -32,8 +32,8 @@ export interface FeatureModel {
    * intermediates: blocks run one at a time without a gradient tape). Sizes feature batches.
    */
   activationBytesPerImage(size: number): number;
-  /** Images [B, 3, S, S] (normalised) -> features. */
-  forward(pixels: Float32Array, b: number, size: number): FeatureBatch;
+  /** Images [B, 3, S, S] (normalised) -> features (read back asynchronously: a GPU backend has no synchronous read). */
+  forward(pixels: Float32Array, b: number, size: number): Promise<FeatureBatch>;
   dispose(): void;
 }
 
@@ -51,7 +51,7 @@ export function capiFeatureModel(name: string, key: string, params: Params, cfg:
       const t = cfg.registers + Math.floor(size / cfg.patchSize) ** 2;
       return 4 * t * (40 * Math.max(cfg.dim, cfg.predDim) + 6 * Math.max(cfg.heads, cfg.predHeads) * t);
     },
-    forward(pixels, b, size) {
+    async forward(pixels, b, size) {
       const g = Math.floor(size / cfg.patchSize);
       const n = g * g;
       const out = tf.tidy(() => {
@@ -60,9 +60,12 @@ export function capiFeatureModel(name: string, key: string, params: Params, cfg:
         const o = evalForward(params, cfg, patches, coords, g, g);
         return [o.featureMap, o.global];
       });
-      const res = { patch: out[0].dataSync() as Float32Array, global: out[1].dataSync() as Float32Array };
-      tf.dispose(out);
-      return res;
+      try {
+        const [patch, global] = await Promise.all(out.map((t) => t.data() as Promise<Float32Array>));
+        return { patch, global };
+      } finally {
+        tf.dispose(out);
+      }
     },
     dispose: () => tf.dispose(Object.values(params)),
   };
@@ -83,7 +86,7 @@ export function pixelFeatureModel(patchSize: number): FeatureModel {
     patchDim: d,
     globalDim: d,
     activationBytesPerImage: (size) => 4 * 2 * 3 * size * size,
-    forward(pixels, b, size) {
+    async forward(pixels, b, size) {
       const n = Math.floor(size / patchSize) ** 2;
       const patch = patchify(pixels, b, 3, size, size, patchSize);
       const global = new Float32Array(b * d);
@@ -111,7 +114,7 @@ export function pixelImageFeatureModel(patchSize: number, size: number): Feature
     patchDim: pd + 2,
     globalDim: 3 * size * size,
     activationBytesPerImage: (s) => 4 * 3 * 3 * s * s,
-    forward(pixels, b, s) {
+    async forward(pixels, b, s) {
       if (s !== size) throw new Error(`pixels baseline built for side ${size}, asked for ${s}`);
       const n = g * g;
       const raw = patchify(pixels, b, 3, s, s, patchSize);

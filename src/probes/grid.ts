@@ -143,10 +143,10 @@ export function argmaxFirst(xs: number[]): number {
   return best;
 }
 
-/** Accuracy of each probe: logits [P, B, C] vs labels. Returns correct counts per probe. */
-export function correctPerProbe(logits: tf.Tensor, labels: Int32Array): number[] {
+/** Accuracy of each probe: logits [P, B, C] vs labels. Returns correct counts per probe (read back asynchronously: webgpu.ts). */
+export async function correctPerProbe(logits: tf.Tensor, labels: Int32Array): Promise<number[]> {
   const pred = tf.tidy(() => tf.argMax(logits, -1));
-  const p = pred.dataSync();
+  const p = await pred.data();
   pred.dispose();
   const [np, b] = logits.shape;
   return Array.from({ length: np! }, (_, k) => {

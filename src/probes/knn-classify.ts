@@ -10,7 +10,7 @@ export interface KnnClassifyOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export function knnClassify(
+export async function knnClassify(
   train: Float32Array,
   trainLabels: Int32Array,
   test: Float32Array,
@@ -18,9 +18,9 @@ export function knnClassify(
   dim: number,
   classes: number,
   opts: KnnClassifyOptions = {},
-): number {
+): Promise<number> {
   const { k = 20, temperature = 0.07 } = opts;
-  const res = knnSearch(train, trainLabels.length, test, testLabels.length, dim, k, 'cosine', { onProgress: opts.onProgress });
+  const res = await knnSearch(train, trainLabels.length, test, testLabels.length, dim, k, 'cosine', { onProgress: opts.onProgress });
   let correct = 0;
   const votes = new Float64Array(classes);
   for (let q = 0; q < testLabels.length; q++) {

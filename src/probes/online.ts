@@ -43,20 +43,20 @@ export async function trainProbeGridsOnline(
   for (const { step, indices } of probeBatches(tr, opts, rng)) {
     const feats = await batchFeatures(indices, step);
     const y = Int32Array.from(indices, (r) => labels[r]);
-    sources.forEach((s, k) => {
+    for (const [k, s] of sources.entries()) {
       const x = tf.tensor(feats[s.name], [indices.length, ...s.rowShape]);
       gridTrainStep(trainers[k], x, y, probeLrScale(step, total));
       x.dispose();
-      if (curves[k].due(step + 1)) curves[k].record(step + 1, heldOutAccuracy(trainers[k], s.evalTrain, val));
-    });
+      if (curves[k].due(step + 1)) curves[k].record(step + 1, await heldOutAccuracy(trainers[k], s.evalTrain, val));
+    }
     const best = curves.map((c) => c.best()).filter((b) => b !== undefined);
     opts.onProgress?.(step + 1, total, best.length ? Math.max(...best) : undefined);
   }
   const seconds = (performance.now() - t0) / 1000;
   const out: Record<string, GridResult> = {};
-  sources.forEach((s, k) => {
+  for (const [k, s] of sources.entries()) {
     out[s.name] = {
-      ...selectAndTest(trainers[k], curves[k].final(), s.test),
+      ...(await selectAndTest(trainers[k], curves[k].final(), s.test)),
       grid,
       iterations: total,
       batchSize: opts.batchSize,
@@ -64,6 +64,6 @@ export async function trainProbeGridsOnline(
       curve: curves[k].points,
       seconds,
     };
-  });
+  }
   return out;
 }

@@ -54,14 +54,22 @@ export function rows(d: ProbeData, idx: Int32Array): Float32Array {
 }
 
 /** Logits [P, n, C] of every probe over `data` in batches, as correct counts per probe. */
-function evaluate(family: ProbeFamily, params: Record<string, tf.Tensor>, d: ProbeData, idx: Int32Array, batch: number): number[] {
+async function evaluate(
+  family: ProbeFamily,
+  params: Record<string, tf.Tensor>,
+  d: ProbeData,
+  idx: Int32Array,
+  batch: number,
+): Promise<number[]> {
   const correct = new Array<number>(params[Object.keys(params)[0]].shape[0]!).fill(0);
   for (let s = 0; s < idx.length; s += batch) {
     const part = idx.subarray(s, s + batch);
     const logits = tf.tidy(() => family.logits(params, tf.tensor(rows(d, part), [part.length, ...d.rowShape])));
-    correctPerProbe(
-      logits,
-      Int32Array.from(part, (r) => d.labels[r]),
+    (
+      await correctPerProbe(
+        logits,
+        Int32Array.from(part, (r) => d.labels[r]),
+      )
     ).forEach((c, k) => (correct[k] += c));
     logits.dispose();
   }
@@ -112,19 +120,19 @@ export function gridTrainStep(g: GridTrainer, x: tf.Tensor, labels: Int32Array, 
 }
 
 /** Held-out accuracy of every probe of the grid. */
-export function heldOutAccuracy(g: GridTrainer, train: ProbeData, val: Int32Array): number[] {
+export function heldOutAccuracy(g: GridTrainer, train: ProbeData, val: Int32Array): Promise<number[]> {
   return evaluate(g.family, g.params, train, val, 512);
 }
 
 /** The best probe by its final held-out accuracy (ties: first) and its test accuracy; frees the trainer. */
-export function selectAndTest(
+export async function selectAndTest(
   g: GridTrainer,
   valAccuracy: number[],
   test: ProbeData,
-): Pick<GridResult, 'valAccuracy' | 'best' | 'testAccuracy'> {
+): Promise<Pick<GridResult, 'valAccuracy' | 'best' | 'testAccuracy'>> {
   const best = argmaxFirst(valAccuracy);
   const testIdx = Int32Array.from({ length: test.labels.length }, (_, i) => i);
-  const testAccuracy = evaluate(g.family, g.params, test, testIdx, 512)[best];
+  const testAccuracy = (await evaluate(g.family, g.params, test, testIdx, 512))[best];
   for (const group of [g.params, g.opt.m, g.opt.v]) Object.values(group).forEach((v) => v.dispose());
   return { valAccuracy, best, testAccuracy };
 }
@@ -185,7 +193,13 @@ export function* probeBatches(
 }
 
 /** Fast mode: the grid on cached, un-augmented features (then its best points again, longer, with `opts.refine`). */
-export function trainProbeGrid(family: ProbeFamily, train: ProbeData, test: ProbeData, classes: number, opts: ProbeOptions): GridResult {
+export async function trainProbeGrid(
+  family: ProbeFamily,
+  train: ProbeData,
+  test: ProbeData,
+  classes: number,
+  opts: ProbeOptions,
+): Promise<GridResult> {
   if (opts.refine) return trainRefinedGrid(family, train, test, classes, opts, opts.refine);
   const grid = opts.grid ?? probeGrid(opts.batchSize, opts.lrs);
   const { train: tr, val } = heldOutSplit(train.labels.length);
@@ -203,10 +217,10 @@ export function trainProbeGrid(family: ProbeFamily, train: ProbeData, test: Prob
       probeLrScale(step, total),
     );
     x.dispose();
-    if (curve.due(step + 1)) curve.record(step + 1, heldOutAccuracy(g, train, val));
+    if (curve.due(step + 1)) curve.record(step + 1, await heldOutAccuracy(g, train, val));
     opts.onProgress?.(step + 1, total, curve.best());
   }
-  const selected = selectAndTest(g, curve.final(), test);
+  const selected = await selectAndTest(g, curve.final(), test);
   const result: GridResult = {
     ...selected,
     grid,
@@ -220,7 +234,7 @@ export function trainProbeGrid(family: ProbeFamily, train: ProbeData, test: Prob
     const half = Math.floor(total / 2);
     // Paired: the same initial parameters and batches as the chosen probe had in the grid (its
     // first `half` batches), so the difference measures the schedule, not a second draw.
-    const h = trainProbeGrid(family, train, test, classes, {
+    const h = await trainProbeGrid(family, train, test, classes, {
       ...opts,
       steps: half,
       grid: [grid[selected.best]],
@@ -242,21 +256,21 @@ export function trainProbeGrid(family: ProbeFamily, train: ProbeData, test: Prob
 const STEP_OVERHEAD_PROBES = 3;
 
 /** Successive halving: the grid at `opts` steps, then its `keep` best points alone at `refine.steps`; they select. */
-function trainRefinedGrid(
+async function trainRefinedGrid(
   family: ProbeFamily,
   train: ProbeData,
   test: ProbeData,
   classes: number,
   opts: ProbeOptions,
   refine: { keep: number; steps: number },
-): GridResult {
+): Promise<GridResult> {
   const t0 = performance.now();
   const grid = opts.grid ?? probeGrid(opts.batchSize, opts.lrs);
   const keep = Math.min(refine.keep, grid.length);
   const coarseSteps = probeSteps(heldOutSplit(train.labels.length).train.length, opts).total;
   const work = (steps: number, points: number) => steps * (points + STEP_OVERHEAD_PROBES);
   const total = work(coarseSteps, grid.length) + work(refine.steps, keep);
-  const coarse = trainProbeGrid(family, train, test, classes, {
+  const coarse = await trainProbeGrid(family, train, test, classes, {
     ...opts,
     grid,
     refine: undefined,
@@ -269,7 +283,7 @@ function trainRefinedGrid(
   const kept = order.slice(0, keep).sort((a, b) => a - b);
   const done = work(coarseSteps, grid.length);
   const coarseBest = Math.max(...coarse.curve.flatMap((p) => p.valAccuracy));
-  const fine = trainProbeGrid(family, train, test, classes, {
+  const fine = await trainProbeGrid(family, train, test, classes, {
     ...opts,
     steps: refine.steps,
     epochs: 0,

@@ -17,15 +17,3 @@ export async function nonFiniteTensors(tensors: Record<string, tf.Tensor>): Prom
     probe.dispose();
   }
 }
-
-/** nonFiniteTensors read back synchronously, for weights just loaded from a file on a CPU backend. */
-export function nonFiniteTensorsSync(tensors: Record<string, tf.Tensor>): string[] {
-  const names = Object.keys(tensors);
-  if (!names.length) return [];
-  const probe = finiteProbe(Object.values(tensors));
-  try {
-    return notFinite(names, probe.dataSync());
-  } finally {
-    probe.dispose();
-  }
-}

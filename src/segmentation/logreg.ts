@@ -45,8 +45,11 @@ export interface LogRegModel {
   stop: LogRegStop;
 }
 
-/** The scaled objective and its gradient at theta = [W (D x K, row-major); b (K)], however the rows are stored. */
-export type LogRegObjective = (theta: Float32Array) => { loss: number; grad: Float32Array };
+/**
+ * The scaled objective and its gradient at theta = [W (D x K, row-major); b (K)], however the rows
+ * are stored (asynchronous: on a GPU backend it is read back with await, webgpu.ts).
+ */
+export type LogRegObjective = (theta: Float32Array) => Promise<{ loss: number; grad: Float32Array }>;
 
 /** Training data kept on the backend for repeated fits (one per C). */
 export interface LogRegData {
@@ -78,7 +81,7 @@ export function disposeLogRegData(d: LogRegData): void {
 }
 
 /** Scaled objective and its gradient at theta = [W (D x K, row-major); b (K)]. */
-export function logRegLossGrad(d: LogRegData, theta: Float32Array, c: number): { loss: number; grad: Float32Array } {
+export async function logRegLossGrad(d: LogRegData, theta: Float32Array, c: number): Promise<{ loss: number; grad: Float32Array }> {
   const { dim, classes, n } = d;
   const res = tf.tidy(() => {
     const w = tf.tensor2d(theta.subarray(0, dim * classes), [dim, classes]);
@@ -93,8 +96,12 @@ export function logRegLossGrad(d: LogRegData, theta: Float32Array, c: number): {
     const gb = tf.sum(dlogits, 0);
     return tf.concat([gw.reshape([-1]), gb]).concat(tf.reshape(loss, [1]));
   });
-  const all = res.dataSync() as Float32Array;
-  res.dispose();
+  let all: Float32Array;
+  try {
+    all = (await res.data()) as Float32Array;
+  } finally {
+    res.dispose();
+  }
   const grad = Float32Array.from(all.subarray(0, all.length - 1));
   return { loss: all[all.length - 1], grad };
 }
@@ -107,21 +114,21 @@ const dot = (a: Float32Array | Float64Array, b: Float32Array | Float64Array) => 
 const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
 /** Minimises the objective of `d` from `init` (or zeros): fitLogRegObjective on data held on the backend. */
-export function fitLogReg(d: LogRegData, opts: LogRegOptions, init?: Float32Array): LogRegModel {
+export function fitLogReg(d: LogRegData, opts: LogRegOptions, init?: Float32Array): Promise<LogRegModel> {
   return fitLogRegObjective((theta) => logRegLossGrad(d, theta, opts.c), d.dim, d.classes, opts, init);
 }
 
 /** Minimises `objective` from `init` (or zeros) with L-BFGS and an Armijo / approximate-Wolfe line search. */
-export function fitLogRegObjective(
+export async function fitLogRegObjective(
   objective: LogRegObjective,
   dim: number,
   classes: number,
   opts: LogRegOptions,
   init?: Float32Array,
-): LogRegModel {
+): Promise<LogRegModel> {
   const size = dim * classes + classes;
   let theta = init ? Float32Array.from(init) : new Float32Array(size);
-  let { loss, grad } = objective(theta);
+  let { loss, grad } = await objective(theta);
   let stop: LogRegStop = 'iteration-cap';
   let evaluations = 1;
   const sHist: Float64Array[] = [];
@@ -167,7 +174,7 @@ export function fitLogRegObjective(
     const epsF = 1e-6 * Math.abs(loss);
     for (let ls = 0; ls < opts.maxLineSearch; ls++) {
       next = Float32Array.from(theta, (v, i) => v - step * q[i]);
-      nextEval = objective(next);
+      nextEval = await objective(next);
       evaluations++;
       const dLoss = nextEval.loss - loss;
       const dSlope = -dot(nextEval.grad, q); // derivative along the step at the new point
@@ -221,12 +228,14 @@ export function fitLogRegObjective(
 }
 
 /** Arg-max class for each row of x [n, D]. */
-export function predictLogReg(m: LogRegModel, x: Float32Array, n: number): Int32Array {
+export async function predictLogReg(m: LogRegModel, x: Float32Array, n: number): Promise<Int32Array> {
   const out = tf.tidy(() => {
     const logits = tf.add(tf.matMul(tf.tensor2d(x, [n, m.dim]), tf.tensor2d(m.weights, [m.dim, m.classes])), tf.tensor1d(m.bias));
     return tf.argMax(logits, 1);
   });
-  const labels = Int32Array.from(out.dataSync());
-  out.dispose();
-  return labels;
+  try {
+    return Int32Array.from(await out.data());
+  } finally {
+    out.dispose();
+  }
 }

@@ -20,7 +20,7 @@ export function outOfCoreLogRegObjective(s: OutOfCoreSplits, phase: Phase, c: nu
   let n = 0;
   for (let r = 0; r < s.train.source.rows; r++) if (base(r)) n++;
   const lambda = 1 / (c * n);
-  return (theta) => {
+  return async (theta) => {
     const w = theta.subarray(0, d * k);
     const b = theta.subarray(d * k);
     const gw = new Float64Array(d * k);
@@ -77,8 +77,15 @@ function outOfCorePredict(s: OutOfCoreSplits, phase: Phase, m: LogRegModel): { p
 /** After every L-BFGS iteration, and once more when the fit ends (with why it ended). */
 type FitProgress = (c: number, iteration: number, loss: number, gradMax: number, ended?: LogRegModel['stop']) => void;
 
-function fitAt(s: OutOfCoreSplits, phase: Phase, c: number, maxIter: number, init: Float32Array | undefined, progress?: FitProgress) {
-  const m = fitLogRegObjective(
+async function fitAt(
+  s: OutOfCoreSplits,
+  phase: Phase,
+  c: number,
+  maxIter: number,
+  init: Float32Array | undefined,
+  progress?: FitProgress,
+): Promise<LogRegModel> {
+  const m = await fitLogRegObjective(
     outOfCoreLogRegObjective(s, phase, c),
     s.train.source.dim,
     s.classes,
@@ -94,12 +101,12 @@ function fitAt(s: OutOfCoreSplits, phase: Phase, c: number, maxIter: number, ini
  * tasks of a Slurm evaluation share (the in-memory protocol warm-starts each C from the previous
  * one: the problem is convex, so only the path differs).
  */
-export function outOfCoreLogRegValidation(
+export async function outOfCoreLogRegValidation(
   s: OutOfCoreSplits,
   cs: number[],
   maxIter: number,
   progress?: FitProgress,
-): { scores: number[]; fits: LogRegFit[] } {
+): Promise<{ scores: number[]; fits: LogRegFit[] }> {
   const scores: number[] = [];
   const fits: LogRegFit[] = [];
   for (const c of cs) {
@@ -116,7 +123,7 @@ export function outOfCoreLogRegValidation(
       fits.push({ c, iterations: 0, evaluations: 0, gradMax: Number.NaN, loss: Number.NaN });
       continue;
     }
-    const m = fitAt(s, 'validation', c, maxIter, undefined, progress);
+    const m = await fitAt(s, 'validation', c, maxIter, undefined, progress);
     const { pred, queryRows } = outOfCorePredict(s, 'validation', m);
     const score = scoreOf(s, 'validation', queryRows, pred).mIoU;
     if (file) writeFileAtomic(file, JSON.stringify({ score, fit: fitInfo(c, m) }));
@@ -127,8 +134,13 @@ export function outOfCoreLogRegValidation(
 }
 
 /** Refit at `c` on all of train (from zeros), scored on test. */
-export function outOfCoreLogRegTest(s: OutOfCoreSplits, c: number, maxIter: number, progress?: FitProgress): SegScore & { fit: LogRegFit } {
-  const m = fitAt(s, 'test', c, maxIter, undefined, progress);
+export async function outOfCoreLogRegTest(
+  s: OutOfCoreSplits,
+  c: number,
+  maxIter: number,
+  progress?: FitProgress,
+): Promise<SegScore & { fit: LogRegFit }> {
+  const m = await fitAt(s, 'test', c, maxIter, undefined, progress);
   const { pred, queryRows } = outOfCorePredict(s, 'test', m);
   return { ...scoreOf(s, 'test', queryRows, pred), fit: fitInfo(c, m) };
 }

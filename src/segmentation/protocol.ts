@@ -177,7 +177,7 @@ export type KnnVote = 'pixel' | 'patch';
  */
 const searches = new WeakMap<SegSplits, Map<string, KnnResult>>();
 
-function neighbours(
+async function neighbours(
   s: SegSplits,
   phase: 'validation' | 'test',
   base: PatchSet,
@@ -187,7 +187,7 @@ function neighbours(
   k: number,
   index: 'exact' | 'hnsw',
   progress?: SearchProgress,
-): KnnResult {
+): Promise<KnnResult> {
   const memo = searches.get(s) ?? new Map<string, KnnResult>();
   searches.set(s, memo);
   const key = `${phase}:${metric}:${index}`;
@@ -195,21 +195,21 @@ function neighbours(
   if (known && known.k >= Math.min(k, rows.rows.length)) return known;
   const { dim: d, pixelsPerPatch: p } = s;
   const baseX = gatherRows(base.feats, rows.rows, d);
-  const res = searchNeighbours(index, baseX, rows.rows.length, query.feats, query.pixels.length / p, d, k, metric, (done, total) =>
+  const res = await searchNeighbours(index, baseX, rows.rows.length, query.feats, query.pixels.length / p, d, k, metric, (done, total) =>
     progress?.(`${metric} search`, done, total),
   );
   memo.set(key, res);
   return res;
 }
 
-function knnFitAndScore(
+async function knnFitAndScore(
   s: SegSplits,
   phase: 'validation' | 'test',
   vote: KnnVote,
   points: KnnPoint[],
   index: 'exact' | 'hnsw',
   progress?: SearchProgress,
-): SegScore[] {
+): Promise<SegScore[]> {
   const [base, rows, query] = phase === 'validation' ? [s.train, s.trainRows, s.val] : [s.all, s.allRows, s.test];
   const p = s.pixelsPerPatch;
   const basePixels = vote === 'pixel' ? gatherRows(base.pixels, rows.rows, p) : undefined;
@@ -217,31 +217,32 @@ function knnFitAndScore(
     basePixels ? knnVotePixels(res, k, basePixels, p, s.numLabels) : knnVotePatches(res, k, rows.modes, p, s.numLabels);
   const scoreOf = (pred: Int32Array) => (phase === 'test' ? testScore(s, pred) : score(s, query.pixels, pred));
   const largestK = (metric: KnnMetric) => Math.max(...points.filter((pt) => pt.metric === metric).map((pt) => pt.k));
-  return points.map((pt) =>
-    scoreOf(predict(neighbours(s, phase, base, rows, query, pt.metric, largestK(pt.metric), index, progress), pt.k)),
-  );
+  const scores: SegScore[] = [];
+  for (const pt of points)
+    scores.push(scoreOf(predict(await neighbours(s, phase, base, rows, query, pt.metric, largestK(pt.metric), index, progress), pt.k)));
+  return scores;
 }
 
 /** Validation mIoU of every grid point, neighbours from the 90% split. */
-export function segKnnValidation(
+export async function segKnnValidation(
   s: SegSplits,
   grid: KnnPoint[],
   index: 'exact' | 'hnsw',
   vote: KnnVote = 'pixel',
   progress?: SearchProgress,
-): number[] {
-  return knnFitAndScore(s, 'validation', vote, grid, index, progress).map((r) => r.mIoU);
+): Promise<number[]> {
+  return (await knnFitAndScore(s, 'validation', vote, grid, index, progress)).map((r) => r.mIoU);
 }
 
 /** Test scores of one grid point, neighbours from all of train (the refit). */
-export function segKnnTest(
+export async function segKnnTest(
   s: SegSplits,
   point: KnnPoint,
   index: 'exact' | 'hnsw',
   vote: KnnVote = 'pixel',
   progress?: SearchProgress,
-): SegScore {
-  return knnFitAndScore(s, 'test', vote, [point], index, progress)[0];
+): Promise<SegScore> {
+  return (await knnFitAndScore(s, 'test', vote, [point], index, progress))[0];
 }
 
 // ---- logistic regression (spec 3.6) ----
@@ -274,12 +275,12 @@ export const fitInfo = (c: number, m: LogRegModel): LogRegFit => ({
  * Validation mIoU for each C, fitted on the 90% split in ascending order, each fit warm-started
  * from the previous one (the problem is convex, so only the path changes, not the optimum).
  */
-export function segLogRegValidation(
+export async function segLogRegValidation(
   s: SegSplits,
   cs: number[],
   maxIter: number,
   progress?: FitProgress,
-): { scores: number[]; fits: LogRegFit[] } {
+): Promise<{ scores: number[]; fits: LogRegFit[] }> {
   const { dim: d, pixelsPerPatch: p } = s;
   const data = prepareLogRegData(gatherRows(s.train.feats, s.trainRows.rows, d), s.trainRows.modes, d, s.classes);
   const scores: number[] = [];
@@ -288,7 +289,7 @@ export function segLogRegValidation(
   try {
     for (const c of cs) {
       const onIteration = (iteration: number, loss: number, g: number) => progress?.(c, iteration, loss, g);
-      const m = fitLogReg(
+      const m = await fitLogReg(
         data,
         { ...LOGREG_DEFAULTS, maxIter, c, onIteration },
         prev ? Float32Array.from([...prev.weights, ...prev.bias]) : undefined,
@@ -296,7 +297,7 @@ export function segLogRegValidation(
       prev = m;
       progress?.(c, m.iterations, m.loss, m.gradMax, m.stop);
       fits.push(fitInfo(c, m));
-      scores.push(score(s, s.val.pixels, expandPerPatch(predictLogReg(m, s.val.feats, s.val.pixels.length / p), p)).mIoU);
+      scores.push(score(s, s.val.pixels, expandPerPatch(await predictLogReg(m, s.val.feats, s.val.pixels.length / p), p)).mIoU);
     }
   } finally {
     disposeLogRegData(data);
@@ -305,15 +306,21 @@ export function segLogRegValidation(
 }
 
 /** Refit at `c` on all of train (from zeros), scored on test. */
-export function segLogRegTest(s: SegSplits, c: number, maxIter: number, progress?: FitProgress): SegScore & { fit: LogRegFit } {
+export async function segLogRegTest(
+  s: SegSplits,
+  c: number,
+  maxIter: number,
+  progress?: FitProgress,
+): Promise<SegScore & { fit: LogRegFit }> {
   const { dim: d, pixelsPerPatch: p } = s;
   const data = prepareLogRegData(gatherRows(s.all.feats, s.allRows.rows, d), s.allRows.modes, d, s.classes);
   let m: LogRegModel;
   try {
-    m = fitLogReg(data, { ...LOGREG_DEFAULTS, maxIter, c, onIteration: (iteration, loss, g) => progress?.(c, iteration, loss, g) });
+    m = await fitLogReg(data, { ...LOGREG_DEFAULTS, maxIter, c, onIteration: (iteration, loss, g) => progress?.(c, iteration, loss, g) });
   } finally {
     disposeLogRegData(data);
   }
   progress?.(c, m.iterations, m.loss, m.gradMax, m.stop);
-  return { ...testScore(s, expandPerPatch(predictLogReg(m, s.test.feats, s.test.pixels.length / p), p)), fit: fitInfo(c, m) };
+  const pred = await predictLogReg(m, s.test.feats, s.test.pixels.length / p);
+  return { ...testScore(s, expandPerPatch(pred, p)), fit: fitInfo(c, m) };
 }

@@ -125,8 +125,8 @@ describe('eval + tables end to end', () => {
     // The run exports to the reference layout, and that file loads back with the same weights.
     const pth = path.join(tmp, 'tiny.pth');
     cli('src/cli/export.ts', '--checkpoint', run, '--out', pth);
-    const exported = loadEncoder(pth, { evalOnly: false, imageSize: 28 });
-    const own = loadEncoder(run);
+    const exported = await loadEncoder(pth, { evalOnly: false, imageSize: 28 });
+    const own = await loadEncoder(run);
     expect(exported.config).toMatchObject({
       dim: own.config.dim,
       depth: own.config.depth,

@@ -53,7 +53,7 @@ describe('knnMonitor', () => {
     });
 
     // Independently: the exported final teacher, its average-pooled features, the same k-NN.
-    const enc = loadEncoder(out);
+    const enc = await loadEncoder(out);
     const model = capiFeatureModel('final', 'final', enc.params, enc.config);
     const { train, test } = TASKS.fmnist.load({ dataDir: SLICE, dataRoot: '', seed: 0, scenesTrain: 0, scenesTest: 0 });
     const avg = async (d: typeof train) =>
@@ -69,13 +69,13 @@ describe('knnMonitor', () => {
     const labels = (d: typeof train) => Int32Array.from({ length: d.size }, (_, i) => d.label(i));
     const tr = limit(train, 60);
     const te = limit(test, 30);
-    const expected = 100 * knnClassify(await avg(tr), labels(tr), await avg(te), labels(te), enc.config.dim, 10);
+    const expected = 100 * (await knnClassify(await avg(tr), labels(tr), await avg(te), labels(te), enc.config.dim, 10));
     model.dispose();
     expect(lines.at(-1).monitorKnnTop1).toBeCloseTo(expected, 6);
 
     // A measurement allocates nothing that outlives it and leaves the live weights alone.
     const again = knnMonitor({ task: TASKS.fmnist, dataDir: SLICE, every: 1, train: 20, test: 10, batchSize: 16 });
-    const own = loadEncoder(out);
+    const own = await loadEncoder(out);
     const before = tf.memory().numTensors;
     await again.measure(own.params, own.config);
     expect(tf.memory().numTensors).toBe(before);

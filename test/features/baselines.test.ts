@@ -16,13 +16,13 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-baselines-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe('baselines', () => {
-  it('pixels: global = the flattened normalised image, patches = pixel patch + position', () => {
+  it('pixels: global = the flattened normalised image, patches = pixel patch + position', async () => {
     const rng = new Rng(5);
     const s = 8;
     const p = 4;
     const img = Float32Array.from({ length: 2 * 3 * s * s }, () => rng.normal());
     const m = pixelImageFeatureModel(p, s);
-    const out = m.forward(img, 2, s);
+    const out = await m.forward(img, 2, s);
     expect(out.global).toEqual(img);
     expect(m.globalDim).toBe(3 * s * s);
     // Patch 3 of image 1 (row 1, col 1 of the 2 x 2 grid): its pixels in (c, i, j) order, then (1/2, 1/2).
@@ -39,7 +39,7 @@ describe('baselines', () => {
     const cfg = tinyConfig({ dataDir: path.resolve('data/fmnist-slice'), steps: 2, seed: 7 });
     const run = path.join(tmp, 'run');
     disposeState((await runPretraining(cfg, { out: run, resume: false, stopAfter: 0, backend: backendInfo(), log: () => {} })).state);
-    const enc = loadEncoder(run);
+    const enc = await loadEncoder(run);
     expect(enc.runSeed).toBe(7);
     const init = initCapiFeatureModel(enc.config, enc.runSeed!);
     const state = initState(cfg); // step 0: the teacher is an exact copy of the student's init
@@ -47,12 +47,12 @@ describe('baselines', () => {
     const direct = capiFeatureModel('step0', 'step0', teacher, cfg.model);
     const rng = new Rng(1);
     const img = Float32Array.from({ length: 2 * 3 * 28 * 28 }, () => rng.normal());
-    const a = init.forward(img, 2, 28);
-    const b = direct.forward(img, 2, 28);
+    const a = await init.forward(img, 2, 28);
+    const b = await direct.forward(img, 2, 28);
     expect(a.patch).toEqual(b.patch);
     expect(a.global).toEqual(b.global);
     // ... and not the trained teacher's.
-    const trained = capiFeatureModel('trained', enc.hash, enc.params, enc.config).forward(img, 2, 28);
+    const trained = await capiFeatureModel('trained', enc.hash, enc.params, enc.config).forward(img, 2, 28);
     expect(trained.patch).not.toEqual(a.patch);
     init.dispose();
     disposeState(state);

@@ -28,8 +28,8 @@ describe('HNSW k-NN', () => {
   const queries = blobs(rng, m, dim, centres, 1.0);
 
   for (const metric of ['cosine', 'l2'] as const) {
-    it(`recall@${k} above 0.95 at the defaults (${metric})`, () => {
-      const exact = knnSearch(base, n, queries, m, dim, k, metric);
+    it(`recall@${k} above 0.95 at the defaults (${metric})`, async () => {
+      const exact = await knnSearch(base, n, queries, m, dim, k, metric);
       const approx = knnSearchHnsw(base, n, queries, m, dim, k, metric);
       const recall = knnRecall(exact, approx);
       console.log(`HNSW recall@${k} ${metric}, ${n} x ${dim} base, ${m} queries, defaults: ${recall.toFixed(4)}`);
@@ -57,7 +57,7 @@ describe('segmentation with the approximate index', () => {
     return { feats, pixels, rowImage: Int32Array.from(rows, (r) => Math.floor(r / tokens)), images };
   }
 
-  it("gives the exact search's result on an easy task, with subsampled training rows", () => {
+  it("gives the exact search's result on an easy task, with subsampled training rows", async () => {
     const rng = new Rng(3);
     const train = patchSet(rng, 40, 25, 3);
     const test = patchSet(rng, 10, 25);
@@ -71,11 +71,11 @@ describe('segmentation with the approximate index', () => {
       seed: 0,
     });
     const grid = segKnnGrid([1, 10]);
-    const valExact = segKnnValidation(s, grid, 'exact');
-    const valApprox = segKnnValidation(s, grid, 'hnsw');
+    const valExact = await segKnnValidation(s, grid, 'exact');
+    const valApprox = await segKnnValidation(s, grid, 'hnsw');
     valApprox.forEach((v, i) => expect(v).toBeCloseTo(valExact[i], 2));
-    const exact = segKnnTest(s, grid[1], 'exact');
-    const approx = segKnnTest(s, grid[1], 'hnsw');
+    const exact = await segKnnTest(s, grid[1], 'exact');
+    const approx = await segKnnTest(s, grid[1], 'hnsw');
     expect(approx.mIoU).toBeCloseTo(exact.mIoU, 2);
     expect(exact.mIoU).toBeGreaterThan(0.6); // chance is ~0.2
     expect(chooseKnnIndex('auto', 1e6, 1e6, 1024)).toBe('hnsw');

@@ -178,7 +178,7 @@ describe('one writer per run folder', () => {
 });
 
 describe('out of memory', () => {
-  it('refuses an oversized batch on the 2-thread wasm backend within seconds, before writing anything', () => {
+  it('refuses an oversized batch on the 2-thread wasm backend within seconds, before writing anything', async () => {
     const dir = path.join(tmp, 'oom');
     const t0 = performance.now();
     const r = spawnSync(
@@ -219,7 +219,7 @@ describe('divergence', () => {
     const cfg = tinyConfig({ dataDir: SLICE, batchSize: 32, steps: 20, lr: 1e6, teacherMomentum: 0.99, checkpointEvery: 1 });
     await expect(runPretraining(cfg, opts(dir))).rejects.toThrow(/training diverged: .* the checkpoint of step \d+ is kept/);
     const saved = readTrainState(path.join(dir, 'checkpoint.safetensors'));
-    const enc = loadEncoder(dir); // the teacher export of that step: finite, so it loads
+    const enc = await loadEncoder(dir); // the teacher export of that step: finite, so it loads
     expect(Object.keys(enc.params).length).toBeGreaterThan(0);
     tf.dispose(Object.values(enc.params));
     expect(Number(saved.meta.step)).toBeGreaterThan(0);
@@ -227,9 +227,9 @@ describe('divergence', () => {
     // An export with a NaN is refused by name.
     const bad = path.join(tmp, 'nan-export');
     const named: tf.NamedTensorMap = {};
-    for (const [k, t] of Object.entries(loadEncoder(dir).params)) named[k] = k === 'mask_token' ? tf.fill(t.shape, Number.NaN) : t;
+    for (const [k, t] of Object.entries((await loadEncoder(dir)).params)) named[k] = k === 'mask_token' ? tf.fill(t.shape, Number.NaN) : t;
     await writeTeacherExport(bad, 1, named, enc.config, {});
-    expect(() => loadEncoder(bad)).toThrow(/weight tensors hold NaN or infinite values \(e.g. mask_token\): the run diverged/);
+    await expect(loadEncoder(bad)).rejects.toThrow(/weight tensors hold NaN or infinite values \(e.g. mask_token\): the run diverged/);
   });
 });
 

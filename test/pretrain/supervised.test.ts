@@ -36,7 +36,7 @@ describe('supervised ceiling', () => {
     expect(mean(m.slice(-10).map((x) => x.loss))).toBeLessThan(mean(m.slice(0, 5).map((x) => x.loss)) - 0.3);
     expect(mean(m.slice(-10).map((x) => x.batchAccuracy))).toBeGreaterThan(0.3); // 10 classes: chance 0.1
 
-    const enc = loadEncoder(out, {});
+    const enc = await loadEncoder(out, {});
     const init = initState(cfg);
     const diff = (name: string) => tf.tidy(() => tf.max(tf.abs(tf.sub(enc.params[name], init.teacher[name]))).dataSync()[0]);
     expect(diff('encoder.blocks.0.residual1.fn.q_proj.weight')).toBeGreaterThan(1e-3);
@@ -72,8 +72,8 @@ describe('supervised ceiling', () => {
     const seconds = (dir: string) =>
       (JSON.parse(fs.readFileSync(path.join(dir, 'supervised.json'), 'utf8')) as { seconds: number }).seconds;
     expect(seconds(resumed)).toBe(clock.at(-1));
-    const a = loadEncoder(straight, {});
-    const b = loadEncoder(resumed, {});
+    const a = await loadEncoder(straight, {});
+    const b = await loadEncoder(resumed, {});
     for (const name of ['patch_embed.weight', 'encoder.blocks.0.residual1.fn.q_proj.weight']) {
       expect(Array.from(b.params[name].dataSync())).toEqual(Array.from(a.params[name].dataSync()));
     }

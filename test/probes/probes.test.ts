@@ -39,7 +39,7 @@ function markerTask(n: number, seed: number, tokens = 8, dim = 64, classes = 4) 
 }
 
 describe('probe grids', () => {
-  it('the attentive probe learns a task that average pooling cannot', () => {
+  it('the attentive probe learns a task that average pooling cannot', async () => {
     const tr = markerTask(600, 1);
     const te = markerTask(200, 2);
     const grid = [
@@ -47,14 +47,14 @@ describe('probe grids', () => {
       { lr: 2e-2, wd: 5e-4 },
     ];
     const opts = { epochs: 25, batchSize: 64, seed: 0, grid };
-    const att = trainProbeGrid(
+    const att = await trainProbeGrid(
       attentiveFamily,
       { x: tr.x, rowShape: [8, 64], labels: tr.y },
       { x: te.x, rowShape: [8, 64], labels: te.y },
       4,
       opts,
     );
-    const lin = trainProbeGrid(
+    const lin = await trainProbeGrid(
       linearFamily,
       { x: tr.avg, rowShape: [64], labels: tr.y },
       { x: te.avg, rowShape: [64], labels: te.y },
@@ -66,14 +66,14 @@ describe('probe grids', () => {
     expect(tf.memory().numTensors).toBeLessThan(100);
   });
 
-  it('the grid selects the best held-out configuration (first on ties)', () => {
+  it('the grid selects the best held-out configuration (first on ties)', async () => {
     const tr = markerTask(300, 3);
     const grid = [
       { lr: 0, wd: 0 },
       { lr: 2e-2, wd: 5e-4 },
       { lr: 0, wd: 0 },
     ];
-    const r = trainProbeGrid(
+    const r = await trainProbeGrid(
       attentiveFamily,
       { x: tr.x, rowShape: [8, 64], labels: tr.y },
       { x: tr.x, rowShape: [8, 64], labels: tr.y },
@@ -192,13 +192,13 @@ describe('convergence and grid-edge flags', () => {
 
   // 12,500 steps of 1024 rows: ~65 s on the native path, several minutes on plain wasm; the probe
   // code is the same on both, so the plain-wasm suite skips it (CI runs it in the native suite).
-  it('the default schedule reaches the known accuracy with the chosen lr inside the grid, and says it converged', (ctx) => {
+  it('the default schedule reaches the known accuracy with the chosen lr inside the grid, and says it converged', async (ctx) => {
     if (!nativeMatmulActive()) ctx.skip();
     const d = EvalConfigSchema.parse({ task: 'fmnist', checkpoint: 'x' });
     const schedule = { ...probeSchedule(d), batchSize: d.batchSize, seed: 0 };
     expect(schedule).toEqual({ steps: 12500, epochs: 0, batchSize: 1024, seed: 0 }); // eval spec 1.4
     // Noise 1.5: classes overlap, so the lr matters (an easy task ties every lr at 100% and picks the first).
-    const r = trainProbeGrid(linearFamily, oneHot(2000, 1, 1.5), oneHot(1000, 2, 1.5), 4, schedule);
+    const r = await trainProbeGrid(linearFamily, oneHot(2000, 1, 1.5), oneHot(1000, 2, 1.5), 4, schedule);
     const q = probeQuality(r);
     expect(r.iterations).toBe(12500);
     expect(Math.abs(r.testAccuracy - bayesAccuracy(1.5))).toBeLessThan(0.03); // 2.5 binomial SE on 1000 test rows
@@ -207,14 +207,14 @@ describe('convergence and grid-edge flags', () => {
     expect(q.converged).toBe(true);
   }, 600_000); // over 120 s on a loaded machine
 
-  it('an intentionally too short schedule is flagged as not converged', () => {
-    const r = trainProbeGrid(linearFamily, oneHot(2000, 1), oneHot(1000, 2), 4, { epochs: 0, steps: 3, batchSize: 256, seed: 0 });
+  it('an intentionally too short schedule is flagged as not converged', async () => {
+    const r = await trainProbeGrid(linearFamily, oneHot(2000, 1), oneHot(1000, 2), 4, { epochs: 0, steps: 3, batchSize: 256, seed: 0 });
     expect(r.iterations).toBe(3);
     expect(r.halfSchedule?.steps).toBe(1);
     expect(probeQuality(r).converged).toBe(false);
   });
 
-  it("successive halving: the grid's best points train again, longer, and select; edges are the full grid's", () => {
+  it("successive halving: the grid's best points train again, longer, and select; edges are the full grid's", async () => {
     // lr 0 never learns (chance); the other points do, at different speeds.
     const grid = [
       { lr: 0, wd: 5e-4 },
@@ -224,7 +224,7 @@ describe('convergence and grid-edge flags', () => {
       { lr: 1e-1, wd: 5e-2 },
     ];
     const calls: [number, number][] = [];
-    const r = trainProbeGrid(linearFamily, oneHot(2000, 1, 1.5), oneHot(1000, 2, 1.5), 4, {
+    const r = await trainProbeGrid(linearFamily, oneHot(2000, 1, 1.5), oneHot(1000, 2, 1.5), 4, {
       epochs: 0,
       steps: 20,
       batchSize: 256,
@@ -254,19 +254,19 @@ describe('convergence and grid-edge flags', () => {
     expect(tf.memory().numTensors).toBeLessThan(100);
   });
 
-  it('a paired rerun (initAs) of one grid point reproduces it: same initial parameters and batches', () => {
+  it('a paired rerun (initAs) of one grid point reproduces it: same initial parameters and batches', async () => {
     const grid = probeGrid(256, [1e-4, 1e-3, 1e-2]);
     const train = oneHot(2000, 1, 1.5);
     const test = oneHot(500, 2, 1.5);
     const opts = { epochs: 0, steps: 60, batchSize: 256, seed: 3, halfScheduleCheck: false };
-    const full = trainProbeGrid(linearFamily, train, test, 4, { ...opts, grid });
+    const full = await trainProbeGrid(linearFamily, train, test, 4, { ...opts, grid });
     for (const j of [0, 4, grid.length - 1]) {
-      const paired = trainProbeGrid(linearFamily, train, test, 4, {
+      const paired = await trainProbeGrid(linearFamily, train, test, 4, {
         ...opts,
         grid: [grid[j]],
         initAs: { points: grid.length, indices: [j] },
       });
-      const unpaired = trainProbeGrid(linearFamily, train, test, 4, { ...opts, grid: [grid[j]] });
+      const unpaired = await trainProbeGrid(linearFamily, train, test, 4, { ...opts, grid: [grid[j]] });
       // Within one held-out row (the stacked and the single matmul may round differently).
       expect(Math.abs(paired.valAccuracy[0] - full.valAccuracy[j]), `point ${j}`).toBeLessThanOrEqual(1 / full.heldOut + 1e-12);
       if (j === 4) expect(unpaired.valAccuracy[0]).not.toBe(full.valAccuracy[j]); // a fresh draw (another init and batch order) does not

@@ -30,7 +30,7 @@ function brute(base: Float32Array, n: number, q: Float32Array, dim: number, k: n
 }
 
 describe('exact k-NN', () => {
-  it('equals a brute-force loop for L2 and cosine, across chunk boundaries', () => {
+  it('equals a brute-force loop for L2 and cosine, across chunk boundaries', async () => {
     const rng = new Rng(1);
     const n = 300,
       m = 40,
@@ -38,7 +38,7 @@ describe('exact k-NN', () => {
     const base = Float32Array.from({ length: n * dim }, () => rng.normal());
     const queries = Float32Array.from({ length: m * dim }, () => rng.normal());
     for (const metric of ['l2', 'cosine'] as const) {
-      const res = knnSearch(base, n, queries, m, dim, 10, metric, { queryChunk: 16, baseChunk: 64 });
+      const res = await knnSearch(base, n, queries, m, dim, 10, metric, { queryChunk: 16, baseChunk: 64 });
       for (let q = 0; q < m; q++) {
         const got = Array.from(res.indices.subarray(q * 10, q * 10 + 10));
         expect(got).toEqual(brute(base, n, queries.subarray(q * dim, (q + 1) * dim), dim, 10, metric));
@@ -46,7 +46,7 @@ describe('exact k-NN', () => {
     }
   });
 
-  it('pixel voting takes the per-pixel majority of the neighbours, ties to the smallest label', () => {
+  it('pixel voting takes the per-pixel majority of the neighbours, ties to the smallest label', async () => {
     // Three neighbours with 2-pixel label vectors: [1,5], [2,5], [2,3]
     const pixelLabels = Int32Array.from([1, 5, 2, 5, 2, 3, 9, 9]);
     const res = { indices: Int32Array.from([0, 1, 2]), scores: new Float32Array(3), k: 3 };
@@ -55,7 +55,7 @@ describe('exact k-NN', () => {
     expect(Array.from(knnVotePixels(res, 2, pixelLabels, 2, 10))).toEqual([1, 5]);
   });
 
-  it("patch voting: the majority of the neighbours' patch labels for all of the query's pixels (ties -> smallest)", () => {
+  it("patch voting: the majority of the neighbours' patch labels for all of the query's pixels (ties -> smallest)", async () => {
     // Two queries with 3 neighbours each among 4 base patches labeled [4, 2, 4, 7].
     const patchLabels = Int32Array.from([4, 2, 4, 7]);
     const res = { indices: Int32Array.from([0, 1, 2, 3, 1, 0]), scores: new Float32Array(6), k: 3 };
@@ -71,7 +71,7 @@ describe('exact k-NN', () => {
 });
 
 describe('segmentation metrics', () => {
-  it('mIoU and pixel accuracy by hand, with ignored labels and a predicted-only class', () => {
+  it('mIoU and pixel accuracy by hand, with ignored labels and a predicted-only class', async () => {
     const gt = [1, 1, 2, 2, 0, 255, 3, 3];
     const pred = [1, 2, 2, 2, 1, 1, 3, 4];
     // Ignored: gt 0 and 255. Kept pixels: (1,1) (1,2) (2,2) (2,2) (3,3) (3,4)
@@ -89,7 +89,7 @@ describe('segmentation metrics', () => {
 });
 
 describe('patch labels and standardisation', () => {
-  it('patch pixel labels round-trip and modes break ties to the smallest label', () => {
+  it('patch pixel labels round-trip and modes break ties to the smallest label', async () => {
     const labels = Int32Array.from({ length: 2 * 4 * 4 }, (_, i) => i % 7);
     const per = patchPixelLabels(labels, 2, 4, 4, 2);
     expect(per.length).toBe(32);
@@ -98,7 +98,7 @@ describe('patch labels and standardisation', () => {
     expect(Array.from(patchModes(Int32Array.from([3, 3, 1, 1, 2, 2, 2, 0]), 4, 4))).toEqual([1, 2]);
   });
 
-  it('statistics come from the train split only: test data changes nothing', () => {
+  it('statistics come from the train split only: test data changes nothing', async () => {
     const rng = new Rng(3);
     const train = Float32Array.from({ length: 100 * 3 }, () => 5 + 2 * rng.normal());
     const s = fitStandardizer(train, 3);
@@ -121,7 +121,7 @@ describe('patch labels and standardisation', () => {
 });
 
 describe('bootstrap standard error of the mIoU', () => {
-  it('is 0 when every image scores alike, and near the analytic value for independent images', () => {
+  it('is 0 when every image scores alike, and near the analytic value for independent images', async () => {
     // 50 identical images: every resample has the same counts.
     const gt = Int32Array.from({ length: 50 * 4 }, (_, i) => i % 2);
     expect(bootstrapMIoUSE(gt, gt, (i) => Math.floor(i / 4), 50, [], 2)).toBe(0);
@@ -138,7 +138,7 @@ describe('bootstrap standard error of the mIoU', () => {
 });
 
 describe('dense task floor and ceiling', () => {
-  it('on a hand-made label map: majority, background oracle, oracle patch labels', () => {
+  it('on a hand-made label map: majority, background oracle, oracle patch labels', async () => {
     // Two patches of 4 pixels: [0 0 0 1 | 2 2 1 1]; background 0; patch modes 0 and 1 (tie -> smallest).
     const pixels = Int32Array.from([0, 0, 0, 1, 2, 2, 1, 1]);
     const refs = denseReferences(pixels, patchModes(pixels, 4, 3), 4, [], 0);
@@ -154,7 +154,7 @@ describe('dense task floor and ceiling', () => {
 });
 
 describe('foreground mIoU', () => {
-  it('is the mean IoU without the background label', () => {
+  it('is the mean IoU without the background label', async () => {
     const gt = Int32Array.from([0, 0, 1, 1, 2, 2]);
     const pred = Int32Array.from([0, 1, 1, 1, 2, 0]);
     const r = segmentationScores(gt, pred, []);

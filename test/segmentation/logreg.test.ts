@@ -71,54 +71,54 @@ function slowSolve(x: Float32Array, y: Int32Array, n: number, dim: number, k: nu
 }
 
 describe('logistic regression (L-BFGS)', () => {
-  it('the analytic gradient matches central finite differences', () => {
+  it('the analytic gradient matches central finite differences', async () => {
     const { x, y } = blobs(3, 4, 10, 1, 1);
     const d = prepareLogRegData(x, y, 4, 3);
     const rng = new Rng(2);
     const theta = Float32Array.from({ length: 4 * 3 + 3 }, () => 0.3 * rng.normal());
     const c = 0.5;
-    const { grad } = logRegLossGrad(d, theta, c);
+    const { grad } = await logRegLossGrad(d, theta, c);
     for (let i = 0; i < theta.length; i++) {
       const h = 1e-2;
       const plus = Float32Array.from(theta);
       plus[i] += h;
       const minus = Float32Array.from(theta);
       minus[i] -= h;
-      const fd = (logRegLossGrad(d, plus, c).loss - logRegLossGrad(d, minus, c).loss) / (2 * h);
+      const fd = ((await logRegLossGrad(d, plus, c)).loss - (await logRegLossGrad(d, minus, c)).loss) / (2 * h);
       expect(Math.abs(fd - grad[i])).toBeLessThan(2e-3 * Math.max(1, Math.abs(grad[i])));
     }
     disposeLogRegData(d);
   });
 
-  it('converges: the gradient at the returned solution is below the tolerance', () => {
+  it('converges: the gradient at the returned solution is below the tolerance', async () => {
     const { x, y } = blobs(4, 8, 50, 2, 3);
     const d = prepareLogRegData(x, y, 8, 4);
-    const m = fitLogReg(d, { ...LOGREG_DEFAULTS, c: 1, gradTol: 1e-5 });
+    const m = await fitLogReg(d, { ...LOGREG_DEFAULTS, c: 1, gradTol: 1e-5 });
     expect(m.gradMax).toBeLessThan(1e-5);
     expect(m.iterations).toBeLessThan(LOGREG_DEFAULTS.maxIter);
     expect(m.stop).toBe('converged');
     disposeLogRegData(d);
   });
 
-  it('says why a fit ended: the iteration cap, or a line search that found no decrease, is never "converged"', () => {
+  it('says why a fit ended: the iteration cap, or a line search that found no decrease, is never "converged"', async () => {
     const { x, y } = blobs(4, 8, 50, 2, 3);
     const d = prepareLogRegData(x, y, 8, 4);
-    const capped = fitLogReg(d, { ...LOGREG_DEFAULTS, c: 1, maxIter: 2 });
+    const capped = await fitLogReg(d, { ...LOGREG_DEFAULTS, c: 1, maxIter: 2 });
     expect(capped.stop).toBe('iteration-cap');
     expect(capped.gradMax).toBeGreaterThan(LOGREG_DEFAULTS.gradTol);
     disposeLogRegData(d);
     // A gradient the loss does not follow: no step along it decreases the loss.
-    const flat = (theta: Float32Array) => ({ loss: 1, grad: new Float32Array(theta.length).fill(1) });
-    const stuck = fitLogRegObjective(flat, 2, 2, { ...LOGREG_DEFAULTS, c: 1 });
+    const flat = async (theta: Float32Array) => ({ loss: 1, grad: new Float32Array(theta.length).fill(1) });
+    const stuck = await fitLogRegObjective(flat, 2, 2, { ...LOGREG_DEFAULTS, c: 1 });
     expect(stuck.stop).toBe('line-search-failed');
     expect(stuck.iterations).toBe(0);
   });
 
-  it('on a separable problem it reaches the accuracy of an independent slow solver', () => {
+  it('on a separable problem it reaches the accuracy of an independent slow solver', async () => {
     const { x, y, n } = blobs(3, 5, 40, 0.8, 4);
     const d = prepareLogRegData(x, y, 5, 3);
-    const m = fitLogReg(d, { ...LOGREG_DEFAULTS, c: 10 });
-    const pred = predictLogReg(m, x, n);
+    const m = await fitLogReg(d, { ...LOGREG_DEFAULTS, c: 10 });
+    const pred = await predictLogReg(m, x, n);
     const acc = pred.reduce((a, p, i) => a + (p === y[i] ? 1 : 0), 0) / n;
     const slow = slowSolve(x, y, n, 5, 3, 10, 3000, 0.5);
     expect(slow).toBe(1);
@@ -126,13 +126,14 @@ describe('logistic regression (L-BFGS)', () => {
     disposeLogRegData(d);
   });
 
-  it('C acts as inverse regularisation: smaller C, smaller weights', () => {
+  it('C acts as inverse regularisation: smaller C, smaller weights', async () => {
     const { x, y, n } = blobs(3, 6, 30, 1.5, 5);
     const d = prepareLogRegData(x, y, 6, 3);
-    const norms = [1e-3, 1e-1, 1].map((c) => {
-      const m = fitLogReg(d, { ...LOGREG_DEFAULTS, c, maxIter: 300 });
-      return Math.sqrt(m.weights.reduce((a, v) => a + v * v, 0));
-    });
+    const norms: number[] = [];
+    for (const c of [1e-3, 1e-1, 1]) {
+      const m = await fitLogReg(d, { ...LOGREG_DEFAULTS, c, maxIter: 300 });
+      norms.push(Math.sqrt(m.weights.reduce((a, v) => a + v * v, 0)));
+    }
     expect(norms[0]).toBeLessThan(norms[1]);
     expect(norms[1]).toBeLessThan(norms[2]);
     expect(LOGREG_C_GRID[0]).toBeCloseTo(1e-6, 12);
@@ -143,13 +144,13 @@ describe('logistic regression (L-BFGS)', () => {
     expect(tf.memory().numTensors).toBeLessThan(50);
   });
 
-  it('keeps making progress where the float32 loss stops resolving decreases (smallest C)', () => {
+  it('keeps making progress where the float32 loss stops resolving decreases (smallest C)', async () => {
     // C = 1e-6 on 5,000 rows: the penalty's curvature is ~200x the intercept's and after a few
     // iterations the loss changes by less than its float32 rounding. A plain Armijo search
     // stalled here (12 evaluations per iteration, zero-length steps).
     const { x, y, n } = blobs(5, 16, 1000, 2, 6);
     const d = prepareLogRegData(x, y, 16, 5);
-    const m = fitLogReg(d, { ...LOGREG_DEFAULTS, c: 1e-6, maxIter: 40 });
+    const m = await fitLogReg(d, { ...LOGREG_DEFAULTS, c: 1e-6, maxIter: 40 });
     console.log(`C=1e-6: ${m.iterations} iterations, ${m.evaluations} evaluations, gradient max ${m.gradMax.toExponential(2)}`);
     expect(m.evaluations).toBeLessThan(3 * m.iterations + 1);
     expect(m.gradMax).toBeLessThan(3e-6); // the stalled search ended at 7.6e-6

@@ -64,7 +64,7 @@ describe.each([
   ['native', cpuKernels()],
   ['js', jsKernels()],
 ])('out-of-core dense protocol (%s kernels)', (_name, kernels) => {
-  it('works in blocks much smaller than the data; a budget too small for its labels and blocks is refused up front', () => {
+  it('works in blocks much smaller than the data; a budget too small for its labels and blocks is refused up front', async () => {
     const { ooc, train, test } = setup(kernels);
     expect(ooc.blockRows).toBeLessThan(100);
     expect(ooc.queryRows).toBeLessThan(100);
@@ -74,7 +74,7 @@ describe.each([
     );
   });
 
-  it('standardises with streamed statistics equal to the two-pass ones', () => {
+  it('standardises with streamed statistics equal to the two-pass ones', async () => {
     const { train, ooc } = setup(kernels);
     // The in-memory fit on the 90% split's rows.
     const rows = Int32Array.from(train.rowImage.keys()).filter((r) => ooc.trainSplit[r] === 1);
@@ -87,14 +87,14 @@ describe.each([
     }
   });
 
-  it("blocked exact k-NN: the exact search's neighbours, and the same scores for both votes", () => {
+  it("blocked exact k-NN: the exact search's neighbours, and the same scores for both votes", async () => {
     const { mem, ooc } = setup(kernels);
     const grid = segKnnGrid();
     for (const vote of ['pixel', 'patch'] as const) {
-      const a = segKnnValidation(mem, grid, 'exact', vote);
+      const a = await segKnnValidation(mem, grid, 'exact', vote);
       const b = outOfCoreKnn(ooc, 'validation', grid, vote).map((r) => r.mIoU);
       b.forEach((v, i) => expect(v).toBeCloseTo(a[i], 9));
-      const ta = segKnnTest(mem, grid[5], 'exact', vote);
+      const ta = await segKnnTest(mem, grid[5], 'exact', vote);
       const tb = outOfCoreKnn(ooc, 'test', [grid[5]], vote)[0];
       expect(tb.mIoU).toBeCloseTo(ta.mIoU, 9);
       expect(tb.mIoUSE).toBeCloseTo(ta.mIoUSE!, 9);
@@ -106,44 +106,44 @@ describe.each([
     for (const r of res.indices) expect(ooc.training[r]).toBe(1); // only training rows (mode not ignored) are neighbours
   });
 
-  it('logistic regression: the same chosen C, and each loss within 1e-5 relative', () => {
+  it('logistic regression: the same chosen C, and each loss within 1e-5 relative', async () => {
     const { mem, ooc } = setup(kernels);
     const cs = LOGREG_C_GRID.slice(2, 6);
-    const a = segLogRegValidation(mem, cs, 200);
-    const b = outOfCoreLogRegValidation(ooc as OutOfCoreSplits, cs, 200);
+    const a = await segLogRegValidation(mem, cs, 200);
+    const b = await outOfCoreLogRegValidation(ooc as OutOfCoreSplits, cs, 200);
     const best = (s: number[]) => s.indexOf(Math.max(...s));
     expect(best(b.scores)).toBe(best(a.scores));
     b.fits.forEach((f, i) => expect(Math.abs(f.loss - a.fits[i].loss) / a.fits[i].loss).toBeLessThan(1e-5));
     const c = cs[best(a.scores)];
-    const ta = segLogRegTest(mem, c, 200);
-    const tb = outOfCoreLogRegTest(ooc, c, 200);
+    const ta = await segLogRegTest(mem, c, 200);
+    const tb = await outOfCoreLogRegTest(ooc, c, 200);
     expect(Math.abs(tb.fit.loss - ta.fit.loss) / ta.fit.loss).toBeLessThan(1e-5);
     expect(tb.mIoU).toBeCloseTo(ta.mIoU, 3);
   });
 });
 
 describe('units of work on disk (the tasks of a Slurm evaluation)', () => {
-  it('two tasks computing their shares, then a reader of both, give the in-process answers; a preempted task keeps what it did', () => {
+  it('two tasks computing their shares, then a reader of both, give the in-process answers; a preempted task keeps what it did', async () => {
     const { ooc } = setup();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-units-'));
     const share = (task: number) => (unit: string) =>
       Number(/\d+$/.exec(unit.replace(/-it\d+$/, ''))?.[0] ?? 0) % 2 === task || unit.startsWith('logreg') === (task === 1);
     const grid = segKnnGrid();
     const cs = LOGREG_C_GRID.slice(2, 5);
-    const work = (task: number) => {
+    const work = async (task: number) => {
       const s = { ...ooc, units: { dir, mine: share(task) } };
       for (const phase of ['validation', 'test'] as const)
         for (const metric of ['cosine', 'l2'] as const) outOfCoreNeighbours(s, phase, metric, 30);
-      outOfCoreLogRegValidation(s, cs, 100);
+      await outOfCoreLogRegValidation(s, cs, 100);
     };
-    work(0);
-    work(1);
+    await work(0);
+    await work(1);
     const files = fs.readdirSync(dir);
     expect(files.filter((f) => f.startsWith('knn-')).length).toBeGreaterThan(4);
     expect(files.filter((f) => f.startsWith('logreg-')).length).toBe(3);
     // The reader computes nothing (every unit is there) and answers as the in-process protocol does.
     const reader = { ...ooc, units: { dir, mine: () => false } };
-    expect(outCoreScores(reader, grid, cs)).toEqual(outCoreScores(ooc, grid, cs));
+    expect(await outCoreScores(reader, grid, cs)).toEqual(await outCoreScores(ooc, grid, cs));
     // Preempted between units: an error that says so; the units written before it stay.
     const fresh = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-units-'));
     let asked = 0;
@@ -155,10 +155,10 @@ describe('units of work on disk (the tasks of a Slurm evaluation)', () => {
   });
 });
 
-function outCoreScores(s: OutOfCoreSplits, grid: ReturnType<typeof segKnnGrid>, cs: number[]) {
+async function outCoreScores(s: OutOfCoreSplits, grid: ReturnType<typeof segKnnGrid>, cs: number[]) {
   return {
     knn: outOfCoreKnn(s, 'validation', grid, 'pixel').map((r) => r.mIoU),
     test: outOfCoreKnn(s, 'test', [grid[3]], 'patch')[0].mIoU,
-    logreg: outOfCoreLogRegValidation(s, cs, 100).scores,
+    logreg: (await outOfCoreLogRegValidation(s, cs, 100)).scores,
   };
 }

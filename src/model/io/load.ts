@@ -24,7 +24,7 @@ import {
   readTrainState,
 } from './run-files.js';
 import { readSafetensors } from './safetensors.js';
-import { nonFiniteTensorsSync } from '../../runtime/finite.js';
+import { nonFiniteTensors } from '../../runtime/finite.js';
 
 /** What a checkpoint is, without its weights: all that its baselines need. */
 export interface EncoderInfo {
@@ -170,10 +170,13 @@ export function readEncoderInfo(spec: string, opts: LoadOptions = {}): EncoderIn
   return { config, source: `capi-ts run ${spec} (config only)`, runSeed: read.seed ?? read.train?.seed };
 }
 
-/** Refuses weights with NaN or infinite entries (a diverged run): its features would be meaningless. */
-export function loadEncoder(spec: string, opts: LoadOptions = {}): LoadedEncoder {
+/**
+ * Refuses weights with NaN or infinite entries (a diverged run): its features would be
+ * meaningless. Asynchronous: the check reads the weights back from the backend (webgpu.ts).
+ */
+export async function loadEncoder(spec: string, opts: LoadOptions = {}): Promise<LoadedEncoder> {
   const enc = loadAny(spec, opts);
-  const bad = nonFiniteTensorsSync(enc.params);
+  const bad = await nonFiniteTensors(enc.params);
   if (bad.length) {
     tf.dispose(Object.values(enc.params));
     throw new Error(

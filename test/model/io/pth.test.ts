@@ -31,7 +31,7 @@ function bf16(x: number): number {
 }
 
 describe.skipIf(!HAVE_FIXTURE)('reading the reference checkpoints', () => {
-  it('model.pth: every key of the manifest with its shape, in order', () => {
+  it('model.pth: every key of the manifest with its shape, in order', async () => {
     const sd = flattenStateDict(readPth(fixturePath('model.pth')));
     const manifest = readJson<Manifest & Record<string, unknown>>('manifest.json');
     const listed = JSON.stringify(manifest);
@@ -50,7 +50,7 @@ describe.skipIf(!HAVE_FIXTURE)('reading the reference checkpoints', () => {
     expect(sd.get('head.last_layer.weight_g')!.shape).toEqual([32, 1]);
   });
 
-  it('model_bf16.pth holds exactly the bfloat16 rounding of model.pth', () => {
+  it('model_bf16.pth holds exactly the bfloat16 rounding of model.pth', async () => {
     const f32 = flattenStateDict(readPth(fixturePath('model.pth')));
     const b16 = flattenStateDict(readPth(fixturePath('model_bf16.pth')));
     expect([...b16.keys()]).toEqual([...f32.keys()]);
@@ -61,7 +61,7 @@ describe.skipIf(!HAVE_FIXTURE)('reading the reference checkpoints', () => {
     }
   });
 
-  it('heads.pth: student and clustering heads', () => {
+  it('heads.pth: student and clustering heads', async () => {
     const sd = flattenStateDict(readPth(fixturePath('heads.pth')));
     expect([...sd.keys()].sort()).toEqual([
       'student.head.last_layer.weight_g',
@@ -73,8 +73,8 @@ describe.skipIf(!HAVE_FIXTURE)('reading the reference checkpoints', () => {
     expect(Array.from(sd.get('student.head.last_layer.weight_v')!.data)).toEqual(Array.from(model.get('head.last_layer.weight_v')!.data));
   });
 
-  it('loadEncoder infers the architecture from the file and loads strictly', () => {
-    const enc = loadEncoder(fixturePath('model.pth'), { imageSize: 16, evalOnly: false });
+  it('loadEncoder infers the architecture from the file and loads strictly', async () => {
+    const enc = await loadEncoder(fixturePath('model.pth'), { imageSize: 16, evalOnly: false });
     expect(enc.config).toMatchObject({
       dim: 64,
       depth: 2,
@@ -91,7 +91,7 @@ describe.skipIf(!HAVE_FIXTURE)('reading the reference checkpoints', () => {
 });
 
 describe('writing reference-layout checkpoints', () => {
-  it('capi-ts -> reference .pth -> capi-ts gives identical weights', () => {
+  it('capi-ts -> reference .pth -> capi-ts gives identical weights', async () => {
     const params = initBackbone(TINY_REF_CONFIG, new Rng(3));
     const file = path.join(tmp, 'roundtrip.pth');
     const sd = new Map<string, { shape: number[]; data: Float32Array }>();
@@ -123,9 +123,9 @@ describe.skipIf(!HAVE_FIXTURE)('damaged or mismatched checkpoints give one-line 
     fs.writeFileSync(f, b);
     return f;
   };
-  const oneLine = (f: () => unknown) => {
+  const oneLine = async (f: () => unknown) => {
     try {
-      f();
+      await f();
     } catch (e) {
       const msg = (e as Error).message;
       expect(msg.includes('\n')).toBe(false);
@@ -134,37 +134,37 @@ describe.skipIf(!HAVE_FIXTURE)('damaged or mismatched checkpoints give one-line 
     throw new Error('expected an error');
   };
 
-  it('truncated file', () => {
+  it('truncated file', async () => {
     const f = write('truncated.pth', bytes.subarray(0, Math.floor(bytes.length / 2)));
-    expect(oneLine(() => readPth(f))).toMatch(/truncated\.pth: not a readable checkpoint zip \(no end-of-central-directory record/);
+    expect(await oneLine(() => readPth(f))).toMatch(/truncated\.pth: not a readable checkpoint zip \(no end-of-central-directory record/);
   });
 
-  it('corrupted pickle: an unknown opcode is named', () => {
+  it('corrupted pickle: an unknown opcode is named', async () => {
     const corrupted = Buffer.from(bytes);
     // data.pkl is the first record: its pickle starts right after the local header (0x80 0x02).
     const start = corrupted.indexOf(Buffer.from([0x80, 0x02]));
     corrupted[start + 2] = 0xff;
     const f = write('corrupted.pth', corrupted);
-    expect(oneLine(() => readPth(f))).toMatch(/corrupted\.pth: cannot read checkpoint pickle \(unsupported pickle opcode 0xff/);
+    expect(await oneLine(() => readPth(f))).toMatch(/corrupted\.pth: cannot read checkpoint pickle \(unsupported pickle opcode 0xff/);
   });
 
-  it('not a checkpoint at all', () => {
+  it('not a checkpoint at all', async () => {
     const f = write('text.pth', Buffer.from('hello world, definitely not a zip file'));
-    expect(oneLine(() => readPth(f))).toContain('text.pth: not a readable checkpoint zip');
+    expect(await oneLine(() => readPth(f))).toContain('text.pth: not a readable checkpoint zip');
   });
 
-  it('wrong architecture for the requested preset', () => {
-    expect(oneLine(() => loadEncoder(fixturePath('model.pth'), { preset: 'vit-s14' }))).toMatch(
+  it('wrong architecture for the requested preset', async () => {
+    expect(await oneLine(() => loadEncoder(fixturePath('model.pth'), { preset: 'vit-s14' }))).toMatch(
       /model\.pth: backbone\.mask_token has shape \[1,64\] but the model expects \[1,384\]: wrong architecture/,
     );
   });
 
-  it('missing and unexpected keys', () => {
+  it('missing and unexpected keys', async () => {
     const orig = flattenStateDict(readPth(fixturePath('model.pth')));
     const dropped = new Map([...orig].filter(([k]) => k !== 'backbone.encoder.blocks.1.residual2.fn.fc2.weight'));
     const f1 = path.join(tmp, 'missing.pth');
     writePth(f1, new Map([...dropped].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])));
-    expect(oneLine(() => loadEncoder(f1, { evalOnly: false }))).toBe(
+    expect(await oneLine(() => loadEncoder(f1, { evalOnly: false }))).toBe(
       `${f1}: missing keys: encoder.blocks.1.residual2.fn.fc2.weight; is this a CAPI checkpoint of the expected architecture?`,
     );
     const extra = new Map([
@@ -176,7 +176,7 @@ describe.skipIf(!HAVE_FIXTURE)('damaged or mismatched checkpoints give one-line 
     ]);
     const f2 = path.join(tmp, 'extra.pth');
     writePth(f2, new Map([...extra].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])));
-    expect(oneLine(() => loadEncoder(f2, { evalOnly: false }))).toContain(
+    expect(await oneLine(() => loadEncoder(f2, { evalOnly: false }))).toContain(
       'unexpected keys: backbone.encoder.blocks.0.residual1.fn.q_proj.bias',
     );
   });
