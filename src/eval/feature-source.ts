@@ -10,7 +10,7 @@ import type { EvalTransform, Features, ImageSource } from '../features/extract.j
 import { evalBox, extractFeatures, fillStore, openStoreFor } from '../features/extract.js';
 import type { FeatureModel } from '../features/models.js';
 import { storeRows } from '../features/store.js';
-import { backendInfo, WASM_HEAP_BYTES, WASM_HEAP_RESERVE } from '../runtime/backend.js';
+import { backendInfo, maxBindingBytes, WASM_HEAP_BYTES, WASM_HEAP_RESERVE } from '../runtime/backend.js';
 import { withWasmHeap } from '../runtime/wasm-oom.js';
 import type { PatchRows } from '../segmentation/out-of-core.js';
 import { arrayRows } from '../segmentation/out-of-core.js';
@@ -23,9 +23,31 @@ export const IMAGE_MEMO_BYTES = 2 ** 30;
 /** The largest feature batch <= 64 whose estimated one-block activations fit this budget. */
 const FEATURE_ACTIVATION_BUDGET = 2 ** 29;
 
-export function featureBatch(cfg: Pick<EvalConfig, 'featureBatch'>, model: FeatureModel, size: number): number {
+/**
+ * Images a forward batch holds: --feature-batch, else the largest <= 64 within the activation
+ * budget. On a GPU no tensor may exceed one buffer binding (`bindingBytes`, the adapter's limit):
+ * the automatic batch stays within it, and a forced one beyond it is refused in one line.
+ */
+export function featureBatch(
+  cfg: Pick<EvalConfig, 'featureBatch'>,
+  model: FeatureModel,
+  size: number,
+  bindingBytes = maxBindingBytes(),
+): number {
+  const largest = model.largestTensorBytesPerImage(size);
+  const fits = bindingBytes && largest > 0 ? Math.floor(bindingBytes / largest) : Number.POSITIVE_INFINITY;
+  const mib = (x: number) => (x / 2 ** 20).toFixed(0);
+  const over = `over the WebGPU adapter's ${mib(bindingBytes ?? 0)} MiB binding limit`;
+  if (fits < 1)
+    throw new Error(
+      `a ${model.name} forward at ${size} px makes a ${mib(largest)} MiB tensor per image (estimated), ${over}: use another backend (--backend wasm-native) or a lower --resolution`,
+    );
+  if (cfg.featureBatch > fits)
+    throw new Error(
+      `--feature-batch ${cfg.featureBatch} makes a ${mib(cfg.featureBatch * largest)} MiB tensor (estimated), ${over}: use at most ${fits}, or 0 (automatic)`,
+    );
   if (cfg.featureBatch > 0) return cfg.featureBatch;
-  return Math.max(1, Math.min(64, Math.floor(FEATURE_ACTIVATION_BUDGET / model.activationBytesPerImage(size))));
+  return Math.max(1, Math.min(64, fits, Math.floor(FEATURE_ACTIVATION_BUDGET / model.activationBytesPerImage(size))));
 }
 
 /**

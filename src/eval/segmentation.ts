@@ -10,6 +10,7 @@ import { prepareSegmentation } from '../segmentation/protocol.js';
 import { featureShares, subtractGroupMeans } from '../segmentation/variance.js';
 import type { DenseSplits, SegClassifier, SegFeatures } from './classifiers.js';
 import type { EvalConfig } from './config.js';
+import { maxBindingBytes } from '../runtime/backend.js';
 import { cpuKernels } from '../runtime/cpu-kernels.js';
 import { withWasmHeap } from '../runtime/wasm-oom.js';
 import { prepareOutOfCore } from '../segmentation/out-of-core.js';
@@ -57,11 +58,26 @@ function checkRows(featureRows: number[], labels: PatchLabels[], patchSize: numb
 /**
  * Which engine runs the dense protocol: 'tfjs' (in memory, on the backend: the wasm heap or a
  * GPU) or 'cpu' (out of core, src/segmentation/out-of-core.ts). Auto: in memory while the training
- * rows take at most 512 MiB (the in-memory protocol holds a few copies on a 4 GiB heap), else out of core.
+ * rows take at most 512 MiB (the in-memory protocol holds a few copies on a 4 GiB heap) and, on a
+ * GPU, fit one buffer binding (`bindingBytes`: the logistic regression holds them as one tensor),
+ * else out of core; a forced 'tfjs' beyond the binding is refused in one line.
  */
-export function denseEngine(cfg: Pick<EvalConfig, 'denseEngine'>, trainRows: number, dim: number): 'tfjs' | 'cpu' {
+export function denseEngine(
+  cfg: Pick<EvalConfig, 'denseEngine'>,
+  trainRows: number,
+  dim: number,
+  bindingBytes = maxBindingBytes(),
+): 'tfjs' | 'cpu' {
+  const bytes = trainRows * dim * 4;
+  const binds = bindingBytes === undefined || bytes <= bindingBytes;
+  if (cfg.denseEngine === 'tfjs' && !binds) {
+    const mib = (x: number) => (x / 2 ** 20).toFixed(0);
+    throw new Error(
+      `--dense-engine tfjs: the ${trainRows} training rows of ${dim} take ${mib(bytes)} MiB, over the WebGPU adapter's ${mib(bindingBytes!)} MiB binding limit: pass --dense-engine cpu (or auto), or keep fewer training patches (--train-patch-stride)`,
+    );
+  }
   if (cfg.denseEngine !== 'auto') return cfg.denseEngine;
-  return trainRows * dim * 4 <= 512 * 2 ** 20 ? 'tfjs' : 'cpu';
+  return bytes <= 512 * 2 ** 20 && binds ? 'tfjs' : 'cpu';
 }
 
 /** Segmentation: images (kept in memory when they fit) and patch labels once; per model, features and the classifiers. */

@@ -5,6 +5,7 @@
  * l2-normalised rows (no epsilon, as the reference).
  */
 import * as tf from '@tensorflow/tfjs';
+import { maxBindingBytes } from '../runtime/backend.js';
 import { knnSearchHnsw } from './knn-hnsw.js';
 
 export type KnnMetric = 'l2' | 'cosine';
@@ -39,8 +40,10 @@ export async function knnSearch(
   metric: KnnMetric,
   opts: KnnOptions = {},
 ): Promise<KnnResult> {
-  const qc = opts.queryChunk ?? 1024;
-  const bc = opts.baseChunk ?? 16384;
+  // A base chunk [len, D] and the scores [queries, len] are each one GPU buffer, within the adapter's binding limit.
+  const binding = maxBindingBytes() ?? Number.POSITIVE_INFINITY;
+  const bc = opts.baseChunk ?? Math.max(1, Math.min(16384, Math.floor(binding / (4 * dim))));
+  const qc = opts.queryChunk ?? Math.max(1, Math.min(1024, Math.floor(binding / (4 * Math.max(bc, dim)))));
   const kk = Math.min(k, n);
   // Base chunks, transposed once: [D, chunk] and the per-row offset (-|x|^2 for L2, 0 for cosine).
   const chunks = tf.tidy(() => {

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Params } from '../model/capi.js';
 import { evalForward, initBackbone } from '../model/capi.js';
-import type { ModelConfig } from '../model/config.js';
+import { largestActivationBytes, type ModelConfig } from '../model/config.js';
 import { allPositions, tokenCoords } from '../model/coords.js';
 import { patchify } from '../model/patches.js';
 import { Rng, STREAM } from '../runtime/rng.js';
@@ -32,6 +32,8 @@ export interface FeatureModel {
    * intermediates: blocks run one at a time without a gradient tape). Sizes feature batches.
    */
   activationBytesPerImage(size: number): number;
+  /** Bytes of the largest single tensor one image adds to a forward at side `size` (0: no tensors): a GPU binds each as one buffer. */
+  largestTensorBytesPerImage(size: number): number;
   /** Images [B, 3, S, S] (normalised) -> features (read back asynchronously: a GPU backend has no synchronous read). */
   forward(pixels: Float32Array, b: number, size: number): Promise<FeatureBatch>;
   dispose(): void;
@@ -51,6 +53,7 @@ export function capiFeatureModel(name: string, key: string, params: Params, cfg:
       const t = cfg.registers + Math.floor(size / cfg.patchSize) ** 2;
       return 4 * t * (40 * Math.max(cfg.dim, cfg.predDim) + 6 * Math.max(cfg.heads, cfg.predHeads) * t);
     },
+    largestTensorBytesPerImage: (size) => largestActivationBytes(cfg, cfg.registers + Math.floor(size / cfg.patchSize) ** 2, 1),
     async forward(pixels, b, size) {
       const g = Math.floor(size / cfg.patchSize);
       const n = g * g;
@@ -86,6 +89,7 @@ export function pixelFeatureModel(patchSize: number): FeatureModel {
     patchDim: d,
     globalDim: d,
     activationBytesPerImage: (size) => 4 * 2 * 3 * size * size,
+    largestTensorBytesPerImage: () => 0, // computed in JavaScript
     async forward(pixels, b, size) {
       const n = Math.floor(size / patchSize) ** 2;
       const patch = patchify(pixels, b, 3, size, size, patchSize);
@@ -114,6 +118,7 @@ export function pixelImageFeatureModel(patchSize: number, size: number): Feature
     patchDim: pd + 2,
     globalDim: 3 * size * size,
     activationBytesPerImage: (s) => 4 * 3 * 3 * s * s,
+    largestTensorBytesPerImage: () => 0, // computed in JavaScript
     async forward(pixels, b, s) {
       if (s !== size) throw new Error(`pixels baseline built for side ${size}, asked for ${s}`);
       const n = g * g;

@@ -104,6 +104,18 @@ export const MODEL_PRESETS: Record<string, ModelConfig> = {
   },
 };
 
+/**
+ * Bytes of the largest activation tensor a forward of `images` images of `tokens` tokens creates:
+ * the attention scores [images, heads, tokens, tokens] or the MLP's hidden layer [images, tokens,
+ * mlpRatio d], float32, encoder or predictor, whichever is larger. A GPU backend binds each tensor
+ * as one buffer, whose size its adapter limits (src/runtime/webgpu.ts).
+ */
+export function largestActivationBytes(cfg: ModelConfig, tokens: number, images: number): number {
+  const width = Math.max(cfg.dim, cfg.predDim);
+  const heads = Math.max(cfg.heads, cfg.predHeads);
+  return 4 * images * tokens * Math.max(heads * tokens, Math.ceil(cfg.mlpRatio * width), 3 * width);
+}
+
 export function gridSize(cfg: Pick<ModelConfig, 'imageSize' | 'patchSize'>): number {
   return Math.floor(cfg.imageSize / cfg.patchSize);
 }

@@ -19,7 +19,7 @@ import { checkCode, checkResume } from './resume.js';
 import { RunFolder } from './run-folder.js';
 import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js';
 import { trainFlopsPerImage } from './flops.js';
-import { checkWasmStepMemory } from './memory.js';
+import { checkWasmStepMemory, checkWebgpuStepBindings } from './memory.js';
 import type { LoopOutcome, TrainDriver } from './train-loop.js';
 import { trainLoop } from './train-loop.js';
 import type { CapiState, StepMetrics } from './step.js';
@@ -193,6 +193,7 @@ async function run(
     opts.log(`resumed ${folder.checkpoint} at step ${resumed.step}`);
   }
   if (opts.backend.backend === 'wasm') await checkWasmStepMemory(cfg);
+  if (opts.backend.adapter) checkWebgpuStepBindings(cfg, opts.backend.adapter.maxBindingBytes);
   const state = resumed ?? initState(cfg);
   const counts = stepMaskCounts(cfg);
   const flops = trainFlopsPerImage(cfg.model, counts);

@@ -1,5 +1,8 @@
 /**
- * Will a train step fit the wasm heap? tfjs-backend-wasm is built with a 4 GiB maximum; past it
+ * Will a train step fit the backend? On wasm: its heap. On WebGPU: each tensor is one buffer, at
+ * most the adapter's binding size (checkWebgpuStepBindings).
+ *
+ * The wasm heap: tfjs-backend-wasm is built with a 4 GiB maximum; past it
  * the threaded build can hang in a dead worker's barrier instead of failing, so the run measures
  * before its first step: the peak tensor bytes (tf.profile) of throwaway steps at two small
  * batches, extrapolated linearly in the batch (activations scale with the images, the weights
@@ -7,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { backboneShapes } from '../model/capi.js';
+import { largestActivationBytes } from '../model/config.js';
 import { WASM_HEAP_BYTES, WASM_HEAP_RESERVE } from '../runtime/backend.js';
 import type { PretrainConfig } from './config.js';
 import { disposeState, initState, trainStep } from './step.js';
@@ -72,4 +76,19 @@ export async function checkWasmStepMemory(cfg: PretrainConfig): Promise<StepMemo
     );
   }
   return m;
+}
+
+/**
+ * Refuses, in one line, a batch whose largest tensor would not fit one WebGPU buffer binding
+ * (`maxBindingBytes`): the teacher's forward sees every token of every image.
+ */
+export function checkWebgpuStepBindings(cfg: PretrainConfig, maxBindingBytes: number): void {
+  const tokens = cfg.model.registers + (cfg.model.imageSize / cfg.model.patchSize) ** 2;
+  const need = largestActivationBytes(cfg.model, tokens, cfg.train.batchSize);
+  if (need <= maxBindingBytes) return;
+  const perImage = largestActivationBytes(cfg.model, tokens, 1);
+  const mib = (x: number) => (x / 2 ** 20).toFixed(0);
+  throw new Error(
+    `a step at batch ${cfg.train.batchSize} makes a ${mib(need)} MiB tensor (attention scores or MLP activations, estimated), over the WebGPU adapter's ${mib(maxBindingBytes)} MiB binding limit: lower --batch-size to at most ${Math.floor(maxBindingBytes / perImage)}, or use another backend`,
+  );
 }

@@ -28,6 +28,7 @@ import { exportTeacher, restoreGroups } from './checkpoint.js';
 import type { PretrainConfig } from './config.js';
 import { BatchSampler, loadPretrainBatch, openPretrainDataset } from './data.js';
 import type { ResumeRecord } from './resume.js';
+import { checkWebgpuStepBindings } from './memory.js';
 import { checkCode } from './resume.js';
 import { elapsedBefore, RunFolder } from './run-folder.js';
 import { studentParamGroup } from './schedules.js';
@@ -191,6 +192,7 @@ async function trainSupervised(cfg: PretrainConfig, opts: SupervisedOptions): Pr
   const ds = data.dataset as Partial<LabeledDataset> & typeof data.dataset;
   if (typeof ds.label !== 'function' || !ds.numClasses)
     throw new Error(`${ds.description}: a supervised run needs labeled data (--data fmnist)`);
+  if (opts.backend.adapter) checkWebgpuStepBindings(cfg, opts.backend.adapter.maxBindingBytes);
   const total = totalSteps(cfg, ds.size);
   const sampler = new BatchSampler(ds.size, cfg.train.batchSize, cfg.train.seed);
   const state = initState(cfg);

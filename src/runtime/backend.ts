@@ -1,8 +1,8 @@
 /**
  * Backend selection, in order: tfjs-node-gpu, tfjs-node (optional peers, used when installed),
- * webgpu (optional dependencies; only when asked for, src/runtime/webgpu.ts), wasm-native,
- * threaded wasm, single-thread wasm, cpu. The choice is logged and returned so every output can
- * record it.
+ * webgpu (optional dependencies, used when Dawn finds an adapter: src/runtime/webgpu.ts),
+ * wasm-native, threaded wasm, single-thread wasm, cpu. The choice is logged, with why the ones
+ * before it were not taken, and returned so every output can record it.
  */
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -28,7 +28,7 @@ export const BACKEND_FIELDS = {
     .enum(BACKEND_CHOICES)
     .default(envBackend())
     .describe(
-      '$CAPI_BACKEND if set, else auto: the first that loads, in this order; webgpu: TensorFlow.js on WebGPU (Dawn), only when asked for (pretraining runs on it; evaluation not yet; CAPI_WEBGPU=off refuses it); wasm-native: wasm with OpenBLAS matrix products (capi-native); wasm: plain wasm',
+      '$CAPI_BACKEND if set, else auto: the first that loads, in this order; webgpu: TensorFlow.js on WebGPU (Dawn), when it finds an adapter (CAPI_WEBGPU=off refuses it); wasm-native: wasm with OpenBLAS matrix products (capi-native); wasm: plain wasm',
     ),
   threads: z.number().int().min(1).max(64).default(2).describe('wasm threads'),
 };
@@ -58,8 +58,14 @@ export function machineName(): string {
 }
 
 let current: BackendInfo | undefined;
-/** Why auto did not pick wasm-native (logged with the backend that was picked). */
-let nativeMissing: string | undefined;
+/** Why auto did not pick webgpu or wasm-native (logged with the backend that was picked). */
+const notTaken: { webgpu?: string; native?: string } = {};
+
+/**
+ * The largest tensor, in bytes, the backend binds as one buffer: the WebGPU adapter's limit
+ * (lavapipe's is 128 MiB); undefined on the other backends (no such limit), or before initBackend.
+ */
+export const maxBindingBytes = (): number | undefined => current?.adapter?.maxBindingBytes;
 
 export function backendInfo(): BackendInfo {
   if (!current) throw new Error('backend not initialised: call initBackend() first');
@@ -103,13 +109,21 @@ async function tryWasm(threads: number): Promise<BackendInfo | undefined> {
   return { backend: 'wasm', provider: 'tfjs-backend-wasm', threads: 1 };
 }
 
-/** The WebGPU backend on the adapter Dawn finds (asked for with --backend webgpu). */
-async function tryWebgpu(): Promise<BackendInfo> {
+/** The WebGPU backend on the adapter Dawn finds; `forced` (--backend webgpu): an error when there is none. */
+async function tryWebgpu(forced: boolean): Promise<BackendInfo | undefined> {
+  const unavailable = (why: string) => {
+    if (forced) throw new Error(`backend 'webgpu' is not available: ${why}`);
+    notTaken.webgpu = `webgpu: ${why}`;
+    return undefined;
+  };
   const found = await probeWebgpu();
-  if (!found.ok) throw new Error(`backend 'webgpu' is not available: ${found.why}`);
-  await import('@tensorflow/tfjs-backend-webgpu');
-  if (!(await tf.setBackend('webgpu')))
-    throw new Error(`backend 'webgpu' is not available: tfjs-backend-webgpu did not start on ${found.adapter.description}`);
+  if (!found.ok) return unavailable(found.why);
+  try {
+    await import('@tensorflow/tfjs-backend-webgpu');
+  } catch {
+    return unavailable('the optional package @tensorflow/tfjs-backend-webgpu is not installed');
+  }
+  if (!(await tf.setBackend('webgpu'))) return unavailable(`tfjs-backend-webgpu did not start on ${found.adapter.description}`);
   await tf.ready();
   return { backend: 'webgpu', provider: 'tfjs-backend-webgpu+dawn', threads: 0, adapter: found.adapter };
 }
@@ -123,7 +137,7 @@ async function tryWasmNative(threads: number, forced: boolean): Promise<BackendI
   const { addon, why } = loadNativeAddon();
   if (!addon) {
     if (forced) throw new Error(`backend 'wasm-native' is not available: capi-native ${why}`);
-    nativeMissing = `capi-native ${why}`;
+    notTaken.native = `capi-native ${why}`;
     return undefined;
   }
   const info = await tryWasm(1);
@@ -148,7 +162,7 @@ export async function initBackend(
   let info: BackendInfo | undefined;
   if (request === 'auto' || request === 'node-gpu') info = await tryNative('tfjs-node-gpu');
   if (!info && (request === 'auto' || request === 'node')) info = await tryNative('tfjs-node');
-  if (!info && request === 'webgpu') info = await tryWebgpu();
+  if (!info && (request === 'auto' || request === 'webgpu')) info = await tryWebgpu(request === 'webgpu');
   if (!info && (request === 'auto' || request === 'wasm-native')) info = await tryWasmNative(threads, request === 'wasm-native');
   if (!info && (request === 'auto' || request === 'wasm')) info = await tryWasm(threads);
   if (!info && (request === 'auto' || request === 'cpu')) {
@@ -164,12 +178,8 @@ export async function initBackend(
   current = { ...info, machine: machineName() };
   info = current;
   const missing = [
-    // Auto does not take webgpu yet: the evaluation still reads tensors synchronously, which
-    // tfjs-backend-webgpu cannot do in Node (src/runtime/webgpu.ts); the training loop no longer does.
-    request === 'auto' && info.backend !== 'tensorflow'
-      ? 'webgpu: not taken by auto while evaluation reads tensors synchronously'
-      : undefined,
-    nativeMissing && info.provider === 'tfjs-backend-wasm' ? nativeMissing : undefined,
+    request === 'auto' && info.backend !== 'tensorflow' && info.backend !== 'webgpu' ? notTaken.webgpu : undefined,
+    notTaken.native && info.provider === 'tfjs-backend-wasm' ? notTaken.native : undefined,
   ]
     .filter(Boolean)
     .map((m) => `; ${m}`)

@@ -2,10 +2,10 @@
  * The GPU path: TensorFlow.js's WebGPU backend on Dawn's Node bindings (npm `webgpu`, which ships
  * its prebuilt `dawn.node`: nothing is downloaded at install). Both packages are optional
  * dependencies; Dawn needs a Vulkan driver at run time (a GPU vendor's, or Mesa's lavapipe on a
- * CPU: scripts/get-lavapipe.sh). It is used when asked for (`--backend webgpu`), as CI's
- * GPU-parity suite does; auto does not take it while the train loop and the evaluation read
- * tensors synchronously (tfjs-backend-webgpu reads a GPU tensor synchronously through
- * OffscreenCanvas, which Node lacks).
+ * CPU: scripts/get-lavapipe.sh). Auto takes it when Dawn finds an adapter (`CAPI_WEBGPU=off`
+ * refuses it). Everything on the train and evaluation paths reads tensors asynchronously
+ * (`await t.data()`): tfjs-backend-webgpu reads a GPU tensor synchronously through
+ * OffscreenCanvas, which Node lacks, so a `dataSync()` there throws.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
