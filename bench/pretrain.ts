@@ -31,19 +31,19 @@ const COMPARISON: Record<string, number> = {
   dropPath: 0,
 };
 
-function matmulGflops(): number {
+async function matmulGflops(): Promise<number> {
   const a = tf.randomNormal([1024, 1024]);
   const b = tf.randomNormal([1024, 1024]);
-  // (Never return a TypedArray from tf.tidy: it walks every element.)
-  const run = () => {
+  // Read back asynchronously (a GPU backend has no synchronous read); never return a TypedArray from tf.tidy.
+  const run = async () => {
     const c = tf.matMul(a, b);
-    c.dataSync();
+    await c.data();
     c.dispose();
   };
-  run();
+  await run();
   const reps = 8;
   const t0 = performance.now();
-  for (let i = 0; i < reps; i++) run();
+  for (let i = 0; i < reps; i++) await run();
   const sec = (performance.now() - t0) / 1000 / reps;
   tf.dispose([a, b]);
   return (2 * 1024 ** 3) / sec / 1e9;
@@ -55,7 +55,7 @@ async function benchConfig(
   overrides: Record<string, unknown>,
   steps: number,
   peak: number,
-  compare?: { threads: number; python: string },
+  compare?: { threads: number; python: string; device: string },
 ): Promise<void> {
   const cfg = resolvePretrainConfig(preset, overrides);
   // The run's own pre-flight check: a step past the wasm heap hangs the threaded build.
@@ -88,7 +88,7 @@ async function benchConfig(
       maskRatio: cfg.train.maskRatio,
       benchSteps: steps,
     };
-    const torch = torchImagesPerSec(shape, compare.threads, compare.python);
+    const torch = torchImagesPerSec(shape, compare.threads, compare.python, compare.device);
     if (torch !== undefined) {
       console.log(`${label} PyTorch images/s: ${torch.toFixed(1)}`);
       console.log(`${label} ratio to PyTorch: ${(ips / torch).toFixed(3)}`);
@@ -104,6 +104,7 @@ const RUN_FIELDS = {
   benchSteps: z.number().int().min(1).default(5).describe('timed steps (after 2 warm-up steps)'),
   compare: z.boolean().default(false).describe('also time the same step in PyTorch (bench/torch_step.py) and print the ratio'),
   python: z.string().default('/usr/bin/python3').describe("the Python with torch (Debian's python3-torch)"),
+  torchDevice: z.string().default('cpu').describe("PyTorch's device for --compare: cpu (threads as --threads) or cuda"),
   ...BACKEND_FIELDS,
 };
 
@@ -117,13 +118,13 @@ export const BENCH_PRETRAIN = {
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const parsed = commandConfig(BENCH_PRETRAIN, argv);
   if (!parsed) return;
-  const { backend, threads, benchSteps: steps, python } = parsed.config;
-  const compare = parsed.config.compare ? { threads, python } : undefined;
+  const { backend, threads, benchSteps: steps, python, torchDevice } = parsed.config;
+  const compare = parsed.config.compare ? { threads, python, device: torchDevice } : undefined;
   const values = Object.fromEntries(
-    Object.entries(parsed.values).filter(([k]) => !['backend', 'threads', 'benchSteps', 'compare', 'python'].includes(k)),
+    Object.entries(parsed.values).filter(([k]) => !['backend', 'threads', 'benchSteps', 'compare', 'python', 'torchDevice'].includes(k)),
   );
   const info = await initBackend(backend, threads);
-  const peak = matmulGflops();
+  const peak = await matmulGflops();
   console.log(`backend: ${info.backend} (${info.threads} threads)`);
   console.log(`matmul 1024^3 GFLOP/s: ${peak.toFixed(1)}`);
   if (Object.keys(values).length > 0) {

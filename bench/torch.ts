@@ -6,8 +6,8 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
-export function torchImagesPerSec(shape: Record<string, unknown>, threads: number, python: string): number | undefined {
-  const r = spawnSync(python, [path.join(import.meta.dirname, 'torch_step.py'), JSON.stringify({ ...shape, threads })], {
+export function torchImagesPerSec(shape: Record<string, unknown>, threads: number, python: string, device = 'cpu'): number | undefined {
+  const r = spawnSync(python, [path.join(import.meta.dirname, 'torch_step.py'), JSON.stringify({ ...shape, threads, device })], {
     encoding: 'utf8',
     env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', OMP_NUM_THREADS: String(threads) },
   });

@@ -19,6 +19,18 @@ import torch.nn.functional as F
 cfg = json.loads(sys.argv[1])
 torch.set_num_threads(cfg.get("threads", 2))
 torch.manual_seed(0)
+# "device": "cuda" runs every tensor and module below on the GPU (PyTorch >= 2.0), in float32 (no TF32).
+DEVICE = cfg.get("device", "cpu")
+if DEVICE != "cpu":
+    torch.set_default_device(DEVICE)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def sync():
+    if DEVICE != "cpu":
+        torch.cuda.synchronize()
+
 S, P, D, L, H = cfg["imageSize"], cfg["patchSize"], cfg["dim"], cfg["depth"], cfg["heads"]
 DP, LP, HP, R, K, B = cfg["predDim"], cfg["predDepth"], cfg["predHeads"], cfg["registers"], cfg["numClusters"], cfg["batchSize"]
 G = S // P
@@ -157,8 +169,10 @@ if cfg.get("forwardOnly"):
 steps = cfg.get("benchSteps", 5)
 for _ in range(2 if not cfg.get("forwardOnly") else 1):
     step()
+sync()
 t0 = time.perf_counter()
 for _ in range(steps):
     step()
+sync()
 sec = time.perf_counter() - t0
-print(json.dumps({"imagesPerSec": B * steps / sec, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+print(json.dumps({"imagesPerSec": B * steps / sec, "torch": torch.__version__, "threads": torch.get_num_threads(), "device": DEVICE}))

@@ -17,7 +17,7 @@ import { MODEL_PRESETS } from '../src/model/config.js';
 import { loadEncoder } from '../src/model/io/load.js';
 import { writePth } from '../src/model/io/pth-writer.js';
 import { ropeFrequencies } from '../src/model/layers.js';
-import { initBackend, wasmHeapBytes } from '../src/runtime/backend.js';
+import { BACKEND_FIELDS, initBackend, wasmHeapBytes } from '../src/runtime/backend.js';
 import { Rng } from '../src/runtime/rng.js';
 import { torchImagesPerSec } from './torch.js';
 
@@ -33,7 +33,8 @@ export const BENCH_VITL = {
       .default(false)
       .describe('also time the frozen ViT-L/14 encoder forward in PyTorch (bench/torch_step.py) and print the ratio'),
     python: z.string().default('/usr/bin/python3').describe("the Python with torch (Debian's python3-torch)"),
-    threads: z.number().int().min(1).default(2).describe('wasm threads'),
+    torchDevice: z.string().default('cpu').describe("PyTorch's device for --compare: cpu (threads as --threads) or cuda"),
+    ...BACKEND_FIELDS,
   }),
 };
 
@@ -41,7 +42,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const parsed = commandConfig(BENCH_VITL, argv);
   if (!parsed) return;
   const { batch, batches, pth: keep, threads } = parsed.config;
-  const info = await initBackend('auto', threads);
+  const info = await initBackend(parsed.config.backend, threads);
   console.log(`backend: ${info.backend} (${info.threads} threads)`);
   const cfg = MODEL_PRESETS['vit-l14'];
   const file = keep || path.join(os.tmpdir(), `capi-vitl14-random-${process.pid}.pth`);
@@ -91,7 +92,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     model.dispose();
     if (parsed.config.compare) {
       const shape = { ...cfg, batchSize: batch, numPredictions: 1, forwardOnly: true, benchSteps: batches };
-      const torch = torchImagesPerSec(shape, threads, parsed.config.python);
+      const torch = torchImagesPerSec(shape, threads, parsed.config.python, parsed.config.torchDevice);
       if (torch !== undefined) {
         console.log(`PyTorch ViT-L/14 encoder forward at 224, batch ${batch} images/s: ${torch.toFixed(3)}`);
         console.log(`ratio to PyTorch: ${(ours / torch).toFixed(3)}`);
