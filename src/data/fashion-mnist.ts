@@ -28,7 +28,7 @@ export function locateFashionMnist(dir?: string): string {
   for (const d of candidates) if (findFile(d, 'train-images-idx3-ubyte')) return d;
   throw new Error(
     `Fashion-MNIST not found in ${candidates.join(', ')} (no train-images-idx3-ubyte[.gz]): ` +
-      `install it with 'apt-get install dataset-fashion-mnist' or pass --dataDir DIR holding the upstream idx files`,
+      `install it with 'apt-get install dataset-fashion-mnist' or pass --data-dir DIR holding the upstream idx files`,
   );
 }
 
