@@ -42,7 +42,7 @@ export const STUDY_COMMAND = {
       .boolean()
       .default(false)
       .describe(
-        "on Ctrl-C or SIGTERM, keep the interrupted run's checkpoint with the results (results/<plan>/runs/<id>/): a copy of the results folder alone (a fresh clone) continues the run",
+        'keep with the results (results/<plan>/runs/<id>/) the weights of a run stopped by Ctrl-C or SIGTERM, and of a finished run until its own rows are evaluated: a copy of the results folder alone (a fresh clone) continues the study',
       ),
     forceResume: z
       .boolean()

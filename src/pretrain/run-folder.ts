@@ -97,8 +97,10 @@ export interface RunStatus {
 export class RunFolder {
   /** What a study keeps of a run with its results (the report's input). */
   static readonly RECORD_FILES = [CONFIG_FILE, METRICS_FILE, SUPERVISED_FILE] as const;
-  /** The checkpoints (CAPI, supervised) a study hands over with its results (--hand-off). */
+  /** The checkpoints (CAPI, supervised): a run folder with one can continue. */
   static readonly CHECKPOINT_FILES = [CHECKPOINT_FILE, SUPERVISED_CHECKPOINT] as const;
+  /** What a study hands over with its results (--hand-off): the checkpoints and the teacher export (a folder). */
+  static readonly WEIGHT_ENTRIES = [CHECKPOINT_FILE, SUPERVISED_CHECKPOINT, TEACHER_DIR] as const;
 
   readonly config: string;
   readonly metrics: string;

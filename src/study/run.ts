@@ -29,7 +29,7 @@ import { lockFolder } from '../runtime/lock.js';
 import { codeVersion, versionLabel } from '../runtime/version.js';
 import type { Plan, StudyEval, StudyRun } from './plans.js';
 import { curveStep, Ledger, repoPath } from './ledger.js';
-import { checkpointFolder, handOff, liveFolder, recordFolder, saveRecord, takeHandOff } from './records.js';
+import { checkpointFolder, handOff, liveFolder, recordFolder, releaseHandOff, saveRecord, takeHandOff } from './records.js';
 import { ARMS, evalRowName } from './plans.js';
 
 export interface StudyOptions {
@@ -282,6 +282,8 @@ async function study(o: StudyOptions): Promise<StudyOutcome> {
         return stopped(interrupted);
       }
     }
+    // Its own rows evaluated, the run's weights kept with the results (--hand-off) are needed no more.
+    if (o.plan.evals.every((e) => e.run !== run.id || !ledger.needsWeights(e))) releaseHandOff(run, o);
     done += 1 + o.plan.evals.filter((x) => x.run === run.id).length;
     o.log(`study: ${done} of ${units} units done (${run.id})`);
   }

@@ -77,5 +77,21 @@ describe('study --plan medium-tiny', () => {
     expect(second.err).toContain('study: canvas-capi-s1 continues from the checkpoint kept with the results');
     expect(fs.existsSync(path.join(out, 'runs', 'canvas-capi-s1', 'checkpoint.safetensors'))).toBe(false); // finished: dropped
     expect(metrics(out)).toEqual(metrics(whole));
-  }, 600_000);
+
+    // Stopped during a finished run's end evaluation (no checkpoint step: the process just ends):
+    // with --hand-off its weights were kept with the results when it finished, so a fresh checkout
+    // evaluates its own rows without training it again; once they exist, the weights go.
+    const late = path.join(tmp, 'late');
+    const lateRuns = path.join(tmp, 'late-runs');
+    const third = await study(late, lateRuns, ['--hand-off'], (err) => /study: evaluating canvas-capi-s0 on fmnist-canvas \(/.test(err));
+    expect(third.code).not.toBe(0);
+    for (const kept of ['checkpoint.safetensors', 'teacher/model.json'])
+      expect(fs.existsSync(path.join(late, 'runs', 'canvas-capi-s0', kept)), kept).toBe(true);
+    fs.rmSync(lateRuns, { recursive: true });
+    const fourth = await study(late, lateRuns, ['--hand-off']);
+    expect(fourth.code, fourth.err).toBe(0);
+    expect(fourth.err).not.toMatch(/pretraining canvas-capi-s0|resuming canvas-capi-s0/);
+    expect(fs.existsSync(path.join(late, 'runs', 'canvas-capi-s0', 'checkpoint.safetensors'))).toBe(false);
+    expect(metrics(late)).toEqual(metrics(whole));
+  }, 900_000);
 });
