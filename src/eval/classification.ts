@@ -16,8 +16,8 @@ import { binomialSE } from './metrics.js';
 import { probeSchedule } from './config.js';
 import type { ClassificationTask } from './tasks.js';
 
-import type { Context, ModelRunner, Progress } from './context.js';
-import { newOutcome, toResult } from './context.js';
+import type { Context, ModelRunner } from './context.js';
+import { lazyProgress, newOutcome, toResult } from './context.js';
 import { featureBatch, features, IMAGE_MEMO_BYTES, limit, pcaPictures } from './feature-source.js';
 import type { EvalResult } from './result.js';
 
@@ -123,11 +123,9 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
     const lrs = cfg.probeLrs === 'paper' ? REFERENCE_PROBE_LRS : PROBE_LRS;
     const opts = { ...probeSchedule(cfg), batchSize: cfg.batchSize, seed: cfg.seed, lrs };
     const onProgress = (label: string) => {
-      let bar: Progress | undefined;
-      return (done: number, total: number, best?: number) => {
-        bar ??= hooks.progress(label, total);
-        bar.update(done, best === undefined ? '' : `best held-out ${(100 * best).toFixed(1)}%`);
-      };
+      const report = lazyProgress(hooks, label);
+      return (done: number, total: number, best?: number) =>
+        report(done, total, best === undefined ? '' : `best held-out ${(100 * best).toFixed(1)}%`);
     };
     if (cfg.probeMode === 'fast') {
       for (const s of sources) {
@@ -166,12 +164,8 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
     for (const name of knns) {
       const c = CLASSIFIERS[name] as KnnClassifier;
       const dim = c.source === 'avg' ? ftr.patchDim : ftr.globalDim;
-      let bar: Progress | undefined;
-      const progress = (done: number, total: number) => {
-        bar ??= hooks.progress(`${model.name} ${name} search`, total);
-        bar.update(done);
-      };
-      const acc = await knnClassify(pick(ftr, c.source), ytr, pick(fte, c.source), yte, dim, classes, { onProgress: progress });
+      const onProgress = lazyProgress(hooks, `${model.name} ${name} search`);
+      const acc = await knnClassify(pick(ftr, c.source), ytr, pick(fte, c.source), yte, dim, classes, { onProgress });
       o.metrics[c.metric] = 100 * acc;
       o.quality[c.metric] = { se: binomialSE(acc, yte.length) };
       o.notes[c.metric] = c.note;

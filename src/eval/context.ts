@@ -23,6 +23,15 @@ export interface Progress {
   update(done: number, info?: string): void;
 }
 
+/** A progress report that opens its bar at the first call, when the total is known. */
+export function lazyProgress(hooks: Pick<EvalHooks, 'progress'>, label: string): (done: number, total: number, info?: string) => void {
+  let bar: Progress | undefined;
+  return (done, total, info) => {
+    bar ??= hooks.progress(label, total);
+    bar.update(done, info);
+  };
+}
+
 /** An input image and its patch features, for a PCA picture (written by src/report/pca.ts). */
 export interface PcaPicture {
   name: string;

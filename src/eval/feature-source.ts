@@ -15,7 +15,7 @@ import { withWasmHeap } from '../runtime/wasm-oom.js';
 import type { PatchRows } from '../segmentation/out-of-core.js';
 import { arrayRows } from '../segmentation/out-of-core.js';
 import type { EvalConfig } from './config.js';
-import type { Context, Progress } from './context.js';
+import { type Context, lazyProgress } from './context.js';
 
 /** Decoded images kept in memory between models, per split, at most this many bytes (else re-decoded). */
 export const IMAGE_MEMO_BYTES = 2 ** 30;
@@ -78,7 +78,6 @@ export async function features(
 ): Promise<Features> {
   const { cfg, hooks, size } = ctx;
   if (cfg.featureBatch > 0 && backendInfo().backend === 'wasm') checkFeatureBatch(cfg.featureBatch, model, size, tf.memory().numBytes);
-  let bar: Progress | undefined;
   const batch = featureBatch(cfg, model, size);
   const f = await withWasmHeap(`extracting ${label} features at ${batch} images a batch`, 'lower --feature-batch', () =>
     extractFeatures(model, src, {
@@ -90,10 +89,7 @@ export async function features(
       maxBytes: cfg.maxFeatureGb * 2 ** 30,
       shardImages: cfg.shardImages || undefined,
       log: hooks.log,
-      onProgress: (done, total) => {
-        bar ??= hooks.progress(`${label} features`, total);
-        bar.update(done);
-      },
+      onProgress: lazyProgress(hooks, `${label} features`),
     }),
   );
   if (f.fromCache) hooks.log(`${label} features: from cache`);
@@ -121,15 +117,11 @@ export async function featureRows(
   const grid = Math.floor(size / model.patchSize);
   const opts = { size, transform, cacheDir: cfg.cacheDir, shardImages: cfg.shardImages || undefined };
   const store = openStoreFor(model, src, opts, grid * grid, grid);
-  let bar: Progress | undefined;
   const extracted = await fillStore(model, src, store, {
     ...opts,
     batchSize: featureBatch(cfg, model, size),
     log: hooks.log,
-    onProgress: (done, total) => {
-      bar ??= hooks.progress(`${label} features`, total);
-      bar.update(done);
-    },
+    onProgress: lazyProgress(hooks, `${label} features`),
   });
   if (!extracted) hooks.log(`${label} features: from the store ${store.dir}`);
   return { source: storeRows(store, patchStride), seconds: (performance.now() - t0) / 1000 };
