@@ -72,6 +72,10 @@ async function benchConfig(
     await trainStep(state, { size: b, patches }, cfg, 1000);
     if (i >= warmup) sec += (performance.now() - t0) / 1000;
   }
+  // Op count, one line: a GPU backend dispatches one shader per op, so its small steps are bound by this.
+  const profile = await tf.profile(async () => {
+    await trainStep(state, { size: b, patches }, cfg, 1000);
+  });
   disposeState(state);
   const ips = (b * steps) / sec;
   const gflopPerImage = trainFlopsPerImage(cfg.model, stepMaskCounts(cfg)) / 1e9;
@@ -80,6 +84,7 @@ async function benchConfig(
   console.log(`${label} model GFLOP/image: ${gflopPerImage.toFixed(3)}`);
   console.log(`${label} achieved GFLOP/s: ${achieved.toFixed(2)}`);
   console.log(`${label} ratio to matmul peak: ${(achieved / peak).toFixed(3)}`);
+  console.log(`${label} kernel calls/step: ${profile.kernels.length}`);
   if (compare) {
     const shape = {
       ...cfg.model,

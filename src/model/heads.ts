@@ -4,7 +4,7 @@
  * `clustering.layer.{weight,bias}` (the reference's `teacher.head.layer.*`).
  */
 import * as tf from '@tensorflow/tfjs';
-import { nativeMatmulActive } from '../runtime/native.js';
+import { batchedProductsFast } from '../runtime/forms.js';
 import type { Rng } from '../runtime/rng.js';
 import type { Params } from './capi.js';
 import { addBias, l2Normalize, linear2d } from './layers.js';
@@ -75,12 +75,12 @@ export function sinkhornKnopp(logits: tf.Tensor, opts: SinkhornOptions): tf.Tens
 }
 
 /**
- * sum over axis 1 or 2 of q [N, B, K], dims kept. With a native matmul, as a product with a vector
- * of ones (OpenBLAS on both cores): wasm sums a middle axis by a transpose first, 9.5 ms of the
- * fmnist-tiny step's [49, 256, 256] per call against ~1 ms.
+ * sum over axis 1 or 2 of q [N, B, K], dims kept. Where products are fast, as a product with a
+ * vector of ones: wasm sums a middle axis by a transpose first, 9.5 ms of the fmnist-tiny step's
+ * [49, 256, 256] per call against ~1 ms with OpenBLAS on both cores (webgpu: one dispatch, not two).
  */
 function sumKeepDims(q: tf.Tensor, axis: 1 | 2): tf.Tensor {
-  if (!nativeMatmulActive()) return tf.sum(q, axis, true);
+  if (!batchedProductsFast()) return tf.sum(q, axis, true);
   const [, b, k] = q.shape as [number, number, number];
   return axis === 1 ? tf.matMul(tf.ones([1, 1, b]), q) : tf.matMul(q, tf.ones([1, k, 1]));
 }

@@ -1,11 +1,13 @@
 /**
- * Building blocks written for the wasm backend's fast paths (shared notes "tfjs-on-node.md"):
- * only plain 2-D matmuls without transpose flags, gradients that transpose explicitly, bias
- * gradients as a matmul with a row of ones, transposes of rank <= 4.
+ * Building blocks in two forms (runtime/forms.ts): for stock wasm's fast paths (shared notes
+ * "tfjs-on-node.md": only plain 2-D matmuls without transpose flags, gradients that transpose
+ * explicitly, bias gradients as a matmul with a row of ones, transposes of rank <= 4), and plain
+ * batched ones where products of any form are fast (wasm-native, webgpu).
  * Weights are kept in PyTorch's layout (out x in), so checkpoints map 1:1 to the reference.
  */
 import * as tf from '@tensorflow/tfjs';
-import { nativeGelu, nativeMatmulActive } from '../runtime/native.js';
+import { batchedProductsFast, fusedGeluActive } from '../runtime/forms.js';
+import { fusedGelu } from '../runtime/fused-gelu.js';
 
 type BinaryGrad = (
   a: tf.Tensor,
@@ -22,12 +24,12 @@ function customGrad2<A extends tf.Tensor, B extends tf.Tensor, R extends tf.Tens
 }
 
 /**
- * y = x @ w^T for x [M, in], w [out, in]. With the native matmul (src/runtime/native.ts) a
- * transposed product is as fast as a plain one, so tfjs's own gradient serves; on stock wasm
- * only plain 2-D products are fast, so the gradient transposes explicitly.
+ * y = x @ w^T for x [M, in], w [out, in]. Where a transposed product is as fast as a plain one
+ * (runtime/forms.ts) tfjs's own gradient serves; on stock wasm only plain 2-D products are fast,
+ * so the gradient transposes explicitly.
  */
 export function linear2d(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  return nativeMatmulActive() ? tf.matMul(x, w, false, true) : linear2dPlain(x, w);
+  return batchedProductsFast() ? tf.matMul(x, w, false, true) : linear2dPlain(x, w);
 }
 
 const linear2dPlain = customGrad2<tf.Tensor2D, tf.Tensor2D, tf.Tensor2D>((x, w, save) => {
@@ -57,8 +59,15 @@ export const addBias = customGrad2<tf.Tensor2D, tf.Tensor1D, tf.Tensor2D>((x, b,
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   const shape = x.shape;
   const inDim = shape[shape.length - 1];
-  let y = linear2d(x.reshape([-1, inDim]) as tf.Tensor2D, w as tf.Tensor2D);
-  if (b) y = addBias(y, b as tf.Tensor1D);
+  const x2d = x.reshape([-1, inDim]) as tf.Tensor2D;
+  let y: tf.Tensor2D;
+  if (b && tf.getBackend() === 'webgpu') {
+    // The bias joins the product's shader: one dispatch less (tfjs's gradient sums dy for it).
+    y = tf.fused.matMul({ a: x2d, b: w as tf.Tensor2D, transposeB: true, bias: b }) as tf.Tensor2D;
+  } else {
+    y = linear2d(x2d, w as tf.Tensor2D);
+    if (b) y = addBias(y, b as tf.Tensor1D);
+  }
   return y.reshape([...shape.slice(0, -1), w.shape[0]]);
 }
 
@@ -75,9 +84,9 @@ export function l2Normalize(x: tf.Tensor, eps: number): tf.Tensor {
   return tf.div(x, tf.maximum(norm, eps));
 }
 
-/** Exact GELU: 0.5 x (1 + erf(x / sqrt 2)); one fused native kernel (and one for its gradient) where active. */
+/** Exact GELU: 0.5 x (1 + erf(x / sqrt 2)); one fused kernel (and one for its gradient) where the backend has them. */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  if (nativeMatmulActive()) return nativeGelu(x);
+  if (fusedGeluActive()) return fusedGelu(x);
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
 }
 
@@ -146,9 +155,10 @@ const rotateGrouped = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
 function rotateHalf(x: tf.Tensor, parts: number): tf.Tensor {
   const shape = x.shape;
   const d = shape[shape.length - 1];
-  // With a native matmul, the swap is a product with the signed permutation (OpenBLAS, both
-  // cores; tfjs's own gradient): 4x faster than wasm's single-threaded gather of the fmnist-tiny step.
-  if (nativeMatmulActive()) return tf.matMul(x.reshape([-1, d]), rotationMatrix(d, parts)).reshape(shape);
+  // Where products are fast, the swap is a product with the signed permutation (tfjs's own
+  // gradient): on wasm-native 4x faster than wasm's single-threaded gather of the fmnist-tiny
+  // step (OpenBLAS, both cores); on webgpu one dispatch each way instead of two.
+  if (batchedProductsFast()) return tf.matMul(x.reshape([-1, d]), rotationMatrix(d, parts)).reshape(shape);
   return rotateGrouped(x.reshape([-1, parts, 2, d / (2 * parts)])).reshape(shape);
 }
 
@@ -272,8 +282,8 @@ function blockDiagonalMask(g: number, nq: number, nk: number): tf.Tensor2D {
  * (shared notes, pattern 2).
  */
 export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): tf.Tensor {
-  if (nativeMatmulActive()) {
-    // Native matmul: one batched product per side (the grouping below is a stock-wasm workaround).
+  if (batchedProductsFast()) {
+    // One batched product per side (the grouping below is a stock-wasm workaround).
     // The 1/sqrt(D) scale goes on the smaller of q (nq x D) and the scores (nq x nk).
     const scale = 1 / Math.sqrt(q.shape[3]!);
     const scoresSmaller = k.shape[2]! < q.shape[3]!;

@@ -12,6 +12,7 @@ import { enableNativeKernels, loadNativeAddon } from './native.js';
 import { registerWasmKernels } from './wasm-kernels.js';
 import { guardWasmMalloc } from './wasm-oom.js';
 import { type AdapterSummary, probeWebgpu } from './webgpu.js';
+import { registerWebgpuKernels } from './webgpu-kernels.js';
 
 export const BACKEND_CHOICES = ['auto', 'node-gpu', 'node', 'webgpu', 'wasm-native', 'wasm', 'cpu'] as const;
 export type BackendRequest = (typeof BACKEND_CHOICES)[number];
@@ -125,6 +126,7 @@ async function tryWebgpu(forced: boolean): Promise<BackendInfo | undefined> {
   }
   if (!(await tf.setBackend('webgpu'))) return unavailable(`tfjs-backend-webgpu did not start on ${found.adapter.description}`);
   await tf.ready();
+  registerWebgpuKernels();
   return { backend: 'webgpu', provider: 'tfjs-backend-webgpu+dawn', threads: 0, adapter: found.adapter };
 }
 

@@ -9,6 +9,7 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import type { CpuKernels } from './cpu-kernels.js';
+import { GELU, GELU_GRAD, registerGeluGradient } from './fused-gelu.js';
 
 /** The addon: the wasm backend's kernels, and the dense protocol's (CpuKernels, with topkMerge's colAdd always given). */
 interface NativeAddon extends Pick<CpuKernels, 'softmaxXent' | 'colMoments' | 'affineRows' | 'rowSqNorms'> {
@@ -131,10 +132,7 @@ function nativeUnary(native: NativeAddon, op: number, fallback: tf.KernelConfig)
   };
 }
 
-/** Kernels of our own (no stock counterpart): the fused exact GELU and its gradient. */
-const GELU = 'CapiGelu';
-const GELU_GRAD = 'CapiGeluGrad';
-
+/** Kernels of our own (no stock counterpart): the fused exact GELU and its gradient (fused-gelu.ts). */
 function nativeGeluKernels(native: NativeAddon): void {
   const heapOf = (backend: unknown) => backend as WasmBackendLike;
   tf.registerKernel({
@@ -160,18 +158,7 @@ function nativeGeluKernels(native: NativeAddon): void {
       return out;
     },
   });
-  tf.registerGradient({
-    kernelName: GELU,
-    inputsToSave: ['x'],
-    gradFunc: (dy, saved) => ({ x: () => tf.engine().runKernel(GELU_GRAD, { x: saved[0], dy: dy as tf.Tensor }) as tf.Tensor }),
-  });
-}
-
-/** Exact GELU by the fused native kernel (one pass forward, one backward); only while the native kernels are active. */
-export function nativeGelu(x: tf.Tensor): tf.Tensor {
-  if (!active) throw new Error('nativeGelu: the native kernels are not active');
-  if (x.dtype !== 'float32') throw new Error('nativeGelu: float32 only');
-  return tf.engine().runKernel(GELU, { x }) as tf.Tensor;
+  registerGeluGradient();
 }
 
 function register(kernelName: string, kernelFunc: tf.KernelFunc): void {

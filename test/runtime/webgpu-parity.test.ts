@@ -15,118 +15,30 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Params } from '../../src/model/capi.js';
 import { evalForward } from '../../src/model/capi.js';
 import { allPositions, tokenCoords } from '../../src/model/coords.js';
-import { gelu, l2Normalize, rmsNorm, scaledDotProductAttention } from '../../src/model/layers.js';
 import { patchify } from '../../src/model/patches.js';
+import { resolvePretrainConfig } from '../../src/pretrain/config.js';
+import { disposeState, initState, trainStep } from '../../src/pretrain/step.js';
 import { backendInfo } from '../../src/runtime/backend.js';
-import { Rng } from '../../src/runtime/rng.js';
 import { HAVE_FIXTURE, maxAbsDiff, readF32 } from '../fixture.js';
 import { loadReferenceParams, TINY_REF_CONFIG as cfg } from '../model/reference-model.js';
+import { PARITY_CASES, PARITY_LIMIT, randn, relError, runOn } from './webgpu-parity-cases.js';
 
 const ON_WEBGPU = process.env.CAPI_BACKEND === 'webgpu';
 
-/** Random normal values, the same on every backend. */
-function randn(shape: number[], seed: number): Float32Array {
-  const rng = new Rng(seed);
-  return Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal());
-}
-
-/** Max |a - b| / (max |b| + 1e-6): the error relative to the output's scale. */
-function relError(a: Float32Array | Int32Array, b: Float32Array | Int32Array): number {
-  let scale = 0;
-  for (const x of b) scale = Math.max(scale, Math.abs(x));
-  return maxAbsDiff(a, b) / (scale + 1e-6);
-}
-
-/**
- * `f` on fresh inputs on one backend, read asynchronously. All cpu runs come first: layers cache
- * constant tensors (masks, permutations), and a tensor cached on webgpu cannot be read back
- * synchronously by the cpu backend, while one cached on the cpu moves to webgpu.
- */
-async function runOn(backend: string, shapes: number[][], f: (xs: tf.Tensor[]) => tf.Tensor): Promise<Float32Array> {
-  await tf.setBackend(backend);
-  const xs = shapes.map((s, i) => tf.tensor(randn(s, 7 + i), s));
-  const y = tf.tidy(() => f(xs));
-  const out = (await y.data()) as Float32Array;
-  tf.dispose([...xs, y]);
-  return out;
-}
-
 describe.skipIf(!ON_WEBGPU)('WebGPU parity', () => {
-  // The gradient of a fixed projection of f's output (a loss like sum(f^2) can be flat: RMSNorm's is).
-  const grad = (f: (x: tf.Tensor) => tf.Tensor) => (xs: tf.Tensor[]) =>
-    tf.grad((x: tf.Tensor) => {
-      const y = f(x);
-      return y.mul(tf.sin(tf.range(0, y.size).reshape(y.shape))).sum();
-    })(xs[0]);
-  const cases: [string, number[][], (xs: tf.Tensor[]) => tf.Tensor][] = [
-    [
-      'matMul',
-      [
-        [67, 130],
-        [130, 45],
-      ],
-      ([a, b]) => tf.matMul(a, b),
-    ],
-    [
-      'matMul, both transposed',
-      [
-        [130, 67],
-        [45, 130],
-      ],
-      ([a, b]) => tf.matMul(a, b, true, true),
-    ],
-    [
-      'batched matMul, broadcast',
-      [
-        [3, 5, 33, 20],
-        [5, 20, 17],
-      ],
-      ([a, b]) => tf.matMul(a, b),
-    ],
-    ['softmax', [[4, 9, 257]], ([x]) => tf.softmax(x)],
-    ['logSoftmax', [[4, 9, 257]], ([x]) => tf.logSoftmax(x)],
-    ['gelu (layers.ts)', [[6, 49, 128]], ([x]) => gelu(x)],
-    ['rmsNorm (layers.ts)', [[6, 49, 128], [128]], ([x, w]) => rmsNorm(x, w, 1e-6)],
-    ['l2Normalize (layers.ts)', [[300, 64]], ([x]) => l2Normalize(x, 1e-6)],
-    [
-      'attention (layers.ts)',
-      [
-        [2, 2, 53, 32],
-        [2, 2, 53, 32],
-        [2, 2, 53, 32],
-      ],
-      ([q, k, v]) => scaledDotProductAttention(q, k, v),
-    ],
-    ['sum over a middle axis', [[8, 49, 256]], ([x]) => x.sum(1)],
-    ['max, exp, log', [[8, 49, 256]], ([x]) => x.max(-1).add(x.exp().mean(-1).log())],
-    ['gather on both axes', [[50, 33]], ([x]) => tf.gather(tf.gather(x, [3, 1, 49, 0], 0), [32, 5], 1)],
-    ['gradient of gelu', [[6, 49, 128]], grad(gelu)],
-    ['gradient of rmsNorm', [[6, 49, 128]], grad((x) => rmsNorm(x, undefined, 1e-6))],
-    [
-      'gradient of softmax cross-entropy',
-      [[64, 256]],
-      grad((x) =>
-        tf
-          .logSoftmax(x)
-          .mul(tf.softmax(x.mul(0.5)))
-          .sum(-1),
-      ),
-    ],
-    ['gradient through attention', [[2, 2, 53, 32]], grad((q) => scaledDotProductAttention(q, q.mul(0.5), q))],
-  ];
   const onCpu = new Map<string, Float32Array>();
   beforeAll(async () => {
     expect(backendInfo().backend).toBe('webgpu');
-    for (const [name, shapes, f] of cases) onCpu.set(name, await runOn('cpu', shapes, f));
+    for (const [name, shapes, f] of PARITY_CASES) onCpu.set(name, await runOn('cpu', shapes, f));
     await tf.setBackend('webgpu');
   });
 
-  for (const [name, shapes, f] of cases) {
+  for (const [name, shapes, f] of PARITY_CASES) {
     it(`${name} equals the cpu kernels within 1e-5 relative`, async () => {
       const gpu = await runOn('webgpu', shapes, f);
       const cpu = onCpu.get(name)!;
       expect(gpu.length).toBe(cpu.length);
-      expect(relError(gpu, cpu)).toBeLessThan(1e-5);
+      expect(relError(gpu, cpu)).toBeLessThan(PARITY_LIMIT);
     });
   }
 
@@ -197,6 +109,24 @@ describe.skipIf(!ON_WEBGPU)('pretraining on WebGPU', () => {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
   }, 120_000);
+
+  it("a train step takes this backend's forms: the fused GELU and AdamW kernels, batched attention, no tensor left behind", async () => {
+    await tf.setBackend('webgpu');
+    const cfg = resolvePretrainConfig('fmnist-tiny', { batchSize: 4 });
+    const state = initState(cfg);
+    const n = (cfg.model.imageSize / cfg.model.patchSize) ** 2;
+    const batch = { size: 4, patches: randn([4 * n * 3 * cfg.model.patchSize ** 2], 3) };
+    await trainStep(state, batch, cfg, 10); // the first step caches constants (RoPE tables, masks)
+    const before = tf.memory().numTensors;
+    const profile = await tf.profile(async () => {
+      await trainStep(state, batch, cfg, 10);
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    const kernels = new Set(profile.kernels.map((k) => k.name));
+    for (const fused of ['CapiGelu', 'CapiGeluGrad', 'CapiAdamMoment', 'CapiAdamParam']) expect(kernels, fused).toContain(fused);
+    expect(kernels, 'the block-diagonal attention of stock wasm unstacks its groups').not.toContain('Unpack');
+    disposeState(state);
+  });
 });
 
 describe.skipIf(!ON_WEBGPU)('evaluation on WebGPU', () => {
