@@ -23,7 +23,7 @@ import { torchImagesPerSec } from './torch.js';
 
 export const BENCH_VITL = {
   usage: 'npm run bench:vitl -- [--batch B --batches N --pth FILE]',
-  summary: 'ViT-L/14 feature extraction at 224 from a reference-layout .pth (random weights): images/s and the wasm heap.',
+  summary: 'ViT-L/14 feature extraction at 224 from a reference-layout .pth (random weights): images/s and memory (the wasm heap on wasm).',
   schema: z.object({
     batch: z.number().int().min(1).default(1).describe('images per forward'),
     batches: z.number().int().min(1).default(1).describe('timed forwards'),
@@ -73,8 +73,11 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     console.log(`loaded (encoder + predictor block 1) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
     const model = capiFeatureModel('vit-l14', enc.hash, enc.params, enc.config);
     const pixels = Float32Array.from({ length: batch * 3 * 224 * 224 }, () => rng.normal());
-    const heap = () =>
-      `wasm heap ${((wasmHeapBytes() ?? 0) / 2 ** 30).toFixed(2)} GiB, tfjs tensors ${(tf.memory().numBytes / 2 ** 30).toFixed(2)} GiB`;
+    const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+    const heap = () => {
+      const wasm = wasmHeapBytes();
+      return `${wasm === undefined ? '' : `wasm heap ${gib(wasm)}, `}tfjs tensors ${gib(tf.memory().numBytes)}`;
+    };
     console.log(`after load: ${heap()}`);
     await model.forward(pixels, 1, 224); // warm-up at batch 1
     console.log(`after a batch-1 forward: ${heap()}`);
