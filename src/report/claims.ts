@@ -274,9 +274,11 @@ export function verdictCounts(claims: Claim[]): string {
     .join(', ');
 }
 
-export function discussion(claims: Claim[]): string {
+/** Each claim that does not hold, with its evidence; `where` the claims were tested ('here', 'at the end'). */
+export function discussion(claims: Claim[], where = 'here'): string {
+  if (!claims.length) return `No claim could be tested ${where} yet: the rows on one side or the other are not evaluated.\n`;
   const open = claims.filter((c) => c.verdict !== 'holds' && c.verdict !== 'holds (within 2 SE)');
-  if (!open.length) return 'Every claim tested here holds.\n';
+  if (!open.length) return `Every claim tested ${where} holds.\n`;
   // The runs behind several claims are described once, before the first of them; later, by name.
   const lines: string[] = [];
   const said = new Set<string>();

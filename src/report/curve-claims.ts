@@ -53,20 +53,50 @@ const SHORT: Record<Verdict, string> = {
 
 const cell = (c: Claim | undefined) => (c && c.gap !== undefined ? `${fmtGap(c)} (${SHORT[c.verdict]})` : '-');
 
-/** Every claim's gap and verdict at each learning-curve point and at the end; undefined without a curve. */
-export function curveClaimsTable(input: StudyReportInput, atEnd: Claim[]): Table | undefined {
+/** Every claim at each learning-curve point (the plan's evaluation points with results), by claim. */
+export interface CurveClaims {
+  points: number[];
+  byPoint: Map<string, Claim>[];
+}
+
+/** The claims at each learning-curve point; undefined without a curve. */
+export function claimsAlongCurve(input: StudyReportInput): CurveClaims | undefined {
   const points = curvePoints(input);
   if (!points.length) return undefined;
-  const byPoint = points.map((p) => new Map(buildClaims(atPoint(input, p)).map((c) => [c.claim, c])));
+  return { points, byPoint: points.map((p) => new Map(buildClaims(atPoint(input, p)).map((c) => [c.claim, c]))) };
+}
+
+/** Every claim's gap and verdict at each learning-curve point and at the end; undefined without a curve. */
+export function curveClaimsTable(input: StudyReportInput, atEnd: Claim[], curve = claimsAlongCurve(input)): Table | undefined {
+  if (!curve) return undefined;
   const end = new Map(atEnd.map((c) => [c.claim, c]));
   // Every claim made at some point, in the end's order, then those made only before it.
-  const names = [...new Set([...end.keys(), ...byPoint.flatMap((m) => [...m.keys()])])];
+  const names = [...new Set([...end.keys(), ...curve.byPoint.flatMap((m) => [...m.keys()])])];
   const endEpochs = input.runs.map((r) => (r.config?.train as { epochs?: number } | undefined)?.epochs).find((e) => e !== undefined);
   return {
     name: 'claims-curve',
     title: 'Claims along the learning curve: gap A - B ± combined SE (verdict) at each point',
-    header: ['claim', ...points.map((p) => `${p} epochs`), endEpochs === undefined ? 'end' : `end (${endEpochs} epochs)`],
-    rows: names.map((n) => [n, ...byPoint.map((m) => cell(m.get(n))), cell(end.get(n))]),
+    header: ['claim', ...curve.points.map((p) => `${p} epochs`), endEpochs === undefined ? 'end' : `end (${endEpochs} epochs)`],
+    rows: names.map((n) => [n, ...curve.byPoint.map((m) => cell(m.get(n))), cell(end.get(n))]),
     note: 'A point\'s claims use the runs\' rows at that point (teacher and student) against the same baselines; "-" where a side was not evaluated there (the attentive probe runs at the end only).',
   };
+}
+
+const holds = (c: Claim) => c.verdict === 'holds' || c.verdict === 'holds (within 2 SE)';
+
+/**
+ * The discussion's lines for the learning curve: each claim that does not hold at some point before
+ * the end, with its verdict and gap at each such point ('' when every one holds at every point).
+ */
+export function curveDiscussion(curve: CurveClaims | undefined): string {
+  if (!curve) return '';
+  const names = [...new Set(curve.byPoint.flatMap((m) => [...m.keys()]))];
+  const lines = names.flatMap((n) => {
+    const open = curve.points.flatMap((p, i) => {
+      const c = curve.byPoint[i].get(n);
+      return c && c.gap !== undefined && !holds(c) ? [`${SHORT[c.verdict]} at ${p} epochs (${fmtGap(c)})`] : [];
+    });
+    return open.length ? [`- Along the learning curve, **${n}**: ${open.join(', ')}.`] : [];
+  });
+  return lines.length ? `${lines.join('\n')}\n` : '';
 }

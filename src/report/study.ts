@@ -14,7 +14,7 @@ import { writeFileAtomic, makeDirs } from '../runtime/atomic.js';
 import { saveCurvesPng } from './curves.js';
 import { LEGEND, markdownTable, type Table, tableMarkdown, writeTable } from './table.js';
 import { buildClaims, discussion, verdictCounts } from './claims.js';
-import { curveClaimsTable } from './curve-claims.js';
+import { claimsAlongCurve, curveClaimsTable, curveDiscussion } from './curve-claims.js';
 import { gridEdgeNotes } from './grid-notes.js';
 import { lateMean, trainingSeconds } from './statistics.js';
 import { capiRuns, type StudyReportInput } from './study-input.js';
@@ -59,6 +59,16 @@ export function machinesLine(input: StudyReportInput): string {
   return parts.length ? `- Machines: ${parts.join('; ')}.\n` : '';
 }
 
+/** The plan's evaluations: run, task, weights, probes and settings, with the training point where a plan has several. */
+function evaluationsTable(input: StudyReportInput): string {
+  const points = input.evalSettings.some((e) => e.atEpochs !== undefined);
+  const at = (e: StudyReportInput['evalSettings'][number]) => (points ? [e.atEpochs === undefined ? 'end' : `${e.atEpochs} epochs`] : []);
+  return markdownTable(
+    ['run', ...(points ? ['at'] : []), 'task', 'weights', 'probes', 'settings'],
+    input.evalSettings.map((e) => [e.run, ...at(e), e.task, e.weights, e.probes.join(', '), JSON.stringify(e.config)]),
+  );
+}
+
 /** What each evaluated dense task is (its description in src/eval/tasks.ts). */
 function denseTasksLine(input: StudyReportInput): string {
   const tasks = [...new Set(input.results.map((r) => r.task))].filter(
@@ -73,7 +83,8 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
   const t1 = table1(input);
   const t5 = table5(input);
   const shares = featureSharesTable(input);
-  const curve = curveClaimsTable(input, claims);
+  const alongCurve = claimsAlongCurve(input);
+  const curve = curveClaimsTable(input, claims, alongCurve);
   const tables = [
     ...table2and3(input),
     ...(shares ? [shares] : []),
@@ -146,21 +157,18 @@ ${curves.join('\n\n')}
 
 ## Claims
 
-A claim "A > B" holds when the gap exceeds 2 combined standard errors; "A >= B" holds unless B is ahead by more than that.
-Of the ${claims.length} claims: ${verdictCounts(claims)}.
+A claim "A > B" holds when the gap exceeds 2 combined standard errors; "A >= B" holds within 2 SE while A is ahead by less than that; with B ahead by less than 2 SE neither is shown ("not resolved"), and by more the claim is reversed.
+${claims.length ? `Of the ${claims.length} claims${curve ? ' at the end' : ''}: ${verdictCounts(claims)}.` : 'No claim has both sides evaluated at the end yet.'}
 
-${section(byName('claims'))}${curve ? `\n${section(curve)}` : ''}
+${claims.length ? section(byName('claims')) : ''}${curve ? `\n${section(curve)}` : ''}
 ## Discussion of the claims that do not hold
 
-${discussion(claims)}
+${discussion(claims, curve ? 'at the end' : 'here')}${curveDiscussion(alongCurve)}
 ## How it was made
 
 Evaluations per run (probes; overrides of the eval defaults):
 
-${markdownTable(
-  ['run', 'task', 'weights', 'probes', 'settings'],
-  input.evalSettings.map((e) => [e.run, e.task, e.weights, e.probes.join(', '), JSON.stringify(e.config)]),
-)}
+${evaluationsTable(input)}
 Probe protocol (docs/evaluation.md): every probe grid is the paper's lr x wd grid plus the peak lrs 2e-2, 5e-2 and 1e-1
 (39 points), selected on a 10% held-out split of the training set; the chosen point is trained again with half the steps (paired: the same initial parameters and batches), and
 a result counts as converged when that moves its held-out accuracy by less than max(0.3 points, one held-out SE). With

@@ -1,8 +1,8 @@
 /** Claims along a learning curve: each point's rows stand for the run, its metrics end at the point's step. */
 import { describe, expect, it } from 'vitest';
 import type { EvalResult } from '../../src/eval/result.js';
-import { buildClaims } from '../../src/report/claims.js';
-import { atPoint, curveClaimsTable } from '../../src/report/curve-claims.js';
+import { buildClaims, discussion } from '../../src/report/claims.js';
+import { atPoint, claimsAlongCurve, curveClaimsTable, curveDiscussion } from '../../src/report/curve-claims.js';
 import type { StudyReportInput } from '../../src/report/study-input.js';
 import { curvePoints } from '../../src/report/study-input.js';
 import { evalResult, planEvaluationsOf } from './helpers.js';
@@ -66,5 +66,19 @@ describe('claims along the learning curve', () => {
       '+5.0 ± 0.7 (holds)',
     ]);
     expect(curveClaimsTable({ ...input, results: input.results.filter((r) => !r.model.includes('@')) }, [])).toBeUndefined();
+  });
+
+  it('the discussion names each claim that does not hold at a point before the end, with its gap there', () => {
+    const text = curveDiscussion(claimsAlongCurve(input));
+    // CAPI > pixels: reversed at 3 epochs only (gap -5 beyond 2 SE = 1.41), it holds at 10; predictor
+    // pooling ties average pooling at both points (gap 0: not resolved, which is not a hold).
+    expect(text.split('\n')).toEqual([
+      '- Along the learning curve, **CAPI > pixels (fmnist linear)**: reversed at 3 epochs (-5.0 ± 0.7).',
+      '- Along the learning curve, **predictor pooling > average pooling (fmnist linear)**: not resolved at 3 epochs (+0.0 ± 0.7), not resolved at 10 epochs (+0.0 ± 0.7).',
+      '',
+    ]);
+    expect(curveDiscussion(undefined)).toBe('');
+    // With no end rows yet, the end's discussion says so rather than that every claim holds.
+    expect(discussion([], 'at the end')).toMatch(/^No claim could be tested at the end yet/);
   });
 });
