@@ -72,7 +72,7 @@ async function benchConfig(
     await trainStep(state, { size: b, patches }, cfg, 1000);
     if (i >= warmup) sec += (performance.now() - t0) / 1000;
   }
-  // Op count, one line: a GPU backend dispatches one shader per op, so its small steps are bound by this.
+  // Op count, one line: a GPU backend dispatches one shader per op, so its small steps are expected to be bound by this.
   const profile = await tf.profile(async () => {
     await trainStep(state, { size: b, patches }, cfg, 1000);
   });

@@ -6,7 +6,7 @@
  * Weights are kept in PyTorch's layout (out x in), so checkpoints map 1:1 to the reference.
  */
 import * as tf from '@tensorflow/tfjs';
-import { batchedProductsFast, fusedGeluActive } from '../runtime/forms.js';
+import { batchedProductsFast, biasInProduct, fusedGeluActive } from '../runtime/forms.js';
 import { fusedGelu } from '../runtime/fused-gelu.js';
 
 type BinaryGrad = (
@@ -61,8 +61,8 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   const inDim = shape[shape.length - 1];
   const x2d = x.reshape([-1, inDim]) as tf.Tensor2D;
   let y: tf.Tensor2D;
-  if (b && tf.getBackend() === 'webgpu') {
-    // The bias joins the product's shader: one dispatch less (tfjs's gradient sums dy for it).
+  if (b && biasInProduct()) {
+    // tfjs's gradient sums dy for the bias.
     y = tf.fused.matMul({ a: x2d, b: w as tf.Tensor2D, transposeB: true, bias: b }) as tf.Tensor2D;
   } else {
     y = linear2d(x2d, w as tf.Tensor2D);

@@ -14,5 +14,8 @@ const nativeOnWasm = () => nativeMatmulActive() && tf.getBackend() === 'wasm';
 /** Batched and transposed matrix products are as fast as plain 2-D ones. */
 export const batchedProductsFast = (): boolean => nativeOnWasm() || tf.getBackend() === 'webgpu';
 
+/** A linear layer's bias goes into the product's shader (tf.fused.matMul): one dispatch less on webgpu. */
+export const biasInProduct = (): boolean => tf.getBackend() === 'webgpu';
+
 /** The backend has the fused exact GELU kernels. */
 export const fusedGeluActive = (): boolean => nativeOnWasm() || webgpuKernelsActive();

@@ -1,8 +1,9 @@
 /**
  * Kernels of our own for the WebGPU backend, written in WGSL as tfjs-backend-webgpu writes its
  * own (a program object run by the backend, which adds the bindings, the shape uniforms and the
- * flat index). tfjs dispatches one shader per op with no fusion, and at our shapes a GPU step is
- * bound by the number of dispatches, not by arithmetic; these fuse the two chains with the most:
+ * flat index). tfjs dispatches one shader per op with no fusion, and at our small shapes a GPU step
+ * is expected to be bound by the number of dispatches rather than by arithmetic (not yet measured on
+ * a GPU: bench/gpu-check.sh); these fuse the two chains with the most:
  *  - the exact GELU, 0.5 x (1 + erf(x / sqrt 2)): 4 dispatches forward and ~8 for the gradient
  *    composed, 1 and 1 fused (fused-gelu.ts);
  *  - AdamW with scalar hyper-parameters (adamw.ts): ~12 dispatches per parameter composed, 3 fused

@@ -46,13 +46,8 @@ export async function runOn(backend: string, shapes: number[][], f: (xs: tf.Tens
   return out;
 }
 
-// The gradient of a fixed projection of f's output (a loss like sum(f^2) can be flat: RMSNorm's is).
-const grad = (f: (x: tf.Tensor) => tf.Tensor) => (xs: tf.Tensor[]) =>
-  tf.grad((x: tf.Tensor) => {
-    const y = f(x);
-    return y.mul(tf.sin(tf.range(0, y.size).reshape(y.shape))).sum();
-  })(xs[0]);
-// The gradients with respect to every input, flattened into one vector.
+// The gradients with respect to every input, flattened into one vector, of a fixed projection of
+// f's output (a loss like sum(f^2) can be flat: RMSNorm's is).
 const grads = (f: (xs: tf.Tensor[]) => tf.Tensor) => (xs: tf.Tensor[]) =>
   tf.concat(
     tf
@@ -62,6 +57,7 @@ const grads = (f: (xs: tf.Tensor[]) => tf.Tensor) => (xs: tf.Tensor[]) =>
       })(xs)
       .map((g) => g.flatten()),
   );
+const grad = (f: (x: tf.Tensor) => tf.Tensor) => grads(([x]) => f(x));
 const rope = ([x, angles]: tf.Tensor[]) =>
   tf.concat([applyRope(x, tf.cos(angles), tf.sin(angles), 'reference'), applyRope(x, tf.cos(angles), tf.sin(angles), 'axial')]);
 // Three AdamW steps from p0 with gradients g, 2 g, 3 g (the fused update on webgpu, the composed one on the cpu).
