@@ -107,11 +107,14 @@ export function renderImage(img: RawImage, t: ImageTransform, out: Float32Array,
   const plane = size * size;
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
+      let v = 0;
       for (let ch = 0; ch < 3; ch++) {
-        const src = c === 1 ? 0 : ch;
-        let acc = 0;
-        for (let k = 0; k < 4; k++) acc += rows.wts[y * 4 + k] * tmp[(rows.idx[y * 4 + k] * size + x) * c + src];
-        const v = Math.min(255, Math.max(0, acc)) / 255;
+        // A grey image's one channel is resampled once and written to all three.
+        if (ch < c) {
+          let acc = 0;
+          for (let k = 0; k < 4; k++) acc += rows.wts[y * 4 + k] * tmp[(rows.idx[y * 4 + k] * size + x) * c + ch];
+          v = Math.min(255, Math.max(0, acc)) / 255;
+        }
         out[offset + ch * plane + y * size + x] = (v - IMAGENET_MEAN[ch]) / IMAGENET_STD[ch];
       }
     }

@@ -77,4 +77,18 @@ describe('fmnist-canvas', () => {
     }
     expect(() => fmnistCanvas(items, 'train', { ...opts, count: items.size + 1 })).toThrow(/one a canvas/);
   });
+
+  it('renders each canvas once: a second load is the same pixels, from the store, in any order', async () => {
+    const cls = fmnistCanvas(items, 'train', opts);
+    const order = [9, 3, 9, 0, 3, 199];
+    const first = new Map<number, Uint8Array>();
+    for (const i of order) {
+      const img = await cls.load(i);
+      const fresh = (await renderCanvas(items, opts, 'train', i)).pixels;
+      expect(Buffer.from(img.data).equals(Buffer.from(fresh))).toBe(true);
+      if (first.has(i)) expect(img.data.buffer).toBe(first.get(i)!.buffer); // kept, not rendered again
+      first.set(i, img.data as Uint8Array);
+    }
+    await expect(cls.load(200)).rejects.toThrow(/canvas 200 asked for, of 200/);
+  });
 });

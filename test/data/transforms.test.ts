@@ -59,4 +59,24 @@ describe('renderImage', () => {
     renderImage(img, { size: 13, box: { top: 3, left: 2, height: 20, width: 11 }, flip: false }, out, 0);
     for (let i = 0; i < 169; i++) expect(out[i]).toBeCloseTo((100 / 255 - IMAGENET_MEAN[0]) / IMAGENET_STD[0], 5);
   });
+
+  it('a grey image renders exactly as the RGB image with its value in every channel', () => {
+    const img = gray(23, 19, (y, x) => (37 * y + 11 * x * x) % 256);
+    const rgb: RawImage = {
+      ...img,
+      data: Uint8Array.from({ length: img.data.length * 3 }, (_, i) => img.data[Math.floor(i / 3)]),
+      channels: 3,
+    };
+    for (const t of [
+      { size: 13, box: { top: 3, left: 2, height: 20, width: 11 }, flip: false },
+      { size: 31, box: { top: 0, left: 4, height: 9, width: 15 }, flip: true },
+    ]) {
+      const [a, b] = [img, rgb].map((im) => {
+        const out = new Float32Array(3 * t.size * t.size + 5);
+        renderImage(im, t, out, 5);
+        return out;
+      });
+      expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+    }
+  });
 });
