@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { attentiveFamily, linearFamily } from '../../src/probes/families.js';
-import { argmaxFirst, heldOutSplit, probeGrid, probeLrScale, probeQuality } from '../../src/probes/grid.js';
+import { argmaxFirst, gridLoss, heldOutSplit, probeGrid, probeLrScale, probeQuality } from '../../src/probes/grid.js';
 import { trainProbeGrid } from '../../src/probes/train.js';
 import { trainProbeGridsOnline } from '../../src/probes/online.js';
 import { Rng } from '../../src/runtime/rng.js';
@@ -83,6 +83,35 @@ describe('probe grids', () => {
     expect(r.best).toBe(1);
     expect(r.valAccuracy[1]).toBeGreaterThan(Math.max(r.valAccuracy[0], r.valAccuracy[2]));
     expect(argmaxFirst([0.2, 0.5, 0.5, 0.1])).toBe(1);
+  });
+
+  it("the grid's loss and its written-out gradient equal autodiff of the textbook cross-entropy, also for large logits", () => {
+    const rng = new Rng(5);
+    const [p, b, c] = [3, 17, 7];
+    const logits = tf.variable(
+      tf.tensor(
+        Float32Array.from({ length: p * b * c }, (_, i) => rng.normal() * (i % 5 === 0 ? 40 : 2)),
+        [p, b, c],
+      ),
+    );
+    const labels = tf.tensor1d(
+      Int32Array.from({ length: b }, () => rng.randint(0, c - 1)),
+      'int32',
+    );
+    const before = tf.memory().numTensors;
+    const textbook = () => tf.mean(tf.neg(tf.sum(tf.mul(tf.oneHot(labels, c).toFloat(), tf.logSoftmax(logits)), -1))) as tf.Scalar;
+    const [ours, ref] = [() => gridLoss(logits, labels, c), textbook].map((f) => {
+      const { value, grads } = tf.variableGrads(f, [logits]);
+      const out = { value: value.dataSync()[0], grad: grads[logits.name].dataSync().slice() };
+      tf.dispose([value, grads]);
+      return out;
+    });
+    expect(Number.isFinite(ours.value)).toBe(true);
+    expect(Math.abs(ours.value - ref.value)).toBeLessThan(1e-5 * Math.abs(ref.value));
+    const scale = Math.max(...ref.grad.map(Math.abs));
+    ref.grad.forEach((g, i) => expect(Math.abs(ours.grad[i] - g)).toBeLessThan(1e-6 * scale));
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([logits, labels]);
   });
 
   it('grid, split and schedule follow the spec', () => {
