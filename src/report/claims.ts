@@ -118,9 +118,9 @@ function predictorEvidence(input: StudyReportInput, results: EvalResult[]): stri
   if (!runs.length) return '';
   const parts = runs.map((r) => {
     const g = predictorGap(r.metrics);
-    return `${r.id} ${g.late.toFixed(2)} nats (${((100 * g.late) / g.initial).toFixed(0)}% of its step-0 ${g.initial.toFixed(2)})`;
+    return `${r.id} ${g.late.toFixed(2)} nats (${g.initial.toFixed(2)} at step 0; the targets' entropy ${g.entropyInitial.toFixed(2)} -> ${g.entropyLate.toFixed(2)})`;
   });
-  return `; the predictor's KL to its targets (CAPI loss - target entropy) over the last 10% of steps: ${parts.join(', ')}`;
+  return `; the predictor's KL to its targets (CAPI loss - target entropy) over the last 10% of steps: ${parts.join(', ')} (the targets sharpen during a run, so a KL above its step-0 value does not by itself mean the predictor did not learn)`;
 }
 
 /** The paper's teachers' mean ages, computed as a run's are: `9.1k steps, 1.8% of 500k at peak 0.999; ...`. */

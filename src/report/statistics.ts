@@ -120,11 +120,13 @@ export function correctedMI(metrics: MetricsLine[]): number {
  * How far the student's predictions are from their targets: the CAPI loss is the cross-entropy
  * of the SK targets under the student's softmax over the same predicted patches whose target
  * entropy is logged, so loss - entropy is their mean KL divergence (0 for a perfect predictor).
- * Over the last 10% of steps, and at step 0.
+ * Over the last 10% of steps, and at step 0; with the targets' entropy at both, since the KL is
+ * measured against targets that sharpen as the run goes (it can rise while the predictor learns).
  */
-export function predictorGap(metrics: MetricsLine[]): { late: number; initial: number } {
+export function predictorGap(metrics: MetricsLine[]): { late: number; initial: number; entropyLate: number; entropyInitial: number } {
   const kl = metrics.map((m) => (m.capiLoss ?? Number.NaN) - (m.targetEntropy ?? Number.NaN));
-  return { late: lateMeanOf(kl), initial: kl[0] ?? Number.NaN };
+  const entropy = metrics.map((m) => m.targetEntropy ?? Number.NaN);
+  return { late: lateMeanOf(kl), initial: kl[0] ?? Number.NaN, entropyLate: lateMeanOf(entropy), entropyInitial: entropy[0] ?? Number.NaN };
 }
 
 /** Mean over results (seeds) of the dense evaluation's feature-variance shares, where recorded (src/segmentation/variance.ts), with how many and the image share's spread. */

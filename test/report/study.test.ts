@@ -340,6 +340,8 @@ describe('study statistics', () => {
     const g = predictorGap(metrics);
     expect(g.initial).toBeCloseTo(4, 12);
     expect(g.late).toBeCloseTo(4 - 0.45, 12);
+    expect(g.entropyInitial).toBeCloseTo(1, 12);
+    expect(g.entropyLate).toBeCloseTo(1 - 0.45, 12);
   });
 
   it("grid edges: how often the chosen lr / wd is at its grid's edge and its margin over the next value at the same other coordinate", () => {
