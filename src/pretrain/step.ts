@@ -6,7 +6,7 @@
  * replays exactly.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Params } from '../model/capi.js';
+import type { DropPath, Params } from '../model/capi.js';
 import { backboneShapes, encodeFull, initBackbone, studentForward } from '../model/capi.js';
 import { gridSize } from '../model/config.js';
 import { allPositions, patchCoords, tokenCoords } from '../model/coords.js';
@@ -17,7 +17,7 @@ import { positionClusterMI, teacherInitShare, teacherMeanAge } from './diagnosti
 import type { AdamWState } from '../runtime/adamw.js';
 import { adamwStep, initAdamW } from '../runtime/adamw.js';
 import type { PretrainConfig, TeacherTarget } from './config.js';
-import type { MaskCounts } from './masking.js';
+import type { MaskCounts, MaskedBatch } from './masking.js';
 import { maskCounts, sampleMaskedBatch } from './masking.js';
 import { scheduleValue, studentParamGroup } from './schedules.js';
 
@@ -155,6 +155,13 @@ export function stepMaskCounts(cfg: PretrainConfig): MaskCounts {
   return maskCounts(g * g, t.maskRatio, t.predictionSubsampling, t.numPredictions);
 }
 
+/** Step t's masks (seeded by (seed, t), as every draw of a step). */
+export function stepMasks(cfg: PretrainConfig, b: number, t: number): MaskedBatch {
+  const g = gridSize(cfg.model);
+  const tc = cfg.train;
+  return sampleMaskedBatch(b, g, g, stepMaskCounts(cfg), tc.masking, tc.roll, Rng.derive(tc.seed, t, STREAM.mask));
+}
+
 /** Prototypes that are the argmax of some token, and the position-cluster mutual information. */
 function clusterDiagnostics(assigned: Int32Array, positions: number, clusters: number) {
   const mi = positionClusterMI(assigned, positions, clusters);
@@ -162,23 +169,16 @@ function clusterDiagnostics(assigned: Int32Array, positions: number, clusters: n
 }
 
 /**
- * Runs one iteration on `batch` and advances `state` in place. Its metrics are read back
- * asynchronously (a GPU backend cannot read a tensor synchronously: webgpu.ts).
+ * Steps 1-2 of an iteration: the teacher on the full images, the online clustering's loss and
+ * gradient, and the SK targets of the patches to predict (image-major, `masks.predict` order).
  */
-export async function trainStep(state: CapiState, batch: PretrainBatch, cfg: PretrainConfig, total: number): Promise<StepMetrics> {
+export function teacherTargets(state: CapiState, cfg: PretrainConfig, batch: PretrainBatch, masks: MaskedBatch) {
   const { model: mc, train: tc } = cfg;
-  const t = state.step;
-  const { lr, clusterLr, momentum } = schedulesAt(cfg, total, t);
   const b = batch.size;
   const g = gridSize(mc);
   const n = g * g;
-  const patchLen = mc.inChans * mc.patchSize ** 2;
-  const counts = stepMaskCounts(cfg);
-  const masks = sampleMaskedBatch(b, g, g, counts, tc.masking, tc.roll, Rng.derive(tc.seed, t, STREAM.mask));
-
-  // 1-2. Teacher on the full image, online clustering and its gradient, SK targets.
-  const teacherOut = tf.tidy(() => {
-    const patches = tf.tensor3d(batch.patches, [b, n, patchLen]);
+  return tf.tidy(() => {
+    const patches = tf.tensor3d(batch.patches, [b, n, mc.inChans * mc.patchSize ** 2]);
     const coords = tf.tensor3d(tokenCoords(g, g, mc.registers, allPositions(b, n), false), [b, mc.registers + n, 2]);
     const tokens = encodeFull(state.teacher, mc, patches, coords).slice([0, mc.registers, 0], [-1, -1, -1]);
     const clustering = onlineClustering(
@@ -193,23 +193,52 @@ export async function trainStep(state: CapiState, batch: PretrainBatch, cfg: Pre
     const used = tf.argMax(clustering.assignments, -1);
     return { targets, loss: clustering.loss, grads: clustering.grads, entropy: meanEntropy(targets), used };
   });
+}
 
-  // 3. Student on the visible patches, predictor at the prediction positions, head, loss.
-  const visible = tf.tensor3d(selectPatches(batch.patches, n, patchLen, masks.visible), [b, counts.nVisible, patchLen]);
+/** The student's inputs (step 3): its visible patches with their coordinates, and the coordinates to predict. */
+export function studentInputs(cfg: PretrainConfig, batch: PretrainBatch, masks: MaskedBatch) {
+  const mc = cfg.model;
+  const b = batch.size;
+  const g = gridSize(mc);
+  const patchLen = mc.inChans * mc.patchSize ** 2;
+  const nVisible = masks.visible[0]?.length ?? 0;
+  const visible = tf.tensor3d(selectPatches(batch.patches, g * g, patchLen, masks.visible), [b, nVisible, patchLen]);
   const encCoords = tf.tensor3d(tokenCoords(g, g, mc.registers, masks.visible, mc.scaleRegistersToVisible), [
     b,
-    mc.registers + counts.nVisible,
+    mc.registers + nVisible,
     2,
   ]);
-  const predCoords = tf.tensor3d(patchCoords(g, g, masks.predict), [b, counts.nPredict, 2]);
+  const predCoords = tf.tensor3d(patchCoords(g, g, masks.predict), [b, masks.predict[0]?.length ?? 0, 2]);
+  return { visible, encCoords, predCoords };
+}
+
+export type StudentInputs = ReturnType<typeof studentInputs>;
+
+/** The student's head logits [B n_q, K] at the positions to predict (step 3, before its temperature). */
+export function studentLogits(student: Params, cfg: PretrainConfig, inputs: StudentInputs, drop?: DropPath): tf.Tensor {
+  const out = studentForward(student, cfg.model, inputs.visible, inputs.encCoords, inputs.predCoords, drop);
+  return studentHeadLogits(student, out.predictions);
+}
+
+/**
+ * Runs one iteration on `batch` and advances `state` in place. Its metrics are read back
+ * asynchronously (a GPU backend cannot read a tensor synchronously: webgpu.ts).
+ */
+export async function trainStep(state: CapiState, batch: PretrainBatch, cfg: PretrainConfig, total: number): Promise<StepMetrics> {
+  const { model: mc, train: tc } = cfg;
+  const t = state.step;
+  const { lr, clusterLr, momentum } = schedulesAt(cfg, total, t);
+  const masks = stepMasks(cfg, batch.size, t);
+
+  // 1-2. Teacher on the full image, online clustering and its gradient, SK targets.
+  const teacherOut = teacherTargets(state, cfg, batch, masks);
+
+  // 3. Student on the visible patches, predictor at the prediction positions, head, loss.
+  const inputs = studentInputs(cfg, batch, masks);
   const drop = tc.dropPath > 0 ? { rate: tc.dropPath, rng: Rng.derive(tc.seed, t, STREAM.dropPath) } : undefined;
   const names = trainableStudentNames(state);
   const { value: capiLoss, grads } = tf.variableGrads(
-    () => {
-      const out = studentForward(state.student, mc, visible, encCoords, predCoords, drop);
-      const logits = studentHeadLogits(state.student, out.predictions);
-      return tf.mean(softCrossEntropy(logits, teacherOut.targets, tc.studentTemp)) as tf.Scalar;
-    },
+    () => tf.mean(softCrossEntropy(studentLogits(state.student, cfg, inputs, drop), teacherOut.targets, tc.studentTemp)) as tf.Scalar,
     names.map((k) => state.student[k]),
   );
   const byName: Record<string, tf.Tensor> = {};
@@ -229,7 +258,7 @@ export async function trainStep(state: CapiState, batch: PretrainBatch, cfg: Pre
   adamwStep(state.clustering, teacherOut.grads, state.clusterOpt, adam, () => ({ lr: clusterLr, weightDecay: tc.clusterWeightDecay }));
 
   state.step = t + 1;
-  tf.dispose([visible, encCoords, predCoords, grads, teacherOut.targets, teacherOut.grads]);
+  tf.dispose([...Object.values(inputs), grads, teacherOut.targets, teacherOut.grads]);
   const read = [capiLoss, teacherOut.loss, teacherOut.entropy, teacherOut.used];
   try {
     const [loss, clusteringLoss, entropy, used] = await Promise.all(read.map((x) => x.data()));
@@ -238,7 +267,7 @@ export async function trainStep(state: CapiState, batch: PretrainBatch, cfg: Pre
       capiLoss: loss[0],
       clusteringLoss: clusteringLoss[0],
       targetEntropy: entropy[0],
-      ...clusterDiagnostics(used as Int32Array, n, mc.numClusters),
+      ...clusterDiagnostics(used as Int32Array, gridSize(mc) ** 2, mc.numClusters),
       lr,
       clusterLr,
       momentum,

@@ -8,6 +8,7 @@ import { BENCH_DENORMALS } from '../../bench/denormals.js';
 import { BENCH_EVAL } from '../../bench/eval.js';
 import { BENCH_FEATURE_SHARES } from '../../bench/feature-shares.js';
 import { BENCH_KNN } from '../../bench/knn.js';
+import { BENCH_PREDICTION_FIT } from '../../bench/prediction-fit.js';
 import { BENCH_PRETRAIN } from '../../bench/pretrain.js';
 import { BENCH_VITL } from '../../bench/vitl.js';
 import type { CommandSpec } from '../../src/cli/command.js';
@@ -25,6 +26,7 @@ const REQUIRED: Record<string, string[]> = {
   export: ['--checkpoint', 'x', '--out', 'm.pth'],
   'bench:knn': ['--features', 'f.safetensors'],
   'bench:feature-shares': ['--features', 'f.safetensors'],
+  'bench:prediction-fit': ['--run', 'runs/x'],
   study: ['--plan', 'tiny'],
 };
 
@@ -40,6 +42,7 @@ const COMMANDS: Record<string, CommandSpec<z.ZodObject>> = {
   'bench:vitl': BENCH_VITL,
   'bench:denormals': BENCH_DENORMALS,
   'bench:feature-shares': BENCH_FEATURE_SHARES,
+  'bench:prediction-fit': BENCH_PREDICTION_FIT,
 };
 
 const oneLine = (f: () => unknown): string => {
