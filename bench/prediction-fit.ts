@@ -9,11 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { commandConfig, isMain, runMain } from '../src/cli/command.js';
-import { loadCheckpoint } from '../src/pretrain/checkpoint.js';
-import { BatchSampler, loadPretrainBatch, openPretrainDataset } from '../src/pretrain/data.js';
-import type { PredictionFit } from '../src/pretrain/prediction-fit.js';
-import { predictionFit } from '../src/pretrain/prediction-fit.js';
-import { disposeState, totalSteps } from '../src/pretrain/step.js';
+import { CHECKPOINT_FILE } from '../src/model/io/run-files.js';
+import { measurePredictionFit } from '../src/pretrain/prediction-fit.js';
 import { BACKEND_FIELDS, initBackend } from '../src/runtime/backend.js';
 
 export const BENCH_PREDICTION_FIT = {
@@ -31,29 +28,15 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   if (!parsed) return;
   const c = parsed.config;
   await initBackend(c.backend, c.threads);
-  const file = path.join(c.run, 'checkpoint.safetensors');
+  const file = path.join(c.run, CHECKPOINT_FILE);
   if (!fs.existsSync(file)) throw new Error(`${file} does not exist: --run takes a pretraining run folder (npm run pretrain -- --out DIR)`);
-  const { state, config: cfg } = loadCheckpoint(file);
-  const { dataset } = await openPretrainDataset(cfg.train, cfg.model.imageSize);
-  const sampler = new BatchSampler(dataset.size, cfg.train.batchSize, cfg.train.seed);
-  const total = totalSteps(cfg, dataset.size);
-  const fits: PredictionFit[] = [];
-  for (let t = total; t < total + c.batches; t++)
-    fits.push(await predictionFit(state, cfg, await loadPretrainBatch(dataset, sampler, cfg, t), t));
-  disposeState(state);
-  const mean = (f: (x: PredictionFit) => number) =>
-    fits.reduce((a, x) => a + f(x) * x.patches, 0) / fits.reduce((a, x) => a + x.patches, 0);
-  const [kl, blind] = [mean((x) => x.kl), mean((x) => x.marginalKl)];
-  console.log(
-    `run: ${c.run} at step ${state.step} of ${total}; ${fits.reduce((a, x) => a + x.patches, 0)} predicted patches of ${c.batches} batches`,
-  );
-  console.log(`predictions' KL to the targets (nats): ${kl.toFixed(3)}`);
-  console.log(`image-blind prediction's KL (the batch's mean target): ${blind.toFixed(3)}`);
-  console.log(`share of the image-blind KL the predictor removes: ${(1 - kl / blind).toFixed(3)}`);
-  console.log(`argmax agreement: ${mean((x) => x.argmaxAgreement).toFixed(3)} (chance ${(1 / cfg.model.numClusters).toFixed(3)})`);
-  console.log(
-    `entropy (nats): targets ${mean((x) => x.targetEntropy).toFixed(3)}, predictions ${mean((x) => x.predictionEntropy).toFixed(3)}`,
-  );
+  const { step, total, fit } = await measurePredictionFit(c.run, c.batches);
+  console.log(`run: ${c.run} at step ${step} of ${total}; ${fit.patches} predicted patches of ${c.batches} batches`);
+  console.log(`predictions' KL to the targets (nats): ${fit.kl.toFixed(3)}`);
+  console.log(`image-blind prediction's KL (the batch's mean target): ${fit.marginalKl.toFixed(3)}`);
+  console.log(`share of the image-blind KL the predictor removes: ${(1 - fit.kl / fit.marginalKl).toFixed(3)}`);
+  console.log(`argmax agreement: ${fit.argmaxAgreement.toFixed(3)} (chance ${(1 / fit.clusters).toFixed(3)})`);
+  console.log(`entropy (nats): targets ${fit.targetEntropy.toFixed(3)}, predictions ${fit.predictionEntropy.toFixed(3)}`);
 }
 
 if (isMain(import.meta.url)) runMain(main);

@@ -14,6 +14,7 @@ import { removeStaleTempFiles, writeFileAtomic } from '../runtime/atomic.js';
 import { LOCK_FILE } from '../runtime/lock.js';
 import type { CodeVersion, TrainingCode } from '../runtime/version.js';
 import type { PretrainConfig } from './config.js';
+import type { PredictionFit } from './prediction-fit.js';
 import type { StepRecord } from './loop.js';
 import type { ResumeRecord } from './resume.js';
 import type { SupervisedRecord } from './supervised.js';
@@ -82,10 +83,12 @@ export function elapsedBefore(kept: string[]): number {
 }
 
 export const SUPERVISED_FILE = 'supervised.json';
+/** The predictor's fit to its targets at the steps where it was measured (src/pretrain/prediction-fit.ts). */
+export const PREDICTION_FIT_FILE = 'prediction-fit.json';
 export const SUPERVISED_CHECKPOINT = 'supervised-checkpoint.safetensors';
 
 /** What a run folder holds; anything else in --out is the user's and is never overwritten. */
-const RUN_FOLDER_ENTRIES = new Set([CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, TEACHER_DIR, LOCK_FILE]);
+const RUN_FOLDER_ENTRIES = new Set([CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, TEACHER_DIR, LOCK_FILE, PREDICTION_FIT_FILE]);
 
 /** A run's state: absent (no checkpoint), in progress (checkpoint before the end, at `step`) or finished. */
 export interface RunStatus {
@@ -96,7 +99,7 @@ export interface RunStatus {
 /** One run folder: the path of each of its files, and their readers and writers. */
 export class RunFolder {
   /** What a study keeps of a run with its results (the report's input). */
-  static readonly RECORD_FILES = [CONFIG_FILE, METRICS_FILE, SUPERVISED_FILE] as const;
+  static readonly RECORD_FILES = [CONFIG_FILE, METRICS_FILE, SUPERVISED_FILE, PREDICTION_FIT_FILE] as const;
   /** The checkpoints (CAPI, supervised): a run folder with one can continue. */
   static readonly CHECKPOINT_FILES = [CHECKPOINT_FILE, SUPERVISED_CHECKPOINT] as const;
   /** What a study hands over with its results (--hand-off): the checkpoints and the teacher export (a folder). */
@@ -135,6 +138,16 @@ export class RunFolder {
 
   writeConfig(config: object): void {
     writeFileAtomic(this.config, JSON.stringify(config, null, 2));
+  }
+
+  /** The predictor's fit by the step it was measured at ({} where none was). */
+  readPredictionFits(): Record<string, PredictionFit> {
+    const file = this.file(PREDICTION_FIT_FILE);
+    return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, PredictionFit>) : {};
+  }
+
+  writePredictionFit(step: number, fit: PredictionFit): void {
+    writeFileAtomic(this.file(PREDICTION_FIT_FILE), JSON.stringify({ ...this.readPredictionFits(), [step]: fit }, null, 2));
   }
 
   /** The records of metrics.jsonl (a torn last line, which the run's resume repairs, left out). */

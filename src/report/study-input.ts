@@ -3,6 +3,7 @@
  * the selections every part of the report makes of it: an arm's results over its seeds, a
  * baseline's rows, the metrics a family is judged on.
  */
+import type { PredictionFit } from '../pretrain/prediction-fit.js';
 import type { MetricsLine } from '../pretrain/run-folder.js';
 import { METRICS, type MetricKey } from '../eval/metrics.js';
 import type { EvalResult } from '../eval/result.js';
@@ -23,6 +24,8 @@ export interface StudyRunInput {
   config?: Record<string, unknown>;
   /** Its metrics.jsonl lines. */
   metrics: MetricsLine[];
+  /** Its predictor's fit to its targets by step (prediction-fit.json), where measured. */
+  predictionFits?: Record<string, PredictionFit>;
 }
 
 export interface StudyReportInput {

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RunFolder } from '../pretrain/run-folder.js';
+import { PREDICTION_FIT_FILE, RunFolder } from '../pretrain/run-folder.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
 import type { StudyRun } from './plans.js';
 
@@ -57,6 +57,11 @@ export function saveRecord(run: StudyRun, o: StudyFolders): void {
   if (live.status().status !== 'done' && !live.supervisedDone()) return;
   if (o.handOff) copyEntries(live, record, RunFolder.WEIGHT_ENTRIES);
   else dropWeights(record);
+}
+
+/** Copies a run's prediction fits into its record (and nothing else: a finished run's weights stay where they are). */
+export function saveFitRecord(run: StudyRun, o: StudyFolders): void {
+  copyEntries(liveFolder(o, run.id), recordFolder(o, run.id), [PREDICTION_FIT_FILE]);
 }
 
 /**

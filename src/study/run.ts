@@ -20,6 +20,7 @@ import { knnMonitor } from '../eval/monitor.js';
 import { TASKS } from '../eval/tasks.js';
 import { isBuiltinData, resolvePretrainConfig } from '../pretrain/config.js';
 import { progressOnStep, runPretraining } from '../pretrain/loop.js';
+import { measurePredictionFit } from '../pretrain/prediction-fit.js';
 import { runSupervised } from '../pretrain/supervised.js';
 import type { StudyReportInput } from '../report/study-input.js';
 import { writeStudyReport } from '../report/study.js';
@@ -29,7 +30,7 @@ import { lockFolder } from '../runtime/lock.js';
 import { codeVersion, versionLabel } from '../runtime/version.js';
 import type { Plan, StudyEval, StudyRun } from './plans.js';
 import { curveStep, Ledger, repoPath } from './ledger.js';
-import { checkpointFolder, handOff, liveFolder, recordFolder, releaseHandOff, saveRecord, takeHandOff } from './records.js';
+import { checkpointFolder, handOff, liveFolder, recordFolder, releaseHandOff, saveFitRecord, saveRecord, takeHandOff } from './records.js';
 import { ARMS, evalRowName } from './plans.js';
 
 export interface StudyOptions {
@@ -140,6 +141,22 @@ async function ensureRun(run: StudyRun, o: StudyOptions, atEpochs?: number): Pro
 }
 
 /**
+ * The predictor's fit to its targets (src/pretrain/prediction-fit.ts) where a CAPI run's
+ * checkpoint stands (a learning-curve point or its end), once: the evidence for the claims that
+ * read its predictor. Without the checkpoint (a study continued from its results alone) there is none.
+ */
+async function ensurePredictionFit(run: StudyRun, o: StudyOptions): Promise<void> {
+  const live = liveFolder(o, run.id);
+  if (run.arm === 'supervised' || !fs.existsSync(live.checkpoint)) return;
+  const { step } = live.status();
+  if (live.readPredictionFits()[step]) return;
+  o.log(`study: measuring how ${run.id}'s predictor fits its targets at step ${step}`);
+  const measured = await measurePredictionFit(live.dir);
+  live.writePredictionFit(measured.step, measured.fit);
+  saveFitRecord(run, o);
+}
+
+/**
  * Skipped when every file the evaluation writes is its result; otherwise only the models without
  * one run (features come from the cache). `ownRowOnly`: the run's own row, not its baselines.
  */
@@ -171,6 +188,7 @@ function reportInput(o: StudyOptions, ledger: Ledger, study: { commits: string[]
       seed: r.seed,
       config: folder.readConfig() as Record<string, unknown> | undefined,
       metrics: folder.readMetrics(),
+      predictionFits: folder.readPredictionFits(),
     };
   });
   const results = ledger.results();
@@ -242,6 +260,7 @@ async function runUnit(
         return interrupted;
       }
       saveRecord(run, o);
+      await ensurePredictionFit(run, o);
       ledger.runChanged();
     }
     // The rows that need the run's weights first: a session that ends before the baselines leaves them to one without the checkpoint.
@@ -275,6 +294,8 @@ async function study(o: StudyOptions): Promise<StudyOutcome> {
   const units = o.plan.runs.length + o.plan.evals.length;
   let done = 0;
   for (const run of o.plan.runs) {
+    // A run finished by an earlier version of the study has none.
+    if (liveFolder(o, run.id).status().status === 'done') await ensurePredictionFit(run, o);
     if (!runComplete(run, o, ledger)) {
       const interrupted = await runUnit(run, o, ledger, true, report);
       if (interrupted) {

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EvalResult } from '../../src/eval/result.js';
 import { curveRows } from '../../src/report/curves.js';
-import { buildClaims, discussion, verdictCounts } from '../../src/report/claims.js';
+import { buildClaims, discussion, predictionFitText, verdictCounts } from '../../src/report/claims.js';
 import { gridEdgeNotes } from '../../src/report/grid-notes.js';
 import type { Verdict } from '../../src/report/statistics.js';
 import { aggregate, aggregateCell, lateMean, predictorGap, trainingSeconds, verdict } from '../../src/report/statistics.js';
@@ -332,6 +332,25 @@ describe('study statistics', () => {
     expect(trainingSeconds(at([1, 2, 3, 0.5, 1.5]))).toBeCloseTo(4.5, 12);
     expect(trainingSeconds(at([1, 2, 3, 4]))).toBeCloseTo(4, 12);
     expect(trainingSeconds([])).toBe(0);
+  });
+
+  it("prediction fit: the last measured step's KL beside the image-blind one, the share removed, argmax agreement against chance", () => {
+    const fit = (kl: number, marginalKl: number, argmaxAgreement: number) => ({
+      kl,
+      marginalKl,
+      argmaxAgreement,
+      predictionEntropy: 4.5,
+      targetEntropy: 1,
+      patches: 8192,
+      clusters: 256,
+    });
+    // Keys are steps: 900 comes before 7031 (numbers, not strings).
+    const text = predictionFitText({ '7031': fit(3.31, 4.49, 0.099), '900': fit(3.9, 4.0, 0.02) });
+    expect(text).toBe(
+      'at step 7031: KL 3.31 nats against 4.49 for the image-blind prediction (26% of it removed), argmax agreement 9.9% (chance 0.4%)',
+    );
+    expect(predictionFitText({})).toBeUndefined();
+    expect(predictionFitText(undefined)).toBeUndefined();
   });
 
   it("predictor gap: CAPI loss - target entropy (the predictions' KL to their targets), late mean and at step 0", () => {

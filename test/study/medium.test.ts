@@ -57,6 +57,15 @@ describe('study --plan medium-tiny', () => {
       expect(rows).toContain(`fmnist-canvas/${row}.json`);
     expect(rows).toContain('fmnist-canvas-dense/canvas-capi-s0_4ep.json');
     expect(rows).toContain('fmnist-canvas/floor_majority_class.json');
+    // The predictor's fit to its targets, measured where the run stopped: each learning-curve point and its end.
+    const record = path.join(whole, 'runs', 'canvas-capi-s0');
+    const fits = JSON.parse(fs.readFileSync(path.join(record, 'prediction-fit.json'), 'utf8'));
+    const total = JSON.parse(fs.readFileSync(path.join(record, 'config.json'), 'utf8')).totalSteps;
+    expect(Object.keys(fits).map(Number)).toEqual([total / 3, (2 * total) / 3, total]); // 2, 4 and 6 epochs
+    for (const f of Object.values(fits) as { kl: number; marginalKl: number }[]) {
+      expect(Number.isFinite(f.kl)).toBe(true);
+      expect(f.marginalKl).toBeGreaterThanOrEqual(0);
+    }
     // The report gives every claim at each learning-curve point beside the end.
     const report = fs.readFileSync(path.join(whole, 'REPORT.md'), 'utf8');
     expect(report).toMatch(/### Claims along the learning curve.*\n\n\| claim \| 2 epochs \| 4 epochs \| end \(\d+ epochs\) \|/);
