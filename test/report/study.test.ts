@@ -335,7 +335,7 @@ describe('study statistics', () => {
   });
 
   it("prediction fit: the last measured step's KL beside the image-blind one, the share removed, argmax agreement against chance", () => {
-    const fit = (kl: number, marginalKl: number, argmaxAgreement: number) => ({
+    const measured = (kl: number, marginalKl: number, argmaxAgreement: number) => ({
       kl,
       marginalKl,
       argmaxAgreement,
@@ -345,7 +345,7 @@ describe('study statistics', () => {
       clusters: 256,
     });
     // Keys are steps: 900 comes before 7031 (numbers, not strings).
-    const text = predictionFitText({ '7031': fit(3.31, 4.49, 0.099), '900': fit(3.9, 4.0, 0.02) });
+    const text = predictionFitText({ '7031': measured(3.31, 4.49, 0.099), '900': measured(3.9, 4.0, 0.02) });
     expect(text).toBe(
       'at step 7031: KL 3.31 nats against 4.49 for the image-blind prediction (26% of it removed), argmax agreement 9.9% (chance 0.4%)',
     );
