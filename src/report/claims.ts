@@ -183,7 +183,8 @@ export function buildClaims(input: StudyReportInput): Claim[] {
           '>',
           capi,
           base,
-          `${runLength(m.task)}${ceilingEvidence(ceiling, base)}${dense}`,
+          `${ceilingEvidence(ceiling, base)}${dense}`.slice(2),
+          [`default arm: ${runLength(m.task)}`],
         ),
       );
     }
@@ -254,14 +255,9 @@ export function buildClaims(input: StudyReportInput): Claim[] {
       const a = aggregate(capi, pp);
       if (!a) continue;
       claims.push(
-        compare(
-          `predictor pooling > average pooling (${task} ${pp.split('(')[0]})`,
-          paper,
-          '>',
-          a,
-          aggregate(capi, avg),
-          `${runLength(task)}${predictorEvidence(input, capi)}`,
-        ),
+        compare(`predictor pooling > average pooling (${task} ${pp.split('(')[0]})`, paper, '>', a, aggregate(capi, avg), '', [
+          `default arm's predictor: ${runLength(task)}${predictorEvidence(input, capi)}`,
+        ]),
       );
     }
   }

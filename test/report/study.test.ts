@@ -213,9 +213,10 @@ describe('study statistics', () => {
     });
     const claims = buildClaims(input);
     const scenes = claims.find((c) => c.claim === 'CAPI > pixels (scenes k-NN mIoU)')!;
-    expect(scenes.evidence).toMatch(/^30 pretraining steps here/);
-    expect(scenes.evidence).not.toContain('fmnist-capi');
-    expect(claims.find((c) => c.claim === 'CAPI > pixels (fmnist linear)')!.evidence).toContain(
+    // How long the default arm trained is said once for the claims that share it (the discussion's "Runs behind").
+    expect(scenes.shared).toEqual([expect.stringMatching(/^default arm: 30 pretraining steps here/)]);
+    expect(scenes.shared!.join()).not.toContain('fmnist-capi');
+    expect(claims.find((c) => c.claim === 'CAPI > pixels (fmnist linear)')!.shared![0]).toContain(
       "fmnist-capi-s0's teacher k-NN on the monitor subset at steps 10: 61.5",
     );
     const ts = claims.find((c) => c.claim === 'teacher >= student (fmnist linear)')!;
@@ -351,6 +352,27 @@ describe('study statistics', () => {
     );
     expect(predictionFitText({})).toBeUndefined();
     expect(predictionFitText(undefined)).toBeUndefined();
+  });
+
+  it("the predictor's evidence is said once for the two pooling claims it bears on", () => {
+    const metrics = Array.from({ length: 10 }, (_, step) => ({ step, momentum: 0.9, capiLoss: 5, targetEntropy: 1 }));
+    const input = studyInput({
+      runs: [{ id: 'c-capi-s0', family: 'c', arm: 'capi', seed: 0, metrics }],
+      results: [
+        result(
+          'c-capi-s0',
+          'c',
+          { 'linear(avg).top1': 70, 'linear(pred-pool).top1': 70, 'knn(avg).top1': 60, 'knn(pred-pool).top1': 60 },
+          0.5,
+        ),
+      ],
+    });
+    const pooling = buildClaims(input).filter((c) => c.claim.startsWith('predictor pooling'));
+    expect(pooling.map((c) => c.verdict)).toEqual(['not resolved (within 2 SE)', 'not resolved (within 2 SE)']);
+    const text = discussion(pooling);
+    expect(text.split("the predictor's KL to its targets").length - 1).toBe(1);
+    expect(text).toContain('c-capi-s0 4.00 nats (4.00 at step 0');
+    expect(text).toContain('- **predictor pooling > average pooling (c knn)**: not resolved (within 2 SE); gap +0.0 ± 0.7 points.\n');
   });
 
   it("predictor gap: CAPI loss - target entropy (the predictions' KL to their targets), late mean and at step 0", () => {
