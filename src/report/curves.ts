@@ -19,7 +19,7 @@ export const CURVE_METRICS: [key: MetricsKey, title: string][] = [
   ['clustersUsed', 'clusters used'],
   ['teacherInitShare', 'log10 teacher init share'],
   ['prototypeCosineToInit', 'prototype cosine to init'],
-  ['positionClusterMICorrected', 'position-cluster MI (nats)'],
+  ['positionClusterMICorrected', 'position-cluster MI (nats, ≥ 0)'],
   ['monitorKnnTop1', 'teacher k-NN top-1 (monitor, %)'],
 ];
 
@@ -29,6 +29,17 @@ const MAX_POINTS = 200;
 export interface CurveRun {
   run: string;
   metrics: MetricsLine[];
+}
+
+/**
+ * A diagnostic as its panel shows it: the init share on a log scale; the corrected MI floored at 0
+ * as the diagnostics table gives it (src/report/statistics.ts correctedMI: the correction
+ * overshoots below 0 where the true MI is ~0, and an MI is never negative).
+ */
+function plotted(key: MetricsKey, v: number): number {
+  if (key === 'teacherInitShare') return Math.log10(v);
+  if (key === 'positionClusterMICorrected') return Math.max(0, v);
+  return v;
 }
 
 /** Long-format rows {run, step, metric, value}, thinned to MAX_POINTS per run. */
@@ -41,7 +52,7 @@ export function curveRows(runs: CurveRun[]): { run: string; step: number; metric
       CURVE_METRICS.flatMap(([k, title]) => {
         const v = m[k];
         if (!isFiniteNumber(v)) return [];
-        return [{ run, step: m.step + 1, metric: title, value: k === 'teacherInitShare' ? Math.log10(v) : v }];
+        return [{ run, step: m.step + 1, metric: title, value: plotted(k, v) }];
       }),
     );
   });
@@ -63,7 +74,8 @@ export async function saveCurvesPng(file: string, runs: CurveRun[]): Promise<voi
         color: { field: 'run', type: 'nominal', legend: { labelLimit: 0 } },
       },
     },
-    resolve: { scale: { y: 'independent' } },
+    // An x axis under each panel: shared, wrapped facets draw one below every column, empty slots included.
+    resolve: { scale: { y: 'independent' }, axis: { x: 'independent' } },
     background: 'white',
   };
   const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });

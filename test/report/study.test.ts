@@ -326,6 +326,9 @@ describe('study statistics', () => {
     expect(rows.length).toBe(201); // every 5th step, and the last
     expect(rows.at(-1)!.step).toBe(1000);
     expect(curveRows([{ run: 'r', metrics }]).find((r) => r.metric.includes('init share'))!.value).toBeCloseTo(-1, 12);
+    // The corrected MI as the diagnostics table gives it: an overshoot below 0 is drawn at 0.
+    const mi = curveRows([{ run: 'r', metrics: [-0.15, 0.2].map((v, step) => ({ step, positionClusterMICorrected: v })) }]);
+    expect(mi.map((r) => r.value)).toEqual([0, 0.2]);
   });
 
   it('training seconds: a clock that restarted at a resume counts both segments', () => {
