@@ -58,8 +58,19 @@ export function curveRows(runs: CurveRun[]): { run: string; step: number; metric
   });
 }
 
+/** A Vega-Lite spec drawn headless to SVG and rasterised to `file` (temp file + rename). */
+export async function renderPng(file: string, spec: vl.TopLevelSpec): Promise<void> {
+  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
+  const svg = await view.toSVG();
+  view.finalize();
+  makeDirs(path.dirname(file));
+  const tmp = `${file}.tmp-${process.pid}`;
+  await sharp(Buffer.from(svg)).png().toFile(tmp);
+  fs.renameSync(tmp, file);
+}
+
 export async function saveCurvesPng(file: string, runs: CurveRun[]): Promise<void> {
-  const spec: vl.TopLevelSpec = {
+  await renderPng(file, {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     data: { values: curveRows(runs) },
     facet: { field: 'metric', type: 'nominal', sort: CURVE_METRICS.map(([, t]) => t), title: null },
@@ -77,12 +88,5 @@ export async function saveCurvesPng(file: string, runs: CurveRun[]): Promise<voi
     // An x axis under each panel: shared, wrapped facets draw one below every column, empty slots included.
     resolve: { scale: { y: 'independent' }, axis: { x: 'independent' } },
     background: 'white',
-  };
-  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
-  const svg = await view.toSVG();
-  view.finalize();
-  makeDirs(path.dirname(file));
-  const tmp = `${file}.tmp-${process.pid}`;
-  await sharp(Buffer.from(svg)).png().toFile(tmp);
-  fs.renameSync(tmp, file);
+  });
 }

@@ -12,6 +12,7 @@ import { TASKS, type TaskName } from '../eval/tasks.js';
 import { REFINE_KEEP } from '../probes/grid.js';
 import { writeFileAtomic, makeDirs } from '../runtime/atomic.js';
 import { saveCurvesPng } from './curves.js';
+import { evalCurves, saveEvalCurvesPng } from './eval-curves.js';
 import { LEGEND, markdownTable, type Table, tableMarkdown, writeTable } from './table.js';
 import { buildClaims, discussion, verdictCounts } from './claims.js';
 import { claimsAlongCurve, curveClaimsTable, curveDiscussion } from './curve-claims.js';
@@ -107,6 +108,11 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
     );
     curves.push(`![${family} training curves](curves/${family}.png)`);
   }
+  const along = evalCurves(input);
+  if (along) await saveEvalCurvesPng(path.join(dir, 'curves', 'evaluations.png'), along);
+  const alongPicture = along
+    ? `\n![evaluations along the learning curve](curves/evaluations.png)\n\nThe same evaluations as a picture: each series' mean over seeds with ±1 SE bars at each training length (log scale); dashed: what does not depend on the CAPI runs' length (baselines, floors and ceilings, the supervised ceiling at its own end).\n`
+    : '';
   const finished = input.runs.filter(
     (r) => r.metrics.length && r.metrics.length >= ((r.config?.totalSteps as number) ?? Number.POSITIVE_INFINITY),
   ).length;
@@ -160,7 +166,7 @@ ${curves.join('\n\n')}
 A claim "A > B" holds when the gap exceeds 2 combined standard errors; "A >= B" holds within 2 SE while A is ahead by less than that; with B ahead by less than 2 SE neither is shown ("not resolved"), and by more the claim is reversed.
 ${claims.length ? `Of the ${claims.length} claims${curve ? ' at the end' : ''}: ${verdictCounts(claims)}.` : 'No claim has both sides evaluated at the end yet.'}
 
-${claims.length ? section(byName('claims')) : ''}${curve ? `\n${section(curve)}` : ''}
+${claims.length ? section(byName('claims')) : ''}${curve ? `\n${section(curve)}` : ''}${alongPicture}
 ## Discussion of the claims that do not hold
 
 ${discussion(claims, curve ? 'at the end' : 'here')}${curveDiscussion(alongCurve)}

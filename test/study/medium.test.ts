@@ -70,6 +70,14 @@ describe('study --plan medium-tiny', () => {
     const report = fs.readFileSync(path.join(whole, 'REPORT.md'), 'utf8');
     expect(report).toMatch(/### Claims along the learning curve.*\n\n\| claim \| 2 epochs \| 4 epochs \| end \(\d+ epochs\) \|/);
     expect(report).toMatch(/\| CAPI > pixels \(canvas linear\) \| [-+]\d/);
+    // ... and the same evaluations as a picture.
+    expect(report).toContain('![evaluations along the learning curve](curves/evaluations.png)');
+    expect(
+      fs
+        .readFileSync(path.join(whole, 'curves', 'evaluations.png'))
+        .subarray(1, 4)
+        .toString(),
+    ).toBe('PNG');
 
     // Interrupted while the second seed's run trains past its first point, with --hand-off.
     const out = path.join(tmp, 'handed');
