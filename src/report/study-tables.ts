@@ -7,7 +7,7 @@ import { METRICS, type MetricKey } from '../eval/metrics.js';
 import { teacherMeanAge } from '../pretrain/diagnostics.js';
 import type { EvalResult } from '../eval/result.js';
 import type { Table } from './table.js';
-import { fmtGap, type Claim } from './claims.js';
+import { fmtGap, paperTeacherAges, type Claim } from './claims.js';
 import {
   aggregate,
   aggregateCell,
@@ -32,6 +32,12 @@ import {
   type Metric,
   type StudyReportInput,
 } from './study-input.js';
+
+/** The final teacher's mean age in steps and as a share of the run's steps: `141 (2.0%)`. */
+const teacherAgeCell = (metrics: MetricsLine[]) => {
+  const age = teacherMeanAge(metrics.map((m) => m.momentum ?? Number.NaN));
+  return Number.isFinite(age) ? `${age.toFixed(0)} (${((100 * age) / metrics.length).toFixed(1)}%)` : '-';
+};
 
 const predictorGapCell = (metrics: MetricsLine[]) => {
   const g = predictorGap(metrics);
@@ -187,7 +193,7 @@ export function diagnosticsTable(input: StudyReportInput): Table {
         predictorGapCell(r.metrics),
         lateMean(r.metrics, 'clustersUsed').toFixed(0),
         (last.teacherInitShare ?? Number.NaN).toExponential(1),
-        teacherMeanAge(r.metrics.map((m) => m.momentum ?? Number.NaN)).toFixed(0),
+        teacherAgeCell(r.metrics),
         lateMean(r.metrics, 'prototypeCosineToInit').toFixed(3),
         correctedMI(r.metrics).toFixed(3),
         monitorTrace(r.metrics),
@@ -207,12 +213,13 @@ export function diagnosticsTable(input: StudyReportInput): Table {
       'predictor KL to targets (nats; at step 0)',
       'clusters used',
       'teacher init share',
-      'teacher mean age (steps)',
+      'teacher mean age (steps; share of the run)',
       'prototype cos to init',
       'position-cluster MI (nats, Miller-Madow corrected, floored at 0)',
       'teacher k-NN top-1 during the run (monitor: step value, ...)',
     ],
     rows,
+    note: `Teacher mean age: the weight-averaged age of the students the final EMA teacher holds (src/pretrain/diagnostics.ts); ${paperTeacherAges()}.`,
   };
 }
 

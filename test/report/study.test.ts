@@ -10,6 +10,7 @@ import { gridEdgeNotes } from '../../src/report/grid-notes.js';
 import type { Verdict } from '../../src/report/statistics.js';
 import { aggregate, aggregateCell, lateMean, predictorGap, trainingSeconds, verdict } from '../../src/report/statistics.js';
 import { machinesLine, writeStudyReport } from '../../src/report/study.js';
+import { diagnosticsTable } from '../../src/report/study-tables.js';
 import type { StudyReportInput } from '../../src/report/study-input.js';
 import { evalResult, planEvaluationsOf } from './helpers.js';
 
@@ -329,6 +330,18 @@ describe('study statistics', () => {
     // The corrected MI as the diagnostics table gives it: an overshoot below 0 is drawn at 0.
     const mi = curveRows([{ run: 'r', metrics: [-0.15, 0.2].map((v, step) => ({ step, positionClusterMICorrected: v })) }]);
     expect(mi.map((r) => r.value)).toEqual([0, 0.2]);
+  });
+
+  it("diagnostics: the final teacher's mean age in steps and as a share of the run, beside the paper's teachers", () => {
+    // Constant momentum m over T steps: the student of age a has weight (1 - m) m^a, so the mean age is sum a m^a / sum m^a.
+    const [m, T] = [0.9, 40];
+    const ages = Array.from({ length: T }, (_, a) => a);
+    const age = ages.reduce((s, a) => s + a * m ** a, 0) / ages.reduce((s, a) => s + m ** a, 0);
+    const metrics = ages.map((step) => ({ step, momentum: m }));
+    const t = diagnosticsTable(studyInput({ runs: [{ id: 'c-capi-s0', family: 'c', arm: 'capi', seed: 0, metrics }], results: [] }));
+    const col = t.header.indexOf('teacher mean age (steps; share of the run)');
+    expect(t.rows[0][col]).toBe(`${age.toFixed(0)} (${((100 * age) / T).toFixed(1)}%)`);
+    expect(t.note).toContain("the paper's teachers, computed the same way: 9.1k steps, 1.8% of 500k at peak 0.999");
   });
 
   it('training seconds: a clock that restarted at a resume counts both segments', () => {
