@@ -5,7 +5,7 @@ import { buildClaims, discussion } from '../../src/report/claims.js';
 import { atPoint, claimsAlongCurve, curveClaimsTable, curveDiscussion } from '../../src/report/curve-claims.js';
 import type { StudyReportInput } from '../../src/report/study-input.js';
 import { curvePoints } from '../../src/report/study-input.js';
-import { evalResult, planEvaluationsOf } from './helpers.js';
+import { defaultArmInput, evalResult } from './helpers.js';
 
 const row = (model: string, top1: number, checkpointStep?: number): EvalResult => {
   const r = evalResult({
@@ -32,15 +32,7 @@ const runs: StudyReportInput['runs'] = [
   },
 ];
 const results = [row('c-s0@3ep', 50, 3), row('c-s0@10ep', 58, 10), row('c-s0', 60), row('pixels', 55)];
-const input: StudyReportInput = {
-  plan: { name: 't', summary: '', estimate: '' },
-  arms: [{ name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } }],
-  runs,
-  results,
-  commits: [],
-  started: '',
-  evalSettings: planEvaluationsOf(runs, results),
-};
+const input = defaultArmInput(runs, results);
 
 describe('claims along the learning curve', () => {
   it("at a point, the run's rows there stand for it and its metrics end at that step; baselines stay", () => {

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { EvalResult } from '../../src/eval/result.js';
 import { evalCurves, saveEvalCurvesPng } from '../../src/report/eval-curves.js';
 import type { StudyReportInput } from '../../src/report/study-input.js';
-import { evalResult, planEvaluationsOf } from './helpers.js';
+import { defaultArmInput, evalResult } from './helpers.js';
 
 const row = (model: string, kind: EvalResult['kind'], avg: number, predPool: number, se: number): EvalResult =>
   evalResult({
@@ -39,15 +39,7 @@ const results = [
   row('pixels', 'baseline', 30, 55, 0.5),
   row('floor: majority class', 'reference', 10, 10, 0.3),
 ];
-const input: StudyReportInput = {
-  plan: { name: 't', summary: '', estimate: '' },
-  arms: [{ name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } }],
-  runs,
-  results,
-  commits: [],
-  started: '',
-  evalSettings: planEvaluationsOf(runs, results),
-};
+const input = defaultArmInput(runs, results);
 
 describe('evaluations along the learning curve', () => {
   it('each series at each evaluated point and at the end (mean over seeds ± SE), the levels beside them', () => {

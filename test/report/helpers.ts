@@ -1,5 +1,5 @@
 import type { EvalResult } from '../../src/eval/result.js';
-import type { PlanEvaluation } from '../../src/report/study-input.js';
+import type { PlanEvaluation, StudyReportInput } from '../../src/report/study-input.js';
 import { evalRowName } from '../../src/study/plans.js';
 
 /** An evaluation result with the given fields and empty bookkeeping. */
@@ -41,3 +41,14 @@ export function planEvaluationsOf(runs: { id: string }[], results: EvalResult[])
     ),
   );
 }
+
+/** A report input with the default arm only, no commits, and the plan evaluations of its results. */
+export const defaultArmInput = (runs: StudyReportInput['runs'], results: EvalResult[]): StudyReportInput => ({
+  plan: { name: 't', summary: '', estimate: '' },
+  arms: [{ name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } }],
+  runs,
+  results,
+  commits: [],
+  started: '',
+  evalSettings: planEvaluationsOf(runs, results),
+});
