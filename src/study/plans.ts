@@ -154,14 +154,16 @@ function runEvals(family: Family, arm: ArmName, id: string, first: boolean, atEp
 
 /**
  * Runs in the order that makes a partial study useful: the default arm's first seed in each
- * family (with the baselines and the student), the supervised ceilings, then the other arms, then
- * the remaining seeds.
+ * family (with the baselines and the student), the supervised ceilings, the default arm's other
+ * seeds, then the other arms. The seeds come before the arms because a single-seed arm's SE takes
+ * its seed-to-seed spread from the default arm's seeds (src/report/statistics.ts
+ * withSeedSpreadOf): without them an arm's claim would rest on the test-set SE alone.
  */
 function expand(p: PlanShape): Plan {
   const order: { arm: ArmName; seed: number }[] = [
     { arm: 'capi', seed: p.seeds[0] },
-    ...p.arms.filter((a) => a !== 'capi').map((arm) => ({ arm, seed: p.seeds[0] })),
     ...p.seeds.slice(1).map((seed) => ({ arm: 'capi' as ArmName, seed })),
+    ...p.arms.filter((a) => a !== 'capi').map((arm) => ({ arm, seed: p.seeds[0] })),
   ];
   const runs: StudyRun[] = [];
   const evals: StudyEval[] = [];

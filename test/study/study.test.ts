@@ -32,6 +32,20 @@ function runUntil(line: string): Promise<string> {
   });
 }
 
+describe('plan order', () => {
+  it("the default arm's seeds run before the other arms (whose SE borrows their spread), the ceiling after the first run", () => {
+    for (const plan of [PLANS.small(), PLANS.medium()]) {
+      const at = (pick: (r: (typeof plan.runs)[number]) => boolean) => plan.runs.flatMap((r, i) => (pick(r) ? [i] : []));
+      const seeds = at((r) => r.arm === 'capi');
+      const arms = at((r) => r.arm !== 'capi' && r.arm !== 'supervised');
+      expect(Math.max(...seeds), plan.name).toBeLessThan(Math.min(...arms));
+      expect(plan.runs[0].arm).toBe('capi');
+      const laterSeeds = at((r) => r.arm === 'capi' && r.seed !== plan.runs[0].seed);
+      expect(Math.max(...at((r) => r.arm === 'supervised')), plan.name).toBeLessThan(Math.min(...laterSeeds));
+    }
+  });
+});
+
 describe('study --plan paper --dry-run', () => {
   it('writes the paper-scale configuration (ViT-L/14, 500k steps of 16,384) without running anything', () => {
     const dir = path.join(tmp, 'paper');
