@@ -11,7 +11,7 @@ import type { OnlineSource } from '../probes/online.js';
 import { trainProbeGridsOnline } from '../probes/online.js';
 import { trainProbeGrid } from '../probes/train.js';
 import type { KnnClassifier, ProbeGridClassifier } from './classifiers.js';
-import { CLASSIFIERS, classifiersFor } from './classifiers.js';
+import { allClassifiers, CLASSIFIERS, classifiersFor } from './classifiers.js';
 import { binomialSE } from './metrics.js';
 import { probeSchedule } from './config.js';
 import type { ClassificationTask } from './tasks.js';
@@ -61,11 +61,12 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
   const grids = names.filter((n) => CLASSIFIERS[n].kind === 'probe-grid') as ('attentive' | 'linear(avg)' | 'linear(pred-pool)')[];
   const knns = names.filter((n) => CLASSIFIERS[n].kind === 'knn') as ('knn(avg)' | 'knn(pred-pool)')[];
   if (grids.length) heldOutSplit(ytr.length); // too few training images: said before any feature is extracted
-  // The task's floor, once (it depends on no model).
+  // The task's floor, once, for every classification metric: it depends on no model and no probe,
+  // so evaluations asking for different probes write the same row (none drops another's metrics).
   if (names.length && cfg.probeMode === 'fast') {
     const floor = newOutcome();
     const acc = majorityFloor(ytr, yte, classes);
-    for (const c of names.map((n) => CLASSIFIERS[n] as ProbeGridClassifier | KnnClassifier)) {
+    for (const c of allClassifiers('classification').map((n) => CLASSIFIERS[n] as ProbeGridClassifier | KnnClassifier)) {
       floor.metrics[c.metric] = 100 * acc;
       floor.quality[c.metric] = { se: binomialSE(acc, yte.length) };
       floor.notes[c.metric] = MAJORITY_ROW.source;

@@ -183,6 +183,13 @@ const PROBE_CLASSIFIERS: Record<ProbeName, { classification?: ClassifierName[]; 
   pca: {},
 };
 
+/**
+ * Every classifier of a task kind: what a task's floors and ceiling are given for (they depend on
+ * no model and no probe, so every evaluation writes the same row whatever probes it asked for).
+ */
+export const allClassifiers = (kind: 'classification' | 'segmentation'): ClassifierName[] =>
+  classifiersFor(Object.keys(PROBE_CLASSIFIERS) as ProbeName[], kind);
+
 /** The classifiers the probes ask for, in registry order, each once. */
 export function classifiersFor(probes: readonly ProbeName[], kind: 'classification' | 'segmentation'): ClassifierName[] {
   const asked = new Set(probes.flatMap((p) => PROBE_CLASSIFIERS[p][kind] ?? []));

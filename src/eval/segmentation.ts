@@ -19,7 +19,7 @@ import { outOfCoreLogRegValidation } from '../segmentation/out-of-core-logreg.js
 import { LOGREG_C_GRID } from '../segmentation/logreg.js';
 import type { KnnPoint } from '../segmentation/protocol.js';
 import { SEG_KNN_KS, SEG_KNN_METRICS } from '../segmentation/protocol.js';
-import { CLASSIFIERS, classifiersFor } from './classifiers.js';
+import { allClassifiers, CLASSIFIERS, classifiersFor } from './classifiers.js';
 import type { EvalResult } from './result.js';
 import type { SegmentationTask } from './tasks.js';
 
@@ -116,7 +116,8 @@ export async function segmentationRunner(
       `--unknown-labels ignore: ${relabeled.train?.pixels ?? 0} training and ${relabeled.test?.pixels ?? 0} test pixels of values ${[...new Set([...(relabeled.train?.values ?? []), ...(relabeled.test?.values ?? [])])].join(', ')} scored as ignored`,
     );
   const names = classifiersFor(ctx.probes, 'segmentation');
-  // The task's floors and ceiling on the same test pixels, once (they depend on no model).
+  // The task's floors and ceiling on the same test pixels, once, for every dense metric: they depend
+  // on no model and no probe, so evaluations asking for different probes write the same rows.
   const pp = patchSize * patchSize;
   const refs = denseReferences(test.labels.pixels, patchModes(test.labels.pixels, pp, 256), pp, task.labels.ignore, task.labels.background);
   for (const [key, row] of Object.entries(REFERENCE_ROWS) as [
@@ -124,7 +125,7 @@ export async function segmentationRunner(
     (typeof REFERENCE_ROWS)[keyof typeof REFERENCE_ROWS],
   ][]) {
     const o = newOutcome();
-    for (const c of names.map((n) => CLASSIFIERS[n] as SegClassifier)) {
+    for (const c of allClassifiers('segmentation').map((n) => CLASSIFIERS[n] as SegClassifier)) {
       o.metrics[c.metrics.mIoU] = 100 * refs[key].mIoU;
       o.metrics[c.metrics.acc] = 100 * refs[key].accuracy;
       if (task.labels.background !== undefined)

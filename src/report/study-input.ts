@@ -87,11 +87,14 @@ export function familyMetrics(results: EvalResult[]): Metric[] {
     ['fmnist-canvas-dense', ['seg.knn.mIoU', 'seg.knn-patch.mIoU', 'seg.knn-centered.mIoU', 'seg.logreg.mIoU']],
     ['ade20k', segmentation],
   ];
-  return all
-    .flatMap(([task, keys]) =>
-      keys.map((key) => ({ task, key, label: `${TASK_LABELS[task]} ${METRICS[key].label}`, probe: METRICS[key].probe })),
-    )
-    .filter((m) => results.some((r) => r.task === m.task && r.metrics[m.key] !== undefined));
+  return (
+    all
+      .flatMap(([task, keys]) =>
+        keys.map((key) => ({ task, key, label: `${TASK_LABELS[task]} ${METRICS[key].label}`, probe: METRICS[key].probe })),
+      )
+      // A floor or ceiling row holds every metric of its task (src/eval/classifiers.ts allClassifiers): a column is a metric some model has.
+      .filter((m) => results.some((r) => r.kind !== 'reference' && r.task === m.task && r.metrics[m.key] !== undefined))
+  );
 }
 
 /** The ids of the runs of one arm (all its seeds). */

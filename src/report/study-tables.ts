@@ -130,7 +130,9 @@ export function table2and3(input: StudyReportInput): Table[] {
     const tasks = g.task.filter((t) => input.results.some((r) => r.task === t));
     if (!tasks.length) continue;
     const cols = tasks.flatMap((t) =>
-      g.keys.filter((k) => input.results.some((r) => r.task === t && r.metrics[k] !== undefined)).map((k) => ({ t, k })),
+      g.keys
+        .filter((k) => input.results.some((r) => r.kind !== 'reference' && r.task === t && r.metrics[k] !== undefined))
+        .map((k) => ({ t, k })),
     );
     const rows = rowSources(input)
       .map((s) => [s.label, ...cols.map((c) => aggregateCell(aggregate(s.pick(c.t), s.model ? rowMetric(s.model, c.k) : c.k)))])

@@ -30,10 +30,12 @@ const KIND_ORDER = { capi: 0, baseline: 1, reference: 2 };
 export function buildTables(results: EvalResult[]): Table[] {
   const tables: Table[] = [];
   for (const t of TABLES) {
-    const tasks = [...new Set(results.filter((r) => t.metrics.some((m) => m in r.metrics)).map((r) => r.task))].sort();
+    // Columns are the metrics some model has: a floor or ceiling row holds every metric of its task.
+    const measured = results.filter((r) => r.kind !== 'reference');
+    const tasks = [...new Set(measured.filter((r) => t.metrics.some((m) => m in r.metrics)).map((r) => r.task))].sort();
     if (!tasks.length) continue;
     const cols = tasks.flatMap((task) =>
-      t.metrics.filter((m) => results.some((r) => r.task === task && m in r.metrics)).map((m) => ({ task, m })),
+      t.metrics.filter((m) => measured.some((r) => r.task === task && m in r.metrics)).map((m) => ({ task, m })),
     );
     const kindOf = (model: string) => results.find((r) => r.model === model)!.kind;
     const models = [...new Set(results.filter((r) => tasks.includes(r.task)).map((r) => r.model))].sort((a, b) =>

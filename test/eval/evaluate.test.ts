@@ -143,8 +143,17 @@ describe('evaluate()', () => {
   it('runs only the asked-for dense classifier', async () => {
     const common = { task: 'fmnist-scenes', scenesTrain: 20, scenesTest: 5, logregMaxIter: 5, baselines: false };
     const knnOnly = recordingHooks();
-    const k = (await evaluate(config({ ...common, probes: ['knn'] }), knnOnly)).find((r) => r.kind === 'capi')!;
+    const knnRows = await evaluate(config({ ...common, probes: ['knn'] }), knnOnly);
+    const k = knnRows.find((r) => r.kind === 'capi')!;
     expect(Object.keys(k.metrics).sort()).toEqual(['seg.knn.acc', 'seg.knn.fgIoU', 'seg.knn.mIoU']);
+    // The floors and the ceiling depend on no probe: each holds every dense metric, whichever were asked for.
+    const dense = ['seg.knn', 'seg.knn-patch', 'seg.knn-centered', 'seg.logreg'].flatMap((c) =>
+      ['acc', 'fgIoU', 'mIoU'].map((m) => `${c}.${m}`),
+    );
+    const refs = knnRows.filter((r) => r.kind === 'reference');
+    expect(refs.length).toBe(3);
+    for (const r of refs) expect(Object.keys(r.metrics).sort(), r.model).toEqual(dense.sort());
+    expect(refs[0].metrics['seg.logreg.mIoU']).toBe(refs[0].metrics['seg.knn.mIoU']);
     expect([...knnOnly.phases].some((p) => p.includes('k-NN'))).toBe(true);
     expect([...knnOnly.phases].some((p) => p.includes('logistic regression'))).toBe(false);
 
@@ -206,6 +215,11 @@ describe('evaluate()', () => {
     const hooks = { ...recordingHooks(), skipModel: (name: string) => ['init', 'pixels'].includes(name) };
     const rs = await evaluate(config({ task: 'fmnist', limitTrain: 60, limitTest: 20, probes: ['knn'] }), hooks);
     expect(models(rs)).toEqual(['run', 'random-init', 'pixel-patches']);
+    // The floor depends on no probe: with k-NN alone asked for, it holds every classification metric.
+    const floor = rs.find((r) => r.kind === 'reference')!;
+    expect(Object.keys(floor.metrics).sort()).toEqual(
+      ['attentive.top1', 'knn(avg).top1', 'knn(pred-pool).top1', 'linear(avg).top1', 'linear(pred-pool).top1'].sort(),
+    );
     expect([...hooks.phases].some((p) => p.startsWith('init ') || p.startsWith('pixels '))).toBe(false);
   });
 
