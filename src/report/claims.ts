@@ -92,6 +92,18 @@ function ceilingEvidence(ceiling: Aggregate | undefined, b: Aggregate): string {
   return `; the supervised ceiling (same encoder and steps, with labels) ${aggregateCell(ceiling)}, ${reach}`;
 }
 
+/**
+ * What the whole-image pixel k-NN rests on: the same vector under a linear probe, and the same
+ * pixels without their layout (pixel-patches: the average of its patch vectors). A k-NN far above
+ * both finds near-copies (the same kind of item at the same scale and place), not features.
+ */
+function pixelsKnnEvidence(input: StudyReportInput, task: string): string {
+  const linear = aggregate(byModel(input, task, 'pixels'), rowMetric('pixels', 'linear(avg).top1'));
+  const unplaced = aggregate(byModel(input, task, 'pixel-patches'), 'knn(avg).top1');
+  if (!linear || !unplaced) return '';
+  return `; B's vector (the whole image) under the linear probe: ${aggregateCell(linear)}; the same pixels without their layout (pixel-patches, average-pooled) under k-NN: ${aggregateCell(unplaced)}`;
+}
+
 /** The k-NN's chosen k of a row's seeds, e.g. `k=1` or `k=1, 3`. */
 const chosenKs = (rs: EvalResult[]) =>
   [...new Set(rs.map((r) => chosenK(r.details)).filter((k) => k !== undefined))].map((k) => `k=${k}`).join(', ');
@@ -176,6 +188,7 @@ export function buildClaims(input: StudyReportInput): Claim[] {
       const base = aggregate(byModel(input, m.task, b), rowMetric(b, m.key));
       if (!base) continue;
       const dense = m.key.startsWith('seg.') ? denseEvidence(armResults(input, 'capi', m.task), byModel(input, m.task, b), m.key) : '';
+      const layout = b === 'pixels' && m.key === 'knn(avg).top1' ? pixelsKnnEvidence(input, m.task) : '';
       claims.push(
         compare(
           `CAPI > ${b} (${m.label})`,
@@ -183,7 +196,7 @@ export function buildClaims(input: StudyReportInput): Claim[] {
           '>',
           capi,
           base,
-          `${ceilingEvidence(ceiling, base)}${dense}`.slice(2),
+          `${ceilingEvidence(ceiling, base)}${dense}${layout}`.slice(2),
           [`default arm: ${runLength(m.task)}`],
         ),
       );

@@ -129,6 +129,26 @@ describe('study statistics', () => {
     expect(evidence('init')).toContain('it beats B by 19.1 ± 0.6');
   });
 
+  it("the pixels k-NN claim's evidence: the same vector under the linear probe, the same pixels without their layout under k-NN", () => {
+    const input = studyInput({
+      runs: [{ id: 'c-capi-s0', family: 'c', arm: 'capi', seed: 0, metrics: [] }],
+      results: [
+        result('c-capi-s0', 'fmnist-canvas', { 'knn(avg).top1': 50.6, 'linear(avg).top1': 60.5 }, 0.5),
+        // pixels: the whole image in its pred-pool slot (linear 21.9, k-NN 61.5), its patches' average in the avg slot.
+        result('pixels', 'fmnist-canvas', { 'knn(pred-pool).top1': 61.5, 'linear(pred-pool).top1': 21.9, 'knn(avg).top1': 35.6 }, 0.5),
+        result('pixel-patches', 'fmnist-canvas', { 'knn(avg).top1': 35.4 }, 0.5),
+      ],
+    });
+    const claims = buildClaims(input);
+    const knn = claims.find((c) => c.claim === 'CAPI > pixels (canvas k-NN)')!;
+    expect(knn.gap).toBeCloseTo(-10.9, 12);
+    expect(knn.evidence).toBe(
+      "B's vector (the whole image) under the linear probe: 21.9 [SE 0.5]; the same pixels without their layout (pixel-patches, average-pooled) under k-NN: 35.4 [SE 0.5]",
+    );
+    // Only the pixels k-NN claim carries it.
+    expect(claims.find((c) => c.claim === 'CAPI > pixels (canvas linear)')!.evidence).toBe('');
+  });
+
   it("Table 2: the pixels row's linear and k-NN cells are its flattened image (pred-pool slot), the others' average pooling", async () => {
     const input = studyInput({
       runs: [{ id: 'fmnist-capi-s0', family: 'fmnist', arm: 'capi', seed: 0, metrics: [] }],
