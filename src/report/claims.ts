@@ -95,7 +95,7 @@ function ceilingEvidence(ceiling: Aggregate | undefined, b: Aggregate): string {
 /**
  * What the whole-image pixel k-NN rests on: the same vector under a linear probe, and the same
  * pixels without their layout (pixel-patches: the average of its patch vectors). A k-NN far above
- * both finds near-copies (the same kind of item at the same scale and place), not features.
+ * both points to near-copies (the same kind of item at a similar scale and place), not features.
  */
 function pixelsKnnEvidence(input: StudyReportInput, task: string): string {
   const linear = aggregate(byModel(input, task, 'pixels'), rowMetric('pixels', 'linear(avg).top1'));

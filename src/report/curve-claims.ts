@@ -5,7 +5,7 @@
  */
 import { buildClaims, type Claim, fmtGap } from './claims.js';
 import type { Verdict } from './statistics.js';
-import { curvePoints, type StudyReportInput } from './study-input.js';
+import { curvePoints, runEpochs, type StudyReportInput } from './study-input.js';
 import type { Table } from './table.js';
 
 /**
@@ -72,7 +72,7 @@ export function curveClaimsTable(input: StudyReportInput, atEnd: Claim[], curve 
   const end = new Map(atEnd.map((c) => [c.claim, c]));
   // Every claim made at some point, in the end's order, then those made only before it.
   const names = [...new Set([...end.keys(), ...curve.byPoint.flatMap((m) => [...m.keys()])])];
-  const endEpochs = input.runs.map((r) => (r.config?.train as { epochs?: number } | undefined)?.epochs).find((e) => e !== undefined);
+  const endEpochs = runEpochs(input);
   return {
     name: 'claims-curve',
     title: 'Claims along the learning curve: gap A - B ± combined SE (verdict) at each point',

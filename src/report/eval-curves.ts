@@ -16,6 +16,7 @@ import {
   curvePoints,
   familyMetrics,
   rowMetric,
+  runEpochs,
   type StudyReportInput,
 } from './study-input.js';
 
@@ -47,15 +48,10 @@ const PRED_POOL: Partial<Record<MetricKey, MetricKey>> = {
   'knn(avg).top1': 'knn(pred-pool).top1',
 };
 
-/** The runs' length in epochs (their config's train.epochs), where recorded. */
-function endEpochs(input: StudyReportInput): number | undefined {
-  return input.runs.map((r) => (r.config?.train as { epochs?: number } | undefined)?.epochs).find((e) => e !== undefined);
-}
-
 /** Every panel's points and levels; undefined for a study without learning-curve points or a recorded run length. */
 export function evalCurves(input: StudyReportInput): EvalCurves | undefined {
   const points = curvePoints(input);
-  const end = endEpochs(input);
+  const end = runEpochs(input);
   if (!points.length || end === undefined) return undefined;
   const out: EvalCurves = { points: [], levels: [] };
   const add = (panel: string, series: string, epochs: number, a: Aggregate | undefined) => {

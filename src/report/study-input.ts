@@ -146,5 +146,9 @@ export function rowMetric(model: string, key: MetricKey): MetricKey {
   return key === 'linear(avg).top1' ? 'linear(pred-pool).top1' : key === 'knn(avg).top1' ? 'knn(pred-pool).top1' : key;
 }
 
+/** The runs' length in epochs (their config's train.epochs), where recorded. */
+export const runEpochs = (input: StudyReportInput): number | undefined =>
+  input.runs.map((r) => (r.config?.train as { epochs?: number } | undefined)?.epochs).find((e) => e !== undefined);
+
 /** The CAPI runs (the supervised ceiling has no CAPI diagnostics). */
 export const capiRuns = (input: StudyReportInput) => input.runs.filter((r) => r.arm !== 'supervised');
