@@ -12,9 +12,11 @@ import {
   armResults,
   armResultsAt,
   armStudentResults,
+  BASELINE_MODELS,
   byModel,
   curvePoints,
   familyMetrics,
+  referenceModels,
   rowMetric,
   runEpochs,
   type StudyReportInput,
@@ -42,6 +44,9 @@ export interface EvalCurves {
   levels: EvalCurveLevel[];
 }
 
+/** A line of a panel: its name, the metric it reads, its results at a learning-curve point and at the end. */
+type Series = [name: string, metric: MetricKey, at: (epochs: number) => EvalResult[], atEnd: () => EvalResult[]];
+
 /** The predictor-pooling metric beside an average-pooling one (Table 5), where there is one. */
 const PRED_POOL: Partial<Record<MetricKey, MetricKey>> = {
   'linear(avg).top1': 'linear(pred-pool).top1',
@@ -61,16 +66,14 @@ export function evalCurves(input: StudyReportInput): EvalCurves | undefined {
     if (a) out.levels.push({ panel, series, mean: a.mean });
   };
   for (const m of familyMetrics(input.results)) {
-    // Each series at every point and at the end: [series, metric, results at a point, results at the end].
-    const series: [string, MetricKey, (p: number) => EvalResult[], () => EvalResult[]][] = [
+    const series: Series[] = [
       ...input.arms.map(
-        (a) =>
-          [
-            a.name === 'capi' ? 'CAPI teacher' : `${a.factor}: ${a.variant}`,
-            m.key,
-            (p: number) => armResultsAt(input, a.name, m.task, p, false),
-            () => armResults(input, a.name, m.task),
-          ] as [string, MetricKey, (p: number) => EvalResult[], () => EvalResult[]],
+        (a): Series => [
+          a.name === 'capi' ? 'CAPI teacher' : `${a.factor}: ${a.variant}`,
+          m.key,
+          (p) => armResultsAt(input, a.name, m.task, p, false),
+          () => armResults(input, a.name, m.task),
+        ],
       ),
       ['CAPI student', m.key, (p) => armResultsAt(input, 'capi', m.task, p, true), () => armStudentResults(input, 'capi', m.task)],
     ];
@@ -87,10 +90,8 @@ export function evalCurves(input: StudyReportInput): EvalCurves | undefined {
       add(m.label, name, end, aggregate(atEnd(), key));
     }
     level(m.label, `supervised ceiling (${end} epochs)`, aggregate(armResults(input, 'supervised', m.task), m.key));
-    for (const b of ['init', 'random-init', 'pixels', 'pixel-patches'])
-      level(m.label, `baseline: ${b}`, aggregate(byModel(input, m.task, b), rowMetric(b, m.key)));
-    for (const ref of [...new Set(input.results.filter((r) => r.kind === 'reference').map((r) => r.model))])
-      level(m.label, ref, aggregate(byModel(input, m.task, ref), m.key));
+    for (const b of BASELINE_MODELS) level(m.label, `baseline: ${b}`, aggregate(byModel(input, m.task, b), rowMetric(b, m.key)));
+    for (const ref of referenceModels(input)) level(m.label, ref, aggregate(byModel(input, m.task, ref), m.key));
   }
   // A panel with only levels (no series evaluated yet) says nothing about training length.
   const drawn = new Set(out.points.map((p) => p.panel));

@@ -146,6 +146,14 @@ export function rowMetric(model: string, key: MetricKey): MetricKey {
   return key === 'linear(avg).top1' ? 'linear(pred-pool).top1' : key === 'knn(avg).top1' ? 'knn(pred-pool).top1' : key;
 }
 
+/** The baselines' model names, in the order of the tables' rows. */
+export const BASELINE_MODELS = ['init', 'random-init', 'pixels', 'pixel-patches'] as const;
+
+/** The floor and ceiling rows the results hold (each a model name). */
+export const referenceModels = (input: StudyReportInput): string[] => [
+  ...new Set(input.results.filter((r) => r.kind === 'reference').map((r) => r.model)),
+];
+
 /** The runs' length in epochs (their config's train.epochs), where recorded. */
 export const runEpochs = (input: StudyReportInput): number | undefined =>
   input.runs.map((r) => (r.config?.train as { epochs?: number } | undefined)?.epochs).find((e) => e !== undefined);

@@ -27,7 +27,9 @@ import {
   armStudentResults,
   byModel,
   capiRuns,
+  BASELINE_MODELS,
   familyMetrics,
+  referenceModels,
   rowMetric,
   type Metric,
   type StudyReportInput,
@@ -64,12 +66,12 @@ function rowSources(input: StudyReportInput): RowSource[] {
       })),
     ),
     { label: 'ceiling: supervised (same encoder and steps, labels)', pick: (t) => armResults(input, 'supervised', t) },
-    ...['init', 'random-init', 'pixels', 'pixel-patches'].map((b) => ({
+    ...BASELINE_MODELS.map((b) => ({
       label: `baseline: ${b}`,
       model: b,
       pick: (t: string) => byModel(input, t, b),
     })),
-    ...[...new Set(input.results.filter((r) => r.kind === 'reference').map((r) => r.model))].map((m) => ({
+    ...referenceModels(input).map((m) => ({
       label: m,
       pick: (t: string) => byModel(input, t, m),
     })),
