@@ -5,6 +5,8 @@ import type { EvalResult } from '../eval/result.js';
 type GridAxis = 'lr' | 'wd';
 
 interface EdgePick {
+  /** Which result and probe: "task model probe". */
+  label: string;
   low: boolean;
   high: boolean;
   /** Held-out accuracy of the chosen point minus that of its neighbour along the axis (the other coordinate fixed). */
@@ -23,7 +25,7 @@ function gridEdgePicks(results: EvalResult[], axis: GridAxis): EdgePick[] {
   const picks: EdgePick[] = [];
   for (const r of results) {
     // Every probe's details, under today's classifier names and those of older results.
-    for (const d of Object.values(r.details)) {
+    for (const [probe, d] of Object.entries(r.details)) {
       if (!isProbeDetails(d)) continue;
       const values = [...new Set((d.coarse?.grid ?? d.grid).map((g) => g[axis]))].sort((a, b) => a - b);
       if (values.length < 2) continue;
@@ -39,6 +41,7 @@ function gridEdgePicks(results: EvalResult[], axis: GridAxis): EdgePick[] {
           : d.coarse && { grid: d.coarse.grid, acc: d.coarse.valAccuracy };
       const margin = round && at(round.grid, round.acc, chosen[axis])! - (at(round.grid, round.acc, next) ?? Number.NaN);
       picks.push({
+        label: `${r.task} ${r.model} ${probe}`,
         low: chosen[axis] === values[0],
         high: chosen[axis] === values.at(-1),
         margin: Number.isFinite(margin) ? margin : undefined,
@@ -55,9 +58,10 @@ function edgeSentence(picks: EdgePick[], axis: GridAxis, gridName: string, outsi
   const margins = edge.filter((p) => p.margin !== undefined);
   const pts = (x: number) => (100 * x).toFixed(2);
   const range = (xs: number[]) => (Math.min(...xs) === Math.max(...xs) ? pts(xs[0]) : `${pts(Math.min(...xs))}-${pts(Math.max(...xs))}`);
-  const beyond = margins.filter((p) => p.margin! > p.tolerance).length;
+  // Named, so that a reader can find the results a wider grid might change.
+  const beyond = margins.filter((p) => p.margin! > p.tolerance).map((p) => `${p.label} by ${pts(p.margin!)}`);
   const detail = margins.length
-    ? `; there it beat the next ${axis} at the same ${axis === 'lr' ? 'wd' : 'lr'} by ${range(margins.map((p) => p.margin!))} held-out points (tolerance ${range(margins.map((p) => p.tolerance))}), ${beyond ? `beyond the tolerance in ${beyond}: ${outside}` : 'never beyond the tolerance: the edge is within noise'}`
+    ? `; there it beat the next ${axis} at the same ${axis === 'lr' ? 'wd' : 'lr'} by ${range(margins.map((p) => p.margin!))} held-out points (tolerance ${range(margins.map((p) => p.tolerance))}), ${beyond.length ? `beyond the tolerance in ${beyond.length} (${beyond.join('; ')}): ${outside}` : 'never beyond the tolerance: the edge is within noise'}`
     : '';
   const extreme =
     axis === 'lr' ? `the largest in ${edge.filter((p) => p.high).length}` : `the smallest in ${edge.filter((p) => p.low).length}`;

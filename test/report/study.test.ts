@@ -439,10 +439,10 @@ describe('study statistics', () => {
     const [lrLine, wdLine] = gridEdgeNotes(results).split('\n');
     // lr: 0.2 over 0.1 by 0.8 - 0.5 and 0.8 - 0.5 (the largest lr), 0.1 over 0.2 by 0.9 - 0.5 (the smallest).
     expect(lrLine).toBe(
-      'Learning rate (flagged † in the tables): the chosen lr lies at an edge of its lr grid in 3 of 3 probe results (the largest in 2); there it beat the next lr at the same wd by 30.00-40.00 held-out points (tolerance 0.50), beyond the tolerance in 3: an lr outside the grid might do better there.',
+      'Learning rate (flagged † in the tables): the chosen lr lies at an edge of its lr grid in 3 of 3 probe results (the largest in 2); there it beat the next lr at the same wd by 30.00-40.00 held-out points (tolerance 0.50), beyond the tolerance in 3 (t m linear by 30.00; t m linear by 40.00; t m linear by 30.00): an lr outside the grid might do better there.',
     );
     expect(wdLine).toBe(
-      "Weight decay (not flagged in the tables): the chosen wd lies at an edge of the paper's wd grid in 2 of 3 probe results (the smallest in 1); there it beat the next wd at the same lr by 0.20-1.00 held-out points (tolerance 0.50), beyond the tolerance in 1: a wd outside the grid might do better there.",
+      "Weight decay (not flagged in the tables): the chosen wd lies at an edge of the paper's wd grid in 2 of 3 probe results (the smallest in 1); there it beat the next wd at the same lr by 0.20-1.00 held-out points (tolerance 0.50), beyond the tolerance in 1 (t m linear by 1.00): a wd outside the grid might do better there.",
     );
     // After successive halving without the next wd among the kept points: the first round's margin.
     const kept = evalResult({
