@@ -451,6 +451,13 @@ static napi_value GetThreads(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* The kernel set OpenBLAS's DYNAMIC_ARCH chose at load ("SkylakeX", "Haswell", "Prescott", ...). */
+static napi_value CoreName(napi_env env, napi_callback_info info) {
+  napi_value out;
+  CHECK(napi_create_string_utf8(env, openblas_get_corename(), NAPI_AUTO_LENGTH, &out));
+  return out;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sgemm", NULL, Sgemm, NULL, NULL, NULL, napi_default, NULL},
@@ -459,6 +466,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"geluGrad", NULL, GeluGrad, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
       {"getThreads", NULL, GetThreads, NULL, NULL, NULL, napi_default, NULL},
+      {"coreName", NULL, CoreName, NULL, NULL, NULL, napi_default, NULL},
       {"topkMerge", NULL, TopkMerge, NULL, NULL, NULL, napi_default, NULL},
       {"softmaxXent", NULL, SoftmaxXent, NULL, NULL, NULL, napi_default, NULL},
       {"colMoments", NULL, ColMoments, NULL, NULL, NULL, napi_default, NULL},

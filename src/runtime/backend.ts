@@ -46,6 +46,8 @@ export interface BackendInfo {
     | 'tfjs-backend-wasm'
     | 'tfjs-backend-cpu';
   threads: number;
+  /** The kernel set OpenBLAS runs (wasm-native only): a generic one ('Prescott') is ~5x slower. */
+  blasCore?: string;
   /** The WebGPU adapter (webgpu only). */
   adapter?: AdapterSummary;
   /** The CPU and its core count, so that wall times recorded with results can be compared across machines. */
@@ -145,7 +147,7 @@ async function tryWasmNative(threads: number, forced: boolean): Promise<BackendI
   const info = await tryWasm(1);
   if (!info) return undefined;
   enableNativeKernels(threads);
-  return { backend: 'wasm', provider: 'capi-native+tfjs-backend-wasm', threads };
+  return { backend: 'wasm', provider: 'capi-native+tfjs-backend-wasm', threads, blasCore: addon.coreName() };
 }
 
 /**
@@ -186,7 +188,9 @@ export async function initBackend(
     .filter(Boolean)
     .map((m) => `; ${m}`)
     .join('');
-  const where = info.adapter ? `on ${info.adapter.description}` : `${info.threads} thread${info.threads === 1 ? '' : 's'}`;
+  const where = info.adapter
+    ? `on ${info.adapter.description}`
+    : `${info.threads} thread${info.threads === 1 ? '' : 's'}${info.blasCore ? `, OpenBLAS ${info.blasCore}` : ''}`;
   log(`backend: ${info.backend} (${info.provider}, ${where}${missing})`);
   return info;
 }

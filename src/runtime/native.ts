@@ -6,6 +6,7 @@
  * Optional: without the built addon (no libopenblas-dev at install, or CAPI_NATIVE=off) capi-ts
  * runs on plain wasm.
  */
+import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import type { CpuKernels } from './cpu-kernels.js';
@@ -33,6 +34,8 @@ interface NativeAddon extends Pick<CpuKernels, 'softmaxXent' | 'colMoments' | 'a
   geluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   setThreads(n: number): void;
   getThreads(): number;
+  /** The kernel set OpenBLAS chose when it loaded ('SkylakeX', 'Haswell', 'Prescott', ...). */
+  coreName(): string;
   /** The dense protocol's kernels on plain arrays (src/runtime/cpu-kernels.ts says what each does). */
   topkMerge(
     scores: Float32Array,
@@ -46,12 +49,45 @@ interface NativeAddon extends Pick<CpuKernels, 'softmaxXent' | 'colMoments' | 'a
   ): void;
 }
 
+/**
+ * The OpenBLAS core type that this CPU's vector extensions (the `flags` of /proc/cpuinfo) run
+ * best, for $OPENBLAS_CORETYPE: 'SkylakeX' with AVX-512, 'Haswell' with AVX2 and FMA, else
+ * undefined (OpenBLAS's own detection decides).
+ * Why: OpenBLAS detects the CPU by family and model number, and on a model newer than it knows it
+ * falls back to its generic SSE3 kernels. Debian 12's 0.3.21 does so on Intel model 207 (Emerald
+ * Rapids): 'Prescott', sgemm 22.8 GFLOP/s instead of 109.3 with 'SkylakeX', the train step 2.1x
+ * slower (`npm run bench:pretrain` on this machine, 2026-12-05). On a CPU it knows it picks the
+ * kernels of the same extensions (the float32 GEMM of its Cooperlake and Sapphire Rapids cores is
+ * SkylakeX's; its Zen core uses Haswell's).
+ */
+export function openblasCoreType(cpuinfo: string): string | undefined {
+  const flags = new Set(/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1].trim().split(/\s+/) ?? []);
+  if (['avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) return 'SkylakeX';
+  if (['avx2', 'fma'].every((f) => flags.has(f))) return 'Haswell';
+  return undefined;
+}
+
+/** Sets $OPENBLAS_CORETYPE from the CPU's flags unless the user set it (read once, when OpenBLAS loads). */
+function chooseOpenblasCore(): void {
+  if (process.env.OPENBLAS_CORETYPE || process.platform !== 'linux') return;
+  let cpuinfo: string;
+  try {
+    cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return;
+  }
+  const core = openblasCoreType(cpuinfo);
+  // Child processes (Slurm jobs, workers) inherit it.
+  if (core) process.env.OPENBLAS_CORETYPE = core;
+}
+
 let addon: NativeAddon | undefined | null = null;
 
 /** The addon, or undefined (with the reason) where it is not built or turned off. */
 export function loadNativeAddon(): { addon?: NativeAddon; why?: string } {
   if (process.env.CAPI_NATIVE === 'off') return { why: 'off: CAPI_NATIVE=off' };
   if (addon === null) {
+    chooseOpenblasCore();
     try {
       addon = createRequire(import.meta.url)('capi-native') as NativeAddon;
     } catch (e) {

@@ -12,7 +12,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { sinkhornKnopp } from '../../src/model/heads.js';
 import { applyRope, gelu } from '../../src/model/layers.js';
 import { disposeState, initState, trainStep } from '../../src/pretrain/step.js';
-import { disableNativeKernels, enableNativeKernels, loadNativeAddon, nativeMatmulActive } from '../../src/runtime/native.js';
+import * as fs from 'node:fs';
+import {
+  disableNativeKernels,
+  enableNativeKernels,
+  loadNativeAddon,
+  nativeMatmulActive,
+  openblasCoreType,
+} from '../../src/runtime/native.js';
 import { Rng } from '../../src/runtime/rng.js';
 import { randomBatch, tinyConfig } from '../pretrain/helpers.js';
 
@@ -193,6 +200,36 @@ describe.skipIf(!built)('native BatchMatMul', () => {
     native.losses.forEach((l, i) => expect(Math.abs(l - stock.losses[i]) / Math.abs(stock.losses[i])).toBeLessThan(1e-4));
     expect(native.counts[3]).toBe(native.counts[1]);
   });
+});
+
+describe('OpenBLAS core', () => {
+  it("the core type follows the CPU's vector extensions in /proc/cpuinfo's flags", () => {
+    const cpuinfo = (flags: string) => `processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: ${flags}\nbugs\t\t: spectre_v1\n`;
+    expect(openblasCoreType(cpuinfo('fpu sse sse2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl avx512_bf16'))).toBe('SkylakeX');
+    expect(openblasCoreType(cpuinfo('fpu sse sse2 avx avx2 fma avx512f'))).toBe('Haswell'); // AVX-512 without BW/VL: not SkylakeX's
+    expect(openblasCoreType(cpuinfo('fpu sse sse2 avx fma'))).toBeUndefined();
+    expect(openblasCoreType(cpuinfo(''))).toBeUndefined();
+    expect(openblasCoreType('no flags line')).toBeUndefined();
+  });
+
+  it.skipIf(!built || process.platform !== 'linux')(
+    "a fresh process loads the core this CPU's flags choose, and a user's OPENBLAS_CORETYPE wins",
+    () => {
+      const core = (env: NodeJS.ProcessEnv) => {
+        const r = spawnSync(
+          process.execPath,
+          ['--import', 'tsx', '-e', "import('./src/runtime/native.ts').then((n) => console.log(n.loadNativeAddon().addon.coreName()))"],
+          { encoding: 'utf8', env, timeout: 60_000 },
+        );
+        expect(r.status, r.stderr).toBe(0);
+        return r.stdout.trim();
+      };
+      const { OPENBLAS_CORETYPE: _, ...unset } = process.env;
+      const chosen = openblasCoreType(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+      if (chosen) expect(core(unset)).toBe(chosen);
+      expect(core({ ...unset, OPENBLAS_CORETYPE: 'Prescott' })).toBe('Prescott');
+    },
+  );
 });
 
 describe('fallback', () => {
