@@ -51,9 +51,11 @@ export interface StepMetrics {
   targetEntropy: number;
   /** Prototypes that are the argmax of at least one teacher token in the batch. */
   clustersUsed: number;
-  /** MI (nats) between patch position and the teacher's assigned cluster; and Miller-Madow corrected. */
+  /** MI (nats) between patch position and the teacher's assigned cluster: plug-in, Miller-Madow corrected. */
   positionClusterMI: number;
   positionClusterMICorrected: number;
+  /** The plug-in MI with the positions shuffled (its bias at these marginals): positionClusterMI minus it estimates the MI. */
+  positionClusterMIShuffled: number;
   lr: number;
   clusterLr: number;
   momentum: number;
@@ -163,9 +165,14 @@ export function stepMasks(cfg: PretrainConfig, b: number, t: number): MaskedBatc
 }
 
 /** Prototypes that are the argmax of some token, and the position-cluster mutual information. */
-function clusterDiagnostics(assigned: Int32Array, positions: number, clusters: number) {
-  const mi = positionClusterMI(assigned, positions, clusters);
-  return { clustersUsed: new Set(assigned).size, positionClusterMI: mi.mi, positionClusterMICorrected: mi.corrected };
+function clusterDiagnostics(assigned: Int32Array, positions: number, clusters: number, rng: Rng) {
+  const mi = positionClusterMI(assigned, positions, clusters, rng);
+  return {
+    clustersUsed: new Set(assigned).size,
+    positionClusterMI: mi.mi,
+    positionClusterMICorrected: mi.corrected,
+    positionClusterMIShuffled: mi.shuffled!,
+  };
 }
 
 /**
@@ -267,7 +274,7 @@ export async function trainStep(state: CapiState, batch: PretrainBatch, cfg: Pre
       capiLoss: loss[0],
       clusteringLoss: clusteringLoss[0],
       targetEntropy: entropy[0],
-      ...clusterDiagnostics(used as Int32Array, gridSize(mc) ** 2, mc.numClusters),
+      ...clusterDiagnostics(used as Int32Array, gridSize(mc) ** 2, mc.numClusters, Rng.derive(tc.seed, t, STREAM.diagnostics)),
       lr,
       clusterLr,
       momentum,

@@ -11,10 +11,10 @@ import type { EvalResult } from '../eval/result.js';
 import {
   aggregate,
   aggregateCell,
-  correctedMI,
   lateMean,
   meanFeatureShares,
   monitorTrace,
+  positionMICell,
   predictorGap,
   type Aggregate,
   type Verdict,
@@ -70,7 +70,7 @@ function diagnosticsLine(input: StudyReportInput, results: EvalResult[]): string
       const last = r.metrics.at(-1)!;
       return (
         `${r.id}: ${r.metrics.length} steps, CAPI loss ${lateMean(r.metrics, 'capiLoss').toFixed(3)}, teacher init share ${last.teacherInitShare?.toExponential(1)}, ` +
-        `position-cluster MI ${correctedMI(r.metrics).toFixed(3)} nats, ` +
+        `position-cluster MI ${positionMICell(r.metrics, ' nats')}, ` +
         `clusters used ${lateMean(r.metrics, 'clustersUsed').toFixed(0)}, prototype cosine to init ${lateMean(r.metrics, 'prototypeCosineToInit').toFixed(2)}`
       );
     })

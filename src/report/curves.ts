@@ -11,16 +11,25 @@ import sharp from 'sharp';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import { makeDirs } from '../runtime/atomic.js';
+import { positionMIAt } from './statistics.js';
 
-export const CURVE_METRICS: [key: MetricsKey, title: string][] = [
-  ['capiLoss', 'CAPI loss'],
-  ['clusteringLoss', 'clustering loss'],
-  ['targetEntropy', 'target entropy (nats)'],
-  ['clustersUsed', 'clusters used'],
-  ['teacherInitShare', 'log10 teacher init share'],
-  ['prototypeCosineToInit', 'prototype cosine to init'],
-  ['positionClusterMICorrected', 'position-cluster MI (nats, ≥ 0)'],
-  ['monitorKnnTop1', 'teacher k-NN top-1 (monitor, %)'],
+/** A logged diagnostic as its panel shows it. */
+const logged =
+  (key: MetricsKey) =>
+  (m: MetricsLine): number | undefined =>
+    m[key];
+
+/** Each panel: its title and a step's value (undefined where not logged). */
+export const CURVE_METRICS: [title: string, value: (m: MetricsLine) => number | undefined][] = [
+  ['CAPI loss', logged('capiLoss')],
+  ['clustering loss', logged('clusteringLoss')],
+  ['target entropy (nats)', logged('targetEntropy')],
+  ['clusters used', logged('clustersUsed')],
+  ['log10 teacher init share', (m) => (isFiniteNumber(m.teacherInitShare) ? Math.log10(m.teacherInitShare) : undefined)],
+  ['prototype cosine to init', logged('prototypeCosineToInit')],
+  // As the diagnostics table gives it (src/report/statistics.ts).
+  ['position-cluster MI (nats)', positionMIAt],
+  ['teacher k-NN top-1 (monitor, %)', logged('monitorKnnTop1')],
 ];
 
 /** Points per run and panel: evenly spaced steps, at most this many, plus the last step. */
@@ -31,17 +40,6 @@ export interface CurveRun {
   metrics: MetricsLine[];
 }
 
-/**
- * A diagnostic as its panel shows it: the init share on a log scale; the corrected MI floored at 0
- * as the diagnostics table gives it (src/report/statistics.ts correctedMI: the correction
- * overshoots below 0 where the true MI is ~0, and an MI is never negative).
- */
-function plotted(key: MetricsKey, v: number): number {
-  if (key === 'teacherInitShare') return Math.log10(v);
-  if (key === 'positionClusterMICorrected') return Math.max(0, v);
-  return v;
-}
-
 /** Long-format rows {run, step, metric, value}, thinned to MAX_POINTS per run. */
 export function curveRows(runs: CurveRun[]): { run: string; step: number; metric: string; value: number }[] {
   return runs.flatMap(({ run, metrics }) => {
@@ -49,10 +47,9 @@ export function curveRows(runs: CurveRun[]): { run: string; step: number; metric
     // The monitor's sparse measurements are all kept.
     const kept = metrics.filter((m, i) => i % stride === 0 || i === metrics.length - 1 || isFiniteNumber(m.monitorKnnTop1));
     return kept.flatMap((m) =>
-      CURVE_METRICS.flatMap(([k, title]) => {
-        const v = m[k];
-        if (!isFiniteNumber(v)) return [];
-        return [{ run, step: m.step + 1, metric: title, value: plotted(k, v) }];
+      CURVE_METRICS.flatMap(([title, value]) => {
+        const v = value(m);
+        return isFiniteNumber(v) ? [{ run, step: m.step + 1, metric: title, value: v }] : [];
       }),
     );
   });
@@ -73,7 +70,7 @@ export async function saveCurvesPng(file: string, runs: CurveRun[]): Promise<voi
   await renderPng(file, {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     data: { values: curveRows(runs) },
-    facet: { field: 'metric', type: 'nominal', sort: CURVE_METRICS.map(([, t]) => t), title: null },
+    facet: { field: 'metric', type: 'nominal', sort: CURVE_METRICS.map(([t]) => t), title: null },
     columns: 4,
     spec: {
       width: 220,

@@ -108,12 +108,28 @@ function lateMeanOf(values: (number | undefined)[]): number {
 export const lateMean = (metrics: MetricsLine[], key: MetricsKey): number => lateMeanOf(metrics.map((m) => m[key]));
 
 /**
- * The position-cluster mutual information over the last 10% of steps, Miller-Madow corrected and
- * floored at 0: the correction subtracts the plug-in estimate's expected bias and can overshoot
- * below 0 where the true MI is ~0; a mutual information is never negative.
+ * One step's position-cluster MI estimate: the plug-in MI minus its value with the positions
+ * shuffled, where the run logged it (src/pretrain/diagnostics.ts positionClusterMI); else, for
+ * runs made before it was logged, Miller-Madow's correction floored at 0 (it subtracts more than
+ * the bias when most cells are sparse, and an MI is never negative).
  */
-export function correctedMI(metrics: MetricsLine[]): number {
-  return Math.max(0, lateMean(metrics, 'positionClusterMICorrected'));
+export function positionMIAt(m: MetricsLine): number | undefined {
+  if (isFiniteNumber(m.positionClusterMI) && isFiniteNumber(m.positionClusterMIShuffled))
+    return m.positionClusterMI - m.positionClusterMIShuffled;
+  return isFiniteNumber(m.positionClusterMICorrected) ? Math.max(0, m.positionClusterMICorrected) : undefined;
+}
+
+/** Whether a run's MI estimate is the shuffle-corrected one (else Miller-Madow, floored). */
+const shuffleCorrected = (metrics: MetricsLine[]): boolean => metrics.some((m) => isFiniteNumber(m.positionClusterMIShuffled));
+
+/** The position-cluster MI over the last 10% of steps (positionMIAt; Miller-Madow's floored after the mean). */
+export function positionMI(metrics: MetricsLine[]): number {
+  return shuffleCorrected(metrics) ? lateMeanOf(metrics.map(positionMIAt)) : Math.max(0, lateMean(metrics, 'positionClusterMICorrected'));
+}
+
+/** positionMI to 3 decimals (with `unit` after it), marked "(MM)" where it is Miller-Madow's. */
+export function positionMICell(metrics: MetricsLine[], unit = ''): string {
+  return `${positionMI(metrics).toFixed(3)}${unit}${shuffleCorrected(metrics) ? '' : ' (MM)'}`;
 }
 
 /**

@@ -11,10 +11,10 @@ import { fmtGap, paperTeacherAges, type Claim } from './claims.js';
 import {
   aggregate,
   aggregateCell,
-  correctedMI,
   lateMean,
   meanFeatureShares,
   monitorTrace,
+  positionMICell,
   predictorGap,
   trainingSeconds,
   withSeedSpreadOf,
@@ -199,7 +199,7 @@ export function diagnosticsTable(input: StudyReportInput): Table {
         (last.teacherInitShare ?? Number.NaN).toExponential(1),
         teacherAgeCell(r.metrics),
         lateMean(r.metrics, 'prototypeCosineToInit').toFixed(3),
-        correctedMI(r.metrics).toFixed(3),
+        positionMICell(r.metrics),
         monitorTrace(r.metrics),
       ];
     });
@@ -219,11 +219,13 @@ export function diagnosticsTable(input: StudyReportInput): Table {
       'teacher init share',
       'teacher mean age (steps; share of the run)',
       'prototype cos to init',
-      'position-cluster MI (nats, Miller-Madow corrected, floored at 0)',
+      'position-cluster MI (nats; plug-in minus shuffled positions; (MM): Miller-Madow, floored at 0)',
       'teacher k-NN top-1 during the run (monitor: step value, ...)',
     ],
     rows,
-    note: `Teacher mean age: the weight-averaged age of the students the final EMA teacher holds (src/pretrain/diagnostics.ts); ${paperTeacherAges()}.`,
+    note:
+      `Teacher mean age: the weight-averaged age of the students the final EMA teacher holds (src/pretrain/diagnostics.ts); ${paperTeacherAges()}. ` +
+      "Position-cluster MI: the plug-in MI between a teacher token's position and its assigned cluster, minus the plug-in MI of the same assignments with the positions shuffled (its bias at these marginals); runs made before that was logged give Miller-Madow's correction (MM), which subtracts more than the bias when most position x cluster cells hold a few counts and is floored at 0.",
   };
 }
 

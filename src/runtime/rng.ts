@@ -100,6 +100,8 @@ export const STREAM = {
   dropPath: 2,
   shuffle: 11,
   augment: 12,
+  /** Pretraining diagnostics of step t (the position-cluster MI's shuffles); never the training's draws. */
+  diagnostics: 13,
   /** fmnist-scenes canvases of the train and test splits. */
   scenesTrain: 1,
   scenesTest: 2,

@@ -15,6 +15,7 @@ import {
 import { runPretraining } from '../../src/pretrain/loop.js';
 import { disposeState, peakMomentumFor, schedulesAt } from '../../src/pretrain/step.js';
 import { backendInfo } from '../../src/runtime/backend.js';
+import { Rng } from '../../src/runtime/rng.js';
 import { tinyConfig } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-diag-'));
@@ -66,6 +67,38 @@ describe('diagnostics', () => {
     expect(positionClusterMI(Int32Array.from([0, 1, 0, 1]), 2, 3).mi).toBeCloseTo(0, 12);
   });
 
+  it("position-cluster MI's shuffle correction: ~0 where position and cluster are independent (Miller-Madow is far off there), ~ln P where position decides", () => {
+    // The training step's regime: 49 positions, 256 clusters, 256 images: most cells hold 0-3 counts.
+    const [positions, clusters, images] = [49, 256, 256];
+    const draw = new Rng(7);
+    // Clusters drawn independently of the position: uniformly, and skewed (cluster j with weight 1 / (j + 1)).
+    const weights = Array.from({ length: clusters }, (_, j) => 1 / (j + 1));
+    const cum = weights.map((_, j) => weights.slice(0, j + 1).reduce((x, y) => x + y, 0) / weights.reduce((x, y) => x + y, 0));
+    const uniform = Int32Array.from({ length: positions * images }, () => draw.randint(0, clusters));
+    const skewed = Int32Array.from({ length: positions * images }, () => {
+      const u = draw.uniform();
+      return Math.min(
+        clusters - 1,
+        cum.findIndex((c) => c >= u),
+      );
+    });
+    for (const independent of [uniform, skewed]) {
+      const r = positionClusterMI(independent, positions, clusters, new Rng(1));
+      expect(r.mi).toBeGreaterThan(0.2); // the plug-in's bias alone
+      expect(Math.abs(r.mi - r.shuffled!)).toBeLessThan(0.01);
+      expect(Math.abs(r.corrected)).toBeGreaterThan(0.05);
+    }
+    const a = positionClusterMI(uniform, positions, clusters, new Rng(1));
+    // Position p -> cluster p: MI = ln 49 exactly; the shuffled table's plug-in MI stays at its bias.
+    const decided = Int32Array.from({ length: positions * images }, (_, i) => Math.floor(i / images));
+    const b = positionClusterMI(decided, positions, clusters, new Rng(1));
+    expect(b.mi).toBeCloseTo(Math.log(positions), 12);
+    expect(b.mi - b.shuffled!).toBeGreaterThan(Math.log(positions) - 0.15);
+    // A pure function of the rng's seed; without an rng, no shuffles.
+    expect(positionClusterMI(uniform, positions, clusters, new Rng(1)).shuffled).toBe(a.shuffled);
+    expect(positionClusterMI(uniform, positions, clusters).shuffled).toBeUndefined();
+  });
+
   it('mean row cosine', async () => {
     const a = tf.tensor2d([
       [1, 0],
@@ -108,6 +141,8 @@ describe('diagnostics', () => {
       expect(m.prototypeCosineToInit).toBeLessThanOrEqual(1 + 1e-6);
       expect(m.positionClusterMI).toBeGreaterThanOrEqual(0);
       expect(m.positionClusterMI).toBeLessThanOrEqual(Math.log(49) + 1e-9);
+      expect(m.positionClusterMIShuffled).toBeGreaterThanOrEqual(0);
+      expect(m.positionClusterMIShuffled).toBeLessThanOrEqual(Math.log(49) + 1e-9);
     }
     expect(recs[0].prototypeCosineToInit).toBeGreaterThan(0.99); // one clustering step from init
   });
