@@ -4,6 +4,7 @@
  * wasm-native, threaded wasm, single-thread wasm, cpu. The choice is logged, with why the ones
  * before it were not taken, and returned so every output can record it.
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
@@ -54,10 +55,27 @@ export interface BackendInfo {
   machine?: string;
 }
 
-/** `AMD EPYC, 2 cores`: what os.cpus() says (clock speeds are not reliable in VMs). */
-export function machineName(): string {
+/** /proc/cpuinfo, or '' where there is none. */
+const readCpuinfo = (): string => {
+  try {
+    return fs.readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return '';
+  }
+};
+
+/**
+ * `Intel(R) Xeon(R) Processor (family 6 model 207), 2 cores`: what os.cpus() says, with the CPU's
+ * family and model number where /proc/cpuinfo gives them (clock speeds are not reliable in VMs).
+ * Why the numbers: VMs often name every CPU generation alike, and the same training step ran ~2x
+ * slower on one "Intel(R) Xeon(R) Processor" (model 207) than on another (2026-12-05).
+ */
+export function machineName(cpuinfo = readCpuinfo()): string {
   const cpus = os.cpus();
-  return `${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cpus.length} cores`;
+  const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(\\d+)`, 'm').exec(cpuinfo)?.[1];
+  const [family, model] = [field('cpu family'), field('model')];
+  const numbers = family && model ? ` (family ${family} model ${model})` : '';
+  return `${cpus[0]?.model.trim() ?? 'unknown CPU'}${numbers}, ${cpus.length} cores`;
 }
 
 let current: BackendInfo | undefined;

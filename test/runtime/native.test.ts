@@ -20,6 +20,7 @@ import {
   nativeMatmulActive,
   openblasCoreType,
 } from '../../src/runtime/native.js';
+import { machineName } from '../../src/runtime/backend.js';
 import { Rng } from '../../src/runtime/rng.js';
 import { randomBatch, tinyConfig } from '../pretrain/helpers.js';
 
@@ -248,9 +249,17 @@ describe('fallback', () => {
     expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!)).toMatchObject({
       backend: 'wasm',
       provider: 'tfjs-backend-wasm',
-      machine: `${os.cpus()[0].model.trim()}, ${os.cpus().length} cores`, // recorded with every result and run
+      machine: machineName(), // recorded with every result and run
     });
     expect(r.stderr).toMatch(/backend: wasm \(tfjs-backend-wasm, 2 threads(; webgpu: [^;]*)?; capi-native off: CAPI_NATIVE=off\)/);
+  });
+
+  it("the machine's name carries the CPU's family and model number where /proc/cpuinfo has them", () => {
+    const cpuinfo =
+      'processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 207\nmodel name\t: Intel(R) Xeon(R) Processor\n';
+    const named = `${os.cpus()[0].model.trim()}`;
+    expect(machineName(cpuinfo)).toBe(`${named} (family 6 model 207), ${os.cpus().length} cores`);
+    expect(machineName('')).toBe(`${named}, ${os.cpus().length} cores`);
   });
 
   it('the install step skips with one line where OpenBLAS is missing, and exits 0', () => {
