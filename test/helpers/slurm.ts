@@ -16,13 +16,14 @@ export interface SlurmCluster {
   stop(): void;
 }
 
-const conf = (d: string, host: string, port: number) => `ClusterName=capi-test
+const conf = (d: string, host: string, port: number, mungeSocket: string) => `ClusterName=capi-test
 SlurmctldHost=${host}(127.0.0.1)
 SlurmctldPort=${port}
 SlurmdPort=${port + 1}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+AuthInfo=socket=${mungeSocket}
 CredType=cred/munge
 StateSaveLocation=${d}/state
 SlurmdSpoolDir=${d}/spool
@@ -55,9 +56,15 @@ export async function startSlurm(): Promise<SlurmCluster> {
     throw new Error(`Slurm cannot start here: ${missing.join(', ')} not found (apt-get install slurm-wlm munge; .ci/run does)`);
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-slurm-'));
   for (const sub of ['state', 'spool']) fs.mkdirSync(path.join(d, sub));
-  // Ports of its own: test files run side by side, each with its cluster.
+  // Ports and a munged of its own: test files run side by side, each with its cluster, and one
+  // cluster's stop must not take the daemon another still uses (a shared munged did, in CI).
   const port = 20000 + 2 * Math.floor(Math.random() * 10000);
-  fs.writeFileSync(path.join(d, 'slurm.conf'), conf(d, 'localhost', port));
+  const mungeDir = path.join(d, 'munge');
+  fs.chmodSync(d, 0o755);
+  fs.mkdirSync(mungeDir);
+  execFileSync('chown', ['munge:munge', mungeDir]);
+  const mungeSocket = path.join(mungeDir, 'munge.socket');
+  fs.writeFileSync(path.join(d, 'slurm.conf'), conf(d, 'localhost', port, mungeSocket));
   const env = { SLURM_CONF: path.join(d, 'slurm.conf') };
   const procs: ChildProcess[] = [];
   const daemon = (cmd: string, args: string[], user?: string) => {
@@ -67,22 +74,35 @@ export async function startSlurm(): Promise<SlurmCluster> {
     procs.push(p);
     return p;
   };
-  // munged needs its run folder and key (the package creates the key); one already running is used.
-  fs.mkdirSync('/run/munge', { recursive: true });
-  execFileSync('chown', ['munge:munge', '/run/munge']);
-  // A credential round trip tells whether a munged answers (a dead one can leave its socket behind).
+  // munged with the package's key and everything else in this cluster's folder.
+  daemon(
+    'munged',
+    [
+      '-F',
+      '--force',
+      '--num-threads=4',
+      `--socket=${mungeSocket}`,
+      `--pid-file=${mungeDir}/munged.pid`,
+      `--log-file=${mungeDir}/munged.log`,
+      `--seed-file=${mungeDir}/munged.seed`,
+    ],
+    'munge',
+  );
+  // A credential round trip tells when it answers.
   const mungeWorks = () => {
     try {
-      execFileSync('sh', ['-c', 'munge -n | unmunge'], { stdio: 'ignore' });
+      execFileSync('sh', ['-c', `munge -n -S ${mungeSocket} | unmunge -S ${mungeSocket}`], { stdio: 'ignore' });
       return true;
     } catch {
       return false;
     }
   };
+  for (let i = 0; i < 50 && !mungeWorks(); i++) await new Promise((r) => setTimeout(r, 100));
   if (!mungeWorks()) {
-    daemon('munged', ['-F', '--force'], 'munge');
-    for (let i = 0; i < 50 && !mungeWorks(); i++) await new Promise((r) => setTimeout(r, 100));
-    if (!mungeWorks()) throw new Error('Slurm cannot start here: munged does not answer (munge -n | unmunge fails; is this root?)');
+    for (const p of procs) p.kill('SIGTERM');
+    throw new Error(
+      `Slurm cannot start here: munged does not answer (munge -n | unmunge fails; is this root? log: ${mungeDir}/munged.log)`,
+    );
   }
   daemon('slurmctld', ['-D', '-i']);
   await new Promise((r) => setTimeout(r, 500));
