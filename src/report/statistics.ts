@@ -110,8 +110,8 @@ export const lateMean = (metrics: MetricsLine[], key: MetricsKey): number => lat
 /**
  * One step's position-cluster MI estimate: the plug-in MI minus its value with the positions
  * shuffled, where the run logged it (src/pretrain/diagnostics.ts positionClusterMI); else, for
- * runs made before it was logged, Miller-Madow's correction floored at 0 (it subtracts more than
- * the bias when most cells are sparse, and an MI is never negative).
+ * runs made before it was logged, Miller-Madow's correction floored at 0 (far off when most cells
+ * hold a few counts, below 0 in plan medium's default arm; an MI is never negative).
  */
 export function positionMIAt(m: MetricsLine): number | undefined {
   if (isFiniteNumber(m.positionClusterMI) && isFiniteNumber(m.positionClusterMIShuffled))
