@@ -101,11 +101,13 @@ const MI_SHUFFLES = 4;
 /**
  * MI between patch position and assigned cluster, from position-major assignments
  * [positions * images]: plug-in, Miller-Madow, and, given an rng, `shuffled`: the mean plug-in MI
- * of the same assignments with the positions shuffled among all tokens (same marginals, no
- * dependence), so mi - shuffled estimates the MI without the bias. Why: at 49 positions x 256
- * clusters x 12,544 tokens most cells hold a few counts, and Miller-Madow's term is far off: it
- * took the default arm of plan medium to -0.13 nats throughout (0.49 off a plug-in 0.26), and it
- * leaves 0.27 of bias with uniformly drawn clusters (test/pretrain/diagnostics.test.ts).
+ * of the same assignments with the positions shuffled among all tokens, its level where position
+ * and cluster are independent at the same cluster marginals. A plug-in well above it is MI beyond
+ * chance. Why not one corrected number: at 49 positions x 256 clusters x 12,544 tokens most cells
+ * hold a few counts; Miller-Madow's term took plan medium's default arm to -0.13 nats and leaves
+ * 0.27 of bias with uniformly drawn clusters; and position-wise Sinkhorn-Knopp balances each
+ * position's clusters, so its plug-in sits below the shuffled level (canvas-capi-s0's final
+ * teacher: 0.26 against 0.56), which subtracting would call a negative MI.
  */
 export function positionClusterMI(
   assigned: ArrayLike<number>,

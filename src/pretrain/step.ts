@@ -54,7 +54,7 @@ export interface StepMetrics {
   /** MI (nats) between patch position and the teacher's assigned cluster: plug-in, Miller-Madow corrected. */
   positionClusterMI: number;
   positionClusterMICorrected: number;
-  /** The plug-in MI with the positions shuffled (its bias at these marginals): positionClusterMI minus it estimates the MI. */
+  /** The plug-in MI with the positions shuffled: its level where position and cluster are independent (diagnostics.ts). */
   positionClusterMIShuffled: number;
   lr: number;
   clusterLr: number;

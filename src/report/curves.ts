@@ -11,7 +11,6 @@ import sharp from 'sharp';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import { makeDirs } from '../runtime/atomic.js';
-import { positionMIAt } from './statistics.js';
 
 /** A logged diagnostic as its panel shows it. */
 const logged =
@@ -27,8 +26,7 @@ export const CURVE_METRICS: [title: string, value: (m: MetricsLine) => number | 
   ['clusters used', logged('clustersUsed')],
   ['log10 teacher init share', (m) => (isFiniteNumber(m.teacherInitShare) ? Math.log10(m.teacherInitShare) : undefined)],
   ['prototype cosine to init', logged('prototypeCosineToInit')],
-  // As the diagnostics table gives it (src/report/statistics.ts).
-  ['position-cluster MI (nats)', positionMIAt],
+  ['position-cluster MI (plug-in, nats)', logged('positionClusterMI')],
   ['teacher k-NN top-1 (monitor, %)', logged('monitorKnnTop1')],
 ];
 

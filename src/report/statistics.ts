@@ -108,28 +108,20 @@ function lateMeanOf(values: (number | undefined)[]): number {
 export const lateMean = (metrics: MetricsLine[], key: MetricsKey): number => lateMeanOf(metrics.map((m) => m[key]));
 
 /**
- * One step's position-cluster MI estimate: the plug-in MI minus its value with the positions
- * shuffled, where the run logged it (src/pretrain/diagnostics.ts positionClusterMI); else, for
- * runs made before it was logged, Miller-Madow's correction floored at 0 (far off when most cells
- * hold a few counts, below 0 in plan medium's default arm; an MI is never negative).
+ * A run's position-cluster MI over the last 10% of steps, as a cell: the plug-in MI, and beside
+ * it the plug-in MI of the same assignments with the positions shuffled (its level where position
+ * and cluster are independent, at the same cluster marginals: src/pretrain/diagnostics.ts
+ * positionClusterMI); runs made before that was logged give Miller-Madow's correction (MM, floored
+ * at 0) instead. No single corrected number: position-wise Sinkhorn-Knopp balances each
+ * position's clusters, which puts the plug-in below its shuffled level (a "negative" MI after
+ * subtracting it), and Miller-Madow's term is far off at these sparse counts.
  */
-export function positionMIAt(m: MetricsLine): number | undefined {
-  if (isFiniteNumber(m.positionClusterMI) && isFiniteNumber(m.positionClusterMIShuffled))
-    return m.positionClusterMI - m.positionClusterMIShuffled;
-  return isFiniteNumber(m.positionClusterMICorrected) ? Math.max(0, m.positionClusterMICorrected) : undefined;
-}
-
-/** Whether a run's MI estimate is the shuffle-corrected one (else Miller-Madow, floored). */
-const shuffleCorrected = (metrics: MetricsLine[]): boolean => metrics.some((m) => isFiniteNumber(m.positionClusterMIShuffled));
-
-/** The position-cluster MI over the last 10% of steps (positionMIAt; Miller-Madow's floored after the mean). */
-export function positionMI(metrics: MetricsLine[]): number {
-  return shuffleCorrected(metrics) ? lateMeanOf(metrics.map(positionMIAt)) : Math.max(0, lateMean(metrics, 'positionClusterMICorrected'));
-}
-
-/** positionMI to 3 decimals (with `unit` after it), marked "(MM)" where it is Miller-Madow's. */
 export function positionMICell(metrics: MetricsLine[], unit = ''): string {
-  return `${positionMI(metrics).toFixed(3)}${unit}${shuffleCorrected(metrics) ? '' : ' (MM)'}`;
+  const plugIn = lateMean(metrics, 'positionClusterMI').toFixed(3);
+  const shuffled = lateMean(metrics, 'positionClusterMIShuffled');
+  return Number.isFinite(shuffled)
+    ? `${plugIn}${unit} (shuffled ${shuffled.toFixed(3)})`
+    : `${plugIn}${unit} (MM ${Math.max(0, lateMean(metrics, 'positionClusterMICorrected')).toFixed(3)})`;
 }
 
 /**

@@ -219,13 +219,13 @@ export function diagnosticsTable(input: StudyReportInput): Table {
       'teacher init share',
       'teacher mean age (steps; share of the run)',
       'prototype cos to init',
-      'position-cluster MI (nats; plug-in minus shuffled positions; (MM): Miller-Madow, floored at 0)',
+      'position-cluster MI (nats: plug-in (with the positions shuffled; MM: Miller-Madow))',
       'teacher k-NN top-1 during the run (monitor: step value, ...)',
     ],
     rows,
     note:
       `Teacher mean age: the weight-averaged age of the students the final EMA teacher holds (src/pretrain/diagnostics.ts); ${paperTeacherAges()}. ` +
-      "Position-cluster MI: the plug-in MI between a teacher token's position and its assigned cluster, minus the plug-in MI of the same assignments with the positions shuffled (its bias at these marginals); runs made before that was logged give Miller-Madow's correction (MM), which subtracts more than the bias when most position x cluster cells hold a few counts and is floored at 0.",
+      "Position-cluster MI: the plug-in MI between a teacher token's position and its assigned cluster (biased upwards at these sparse counts), beside its value with the positions shuffled among the batch's tokens: its level where position and cluster are independent at the same cluster marginals. A plug-in well above that level is MI beyond chance (positional collapse); position-wise Sinkhorn-Knopp balances each position's clusters and sits below it. Runs made before the shuffled level was logged give Miller-Madow's correction (MM, floored at 0), which is far off at these counts.",
   };
 }
 

@@ -67,7 +67,7 @@ describe('diagnostics', () => {
     expect(positionClusterMI(Int32Array.from([0, 1, 0, 1]), 2, 3).mi).toBeCloseTo(0, 12);
   });
 
-  it("position-cluster MI's shuffle correction: ~0 where position and cluster are independent (Miller-Madow is far off there), ~ln P where position decides", () => {
+  it("position-cluster MI's shuffled level: the plug-in's where position and cluster are independent (Miller-Madow is far off there), far below it where position decides, above it where positions are balanced", () => {
     // The training step's regime: 49 positions, 256 clusters, 256 images: most cells hold 0-3 counts.
     const [positions, clusters, images] = [49, 256, 256];
     const draw = new Rng(7);
@@ -94,6 +94,12 @@ describe('diagnostics', () => {
     const b = positionClusterMI(decided, positions, clusters, new Rng(1));
     expect(b.mi).toBeCloseTo(Math.log(positions), 12);
     expect(b.mi - b.shuffled!).toBeGreaterThan(Math.log(positions) - 0.15);
+    // Each position's clusters balanced (position p of image i -> cluster (p + i) mod 256): no MI at
+    // all, and the plug-in 0, below the shuffled level (what position-wise Sinkhorn-Knopp does).
+    const balanced = Int32Array.from({ length: positions * images }, (_, i) => (Math.floor(i / images) + (i % images)) % clusters);
+    const c = positionClusterMI(balanced, positions, clusters, new Rng(1));
+    expect(c.mi).toBeCloseTo(0, 12);
+    expect(c.shuffled!).toBeGreaterThan(0.2);
     // A pure function of the rng's seed; without an rng, no shuffles.
     expect(positionClusterMI(uniform, positions, clusters, new Rng(1)).shuffled).toBe(a.shuffled);
     expect(positionClusterMI(uniform, positions, clusters).shuffled).toBeUndefined();

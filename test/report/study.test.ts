@@ -175,6 +175,7 @@ describe('study statistics', () => {
       capiLoss: 4,
       teacherInitShare: 0.01,
       clustersUsed: 8,
+      positionClusterMI: 0.3,
       positionClusterMICorrected: -0.1,
     }));
     const run = (id: string, family: string, arm: string) => ({ id, family, arm, seed: 0, metrics });
@@ -200,7 +201,7 @@ describe('study statistics', () => {
     expect(arm).toMatch(/^registers-0: fmnist-registers-0-s0: 10 steps/);
     expect(claim.shared!.join()).not.toContain('scenes-');
     // A Miller-Madow estimate below 0 (it over-corrects where the MI is ~0) is reported as 0.
-    expect(def).toContain('position-cluster MI 0.000 nats (MM)');
+    expect(def).toContain('position-cluster MI 0.300 nats (MM 0.000)');
     // 2 SE = 2 sqrt(0.4^2 + 0.4^2) = 1.13 points: the paper's gaps 3.2 (ADE) and 2.1 (IN-1k) both exceed it.
     expect(claim.evidence).toBe("2 combined SE here is 1.1 points: an effect the size of the paper's would be resolved");
     // Open claims on the same runs, then on another arm beside the same default: each side's runs are described once.
@@ -348,28 +349,20 @@ describe('study statistics', () => {
     expect(rows.length).toBe(201); // every 5th step, and the last
     expect(rows.at(-1)!.step).toBe(1000);
     expect(curveRows([{ run: 'r', metrics }]).find((r) => r.metric.includes('init share'))!.value).toBeCloseTo(-1, 12);
-    // The MI as the diagnostics table gives it: plug-in minus shuffled where logged; else Miller-Madow, an overshoot below 0 drawn at 0.
-    const miRows = (metrics: MetricsLine[]) =>
-      curveRows([{ run: 'r', metrics }])
-        .filter((r) => r.metric.startsWith('position-cluster MI'))
-        .map((r) => r.value);
-    expect(miRows([-0.15, 0.2].map((v, step) => ({ step, positionClusterMICorrected: v })))).toEqual([0, 0.2]);
-    const shuffled = [0.3, 0.25].map((v, step) => ({
-      step,
-      positionClusterMI: v,
-      positionClusterMICorrected: -0.2,
-      positionClusterMIShuffled: 0.24,
-    }));
-    expect(miRows(shuffled).map((v) => v.toFixed(6))).toEqual(['0.060000', '0.010000']);
+    // The MI panel draws the plug-in estimate as logged.
+    const mi = curveRows([
+      { run: 'r', metrics: [0.3, 0.2].map((v, step) => ({ step, positionClusterMI: v, positionClusterMICorrected: -0.1 })) },
+    ]);
+    expect(mi.filter((r) => r.metric.startsWith('position-cluster MI')).map((r) => r.value)).toEqual([0.3, 0.2]);
   });
 
-  it("diagnostics: a run's position-cluster MI is plug-in minus shuffled where logged, else Miller-Madow floored at 0 and marked (MM)", () => {
+  it("diagnostics: a run's position-cluster MI is the plug-in beside its shuffled level where logged, else beside Miller-Madow floored at 0 (MM)", () => {
     // 10 steps, so the last 10% is step 9 alone.
     const steps = (f: (s: number) => MetricsLine) => Array.from({ length: 10 }, (_, s) => f(s));
     const withShuffle = steps((step) => ({
       step,
       positionClusterMI: 0.3,
-      positionClusterMIShuffled: 0.28 - 0.001 * step,
+      positionClusterMIShuffled: 0.58 - 0.001 * step,
       positionClusterMICorrected: -0.15,
     }));
     const mmOnly = steps((step) => ({ step, positionClusterMI: 0.3, positionClusterMICorrected: -0.15 }));
@@ -385,7 +378,7 @@ describe('study statistics', () => {
       }),
     );
     const col = t.header.findIndex((h) => h.startsWith('position-cluster MI'));
-    expect(t.rows.map((r) => r[col])).toEqual([(0.3 - (0.28 - 0.009)).toFixed(3), '0.000 (MM)', '0.400 (MM)']);
+    expect(t.rows.map((r) => r[col])).toEqual(['0.300 (shuffled 0.571)', '0.300 (MM 0.000)', '0.900 (MM 0.400)']);
   });
 
   it("diagnostics: the final teacher's mean age in steps and as a share of the run, beside the paper's teachers", () => {
