@@ -4,10 +4,10 @@
  * wasm-native, threaded wasm, single-thread wasm, cpu. The choice is logged, with why the ones
  * before it were not taken, and returned so every output can record it.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
+import { readCpuinfo } from './cpuinfo.js';
 import { withThreadedWasm } from './wasm-threads.js';
 import { enableNativeKernels, loadNativeAddon } from './native.js';
 import { registerWasmKernels } from './wasm-kernels.js';
@@ -54,15 +54,6 @@ export interface BackendInfo {
   /** The CPU and its core count, so that wall times recorded with results can be compared across machines. */
   machine?: string;
 }
-
-/** /proc/cpuinfo, or '' where there is none. */
-const readCpuinfo = (): string => {
-  try {
-    return fs.readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return '';
-  }
-};
 
 /**
  * `Intel(R) Xeon(R) Processor (family 6 model 207), 2 cores`: what os.cpus() says, with the CPU's

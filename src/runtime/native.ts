@@ -6,10 +6,10 @@
  * Optional: without the built addon (no libopenblas-dev at install, or CAPI_NATIVE=off) capi-ts
  * runs on plain wasm.
  */
-import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import type { CpuKernels } from './cpu-kernels.js';
+import { readCpuinfo } from './cpuinfo.js';
 import { GELU, GELU_GRAD, registerGeluGradient } from './fused-gelu.js';
 
 /** The addon: the wasm backend's kernels, and the dense protocol's (CpuKernels, with topkMerge's colAdd always given). */
@@ -56,9 +56,9 @@ interface NativeAddon extends Pick<CpuKernels, 'softmaxXent' | 'colMoments' | 'a
  * Why: OpenBLAS detects the CPU by family and model number, and on a model newer than it knows it
  * falls back to its generic SSE3 kernels. Debian 12's 0.3.21 does so on Intel model 207 (Emerald
  * Rapids): 'Prescott', sgemm 22.8 GFLOP/s instead of 109.3 with 'SkylakeX', the train step 2.1x
- * slower (`npm run bench:pretrain` on this machine, 2026-12-05). On a CPU it knows it picks the
- * kernels of the same extensions (the float32 GEMM of its Cooperlake and Sapphire Rapids cores is
- * SkylakeX's; its Zen core uses Haswell's).
+ * slower (`npm run bench:pretrain` on this machine, 2026-12-05). The choice goes by extensions
+ * alone: on that machine SkylakeX and Cooperlake (what OpenBLAS names its AVX-512 BF16 core)
+ * measured alike within the noise (one-thread sgemm 56-67 and 77-93 GFLOP/s, the study running).
  */
 export function openblasCoreType(cpuinfo: string): string | undefined {
   const flags = new Set(/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1].trim().split(/\s+/) ?? []);
@@ -69,14 +69,8 @@ export function openblasCoreType(cpuinfo: string): string | undefined {
 
 /** Sets $OPENBLAS_CORETYPE from the CPU's flags unless the user set it (read once, when OpenBLAS loads). */
 function chooseOpenblasCore(): void {
-  if (process.env.OPENBLAS_CORETYPE || process.platform !== 'linux') return;
-  let cpuinfo: string;
-  try {
-    cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return;
-  }
-  const core = openblasCoreType(cpuinfo);
+  if (process.env.OPENBLAS_CORETYPE) return;
+  const core = openblasCoreType(readCpuinfo());
   // Child processes (Slurm jobs, workers) inherit it.
   if (core) process.env.OPENBLAS_CORETYPE = core;
 }
