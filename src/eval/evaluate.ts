@@ -17,6 +17,7 @@ import {
 } from '../features/models.js';
 import type { EncoderInfo, LoadedEncoder, LoadOptions } from '../model/io/load.js';
 import { loadEncoder, readEncoderInfo } from '../model/io/load.js';
+import { runningMs } from '../runtime/clock.js';
 import { withFolderLock } from '../runtime/lock.js';
 import type { EvalConfig } from './config.js';
 import type { EvalResult } from './result.js';
@@ -159,9 +160,9 @@ async function evaluateLocked(cfg: EvalConfig, hooks: EvalHooks): Promise<EvalRe
     }
     const model = await entry.build();
     try {
-      const t0 = performance.now();
+      const t0 = runningMs();
       const o = await perModel(model);
-      o.seconds.total = (performance.now() - t0) / 1000;
+      o.seconds.total = (runningMs() - t0) / 1000;
       emit(toResult(ctx, model.name, model, entry, o));
     } finally {
       model.dispose();

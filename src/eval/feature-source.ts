@@ -11,6 +11,7 @@ import { evalBox, extractFeatures, fillStore, openStoreFor } from '../features/e
 import type { FeatureModel } from '../features/models.js';
 import { storeRows } from '../features/store.js';
 import { backendInfo, maxBindingBytes, WASM_HEAP_BYTES, WASM_HEAP_RESERVE } from '../runtime/backend.js';
+import { runningMs } from '../runtime/clock.js';
 import { withWasmHeap } from '../runtime/wasm-oom.js';
 import type { PatchRows } from '../segmentation/out-of-core.js';
 import { arrayRows } from '../segmentation/out-of-core.js';
@@ -113,7 +114,7 @@ export async function featureRows(
     const f = await features(ctx, model, src, transform, label, patchStride);
     return { source: arrayRows(f.patch, f.patchDim), seconds: f.seconds };
   }
-  const t0 = performance.now();
+  const t0 = runningMs();
   const grid = Math.floor(size / model.patchSize);
   const opts = { size, transform, cacheDir: cfg.cacheDir, shardImages: cfg.shardImages || undefined };
   const store = openStoreFor(model, src, opts, grid * grid, grid);
@@ -124,7 +125,7 @@ export async function featureRows(
     onProgress: lazyProgress(hooks, `${label} features`),
   });
   if (!extracted) hooks.log(`${label} features: from the store ${store.dir}`);
-  return { source: storeRows(store, patchStride), seconds: (performance.now() - t0) / 1000 };
+  return { source: storeRows(store, patchStride), seconds: (runningMs() - t0) / 1000 };
 }
 
 /** Eval-view RGB bytes of `img` (the normalisation undone) for pictures. */

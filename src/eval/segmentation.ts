@@ -3,6 +3,7 @@ import type { ImageDataset } from '../data/dataset.js';
 import { ImageMemo, memoized } from '../data/memo.js';
 import type { SegmentationDataset } from '../data/segmentation-datasets.js';
 import type { ImageSource } from '../features/extract.js';
+import { runningMs } from '../runtime/clock.js';
 import type { PatchLabels } from '../segmentation/patches.js';
 import { patchLabels, patchModes } from '../segmentation/patches.js';
 import { denseReferences, foregroundIoU } from '../segmentation/metrics.js';
@@ -214,7 +215,7 @@ export async function segmentationRunner(
       for (const name of names) {
         const c = CLASSIFIERS[name] as SegClassifier<KnnPoint | number>;
         const splitsOnFeatures = splitsFor(c.features);
-        const t0 = performance.now();
+        const t0 = runningMs();
         const bars = new Map<string, Progress>();
         const run = (opts: Parameters<typeof c.run>[1]) =>
           engine === 'tfjs'
@@ -256,7 +257,7 @@ export async function segmentationRunner(
           atGridEdge: out.selection.atGridEdge,
           refit: score.fit,
         };
-        o.seconds[name] = (performance.now() - t0) / 1000;
+        o.seconds[name] = (runningMs() - t0) / 1000;
       }
     }
     return o;

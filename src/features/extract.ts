@@ -7,6 +7,7 @@
 import type { RawImage } from '../data/dataset.js';
 import type { CropBox } from '../data/transforms.js';
 import { centerCropBox, renderImage } from '../data/transforms.js';
+import { runningMs } from '../runtime/clock.js';
 import type { FeatureModel } from './models.js';
 import type { FeatureStore } from './store.js';
 import { defaultShardImages, openFeatureStore, requireShard, shardBuffer, shardRange, shardsToExtract, writeShard } from './store.js';
@@ -125,7 +126,7 @@ async function extractRange(
  * budget applies to what is kept.
  */
 export async function extractFeatures(model: FeatureModel, data: ImageSource, opts: ExtractOptions): Promise<Features> {
-  const t0 = performance.now();
+  const t0 = runningMs();
   const stride = opts.patchStride ?? 1;
   if (!Number.isInteger(stride) || stride < 1) throw new Error(`patch stride must be a positive integer (got ${stride})`);
   const grid = Math.floor(opts.size / model.patchSize);
@@ -153,7 +154,7 @@ export async function extractFeatures(model: FeatureModel, data: ImageSource, op
     global,
     avg,
     fromCache,
-    seconds: (performance.now() - t0) / 1000,
+    seconds: (runningMs() - t0) / 1000,
   });
   if (!opts.cacheDir) {
     const f = await extractRange(model, data, 0, n, opts, tokens, (done) => opts.onProgress?.(done, n), keep);

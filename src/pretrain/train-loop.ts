@@ -1,11 +1,13 @@
 /**
  * The training loop both kinds of run share, driven by what differs between them (the CAPI run,
  * loop.ts; the supervised ceiling, supervised.ts): steps until the end, a stop request (SIGINT /
- * SIGTERM, or Slurm's SIGUSR1) or `stopAfter`; one metrics line a step on one clock, continued
- * from the kept lines on resume; a checkpoint every `checkpointEvery` steps, when stopped, and at
- * the end where the driver asks; a divergence stops it with the driver's message.
+ * SIGTERM, or Slurm's SIGUSR1) or `stopAfter`; one metrics line a step on one clock (the running
+ * clock: time the process was stopped is not training time), continued from the kept lines on
+ * resume; a checkpoint every `checkpointEvery` steps, when stopped, and at the end where the
+ * driver asks; a divergence stops it with the driver's message.
  */
 import * as os from 'node:os';
+import { runningMs } from '../runtime/clock.js';
 import { elapsedBefore, type RunFolder } from './run-folder.js';
 
 /** The clock of a step: its images per second (the step alone) and the run's training seconds so far. */
@@ -93,7 +95,7 @@ export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediat
 
 export async function trainLoop<M, R extends object>(d: TrainDriver<M, R>, o: LoopOptions<R>): Promise<LoopOutcome<R>> {
   o.folder.restartMetrics(o.kept);
-  const started = performance.now() - 1000 * elapsedBefore(o.kept);
+  const started = runningMs() - 1000 * elapsedBefore(o.kept);
   const stop = new StopRequest(o.log);
   const records: R[] = [];
   let lastSaved = o.resumedAt;
@@ -105,9 +107,9 @@ export async function trainLoop<M, R extends object>(d: TrainDriver<M, R>, o: Lo
     while (d.step < d.total) {
       await yieldToEventLoop();
       if (stop.signal) break;
-      const t0 = performance.now();
+      const t0 = runningMs();
       const { metrics, images } = await d.trainStep(lastSaved);
-      const now = performance.now();
+      const now = runningMs();
       const rec = await d.record(metrics, { imagesPerSec: images / ((now - t0) / 1000), elapsedSec: (now - started) / 1000 });
       records.push(rec);
       o.folder.appendMetrics(rec);

@@ -6,6 +6,7 @@
  * features of a batch come from a callback, so this module knows nothing of models or images.
  */
 import * as tf from '@tensorflow/tfjs';
+import { runningMs } from '../runtime/clock.js';
 import { Rng } from '../runtime/rng.js';
 import type { ProbeFamily } from './families.js';
 import type { GridResult } from './grid.js';
@@ -39,7 +40,7 @@ export async function trainProbeGridsOnline(
   const trainers = sources.map((s) => createGridTrainer(s.family, grid, s.rowShape[s.rowShape.length - 1], classes, rng));
   const total = probeSteps(tr.length, opts).total;
   const curves = sources.map(() => new HeldOutCurve(total, opts.curvePoints));
-  const t0 = performance.now();
+  const t0 = runningMs();
   for (const { step, indices } of probeBatches(tr, opts, rng)) {
     const feats = await batchFeatures(indices, step);
     const y = Int32Array.from(indices, (r) => labels[r]);
@@ -52,7 +53,7 @@ export async function trainProbeGridsOnline(
     const best = curves.map((c) => c.best()).filter((b) => b !== undefined);
     opts.onProgress?.(step + 1, total, best.length ? Math.max(...best) : undefined);
   }
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = (runningMs() - t0) / 1000;
   const out: Record<string, GridResult> = {};
   for (const [k, s] of sources.entries()) {
     out[s.name] = {

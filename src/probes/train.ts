@@ -1,5 +1,6 @@
 /** Trains stacked probe grids and selects on the held-out 10% (spec 1.4-1.6). */
 import * as tf from '@tensorflow/tfjs';
+import { runningMs } from '../runtime/clock.js';
 import { Rng } from '../runtime/rng.js';
 import type { ProbeFamily } from './families.js';
 import type { AdamWState } from '../runtime/adamw.js';
@@ -207,7 +208,7 @@ export async function trainProbeGrid(
   const g = createGridTrainer(family, grid, train.rowShape[train.rowShape.length - 1], classes, rng, opts.initAs);
   const total = probeSteps(tr.length, opts).total;
   const curve = new HeldOutCurve(total, opts.curvePoints);
-  const t0 = performance.now();
+  const t0 = runningMs();
   for (const { step, indices } of probeBatches(tr, opts, rng)) {
     const x = tf.tensor(rows(train, indices), [indices.length, ...train.rowShape]);
     gridTrainStep(
@@ -244,7 +245,7 @@ export async function trainProbeGrid(
     });
     result.halfSchedule = { steps: half, valAccuracy: h.valAccuracy[0] };
   }
-  result.seconds = (performance.now() - t0) / 1000;
+  result.seconds = (runningMs() - t0) / 1000;
   return result;
 }
 
@@ -264,7 +265,7 @@ async function trainRefinedGrid(
   opts: ProbeOptions,
   refine: { keep: number; steps: number },
 ): Promise<GridResult> {
-  const t0 = performance.now();
+  const t0 = runningMs();
   const grid = opts.grid ?? probeGrid(opts.batchSize, opts.lrs);
   const keep = Math.min(refine.keep, grid.length);
   const coarseSteps = probeSteps(heldOutSplit(train.labels.length).train.length, opts).total;
@@ -296,6 +297,6 @@ async function trainRefinedGrid(
   return {
     ...fine,
     coarse: { grid, valAccuracy: coarse.valAccuracy, steps: coarse.iterations, kept, curve: coarse.curve },
-    seconds: (performance.now() - t0) / 1000,
+    seconds: (runningMs() - t0) / 1000,
   };
 }

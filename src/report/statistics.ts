@@ -84,18 +84,29 @@ export function verdict(gap: number | undefined, se: number | undefined, kind: '
 }
 
 /**
- * A run's training seconds: the sum of its clock's segments (runs resumed before the clock
- * continued across a resume restart at 0 after each one; later records never fall).
+ * The longest a step can count, in seconds (records before the running clock, src/runtime/clock.ts,
+ * counted a process's SIGSTOP pauses as training time: plan medium's records hold steps of up to
+ * 23 s on a machine shared with CI, and gaps of 90 s to 53 min, the length of our pauses). A gap
+ * over both 60 s and 20 median steps counts as the cap; with the running clock none is left to cut.
+ */
+export const stepSecondsCap = (medianStep: number) => Math.max(60, 20 * medianStep);
+
+/**
+ * A run's training seconds: its clock's steps, each counted at most `stepSecondsCap` (runs resumed
+ * before the clock continued across a resume restart it at 0 after each one; later records never
+ * fall).
  */
 export function trainingSeconds(metrics: MetricsLine[]): number {
-  let done = 0;
+  const steps: number[] = [];
   let last = 0;
   for (const { elapsedSec: e } of metrics) {
     if (!isFiniteNumber(e)) continue;
-    if (e < last) done += last;
+    steps.push(e < last ? e : e - last);
     last = e;
   }
-  return done + last;
+  if (!steps.length) return 0;
+  const cap = stepSecondsCap([...steps].sort((a, b) => a - b)[Math.floor(steps.length / 2)]!);
+  return steps.reduce((a, s) => a + Math.min(s, cap), 0);
 }
 
 /** Mean of the finite values over the last 10% of a run's steps. */

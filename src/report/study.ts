@@ -131,7 +131,7 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
 ${input.plan.summary}.
 
 - Progress: ${progress}.
-- Wall time${complete ? '' : ' so far'}: pretraining ${minutes.toFixed(0)} min, evaluation ${evalMinutes.toFixed(0)} min (each result's own time), ${((minutes + evalMinutes) / 60).toFixed(1)} h in all, on ${backend?.provider ?? '?'} (${backend?.threads ?? '?'} threads); plan estimate: ${input.plan.estimate}.
+- Wall time${complete ? '' : ' so far'}: pretraining ${minutes.toFixed(0)} min (time the process was stopped left out), evaluation ${evalMinutes.toFixed(0)} min (each result's own time), ${((minutes + evalMinutes) / 60).toFixed(1)} h in all, on ${backend?.provider ?? '?'} (${backend?.threads ?? '?'} threads); plan estimate: ${input.plan.estimate}.
 ${machinesLine(input)}- Started ${input.started}; code: ${input.commits.join(', ')}${input.commits.length > 1 ? ' (more than one commit: the study was resumed on newer code)' : ''}.
 - Rerun or continue: \`npm run study -- --plan ${input.plan.name}\` (finished units are skipped, an interrupted run resumes from its checkpoint;
   this folder alone is enough to continue on another machine: a finished run's record is kept in \`runs/\` here).

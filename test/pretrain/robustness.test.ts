@@ -151,6 +151,23 @@ describe('signals', () => {
       expect(third.stderr).toContain('already complete (step 40 of 40)');
     });
   }
+  it('a SIGSTOP (the guide pauses studies so) is not training time: the clock skips the 3 s stop', async () => {
+    const dir = path.join(tmp, 'SIGSTOP');
+    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/pretrain.ts', '--out', dir, ...RUN], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const done = exited(p);
+    await untilSteps(dir, 5);
+    p.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, 3000));
+    p.kill('SIGCONT');
+    expect((await done).code).toBe(0);
+    const clock = metricsOf(dir).map((m) => (m as unknown as { elapsedSec: number }).elapsedSec);
+    const longest = Math.max(...clock.slice(1).map((e, i) => e - clock[i]!));
+    // A step here takes well under a second; on the wall clock one of them would read >= 3 s.
+    expect(longest).toBeLessThan(1);
+    expect(trace(dir)).toEqual(await referenceTrace());
+  });
 });
 
 describe('one writer per run folder', () => {

@@ -400,6 +400,15 @@ describe('study statistics', () => {
     expect(trainingSeconds([])).toBe(0);
   });
 
+  it('training seconds: a pause logged before the running clock (a gap over 60 s and 20 median steps) counts as the cap', () => {
+    // 100 steps of 1.5 s with a 30-minute SIGSTOP inside step 50: 99 steps of 1.5 s plus the 60 s cap.
+    const clock = Array.from({ length: 100 }, (_, i) => 1.5 * (i + 1) + (i >= 50 ? 1800 : 0));
+    expect(trainingSeconds(clock.map((elapsedSec, step) => ({ step, elapsedSec })))).toBeCloseTo(99 * 1.5 + 60, 9);
+    // Slow steps (a ViT-L on CPU: 200 s each) are all counted: the cap is 20 of them.
+    const slow = Array.from({ length: 10 }, (_, i) => 200 * (i + 1));
+    expect(trainingSeconds(slow.map((elapsedSec, step) => ({ step, elapsedSec })))).toBeCloseTo(2000, 9);
+  });
+
   it("prediction fit: the last measured step's KL beside the image-blind one, the share removed, argmax agreement against chance", () => {
     const measured = (kl: number, marginalKl: number, argmaxAgreement: number) => ({
       kl,
