@@ -149,16 +149,20 @@ export function predictorGap(metrics: MetricsLine[]): { late: number; initial: n
 }
 
 /** Mean over results (seeds) of the dense evaluation's feature-variance shares, where recorded (src/segmentation/variance.ts), with how many and the image share's spread. */
-export function meanFeatureShares(results: EvalResult[]): (FeatureShares & { n: number; imageStd: number }) | undefined {
+export function meanFeatureShares(
+  results: EvalResult[],
+): (FeatureShares & { n: number; imageStd: number; positionStd: number }) | undefined {
   const shares = results
     .map((r) => r.details?.featureShares)
     .filter((x): x is FeatureShares => x !== undefined && Number.isFinite(x.image) && Number.isFinite(x.position));
   if (!shares.length) return undefined;
   const n = shares.length;
   const mean = (f: (x: FeatureShares) => number) => shares.reduce((a, x) => a + f(x), 0) / n;
+  const std = (f: (x: FeatureShares) => number, m: number) =>
+    n > 1 ? Math.sqrt(shares.reduce((a, x) => a + (f(x) - m) ** 2, 0) / (n - 1)) : 0;
   const image = mean((x) => x.image);
-  const imageStd = n > 1 ? Math.sqrt(shares.reduce((a, x) => a + (x.image - image) ** 2, 0) / (n - 1)) : 0;
-  return { image, position: mean((x) => x.position), n, imageStd };
+  const position = mean((x) => x.position);
+  return { image, position, n, imageStd: std((x) => x.image, image), positionStd: std((x) => x.position, position) };
 }
 
 /** `234: 61.2, 468: 66.0, 703: 68.1`: the monitor's measurements of a run ('-' where it had none). */

@@ -82,7 +82,9 @@ function rowSources(input: StudyReportInput): RowSource[] {
 export function featureSharesTable(input: StudyReportInput): Table | undefined {
   const tasks = [...new Set(input.results.filter((r) => meanFeatureShares([r])).map((r) => r.task))];
   if (!tasks.length) return undefined;
-  const fmt = (x: number | undefined) => (x === undefined ? 'not recorded' : x.toFixed(3));
+  // Over seeds as the other cells: mean ± std (n); one seed: its value.
+  const fmt = (x: number | undefined, std: number, n: number) =>
+    x === undefined ? 'not recorded' : `${x.toFixed(3)}${n > 1 ? ` ± ${std.toFixed(3)} (${n})` : ''}`;
   // The ablation arms too: each is a trained CAPI whose features the default's can be set beside.
   const arms: RowSource[] = input.arms
     .filter((a) => a.name !== 'capi')
@@ -92,7 +94,7 @@ export function featureSharesTable(input: StudyReportInput): Table | undefined {
       s.label,
       ...tasks.flatMap((t) => {
         const m = meanFeatureShares(s.pick(t));
-        return [fmt(m?.image), fmt(m?.position)];
+        return [fmt(m?.image, m?.imageStd ?? 0, m?.n ?? 0), fmt(m?.position, m?.positionStd ?? 0, m?.n ?? 0)];
       }),
     ])
     .filter((r) => r.slice(1).some((c) => c !== 'not recorded'));

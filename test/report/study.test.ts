@@ -334,7 +334,8 @@ describe('study statistics', () => {
     });
     const rows = await tableRows(input, 'table3-feature-shares');
     expect(rows[0]).toBe('model,fmnist-scenes image share,fmnist-scenes position share');
-    expect(rows.find((r) => r.startsWith('CAPI (teacher)'))).toBe('CAPI (teacher),0.250,0.075');
+    // Two seeds: mean ± std (n); the std of {0.3, 0.2} is sqrt(2 x 0.05^2) = 0.0707, of {0.1, 0.05} 0.0354.
+    expect(rows.find((r) => r.startsWith('CAPI (teacher)'))).toBe('CAPI (teacher),0.250 ± 0.071 (2),0.075 ± 0.035 (2)');
     expect(rows.find((r) => r.startsWith('baseline: pixels'))).toBe('baseline: pixels,0.060,0.190');
     const claim = buildClaims(input).find((c) => c.claim === 'CAPI > pixels (scenes k-NN mIoU)')!;
     // A: seeds with shares 0.2 and 0.3 (std sqrt(2 x 0.05^2) = 0.071); B: one row.
