@@ -13,6 +13,7 @@ import { aggregate, aggregateCell, lateMean, predictorGap, trainingSeconds, verd
 import { machinesLine, writeStudyReport } from '../../src/report/study.js';
 import { diagnosticsTable } from '../../src/report/study-tables.js';
 import type { StudyReportInput } from '../../src/report/study-input.js';
+import { evalRowName } from '../../src/study/plans.js';
 import { evalResult, planEvaluationsOf } from './helpers.js';
 
 const result = (model: string, task: string, metrics: EvalResult['metrics'], se: number): EvalResult =>
@@ -429,7 +430,7 @@ describe('study statistics', () => {
     expect(predictionFitText(undefined)).toBeUndefined();
   });
 
-  it("the predictor's evidence is said once for the two pooling claims it bears on", () => {
+  it("predictor pooling, the teacher's and the student's: Table 5 and its claims; the predictor's evidence is said once for the four", async () => {
     const metrics = Array.from({ length: 10 }, (_, step) => ({ step, momentum: 0.9, capiLoss: 5, targetEntropy: 1 }));
     const input = studyInput({
       runs: [{ id: 'c-capi-s0', family: 'c', arm: 'capi', seed: 0, metrics }],
@@ -440,10 +441,31 @@ describe('study statistics', () => {
           { 'linear(avg).top1': 70, 'linear(pred-pool).top1': 70, 'knn(avg).top1': 60, 'knn(pred-pool).top1': 60 },
           0.5,
         ),
+        result(
+          evalRowName({ run: 'c-capi-s0', weights: 'student' }),
+          'c',
+          { 'linear(avg).top1': 69, 'linear(pred-pool).top1': 66, 'knn(avg).top1': 58, 'knn(pred-pool).top1': 62 },
+          0.5,
+        ),
       ],
     });
     const pooling = buildClaims(input).filter((c) => c.claim.startsWith('predictor pooling'));
-    expect(pooling.map((c) => c.verdict)).toEqual(['not resolved (within 2 SE)', 'not resolved (within 2 SE)']);
+    // The student: 66 - 69 = -3 and 62 - 58 = +4, against a combined SE of sqrt(0.5^2 + 0.5^2) = 0.71.
+    expect(pooling.map((c) => [c.claim, c.verdict, c.gap])).toEqual([
+      ['predictor pooling > average pooling (c linear)', 'not resolved (within 2 SE)', 0],
+      ['predictor pooling > average pooling (c knn)', 'not resolved (within 2 SE)', 0],
+      ['predictor pooling > average pooling (student, c linear)', 'does not hold (reversed beyond 2 SE)', -3],
+      ['predictor pooling > average pooling (student, c knn)', 'holds', 4],
+    ]);
+    expect(await tableRows(input, 'table5-pooling')).toEqual([
+      'representation,linear,k-NN',
+      'c: average pooling,70.0 [SE 0.5],60.0 [SE 0.5]',
+      'c: predictor pooling,70.0 [SE 0.5],60.0 [SE 0.5]',
+      'c (student): average pooling,69.0 [SE 0.5],58.0 [SE 0.5]',
+      'c (student): predictor pooling,66.0 [SE 0.5],62.0 [SE 0.5]',
+      'paper IN-1k: average pooling,77.1,57.1',
+      'paper IN-1k: predictor pooling,81.1,73.8',
+    ]);
     const text = discussion(pooling);
     expect(text.split("the predictor's KL to its targets").length - 1).toBe(1);
     expect(text).toContain('c-capi-s0 4.00 nats (4.00 at step 0');
