@@ -157,6 +157,12 @@ export const EvalConfigSchema = z
     shardImages: count('images a feature-store shard; 0: automatic (about 256 MiB of patch features, 16-1024 images)'),
     maxFeatureGb: z.number().gt(0).default(8).describe('refuse patch-feature arrays above this many GiB'),
     pcaImages: count('test images with a PCA picture of their patch features', 6),
+    saveSplits: z
+      .string()
+      .default('')
+      .describe(
+        "segmentation: also write the prepared splits (standardised patch features, pixel labels, training rows) as .npy under DIR/<task>/<model>/, to fit the same classifier elsewhere (bench/logreg_sklearn.py); in-memory engine only; '': none",
+      ),
     ...BACKEND_FIELDS,
     ...SLURM_FIELDS,
     stage: z

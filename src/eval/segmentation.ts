@@ -1,4 +1,5 @@
 /** Dense tasks: images and patch labels once, the task's floors and ceiling, then per model the asked-for classifiers. */
+import * as path from 'node:path';
 import type { ImageDataset } from '../data/dataset.js';
 import { ImageMemo, memoized } from '../data/memo.js';
 import type { SegmentationDataset } from '../data/segmentation-datasets.js';
@@ -8,6 +9,7 @@ import type { PatchLabels } from '../segmentation/patches.js';
 import { patchLabels, patchModes } from '../segmentation/patches.js';
 import { denseReferences, foregroundIoU } from '../segmentation/metrics.js';
 import { prepareSegmentation } from '../segmentation/protocol.js';
+import { saveSegSplits } from '../segmentation/save-splits.js';
 import { featureShares, subtractGroupMeans } from '../segmentation/variance.js';
 import type { DenseSplits, SegClassifier, SegFeatures } from './classifiers.js';
 import type { EvalConfig } from './config.js';
@@ -145,6 +147,8 @@ export async function segmentationRunner(
     const engine = cfg.stage === 'all' ? denseEngine(cfg, trainRows, model.patchDim) : 'cpu';
     if (engine === 'cpu' && names.some((n) => (CLASSIFIERS[n] as SegClassifier).features !== 'standard'))
       throw new Error(`--probes knn-centered runs on the in-memory engine: drop it, or pass --dense-engine tfjs`);
+    if (engine === 'cpu' && cfg.saveSplits)
+      throw new Error(`--save-splits writes the in-memory engine's splits: pass --dense-engine tfjs, or drop --save-splits`);
     const labelsOf = { pixelsPerPatch: patchSize * patchSize, numLabels: 256, classes: task.labels.classes };
     const common = {
       ...labelsOf,
@@ -198,6 +202,7 @@ export async function segmentationRunner(
       const prepare = (trainFeats: Float32Array, testFeats: Float32Array) =>
         prepareSegmentation({ feats: trainFeats, ...train.labels }, { feats: testFeats, ...test.labels }, { ...common, dim: ftr.patchDim });
       const standard = prepare(ftr.patch, fte.patch);
+      if (cfg.saveSplits) saveSegSplits(path.join(cfg.saveSplits, cfg.task, model.name), standard);
       // Prepared only if a classifier reads it: the same protocol on features without their image's mean.
       let centered: ReturnType<typeof prepare> | undefined;
       splitsFor = (f: SegFeatures) => {

@@ -28,7 +28,8 @@ export const tableMarkdown = (t: Table) => `### ${t.title}\n\n${markdownTable(t.
 export const LEGEND =
   'Cells: mean ± std over seeds (n), [SE] the standard error of that mean: sqrt(std² / n + test-set SE²), where the test-set SE is binomial ' +
   'for accuracies and a bootstrap over test images for mIoU; ‡ a single-seed arm’s SE that adds the default arm’s seed std (sqrt(test-set SE² + std²): its one run is one draw of that spread); † a seed’s selected hyper-parameter (a probe’s lr, logistic regression’s C, k-NN’s k when the largest: k = 1 is k’s own bound) lies at the edge of its grid; * a seed’s selected probe ' +
-  'had not converged (the chosen point trained again with half the steps, from the same initial parameters and batches, is further than 0.3 points and one held-out SE below it).';
+  'had not converged (the chosen point trained again with half the steps, from the same initial parameters and batches, is further than 0.3 points and one held-out SE below it); ' +
+  "for logistic regression: its refit's L-BFGS stopped before its gradient tolerance, its line search finding no decrease at float32 resolution (docs/evaluation.md sets such a fit beside scikit-learn's, converged in float64).";
 
 /** Writes `<dir>/<name>.md` (the table and the legend) and `<dir>/<name>.csv` (the same cells). */
 export function writeTable(dir: string, t: Table): void {

@@ -22,6 +22,7 @@ import { runPretraining } from '../../src/pretrain/loop.js';
 import { disposeState } from '../../src/pretrain/step.js';
 import { backendInfo } from '../../src/runtime/backend.js';
 import { nativeMatmulActive } from '../../src/runtime/native.js';
+import { readNpy } from '../../src/runtime/npy.js';
 import { LOGREG_C_GRID } from '../../src/segmentation/logreg.js';
 import { tinyConfig } from '../pretrain/helpers.js';
 
@@ -236,5 +237,42 @@ describe('evaluate()', () => {
     for (const r of fromRecord) expect(r.metrics).toEqual(full.find((f) => f.model === r.model)?.metrics);
     // Its own row still needs the weights: the record alone cannot give it.
     await expect(evaluate(config({ ...cfg, checkpoint: record, baselines: false }), recordingHooks())).rejects.toThrow(/no teacher/);
+  });
+
+  it('--save-splits writes the rows the dense classifiers saw: standardised on the 90% split, modes of their pixels; in-memory engine only', async () => {
+    const out = path.join(tmp, 'splits');
+    const common = { task: 'fmnist-scenes', scenesTrain: 20, scenesTest: 5, logregMaxIter: 5, baselines: false, probes: ['logreg'] };
+    await evaluate(config({ ...common, saveSplits: out, denseEngine: 'tfjs' }), recordingHooks());
+    const dir = path.join(out, 'fmnist-scenes', 'run');
+    const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'));
+    const npy = (name: string) => readNpy(path.join(dir, `${name}.npy`));
+    const [train, val, all, pixels, image] = ['train_features', 'val_features', 'all_features', 'train_pixels', 'train_image'].map(npy);
+    const dim = meta.dim as number;
+    expect(train.shape[1]).toBe(dim);
+    expect(all.shape[0]).toBe(train.shape[0] + val.shape[0]);
+    // 20 canvases: 2 for validation (floor of 10%), 18 for the 90% split, every patch of each.
+    expect(new Set(image.data).size).toBe(18);
+    expect(train.shape[0] % 18).toBe(0);
+    // Standardised with the 90% split's own statistics: each column has mean 0 and variance 1 there.
+    for (const j of [0, dim - 1]) {
+      const col = Array.from({ length: train.shape[0] }, (_, r) => train.data[r * dim + j]);
+      const mean = col.reduce((a, b) => a + b, 0) / col.length;
+      expect(Math.abs(mean)).toBeLessThan(1e-4);
+      expect(col.reduce((a, b) => a + (b - mean) ** 2, 0) / col.length).toBeCloseTo(1, 3);
+    }
+    // Each training row's label is the most frequent of its patch's pixel labels (ties: the smallest), ignored ones left out.
+    const rows = npy('train_rows').data;
+    const modes = npy('train_modes').data;
+    const p = pixels.shape[1];
+    rows.forEach((r, i) => {
+      const counts = new Map<number, number>();
+      for (const v of pixels.data.subarray(r * p, (r + 1) * p)) counts.set(v, (counts.get(v) ?? 0) + 1);
+      const top = Math.max(...counts.values());
+      expect(modes[i]).toBe(Math.min(...[...counts].filter(([, c]) => c === top).map(([v]) => v)));
+    });
+    expect(modes.every((m) => !meta.ignore.includes(m))).toBe(true);
+    await expect(evaluate(config({ ...common, saveSplits: out, denseEngine: 'cpu' }), recordingHooks())).rejects.toThrow(
+      /--save-splits writes the in-memory engine's splits: pass --dense-engine tfjs/,
+    );
   });
 });
