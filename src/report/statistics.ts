@@ -27,13 +27,18 @@ export interface Aggregate {
   seedSpreadBorrowed?: boolean;
 }
 
+/** Mean and sample standard deviation (0 for a single value) of values over seeds. */
+function meanStd(xs: number[]): { mean: number; std: number } {
+  const n = xs.length;
+  const mean = xs.reduce((a, b) => a + b, 0) / n;
+  return { mean, std: n > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1)) : 0 };
+}
+
 export function aggregate(results: EvalResult[], metric: MetricKey): Aggregate | undefined {
   const rs = results.filter((r) => r.metrics[metric] !== undefined);
   if (!rs.length) return undefined;
-  const xs = rs.map((r) => r.metrics[metric]!);
-  const n = xs.length;
-  const mean = xs.reduce((a, b) => a + b, 0) / n;
-  const std = n > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1)) : 0;
+  const n = rs.length;
+  const { mean, std } = meanStd(rs.map((r) => r.metrics[metric]!));
   const ses = rs.map((r) => r.quality?.[metric]?.se).filter((s): s is number => s !== undefined && Number.isFinite(s));
   const testSe = ses.length ? ses.reduce((a, b) => a + b, 0) / ses.length : Number.NaN;
   return {
@@ -148,7 +153,7 @@ export function predictorGap(metrics: MetricsLine[]): { late: number; initial: n
   return { late: lateMeanOf(kl), initial: kl[0] ?? Number.NaN, entropyLate: lateMeanOf(entropy), entropyInitial: entropy[0] ?? Number.NaN };
 }
 
-/** Mean over results (seeds) of the dense evaluation's feature-variance shares, where recorded (src/segmentation/variance.ts), with how many and the image share's spread. */
+/** Mean over results (seeds) of the dense evaluation's feature-variance shares, where recorded (src/segmentation/variance.ts), with how many and each share's spread. */
 export function meanFeatureShares(
   results: EvalResult[],
 ): (FeatureShares & { n: number; imageStd: number; positionStd: number }) | undefined {
@@ -156,13 +161,9 @@ export function meanFeatureShares(
     .map((r) => r.details?.featureShares)
     .filter((x): x is FeatureShares => x !== undefined && Number.isFinite(x.image) && Number.isFinite(x.position));
   if (!shares.length) return undefined;
-  const n = shares.length;
-  const mean = (f: (x: FeatureShares) => number) => shares.reduce((a, x) => a + f(x), 0) / n;
-  const std = (f: (x: FeatureShares) => number, m: number) =>
-    n > 1 ? Math.sqrt(shares.reduce((a, x) => a + (f(x) - m) ** 2, 0) / (n - 1)) : 0;
-  const image = mean((x) => x.image);
-  const position = mean((x) => x.position);
-  return { image, position, n, imageStd: std((x) => x.image, image), positionStd: std((x) => x.position, position) };
+  const image = meanStd(shares.map((x) => x.image));
+  const position = meanStd(shares.map((x) => x.position));
+  return { image: image.mean, position: position.mean, n: shares.length, imageStd: image.std, positionStd: position.std };
 }
 
 /** `234: 61.2, 468: 66.0, 703: 68.1`: the monitor's measurements of a run ('-' where it had none). */

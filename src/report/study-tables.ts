@@ -235,6 +235,7 @@ export function table5(input: StudyReportInput): Table | undefined {
   const tasks = [...new Set(input.results.filter((r) => r.metrics['linear(pred-pool).top1'] !== undefined).map((r) => r.task))];
   if (!tasks.length) return undefined;
   const rows: string[][] = [];
+  let students = false;
   for (const t of tasks) {
     // The teacher (the paper's evaluated encoder) and the student, whose encoder the predictor was trained on.
     for (const [who, results] of [
@@ -242,6 +243,7 @@ export function table5(input: StudyReportInput): Table | undefined {
       [' (student)', armStudentResults(input, 'capi', t)],
     ] as [string, EvalResult[]][]) {
       if (!results.some((r) => r.metrics['linear(pred-pool).top1'] !== undefined)) continue;
+      students ||= who !== '';
       for (const [pooling, linear, knn] of [
         ['average', 'linear(avg).top1', 'knn(avg).top1'],
         ['predictor', 'linear(pred-pool).top1', 'knn(pred-pool).top1'],
@@ -252,7 +254,7 @@ export function table5(input: StudyReportInput): Table | undefined {
   rows.push(['paper IN-1k: average pooling', '77.1', '57.1'], ['paper IN-1k: predictor pooling', '81.1', '73.8']);
   return {
     name: 'table5-pooling',
-    title: `Table 5-style: predictor pooling vs average pooling (CAPI teacher${rows.some((r) => r[0].includes('(student)')) ? '; "(student)": the final student' : ''}), top-1 (%)`,
+    title: `Table 5-style: predictor pooling vs average pooling (CAPI teacher${students ? '; "(student)": the final student' : ''}), top-1 (%)`,
     header: ['representation', 'linear', 'k-NN'],
     rows,
   };

@@ -43,7 +43,7 @@ function counter(): BigInt64Array {
   return suspendedUs;
 }
 
-/** Seconds this process has been stopped since the clock started (the first call to it). */
+/** Seconds this process has been stopped since the clock started (the first call to it or to runningMs). */
 export function suspendedSeconds(): number {
   return Number(Atomics.load(counter(), 0)) / 1e6;
 }
@@ -52,9 +52,4 @@ export function suspendedSeconds(): number {
 export function runningMs(): number {
   const stopped = suspendedSeconds();
   return performance.now() - 1000 * stopped;
-}
-
-/** Starts the ticker now, so that a stop before the first timed call is seen too. */
-export function startRunningClock(): void {
-  counter();
 }
