@@ -12,7 +12,7 @@ import { trainProbeGridsOnline } from '../probes/online.js';
 import { trainProbeGrid } from '../probes/train.js';
 import type { KnnClassifier, ProbeGridClassifier } from './classifiers.js';
 import { allClassifiers, CLASSIFIERS, classifiersFor } from './classifiers.js';
-import { binomialSE } from './metrics.js';
+import { binomialSE, encodeCorrect } from './metrics.js';
 import { probeSchedule } from './config.js';
 import type { ClassificationTask } from './tasks.js';
 
@@ -98,7 +98,12 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
       const best = r.grid[r.best];
       const q = probeQuality(r);
       o.metrics[c.metric] = 100 * r.testAccuracy;
-      o.quality[c.metric] = { se: binomialSE(r.testAccuracy, yte.length), atGridEdge: q.lrAtGridEdge, converged: q.converged };
+      o.quality[c.metric] = {
+        se: binomialSE(r.testAccuracy, yte.length),
+        atGridEdge: q.lrAtGridEdge,
+        converged: q.converged,
+        testCorrect: encodeCorrect(r.testCorrect),
+      };
       const chosen = r.coarse
         ? `best of ${r.coarse.grid.length} at ${r.coarse.steps} steps, its ${r.grid.length} best again at ${r.iterations} steps of ${r.batchSize} (successive halving)`
         : `best of ${r.grid.length}`;
@@ -166,9 +171,9 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
       const c = CLASSIFIERS[name] as KnnClassifier;
       const dim = c.source === 'avg' ? ftr.patchDim : ftr.globalDim;
       const onProgress = lazyProgress(hooks, `${model.name} ${name} search`);
-      const acc = await knnClassify(pick(ftr, c.source), ytr, pick(fte, c.source), yte, dim, classes, { onProgress });
-      o.metrics[c.metric] = 100 * acc;
-      o.quality[c.metric] = { se: binomialSE(acc, yte.length) };
+      const knn = await knnClassify(pick(ftr, c.source), ytr, pick(fte, c.source), yte, dim, classes, { onProgress });
+      o.metrics[c.metric] = 100 * knn.accuracy;
+      o.quality[c.metric] = { se: binomialSE(knn.accuracy, yte.length), testCorrect: encodeCorrect(knn.correct) };
       o.notes[c.metric] = c.note;
     }
     if (ctx.probes.includes('pca')) o.details.pca = await pcaPictures(ctx, model, test, fte, task.transform);

@@ -69,9 +69,37 @@ export interface MetricQuality {
   atGridEdge?: boolean;
   /** The selected probe's held-out accuracy converged in the schedule length (probe grids only; probes/grid.ts probeQuality). */
   converged?: boolean;
+  /**
+   * Which test images the classifier got right, in the test set's order (classification;
+   * `encodeCorrect`): the report pairs two results on the same images, whose errors are
+   * correlated, rather than adding their standard errors as if independent.
+   */
+  testCorrect?: CorrectBits;
+}
+
+/** Per-image correctness over a test set of `images`: a bitset, base64 (image j is bit j % 8 of byte j / 8). */
+export interface CorrectBits {
+  images: number;
+  bits: string;
 }
 
 export type MetricQualities = Partial<Record<MetricKey, MetricQuality>>;
 
 /** Binomial standard error of an accuracy `p` (0-1) measured on `n` independent test samples, in points. */
 export const binomialSE = (p: number, n: number): number => (n > 0 ? 100 * Math.sqrt((p * (1 - p)) / n) : Number.NaN);
+
+/** Per-image correctness (1: right) as `CorrectBits`: 10,000 test images take 1,668 characters of a result's JSON. */
+export function encodeCorrect(correct: Uint8Array): CorrectBits {
+  const bits = new Uint8Array(Math.ceil(correct.length / 8));
+  correct.forEach((c, j) => {
+    if (c) bits[j >> 3] |= 1 << (j & 7);
+  });
+  return { images: correct.length, bits: Buffer.from(bits).toString('base64') };
+}
+
+/** `encodeCorrect`'s inverse; undefined when the bitset does not hold its images (a damaged record). */
+export function decodeCorrect({ images, bits }: CorrectBits): Uint8Array | undefined {
+  const bytes = Buffer.from(bits, 'base64');
+  if (bytes.length !== Math.ceil(images / 8)) return undefined;
+  return Uint8Array.from({ length: images }, (_, j) => (bytes[j >> 3] >> (j & 7)) & 1);
+}

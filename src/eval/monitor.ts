@@ -51,7 +51,7 @@ export function knnMonitor(o: KnnMonitorOptions): PretrainMonitor {
         });
         return f.avg;
       };
-      return 100 * (await knnClassify(await avg('train'), y.train, await avg('test'), y.test, model.dim, train.numClasses));
+      return 100 * (await knnClassify(await avg('train'), y.train, await avg('test'), y.test, model.dim, train.numClasses)).accuracy;
     },
   };
 }

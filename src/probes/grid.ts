@@ -131,6 +131,8 @@ export interface GridResult {
   curve: HeldOutPoint[];
   best: number;
   testAccuracy: number;
+  /** Which test rows the chosen probe classified right (1) or not. */
+  testCorrect: Uint8Array;
   grid: GridPoint[];
   iterations: number;
   batchSize: number;
@@ -157,16 +159,13 @@ export function argmaxFirst(xs: number[]): number {
 }
 
 /** Accuracy of each probe: logits [P, B, C] vs labels. Returns correct counts per probe (read back asynchronously: webgpu.ts). */
-export async function correctPerProbe(logits: tf.Tensor, labels: Int32Array): Promise<number[]> {
+/** Per probe and row of the batch, whether its argmax is the label (1) or not: [P * B], probe-major. */
+export async function correctPerProbe(logits: tf.Tensor, labels: Int32Array): Promise<Uint8Array> {
   const pred = tf.tidy(() => tf.argMax(logits, -1));
   const p = await pred.data();
   pred.dispose();
-  const [np, b] = logits.shape;
-  return Array.from({ length: np! }, (_, k) => {
-    let c = 0;
-    for (let i = 0; i < b!; i++) if (p[k * b! + i] === labels[i]) c++;
-    return c;
-  });
+  const b = logits.shape[1]!;
+  return Uint8Array.from(p, (c, i) => (c === labels[i % b] ? 1 : 0));
 }
 
 /** How far (at least) the chosen probe's held-out accuracy may move and count as converged. */

@@ -10,6 +10,7 @@ export interface KnnClassifyOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** Test accuracy (0-1) and which test rows were classified right (1). */
 export async function knnClassify(
   train: Float32Array,
   trainLabels: Int32Array,
@@ -18,17 +19,17 @@ export async function knnClassify(
   dim: number,
   classes: number,
   opts: KnnClassifyOptions = {},
-): Promise<number> {
+): Promise<{ accuracy: number; correct: Uint8Array }> {
   const { k = 20, temperature = 0.07 } = opts;
   const res = await knnSearch(train, trainLabels.length, test, testLabels.length, dim, k, 'cosine', { onProgress: opts.onProgress });
-  let correct = 0;
+  const correct = new Uint8Array(testLabels.length);
   const votes = new Float64Array(classes);
   for (let q = 0; q < testLabels.length; q++) {
     votes.fill(0);
     for (let j = 0; j < res.k; j++) votes[trainLabels[res.indices[q * res.k + j]]] += Math.exp(res.scores[q * res.k + j] / temperature);
     let best = 0;
     for (let c = 1; c < classes; c++) if (votes[c] > votes[best]) best = c;
-    if (best === testLabels[q]) correct++;
+    correct[q] = best === testLabels[q] ? 1 : 0;
   }
-  return correct / Math.max(1, testLabels.length);
+  return { accuracy: correct.reduce((a, c) => a + c, 0) / Math.max(1, testLabels.length), correct };
 }

@@ -54,27 +54,30 @@ export function rows(d: ProbeData, idx: Int32Array): Float32Array {
   return out;
 }
 
-/** Logits [P, n, C] of every probe over `data` in batches, as correct counts per probe. */
+/** Every probe's accuracy over the rows `idx` of `data`, in batches, and which rows probe `keep` got right. */
 async function evaluate(
   family: ProbeFamily,
   params: Record<string, tf.Tensor>,
   d: ProbeData,
   idx: Int32Array,
   batch: number,
-): Promise<number[]> {
-  const correct = new Array<number>(params[Object.keys(params)[0]].shape[0]!).fill(0);
+  keep = 0,
+): Promise<{ accuracy: number[]; correctOfKept: Uint8Array }> {
+  const probes = params[Object.keys(params)[0]].shape[0]!;
+  const correct = new Array<number>(probes).fill(0);
+  const correctOfKept = new Uint8Array(idx.length);
   for (let s = 0; s < idx.length; s += batch) {
     const part = idx.subarray(s, s + batch);
     const logits = tf.tidy(() => family.logits(params, tf.tensor(rows(d, part), [part.length, ...d.rowShape])));
-    (
-      await correctPerProbe(
-        logits,
-        Int32Array.from(part, (r) => d.labels[r]),
-      )
-    ).forEach((c, k) => (correct[k] += c));
+    const right = await correctPerProbe(
+      logits,
+      Int32Array.from(part, (r) => d.labels[r]),
+    );
     logits.dispose();
+    for (let k = 0; k < probes; k++) for (let i = 0; i < part.length; i++) correct[k] += right[k * part.length + i];
+    correctOfKept.set(right.subarray(keep * part.length, (keep + 1) * part.length), s);
   }
-  return correct.map((c) => c / Math.max(1, idx.length));
+  return { accuracy: correct.map((c) => c / Math.max(1, idx.length)), correctOfKept };
 }
 
 /** A probe grid in training: stacked parameters and their AdamW state (spec 1.5). */
@@ -121,21 +124,21 @@ export function gridTrainStep(g: GridTrainer, x: tf.Tensor, labels: Int32Array, 
 }
 
 /** Held-out accuracy of every probe of the grid. */
-export function heldOutAccuracy(g: GridTrainer, train: ProbeData, val: Int32Array): Promise<number[]> {
-  return evaluate(g.family, g.params, train, val, 512);
+export async function heldOutAccuracy(g: GridTrainer, train: ProbeData, val: Int32Array): Promise<number[]> {
+  return (await evaluate(g.family, g.params, train, val, 512)).accuracy;
 }
 
-/** The best probe by its final held-out accuracy (ties: first) and its test accuracy; frees the trainer. */
+/** The best probe by its final held-out accuracy (ties: first), its test accuracy and which test rows it got right; frees the trainer. */
 export async function selectAndTest(
   g: GridTrainer,
   valAccuracy: number[],
   test: ProbeData,
-): Promise<Pick<GridResult, 'valAccuracy' | 'best' | 'testAccuracy'>> {
+): Promise<Pick<GridResult, 'valAccuracy' | 'best' | 'testAccuracy' | 'testCorrect'>> {
   const best = argmaxFirst(valAccuracy);
   const testIdx = Int32Array.from({ length: test.labels.length }, (_, i) => i);
-  const testAccuracy = (await evaluate(g.family, g.params, test, testIdx, 512))[best];
+  const { accuracy, correctOfKept } = await evaluate(g.family, g.params, test, testIdx, 512, best);
   for (const group of [g.params, g.opt.m, g.opt.v]) Object.values(group).forEach((v) => v.dispose());
-  return { valAccuracy, best, testAccuracy };
+  return { valAccuracy, best, testAccuracy: accuracy[best], testCorrect: correctOfKept };
 }
 
 /**

@@ -11,12 +11,14 @@ import type { EvalResult } from '../eval/result.js';
 import {
   aggregate,
   aggregateCell,
+  gapSe,
   lateMean,
   meanFeatureShares,
   monitorTrace,
   positionMICell,
   predictorGap,
   type Aggregate,
+  type Pairing,
   type Verdict,
   verdict,
   withSeedSpreadOf,
@@ -40,6 +42,8 @@ export interface Claim {
   b: Aggregate | undefined;
   gap?: number;
   se?: number;
+  /** How the gap's SE was paired (statistics.ts gapSe); absent: the two sides' SEs added as if independent. */
+  paired?: Pairing;
   verdict: Verdict;
   /** Why it may not hold here: the diagnostics that bear on it. */
   evidence: string;
@@ -55,11 +59,29 @@ export function compare(
   b: Aggregate | undefined,
   evidence: string,
   shared?: string[],
+  runDiffs?: number[],
 ): Claim {
   const gap = a && b ? a.mean - b.mean : undefined;
-  const se = a && b ? Math.sqrt(a.se ** 2 + b.se ** 2) : undefined;
-  return { claim, paper, a, b, gap, se, verdict: verdict(gap, se, kind), evidence, ...(shared ? { shared } : {}) };
+  const { se, paired } = a && b ? gapSe(a, b, runDiffs) : {};
+  return {
+    claim,
+    paper,
+    a,
+    b,
+    gap,
+    se,
+    ...(paired ? { paired } : {}),
+    verdict: verdict(gap, se, kind),
+    evidence,
+    ...(shared ? { shared } : {}),
+  };
 }
+
+/** Per run, A's value minus B's: `a` and `b` hold one result per run, in the same order (same length). */
+const runDifferences = (a: EvalResult[], b: EvalResult[], keyA: MetricKey, keyB = keyA): number[] | undefined =>
+  a.length === b.length && a.every((r, i) => r.metrics[keyA] !== undefined && b[i].metrics[keyB] !== undefined)
+    ? a.map((r, i) => r.metrics[keyA]! - b[i].metrics[keyB]!)
+    : undefined;
 
 /** The diagnostics of the runs behind `results` (a claim's own family: its task's runs). */
 function diagnosticsLine(input: StudyReportInput, results: EvalResult[]): string {
@@ -85,7 +107,7 @@ function diagnosticsLine(input: StudyReportInput, results: EvalResult[]): string
 function ceilingEvidence(ceiling: Aggregate | undefined, b: Aggregate): string {
   if (!ceiling) return '';
   const gap = Number((ceiling.mean - b.mean).toFixed(1)); // no "-0.0"
-  const se = Math.sqrt(ceiling.se ** 2 + b.se ** 2);
+  const { se } = gapSe(ceiling, b);
   const reach =
     gap > 2 * se
       ? `it beats B by ${gap.toFixed(1)} ± ${se.toFixed(1)}: this encoder and budget can`
@@ -210,8 +232,10 @@ export function buildClaims(input: StudyReportInput): Claim[] {
     const students = input.evalSettings.filter((e) => atEnd('student')(e) && resultOf(input, e));
     const paired = input.runs.filter((r) => students.some((e) => e.run === r.id));
     if (!paired.length) continue;
-    const teacher = planResults(input, (e) => atEnd('teacher')(e) && paired.some((p) => p.id === e.run));
-    const student = planResults(input, (e) => atEnd('student')(e) && paired.some((p) => p.id === e.run));
+    // One teacher and one student result per run, in the runs' order (a run without its teacher's result: none).
+    const ofRun = (weights: PlanEvaluation['weights']) =>
+      paired.flatMap((p) => planResults(input, (e) => atEnd(weights)(e) && e.run === p.id).slice(0, 1));
+    const [teacher, student] = [ofRun('teacher'), ofRun('student')];
     const run = paired[0];
     const pairs = `paired over ${paired.length === 1 ? 'one run' : `${paired.length} runs`} (${paired.map((r) => r.id).join(', ')})`;
     const share = run?.metrics.at(-1)?.teacherInitShare;
@@ -228,6 +252,8 @@ export function buildClaims(input: StudyReportInput): Claim[] {
         aggregate(teacher, m.key),
         aggregate(student, m.key),
         `${pairs}; final teacher init share ${share?.toExponential(1) ?? '?'}${horizon}`,
+        undefined,
+        runDifferences(teacher, student, m.key),
       ),
     );
   }
@@ -243,7 +269,7 @@ export function buildClaims(input: StudyReportInput): Claim[] {
       const other = withSeedSpreadOf(measured, capi);
       const paperGaps = [def.paper.ade - a.paper.ade, def.paper.in1k - a.paper.in1k];
       const paper = `ADE ${paperGaps[0].toFixed(1)} / IN-1k ${paperGaps[1].toFixed(1)} points`;
-      const twoSe = capi ? 2 * Math.sqrt(capi.se ** 2 + other.se ** 2) : Number.NaN;
+      const twoSe = capi ? 2 * gapSe(capi, other).se : Number.NaN;
       const resolved = paperGaps.filter((g) => Math.abs(g) > twoSe).length;
       // Whether an effect as large as the paper's would be resolved here at all (a power check, not a verdict).
       const power = Number.isFinite(twoSe)
@@ -275,9 +301,16 @@ export function buildClaims(input: StudyReportInput): Claim[] {
         const a = aggregate(capi, pp);
         if (!a) continue;
         claims.push(
-          compare(`predictor pooling > average pooling (${who}${task} ${pp.split('(')[0]})`, paper, '>', a, aggregate(capi, avg), '', [
-            evidence,
-          ]),
+          compare(
+            `predictor pooling > average pooling (${who}${task} ${pp.split('(')[0]})`,
+            paper,
+            '>',
+            a,
+            aggregate(capi, avg),
+            '',
+            [evidence],
+            runDifferences(capi, capi, pp, avg),
+          ),
         );
       }
     }
@@ -285,7 +318,9 @@ export function buildClaims(input: StudyReportInput): Claim[] {
   return claims;
 }
 
-export const fmtGap = (c: Claim) => (c.gap === undefined ? '-' : `${c.gap >= 0 ? '+' : ''}${c.gap.toFixed(1)} ± ${c.se!.toFixed(1)}`);
+/** `+1.2 ± 0.4`, with `§` where the SE is paired (statistics.ts gapSe). */
+export const fmtGap = (c: Claim) =>
+  c.gap === undefined ? '-' : `${c.gap >= 0 ? '+' : ''}${c.gap.toFixed(1)} ± ${c.se!.toFixed(1)}${c.paired ? '§' : ''}`;
 
 /** What the selection flags of a claim's two rows say (a probe at its grid edge or not converged weakens the comparison). */
 function flagEvidence(c: Claim): string {

@@ -6,10 +6,11 @@
  * Uncertainty: a row over n seeds has standard error sqrt(std^2 / n + se_test^2), the
  * seed-to-seed spread of the mean plus the test-set sampling error (all seeds share one test set,
  * so that part does not average out); n = 1 leaves the test-set standard error. A claim "A > B"
- * holds when the gap exceeds 2 combined standard errors.
+ * holds when the gap exceeds 2 combined standard errors (`gapSe`: paired where both sides were
+ * measured on the same test images or come from the same runs).
  */
 import { isFiniteNumber, type MetricsKey, type MetricsLine } from '../pretrain/run-folder.js';
-import type { MetricKey } from '../eval/metrics.js';
+import { decodeCorrect, type MetricKey } from '../eval/metrics.js';
 import type { EvalResult } from '../eval/result.js';
 import type { FeatureShares } from '../segmentation/variance.js';
 
@@ -18,8 +19,14 @@ export interface Aggregate {
   mean: number;
   std: number;
   n: number;
-  /** sqrt(std^2 / n + mean test-set SE^2); the test-set SE alone when n = 1. */
+  /** sqrt(seedVar + testSe^2): sqrt(std^2 / n + mean test-set SE^2); the test-set SE alone when n = 1. */
   se: number;
+  /** The seed part of se^2: std^2 / n (0 for one seed; the borrowed std^2 with `withSeedSpreadOf`). */
+  seedVar: number;
+  /** The seeds' mean test-set SE. */
+  testSe: number;
+  /** Per test image, the fraction of seeds that classified it right, when every seed's result recorded it (metrics.ts testCorrect). */
+  perImage?: Float64Array;
   /** Some seed's probe chose a grid-edge point / did not converge. */
   atGridEdge: boolean;
   notConverged: boolean;
@@ -41,14 +48,67 @@ export function aggregate(results: EvalResult[], metric: MetricKey): Aggregate |
   const { mean, std } = meanStd(rs.map((r) => r.metrics[metric]!));
   const ses = rs.map((r) => r.quality?.[metric]?.se).filter((s): s is number => s !== undefined && Number.isFinite(s));
   const testSe = ses.length ? ses.reduce((a, b) => a + b, 0) / ses.length : Number.NaN;
+  const seedVar = n > 1 ? std ** 2 / n : 0;
+  const perImage = perImageCorrect(rs, metric);
   return {
     mean,
     std,
     n,
-    se: Math.sqrt((n > 1 ? std ** 2 / n : 0) + testSe ** 2),
+    se: Math.sqrt(seedVar + testSe ** 2),
+    seedVar,
+    testSe,
+    ...(perImage ? { perImage } : {}),
     atGridEdge: rs.some((r) => r.quality?.[metric]?.atGridEdge),
     notConverged: rs.some((r) => r.quality?.[metric]?.converged === false),
   };
+}
+
+/** Per test image, the fraction of `results` that got it right; undefined unless all recorded it on test sets of one size. */
+function perImageCorrect(results: EvalResult[], metric: MetricKey): Float64Array | undefined {
+  const all = results.map((r) => {
+    const bits = r.quality?.[metric]?.testCorrect;
+    return bits ? decodeCorrect(bits) : undefined;
+  });
+  const n = all[0]?.length;
+  if (n === undefined || all.some((c) => c?.length !== n)) return undefined;
+  const mean = new Float64Array(n);
+  for (const c of all) for (let j = 0; j < n; j++) mean[j] += c![j] / all.length;
+  return mean;
+}
+
+/** How a gap's SE was paired: on the same test images, over the same runs. */
+export type Pairing = 'images' | 'runs' | 'images and runs';
+
+/**
+ * The standard error of the gap A - B, in points. Seeds: when both sides are the same runs (the
+ * teacher and student of each run; two poolings of one encoder), the spread of the per-run
+ * differences `runDiffs` (var / n) replaces the two sides' seed terms, whose shared part cancels.
+ * Test set: when both sides recorded which test images they got right, the SE of the mean
+ * per-image difference (McNemar's: the errors both make cancel) replaces sqrt(SE_A^2 + SE_B^2),
+ * which treats the two as independent draws though they are measured on the same images.
+ */
+export function gapSe(a: Aggregate, b: Aggregate, runDiffs?: number[]): { se: number; paired?: Pairing } {
+  // One run has no seed part to pair (0 either way).
+  const byRuns = runDiffs !== undefined && runDiffs.length > 1 && runDiffs.length === a.n && runDiffs.length === b.n;
+  const seedVar = byRuns ? meanStd(runDiffs).std ** 2 / runDiffs.length : a.seedVar + b.seedVar;
+  const byImages = a.perImage !== undefined && a.perImage.length === b.perImage?.length;
+  const testVar = byImages ? pairedTestVar(a.perImage!, b.perImage!) : a.testSe ** 2 + b.testSe ** 2;
+  const paired: Pairing | undefined = byImages && byRuns ? 'images and runs' : byImages ? 'images' : byRuns ? 'runs' : undefined;
+  return { se: Math.sqrt(seedVar + testVar), ...(paired ? { paired } : {}) };
+}
+
+/** The test-set variance (points^2) of the mean per-image difference a_j - b_j over N images: var_j / N, as the binomial SE's p(1-p) / N. */
+function pairedTestVar(a: Float64Array, b: Float64Array): number {
+  const n = a.length;
+  let sum = 0;
+  let sq = 0;
+  for (let j = 0; j < n; j++) {
+    const d = a[j] - b[j];
+    sum += d;
+    sq += d * d;
+  }
+  const mean = sum / n;
+  return (10_000 * (sq / n - mean * mean)) / n;
 }
 
 /**
@@ -58,7 +118,8 @@ export function aggregate(results: EvalResult[], metric: MetricKey): Aggregate |
  */
 export function withSeedSpreadOf(single: Aggregate, reference: Aggregate | undefined): Aggregate {
   if (single.n > 1 || !reference || reference.n < 2) return single;
-  return { ...single, se: Math.sqrt(single.se ** 2 + reference.std ** 2), seedSpreadBorrowed: true };
+  const seedVar = reference.std ** 2;
+  return { ...single, seedVar, se: Math.sqrt(seedVar + single.testSe ** 2), seedSpreadBorrowed: true };
 }
 
 /** `63.2 ± 0.8 (n=3) ±SE 0.6 †*`: mean ± std over seeds, n, standard error, flags. */

@@ -16,6 +16,7 @@ import { EvalConfigSchema } from '../../src/eval/config.js';
 import { REFINE_KEEP } from '../../src/probes/grid.js';
 import type { EvalHooks } from '../../src/eval/evaluate.js';
 import { evaluate } from '../../src/eval/evaluate.js';
+import { decodeCorrect } from '../../src/eval/metrics.js';
 import type { EvalResult } from '../../src/eval/result.js';
 import { TASKS } from '../../src/eval/tasks.js';
 import { runPretraining } from '../../src/pretrain/loop.js';
@@ -208,6 +209,10 @@ describe('evaluate()', () => {
     expect(d.iterations).toBe(8);
     expect(d.halfSchedule.steps).toBe(4);
     expect(r.notes['attentive.top1']).toContain(`best of 39 at 4 steps, its ${REFINE_KEEP} best again at 8 steps of 16`);
+    // Which test images the selected probe got right, recorded for the report's paired comparisons.
+    const right = decodeCorrect(r.quality!['attentive.top1']!.testCorrect!)!;
+    expect(right.length).toBe(20);
+    expect((100 * right.reduce((a, c) => a + c, 0)) / 20).toBeCloseTo(r.metrics['attentive.top1']!, 10);
     const bad = EvalConfigSchema.safeParse({ ...common, checkpoint: run, probeMode: 'reference', attentiveRefineSteps: 8 });
     expect(bad.success).toBe(false);
   });

@@ -69,7 +69,7 @@ describe('knnMonitor', () => {
     const labels = (d: typeof train) => Int32Array.from({ length: d.size }, (_, i) => d.label(i));
     const tr = limit(train, 60);
     const te = limit(test, 30);
-    const expected = 100 * (await knnClassify(await avg(tr), labels(tr), await avg(te), labels(te), enc.config.dim, 10));
+    const expected = 100 * (await knnClassify(await avg(tr), labels(tr), await avg(te), labels(te), enc.config.dim, 10)).accuracy;
     model.dispose();
     expect(lines.at(-1).monitorKnnTop1).toBeCloseTo(expected, 6);
 

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { attentiveFamily, linearFamily } from '../../src/probes/families.js';
 import { argmaxFirst, gridLoss, heldOutSplit, probeGrid, probeLrScale, probeQuality } from '../../src/probes/grid.js';
+import { knnClassify } from '../../src/probes/knn-classify.js';
 import { trainProbeGrid } from '../../src/probes/train.js';
 import { trainProbeGridsOnline } from '../../src/probes/online.js';
 import { Rng } from '../../src/runtime/rng.js';
@@ -63,7 +64,40 @@ describe('probe grids', () => {
     );
     expect(att.testAccuracy).toBeGreaterThan(0.9);
     expect(lin.testAccuracy).toBeLessThan(0.45);
+    // Which test rows the chosen probe got right (what the report pairs on): a flag a row, their mean its accuracy.
+    for (const r of [att, lin]) {
+      expect(r.testCorrect.length).toBe(200);
+      expect(r.testCorrect.reduce((a, c) => a + c, 0) / 200).toBeCloseTo(r.testAccuracy, 12);
+    }
     expect(tf.memory().numTensors).toBeLessThan(100);
+  });
+
+  it("k-NN classification: each test row's verdict is the weighted vote of its 20 most cosine-similar training rows", async () => {
+    const rng = new Rng(5);
+    const [nTrain, nTest, dim, classes] = [60, 25, 6, 3];
+    const train = Float32Array.from({ length: nTrain * dim }, () => rng.normal());
+    const test = Float32Array.from({ length: nTest * dim }, () => rng.normal());
+    const yTrain = Int32Array.from({ length: nTrain }, () => rng.randint(0, classes - 1));
+    const yTest = Int32Array.from({ length: nTest }, () => rng.randint(0, classes - 1));
+    const unit = (x: Float32Array, i: number) => {
+      const v = Array.from(x.subarray(i * dim, (i + 1) * dim));
+      const norm = Math.hypot(...v);
+      return v.map((a) => a / norm);
+    };
+    // Brute force: every cosine, the 20 largest, votes exp(cos / 0.07) per class.
+    const expected = Array.from({ length: nTest }, (_, q) => {
+      const cos = Array.from({ length: nTrain }, (_, i) => unit(test, q).reduce((a, v, j) => a + v * unit(train, i)[j], 0));
+      const nearest = cos
+        .map((c, i) => [c, i])
+        .sort((a, b) => b[0] - a[0])
+        .slice(0, 20);
+      const votes = new Array(classes).fill(0);
+      for (const [c, i] of nearest) votes[yTrain[i]] += Math.exp(c / 0.07);
+      return votes.indexOf(Math.max(...votes)) === yTest[q] ? 1 : 0;
+    });
+    const r = await knnClassify(train, yTrain, test, yTest, dim, classes);
+    expect(Array.from(r.correct)).toEqual(expected);
+    expect(r.accuracy).toBeCloseTo(expected.reduce((a: number, c) => a + c, 0) / nTest, 12);
   });
 
   it('the grid selects the best held-out configuration (first on ties)', async () => {

@@ -6,10 +6,11 @@ import { describe, expect, it } from 'vitest';
 import type { EvalResult } from '../../src/eval/result.js';
 import type { MetricsLine } from '../../src/pretrain/run-folder.js';
 import { curveRows } from '../../src/report/curves.js';
-import { buildClaims, discussion, predictionFitText, verdictCounts } from '../../src/report/claims.js';
+import { buildClaims, discussion, fmtGap, predictionFitText, verdictCounts } from '../../src/report/claims.js';
 import { gridEdgeNotes } from '../../src/report/grid-notes.js';
 import type { Verdict } from '../../src/report/statistics.js';
-import { aggregate, aggregateCell, lateMean, predictorGap, trainingSeconds, verdict } from '../../src/report/statistics.js';
+import { aggregate, aggregateCell, gapSe, lateMean, predictorGap, trainingSeconds, verdict } from '../../src/report/statistics.js';
+import { binomialSE, encodeCorrect } from '../../src/eval/metrics.js';
 import { machinesLine, writeStudyReport } from '../../src/report/study.js';
 import { diagnosticsTable } from '../../src/report/study-tables.js';
 import type { StudyReportInput } from '../../src/report/study-input.js';
@@ -65,6 +66,73 @@ describe('study statistics', () => {
     const one = aggregate(rs.slice(0, 1), 'linear(avg).top1')!;
     expect([one.std, one.se, one.n]).toEqual([0, 0.5, 1]);
     expect(aggregate(rs, 'attentive.top1')).toBeUndefined();
+  });
+
+  it('gap SE: paired on the same test images (the per-image difference) and over the same runs (the per-run difference)', () => {
+    const withBits = (model: string, value: number, flags: number[]) =>
+      evalResult({
+        task: 'fmnist',
+        model,
+        kind: 'capi',
+        metrics: { 'linear(avg).top1': value },
+        quality: { 'linear(avg).top1': { se: binomialSE(value / 100, flags.length), testCorrect: encodeCorrect(Uint8Array.from(flags)) } },
+      });
+    // 8 images, 5 right on each side; they disagree on two (+1 and -1): differences [0, 1, 0, -1, 0, 0, 0, 0].
+    const a = aggregate([withBits('a', 62.5, [1, 1, 0, 0, 1, 1, 1, 0])], 'linear(avg).top1')!;
+    const b = aggregate([withBits('b', 62.5, [1, 0, 0, 1, 1, 1, 1, 0])], 'linear(avg).top1')!;
+    // Paired: var of the differences (2/8) over 8 images, in points: sqrt(0.25 / 8) * 100 = 17.7.
+    expect(gapSe(a, b)).toEqual({ se: 100 * Math.sqrt(0.25 / 8), paired: 'images' });
+    // Unpaired (no per-image record on one side): the binomial SEs added, sqrt(2 * 0.625 * 0.375 / 8) * 100 = 24.2.
+    const unrecorded = aggregate([result('c', 'fmnist', { 'linear(avg).top1': 62.5 }, binomialSE(0.625, 8))], 'linear(avg).top1')!;
+    expect(gapSe(a, unrecorded).se).toBeCloseTo(100 * Math.sqrt((2 * 0.625 * 0.375) / 8), 12);
+    expect(gapSe(a, unrecorded).paired).toBeUndefined();
+    // Two runs a side: the per-run differences (1 and 3, var 2) replace both sides' seed terms; one run alone pairs nothing.
+    const two = (v: number[]) =>
+      aggregate(
+        [result('s0', 'fmnist', { 'linear(avg).top1': v[0] }, 0.3), result('s1', 'fmnist', { 'linear(avg).top1': v[1] }, 0.3)],
+        'linear(avg).top1',
+      )!;
+    const [t, s] = [two([70, 75]), two([69, 72])];
+    expect(gapSe(t, s, [1, 3])).toEqual({ se: Math.sqrt(2 / 2 + 0.09 + 0.09), paired: 'runs' });
+    expect(gapSe(t, s).se).toBeCloseTo(Math.sqrt(12.5 / 2 + 4.5 / 2 + 0.18), 12);
+    expect(gapSe(a, b, [0]).paired).toBe('images');
+  });
+
+  it('teacher >= student and the two poolings pair each run with itself, on the same test images: the gap marked §', () => {
+    const flags = (right: number) => encodeCorrect(Uint8Array.from({ length: 10 }, (_, j) => (j < right ? 1 : 0)));
+    const row = (model: string, avg: number, pp: number) =>
+      evalResult({
+        task: 'fmnist',
+        model,
+        kind: 'capi',
+        metrics: { 'linear(avg).top1': 10 * avg, 'linear(pred-pool).top1': 10 * pp },
+        quality: {
+          'linear(avg).top1': { se: binomialSE(avg / 10, 10), testCorrect: flags(avg) },
+          'linear(pred-pool).top1': { se: binomialSE(pp / 10, 10), testCorrect: flags(pp) },
+        },
+      });
+    const runs = [0, 1].map((seed) => ({ id: `fmnist-capi-s${seed}`, family: 'fmnist', arm: 'capi', seed, metrics: [] }));
+    const input = studyInput({
+      runs,
+      results: [
+        row('fmnist-capi-s0', 7, 6),
+        row('fmnist-capi-s1', 9, 6),
+        row('fmnist-capi-s0-student', 6, 6),
+        row('fmnist-capi-s1-student', 7, 6),
+      ],
+    });
+    const claims = buildClaims(input);
+    const ts = claims.find((c) => c.claim === 'teacher >= student (fmnist linear)')!;
+    // Per-run differences 10 and 20 points (var 50). Per image, the teachers' mean minus the students': images 0-5 both
+    // right (0); 6: teachers 1, students 0.5; 7 and 8: 0.5 and 0; 9: none (0). [0 x6, 0.5, 0.5, 0.5, 0]: mean 0.15, var 0.0525.
+    const pairedImages = (10_000 * ((3 * 0.25) / 10 - 0.15 ** 2)) / 10;
+    expect(ts.gap).toBeCloseTo(15, 12);
+    expect(ts.se).toBeCloseTo(Math.sqrt(50 / 2 + pairedImages), 12);
+    expect(ts.paired).toBe('images and runs');
+    expect(fmtGap(ts)).toBe(`+15.0 ± ${ts.se!.toFixed(1)}§`);
+    const pool = claims.find((c) => c.claim === 'predictor pooling > average pooling (fmnist linear)')!;
+    expect(pool.paired).toBe('images and runs');
+    expect(pool.gap).toBeCloseTo(-20, 12);
   });
 
   it('verdicts: > needs the gap beyond 2 SE; >= holds while A is ahead, is not resolved with B ahead within 2 SE', () => {
