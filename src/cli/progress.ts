@@ -1,3 +1,5 @@
+import { runningMs } from '../runtime/clock.js';
+
 /** Seconds of progress before an ETA is shown ('--:--' until then). */
 const MIN_RATE_SECONDS = 0.5;
 
@@ -14,8 +16,9 @@ export class ProgressBar {
 
   update(done: number, info = ''): void {
     // The rate is measured from the first update on: a bar made just before its first update (as
-    // most are) would otherwise divide by a near-zero time and promise an ETA of 0:00.
-    const now = performance.now();
+    // most are) would otherwise divide by a near-zero time and promise an ETA of 0:00. On the
+    // running clock: a job stopped for a while (SIGSTOP) resumes with the ETA of its real rate.
+    const now = runningMs();
     this.first ??= { at: now, done };
     const elapsed = (now - this.first.at) / 1000;
     const rate = elapsed >= MIN_RATE_SECONDS && done > this.first.done ? (done - this.first.done) / elapsed : 0;
