@@ -351,7 +351,7 @@ export const PLANS: Record<string, () => Plan> = {
       summary:
         "fmnist-tiny on fmnist-canvas (one Fashion-MNIST item at a random scale and place on a 42 px canvas; classification 60k / 10k and the same canvases as a dense task, 2,000 / 1,000), 30 epochs (7,031 steps) a run with the paper's teacher (mean age 2% of the run), evaluated at 3, 10 and 30 epochs (teacher and student); arms: default x 3 seeds, uniform 90% masking, 0 registers, standard Sinkhorn-Knopp, supervised ceiling. Left out: aligned Fashion-MNIST (nothing beats pixels there: plan small), the block and inverse-block-without-roll arms (on 7 x 7 patches plan small put them within 1.3 points of the default, below what 3 seeds resolve)",
       estimate:
-        'about 22 hours on 2 cores with the native path where a run trains at ~270 images/s (a 30-epoch run ~1.9 h, the supervised ceiling ~3.3 h, evaluations ~8 h); ~35-40 hours on a 2-core AMD EPYC VM, where a canvas run trains at 130-220 images/s (measured: 30 epochs in 2.5-4 h); resumable: rerun the same command, with --hand-off to continue from a fresh clone',
+        "about 36 hours on 2 cores with the native path (measured on a 2-core AMD EPYC VM and a 2-core Intel Xeon VM: a canvas run trains at 160-170 images/s, 30 epochs in 3.1-3.5 h, the supervised ceiling's too; a default-arm run's evaluations ~1.7 h, 29 min of it the attentive probe; an ablation arm's ~35 min; the supervised ceiling's 43 min; the baselines', once, 2-4 h); resumable: rerun the same command, with --hand-off to continue from a fresh clone",
       preset: 'fmnist-tiny',
       families: [
         canvasFamily(
