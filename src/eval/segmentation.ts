@@ -24,6 +24,7 @@ import type { KnnPoint } from '../segmentation/protocol.js';
 import { SEG_KNN_KS, SEG_KNN_METRICS } from '../segmentation/protocol.js';
 import { allClassifiers, CLASSIFIERS, classifiersFor } from './classifiers.js';
 import type { EvalResult } from './result.js';
+import { encodeReplicates } from './metrics.js';
 import type { SegmentationTask } from './tasks.js';
 
 import type { Context, ModelRunner, Progress } from './context.js';
@@ -245,6 +246,14 @@ export async function segmentationRunner(
         if (score.fgIoU !== undefined) o.metrics[c.metrics.fgIoU] = 100 * score.fgIoU;
         o.quality[c.metrics.mIoU] = {
           se: score.mIoUSE === undefined ? undefined : 100 * score.mIoUSE,
+          ...(score.mIoUReplicates
+            ? {
+                testReplicates: encodeReplicates(
+                  score.mIoUReplicates.map((v) => 100 * v),
+                  test.labels.images,
+                ),
+              }
+            : {}),
           atGridEdge: out.selection.atGridEdge,
           // A fitted classifier converged only if its refit's gradient met the tolerance.
           ...(score.fit ? { converged: score.fit.stop === 'converged' } : {}),

@@ -10,7 +10,7 @@
  * measured on the same test images or come from the same runs).
  */
 import { isFiniteNumber, type MetricsKey, type MetricsLine } from '../pretrain/run-folder.js';
-import { decodeCorrect, type MetricKey } from '../eval/metrics.js';
+import { decodeCorrect, decodeReplicates, type MetricKey } from '../eval/metrics.js';
 import type { EvalResult } from '../eval/result.js';
 import type { FeatureShares } from '../segmentation/variance.js';
 
@@ -27,6 +27,8 @@ export interface Aggregate {
   testSe: number;
   /** Per test image, the fraction of seeds that classified it right, when every seed's result recorded it (metrics.ts testCorrect). */
   perImage?: Float64Array;
+  /** Per bootstrap resample of the test images, the seeds' mean replicate, when every seed's result recorded them on one test set (metrics.ts testReplicates: dense). */
+  replicates?: Float64Array;
   /** Some seed's probe chose a grid-edge point / did not converge. */
   atGridEdge: boolean;
   notConverged: boolean;
@@ -50,6 +52,7 @@ export function aggregate(results: EvalResult[], metric: MetricKey): Aggregate |
   const testSe = ses.length ? ses.reduce((a, b) => a + b, 0) / ses.length : Number.NaN;
   const seedVar = n > 1 ? std ** 2 / n : 0;
   const perImage = perImageCorrect(rs, metric);
+  const replicates = meanReplicates(rs, metric);
   return {
     mean,
     std,
@@ -58,6 +61,7 @@ export function aggregate(results: EvalResult[], metric: MetricKey): Aggregate |
     seedVar,
     testSe,
     ...(perImage ? { perImage } : {}),
+    ...(replicates ? { replicates } : {}),
     atGridEdge: rs.some((r) => r.quality?.[metric]?.atGridEdge),
     notConverged: rs.some((r) => r.quality?.[metric]?.converged === false),
   };
@@ -76,6 +80,19 @@ function perImageCorrect(results: EvalResult[], metric: MetricKey): Float64Array
   return mean;
 }
 
+/** Per bootstrap resample, the mean of `results`' replicates; undefined unless all recorded as many on test sets of one size. */
+function meanReplicates(results: EvalResult[], metric: MetricKey): Float64Array | undefined {
+  const all = results.map((r) => {
+    const rec = r.quality?.[metric]?.testReplicates;
+    return rec ? { images: rec.images, values: decodeReplicates(rec) } : undefined;
+  });
+  const first = all[0];
+  if (!first?.values || all.some((x) => x?.images !== first.images || x.values?.length !== first.values!.length)) return undefined;
+  const mean = new Float64Array(first.values.length);
+  for (const x of all) for (let r = 0; r < mean.length; r++) mean[r] += x!.values![r] / all.length;
+  return mean;
+}
+
 /** How a gap's SE was paired: on the same test images, over the same runs. */
 export type Pairing = 'images' | 'runs' | 'images and runs';
 
@@ -85,14 +102,22 @@ export type Pairing = 'images' | 'runs' | 'images and runs';
  * differences `runDiffs` (var / n) replaces the two sides' seed terms, whose shared part cancels.
  * Test set: when both sides recorded which test images they got right, the SE of the mean
  * per-image difference (McNemar's: the errors both make cancel) replaces sqrt(SE_A^2 + SE_B^2),
- * which treats the two as independent draws though they are measured on the same images.
+ * which treats the two as independent draws though they are measured on the same images; for
+ * a bootstrapped metric (mIoU), the std of the replicate-by-replicate difference (both sides
+ * resampled with the same images) does the same.
  */
 export function gapSe(a: Aggregate, b: Aggregate, runDiffs?: number[]): { se: number; paired?: Pairing } {
   // One run has no seed part to pair (0 either way).
   const byRuns = runDiffs !== undefined && runDiffs.length > 1 && runDiffs.length === a.n && runDiffs.length === b.n;
   const seedVar = byRuns ? meanStd(runDiffs).std ** 2 / runDiffs.length : a.seedVar + b.seedVar;
-  const byImages = a.perImage !== undefined && a.perImage.length === b.perImage?.length;
-  const testVar = byImages ? pairedTestVar(a.perImage!, b.perImage!) : a.testSe ** 2 + b.testSe ** 2;
+  const byCorrect = a.perImage !== undefined && a.perImage.length === b.perImage?.length;
+  const byReplicates = a.replicates !== undefined && a.replicates.length === b.replicates?.length;
+  const byImages = byCorrect || byReplicates;
+  const testVar = byCorrect
+    ? pairedTestVar(a.perImage!, b.perImage!)
+    : byReplicates
+      ? pairedReplicateVar(a.replicates!, b.replicates!)
+      : a.testSe ** 2 + b.testSe ** 2;
   const paired: Pairing | undefined = byImages && byRuns ? 'images and runs' : byImages ? 'images' : byRuns ? 'runs' : undefined;
   return { se: Math.sqrt(seedVar + testVar), ...(paired ? { paired } : {}) };
 }
@@ -109,6 +134,12 @@ function pairedTestVar(a: Float64Array, b: Float64Array): number {
   }
   const mean = sum / n;
   return (10_000 * (sq / n - mean * mean)) / n;
+}
+
+/** The variance (points^2) of a gap's bootstrap replicates a_r - b_r: the paired bootstrap's SE^2. */
+function pairedReplicateVar(a: Float64Array, b: Float64Array): number {
+  const diffs = Array.from(a, (v, r) => v - b[r]);
+  return meanStd(diffs).std ** 2;
 }
 
 /**

@@ -164,7 +164,7 @@ ${curves.join('\n\n')}
 ## Claims
 
 A claim "A > B" holds when the gap exceeds 2 combined standard errors; "A >= B" holds within 2 SE while A is ahead by less than that; with B ahead by less than 2 SE neither is shown ("not resolved"), and by more the claim is reversed.
-The combined SE adds the two sides' SEs as if independent, except where marked § (paired): both sides recorded which test images they got right, and the test-set part is the SE of the mean per-image difference (errors both make cancel); where both sides are the same runs (teacher and student, two poolings), the seed part is the spread of the per-run differences.
+The combined SE adds the two sides' SEs as if independent, except where marked § (paired): both sides recorded which test images they got right, and the test-set part is the SE of the mean per-image difference (errors both make cancel), or, for mIoU, both recorded their bootstrap replicates (the same resamples of the test images), and it is the std of the replicate-by-replicate difference; where both sides are the same runs (teacher and student, two poolings), the seed part is the spread of the per-run differences.
 ${claims.length ? `Of the ${claims.length} claims${curve ? ' at the end' : ''}: ${verdictCounts(claims)}.` : 'No claim has both sides evaluated at the end yet.'}
 
 ${claims.length ? section(byName('claims')) : ''}${curve ? `\n${section(curve)}` : ''}${alongPicture}

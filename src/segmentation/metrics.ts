@@ -48,11 +48,32 @@ export function segmentationScores(gt: ArrayLike<number>, pred: ArrayLike<number
 }
 
 /**
- * Standard error of the mIoU by bootstrap over test images (the unit that is sampled: pixels of
- * one image are not independent): per-image true-positive / ground-truth / prediction counts per
- * label, `resamples` draws of the images with replacement, the std of the resampled mIoUs.
+ * The bootstrap's draws over `images` test images: uniform, with replacement, from a small LCG
+ * seeded by `seed` (the draws only need to be reproducible and uniform enough for a bootstrap).
+ * The r-th resample depends on (images, seed, r) alone, so every result on one test set is
+ * resampled with the same images and two results' replicates pair one by one.
  */
-export function bootstrapMIoUSE(
+export function imageResampler(images: number, seed = 0): () => number {
+  let state = (seed * 2654435761 + 1) >>> 0;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return Math.floor((state / 4294967296) * images);
+  };
+}
+
+/** The mIoU's bootstrap: its standard error and the replicates it was computed from (fractions). */
+export interface MIoUBootstrap {
+  se: number;
+  /** The mIoU of each resample, in the order `imageResampler` draws them. */
+  replicates: Float64Array;
+}
+
+/**
+ * The mIoU's bootstrap over test images (the unit that is sampled: pixels of one image are not
+ * independent): per-image true-positive / ground-truth / prediction counts per label, `resamples`
+ * draws of the images with replacement (`imageResampler`), the std of the resampled mIoUs.
+ */
+export function bootstrapMIoU(
   gt: ArrayLike<number>,
   pred: ArrayLike<number>,
   pixelImage: (pixel: number) => number,
@@ -61,7 +82,7 @@ export function bootstrapMIoUSE(
   numLabels: number,
   resamples = 1000,
   seed = 0,
-): number {
+): MIoUBootstrap {
   const ignored = new Set(ignore);
   const tp = new Float64Array(images * numLabels);
   const gc = new Float64Array(images * numLabels);
@@ -74,16 +95,11 @@ export function bootstrapMIoUSE(
     pc[base + pred[i]]++;
     if (pred[i] === g) tp[base + g]++;
   }
-  // A small LCG: the draws only need to be reproducible and uniform enough for a bootstrap.
-  let state = (seed * 2654435761 + 1) >>> 0;
-  const draw = () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return Math.floor((state / 4294967296) * images);
-  };
+  const draw = imageResampler(images, seed);
   const t = new Float64Array(numLabels);
   const g = new Float64Array(numLabels);
   const p = new Float64Array(numLabels);
-  const values: number[] = [];
+  const replicates = new Float64Array(resamples);
   for (let r = 0; r < resamples; r++) {
     t.fill(0);
     g.fill(0);
@@ -103,10 +119,11 @@ export function bootstrapMIoUSE(
       sum += t[c] / (g[c] + p[c] - t[c]);
       n++;
     }
-    values.push(n ? sum / n : 0);
+    replicates[r] = n ? sum / n : 0;
   }
-  const mean = values.reduce((a, b) => a + b, 0) / values.length;
-  return Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / Math.max(1, values.length - 1));
+  const mean = replicates.reduce((a, b) => a + b, 0) / resamples;
+  const se = Math.sqrt(replicates.reduce((a, v) => a + (v - mean) ** 2, 0) / Math.max(1, resamples - 1));
+  return { se, replicates };
 }
 
 /** Mean IoU over the labels except `background` (the paper's mIoU counts the background too). */

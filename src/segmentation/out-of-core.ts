@@ -16,7 +16,7 @@
  */
 import * as path from 'node:path';
 import type { CpuKernels } from '../runtime/cpu-kernels.js';
-import { bootstrapMIoUSE, foregroundIoU, segmentationScores } from './metrics.js';
+import { bootstrapMIoU, foregroundIoU, segmentationScores } from './metrics.js';
 import { patchModes } from './patches.js';
 import type { SegLabels, SegScore } from './protocol.js';
 import { splitTrainVal } from './protocol.js';
@@ -249,7 +249,13 @@ export function scoreOf(s: OutOfCoreSplits, phase: Phase, queryRows: Int32Array,
   const r = segmentationScores(gt, pred, s.ignore);
   if (phase === 'validation') return { mIoU: r.mIoU, accuracy: r.accuracy };
   // The test set is every test row in order: images as the in-memory protocol bootstraps them.
-  const se = bootstrapMIoUSE(gt, pred, (i) => s.test.rowImage[queryRows[Math.floor(i / p)]], s.test.images, s.ignore, s.numLabels);
+  const boot = bootstrapMIoU(gt, pred, (i) => s.test.rowImage[queryRows[Math.floor(i / p)]], s.test.images, s.ignore, s.numLabels);
   const fg = s.background === undefined ? undefined : foregroundIoU(r.perClass, s.background);
-  return { mIoU: r.mIoU, accuracy: r.accuracy, mIoUSE: se, ...(fg === undefined ? {} : { fgIoU: fg }) };
+  return {
+    mIoU: r.mIoU,
+    accuracy: r.accuracy,
+    mIoUSE: boot.se,
+    mIoUReplicates: boot.replicates,
+    ...(fg === undefined ? {} : { fgIoU: fg }),
+  };
 }

@@ -9,7 +9,7 @@ import { chooseKnnIndex, knnVotePatches, knnVotePixels, searchNeighbours } from 
 import { Rng } from '../runtime/rng.js';
 import type { LogRegModel, LogRegStop } from './logreg.js';
 import { disposeLogRegData, fitLogReg, LOGREG_DEFAULTS, predictLogReg, prepareLogRegData } from './logreg.js';
-import { bootstrapMIoUSE, foregroundIoU, segmentationScores } from './metrics.js';
+import { bootstrapMIoU, foregroundIoU, segmentationScores } from './metrics.js';
 import { patchModes } from './patches.js';
 import { applyStandardizer, fitStandardizer } from './standardize.js';
 
@@ -41,6 +41,8 @@ export interface SegScore {
   accuracy: number;
   /** Standard error of the mIoU, bootstrap over test images (test scores only). */
   mIoUSE?: number;
+  /** The bootstrap's replicates of the mIoU (metrics.ts bootstrapMIoU; test scores only). */
+  mIoUReplicates?: Float64Array;
   /** mIoU over the labels except the background (tasks with one; test scores only). */
   fgIoU?: number;
 }
@@ -131,10 +133,16 @@ const score = (s: SegLabels, gt: Int32Array, pred: Int32Array): SegScore => {
 /** Test scores with the mIoU's bootstrap standard error over the test images. */
 function testScore(s: SegSplits, pred: Int32Array): SegScore {
   const p = s.pixelsPerPatch;
-  const se = bootstrapMIoUSE(s.test.pixels, pred, (i) => s.test.rowImage[Math.floor(i / p)], s.test.images, s.ignore, s.numLabels);
+  const boot = bootstrapMIoU(s.test.pixels, pred, (i) => s.test.rowImage[Math.floor(i / p)], s.test.images, s.ignore, s.numLabels);
   const r = segmentationScores(s.test.pixels, pred, s.ignore);
   const fg = s.background === undefined ? undefined : foregroundIoU(r.perClass, s.background);
-  return { mIoU: r.mIoU, accuracy: r.accuracy, mIoUSE: se, ...(fg === undefined ? {} : { fgIoU: fg }) };
+  return {
+    mIoU: r.mIoU,
+    accuracy: r.accuracy,
+    mIoUSE: boot.se,
+    mIoUReplicates: boot.replicates,
+    ...(fg === undefined ? {} : { fgIoU: fg }),
+  };
 }
 
 function expandPerPatch(labels: Int32Array, p: number): Int32Array {

@@ -16,7 +16,7 @@ import { EvalConfigSchema } from '../../src/eval/config.js';
 import { REFINE_KEEP } from '../../src/probes/grid.js';
 import type { EvalHooks } from '../../src/eval/evaluate.js';
 import { evaluate } from '../../src/eval/evaluate.js';
-import { decodeCorrect } from '../../src/eval/metrics.js';
+import { decodeCorrect, decodeReplicates } from '../../src/eval/metrics.js';
 import type { EvalResult } from '../../src/eval/result.js';
 import { TASKS } from '../../src/eval/tasks.js';
 import { runPretraining } from '../../src/pretrain/loop.js';
@@ -185,7 +185,17 @@ describe('evaluate()', () => {
     // k-NN: the same neighbours, so the same numbers. Logistic regression at 30 iterations has not converged, and the
     // in-memory engine warm-starts each C from the last where the out-of-core one starts from zeros (one unit a C): the
     // converged fits agree (out-of-core.test.ts: same C, losses within 1e-5); here it only has to run.
-    for (const m of ['seg.knn.mIoU', 'seg.knn-patch.mIoU'] as const) expect(ooc.metrics[m]).toBeCloseTo(mem.metrics[m]!, 6);
+    for (const m of ['seg.knn.mIoU', 'seg.knn-patch.mIoU'] as const) {
+      expect(ooc.metrics[m]).toBeCloseTo(mem.metrics[m]!, 6);
+      // The bootstrap's replicates, recorded for the report's paired gaps: the same resamples on both engines, their std the SE.
+      const reps = (r: typeof mem) => decodeReplicates(r.quality![m]!.testReplicates!)!;
+      expect(mem.quality![m]!.testReplicates!.images).toBe(6);
+      expect(reps(mem).length).toBe(1000);
+      reps(ooc).forEach((v, i) => expect(v).toBeCloseTo(reps(mem)[i], 3));
+      const mean = reps(mem).reduce((a, b) => a + b, 0) / 1000;
+      const std = Math.sqrt(reps(mem).reduce((a, v) => a + (v - mean) ** 2, 0) / 999);
+      expect(std).toBeCloseTo(mem.quality![m]!.se!, 4);
+    }
     expect(ooc.metrics['seg.logreg.mIoU']).toBeGreaterThan(0);
     const best = (r: typeof mem, name: 'seg.knn' | 'seg.knn-patch') => r.details[name]?.best;
     expect(best(ooc, 'seg.knn')).toEqual(best(mem, 'seg.knn'));

@@ -10,7 +10,7 @@ import { buildClaims, discussion, fmtGap, predictionFitText, verdictCounts } fro
 import { gridEdgeNotes } from '../../src/report/grid-notes.js';
 import type { Verdict } from '../../src/report/statistics.js';
 import { aggregate, aggregateCell, gapSe, lateMean, predictorGap, trainingSeconds, verdict } from '../../src/report/statistics.js';
-import { binomialSE, encodeCorrect } from '../../src/eval/metrics.js';
+import { binomialSE, encodeCorrect, encodeReplicates } from '../../src/eval/metrics.js';
 import { machinesLine, writeStudyReport } from '../../src/report/study.js';
 import { diagnosticsTable } from '../../src/report/study-tables.js';
 import type { StudyReportInput } from '../../src/report/study-input.js';
@@ -26,6 +26,11 @@ const result = (model: string, task: string, metrics: EvalResult['metrics'], se:
     quality: Object.fromEntries(Object.keys(metrics).map((k) => [k, { se, atGridEdge: false, converged: true }])),
   });
 
+/** The sample std: a bootstrap's SE from its replicates. */
+const sampleStd = (xs: number[]) => {
+  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
+};
 const CAPI_ARM = { name: 'capi', factor: 'default', variant: '', paper: { ade: 29.1, in1k: 81.4 } };
 const REGISTERS_ARM = { name: 'registers-0', factor: 'registers', variant: '0', paper: { ade: 25.9, in1k: 79.3 } };
 
@@ -96,6 +101,38 @@ describe('study statistics', () => {
     expect(gapSe(t, s, [1, 3])).toEqual({ se: Math.sqrt(2 / 2 + 0.09 + 0.09), paired: 'runs' });
     expect(gapSe(t, s).se).toBeCloseTo(Math.sqrt(12.5 / 2 + 4.5 / 2 + 0.18), 12);
     expect(gapSe(a, b, [0]).paired).toBe('images');
+  });
+
+  it('gap SE on mIoU: paired replicate by replicate when both sides recorded the bootstrap (the same resamples of the test images)', () => {
+    const withReplicates = (model: string, reps: number[]) =>
+      evalResult({
+        task: 'scenes',
+        model,
+        kind: 'capi',
+        metrics: { 'seg.knn.mIoU': reps.reduce((x, y) => x + y, 0) / reps.length },
+        quality: { 'seg.knn.mIoU': { se: sampleStd(reps), testReplicates: encodeReplicates(reps, 20) } },
+      });
+    // Replicates (float32-exact) whose differences are [1, 1, 1, 3]: mean 1.5, sample var 1.
+    const a = aggregate([withReplicates('a', [30, 34, 28, 33])], 'seg.knn.mIoU')!;
+    const b = aggregate([withReplicates('b', [29, 33, 27, 30])], 'seg.knn.mIoU')!;
+    expect(Array.from(a.replicates!)).toEqual([30, 34, 28, 33]);
+    expect(gapSe(a, b).se).toBeCloseTo(1, 12);
+    expect(gapSe(a, b).paired).toBe('images');
+    // Unpaired, the two bootstrap SEs (2.75 and 2.5, the replicates' sample stds) add as if independent.
+    const unrecorded = aggregate([result('c', 'scenes', { 'seg.knn.mIoU': 29.75 }, sampleStd([29, 33, 27, 30]))], 'seg.knn.mIoU')!;
+    expect(gapSe(a, unrecorded).se).toBeCloseTo(Math.sqrt(sampleStd([30, 34, 28, 33]) ** 2 + sampleStd([29, 33, 27, 30]) ** 2), 12);
+    expect(gapSe(a, unrecorded).paired).toBeUndefined();
+    // Two seeds a side: each row's replicate is its seeds' mean; another test-set size pairs nothing.
+    const a2 = aggregate([withReplicates('a', [30, 34, 28, 33]), withReplicates('a1', [32, 30, 30, 31])], 'seg.knn.mIoU')!;
+    expect(Array.from(a2.replicates!)).toEqual([31, 32, 29, 32]);
+    const other = evalResult({
+      task: 'scenes',
+      model: 'd',
+      kind: 'capi',
+      metrics: { 'seg.knn.mIoU': 30 },
+      quality: { 'seg.knn.mIoU': { se: 1, testReplicates: encodeReplicates([30, 31, 29, 30], 21) } },
+    });
+    expect(aggregate([withReplicates('a', [30, 34, 28, 33]), other], 'seg.knn.mIoU')!.replicates).toBeUndefined();
   });
 
   it('teacher >= student and the two poolings pair each run with itself, on the same test images: the gap marked §', () => {

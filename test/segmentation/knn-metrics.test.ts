@@ -1,7 +1,7 @@
 /** Exact k-NN vs brute force, pixel voting, mIoU/accuracy by hand, train-only standardisation. */
 import { describe, expect, it } from 'vitest';
 import { knnSearch, knnVotePatches, knnVotePixels } from '../../src/features/knn.js';
-import { bootstrapMIoUSE, denseReferences, foregroundIoU, segmentationScores } from '../../src/segmentation/metrics.js';
+import { bootstrapMIoU, denseReferences, imageResampler, foregroundIoU, segmentationScores } from '../../src/segmentation/metrics.js';
 import { patchModes, patchPixelLabels, unpatchLabels } from '../../src/segmentation/patches.js';
 import { applyStandardizer, fitStandardizer } from '../../src/segmentation/standardize.js';
 import { Rng } from '../../src/runtime/rng.js';
@@ -124,16 +124,46 @@ describe('bootstrap standard error of the mIoU', () => {
   it('is 0 when every image scores alike, and near the analytic value for independent images', async () => {
     // 50 identical images: every resample has the same counts.
     const gt = Int32Array.from({ length: 50 * 4 }, (_, i) => i % 2);
-    expect(bootstrapMIoUSE(gt, gt, (i) => Math.floor(i / 4), 50, [], 2)).toBe(0);
+    expect(bootstrapMIoU(gt, gt, (i) => Math.floor(i / 4), 50, [], 2).se).toBe(0);
     // 400 one-pixel images of label 0, each predicted right with p = 0.75 (else label 1).
     const rng = new Rng(4);
     const n = 400;
     const g = new Int32Array(n);
     const pr = Int32Array.from({ length: n }, () => (rng.uniform() < 0.75 ? 0 : 1));
-    const se = bootstrapMIoUSE(g, pr, (i) => i, n, [], 2, 2000, 1);
+    const { se } = bootstrapMIoU(g, pr, (i) => i, n, [], 2, 2000, 1);
     // IoU_0 = c / n (c correct), IoU_1 = 0: mIoU = c / (2 n); its SE is sqrt(p (1 - p) / n) / 2.
     expect(se).toBeGreaterThan(0.8 * (Math.sqrt((0.75 * 0.25) / n) / 2));
     expect(se).toBeLessThan(1.2 * (Math.sqrt((0.75 * 0.25) / n) / 2));
+  });
+});
+
+describe('bootstrap replicates of the mIoU', () => {
+  it('are the mIoU of each resample of whole images, and two results on one test set are resampled alike', () => {
+    // 30 images of 6 pixels over 3 labels (label 2 ignored), two prediction sets.
+    const rng = new Rng(9);
+    const images = 30;
+    const gt = Int32Array.from({ length: images * 6 }, () => Math.floor(rng.uniform() * 3));
+    const predA = Int32Array.from(gt, (g) => (rng.uniform() < 0.7 ? g : Math.floor(rng.uniform() * 2)));
+    const predB = Int32Array.from(gt, (g) => (rng.uniform() < 0.5 ? g : Math.floor(rng.uniform() * 2)));
+    const image = (i: number) => Math.floor(i / 6);
+    const a = bootstrapMIoU(gt, predA, image, images, [2], 3, 40);
+    const b = bootstrapMIoU(gt, predB, image, images, [2], 3, 40);
+    // Independently: draw the same resamples, concatenate the drawn images' pixels, score them.
+    const draw = imageResampler(images);
+    const gap: number[] = [];
+    for (let r = 0; r < 40; r++) {
+      const picked = Array.from({ length: images }, draw);
+      const pixels = (x: Int32Array) => Int32Array.from(picked.flatMap((j) => Array.from(x.subarray(j * 6, (j + 1) * 6))));
+      const ma = segmentationScores(pixels(gt), pixels(predA), [2]).mIoU;
+      const mb = segmentationScores(pixels(gt), pixels(predB), [2]).mIoU;
+      expect(a.replicates[r]).toBeCloseTo(ma, 12);
+      expect(b.replicates[r]).toBeCloseTo(mb, 12);
+      gap.push(ma - mb);
+    }
+    // The SE is the replicates' sample std.
+    const mean = a.replicates.reduce((x, y) => x + y, 0) / 40;
+    expect(a.se).toBeCloseTo(Math.sqrt(a.replicates.reduce((x, v) => x + (v - mean) ** 2, 0) / 39), 12);
+    expect(gap.some((g) => g !== gap[0])).toBe(true);
   });
 });
 
