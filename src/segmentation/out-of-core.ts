@@ -16,10 +16,10 @@
  */
 import * as path from 'node:path';
 import type { CpuKernels } from '../runtime/cpu-kernels.js';
-import { bootstrapMIoU, foregroundIoU, segmentationScores } from './metrics.js';
+import { segmentationScores } from './metrics.js';
 import { patchModes } from './patches.js';
 import type { SegLabels, SegScore } from './protocol.js';
-import { splitTrainVal } from './protocol.js';
+import { splitTrainVal, testScores } from './protocol.js';
 
 /** Patch feature rows read in order, block by block. */
 export interface PatchRows {
@@ -246,16 +246,8 @@ export function scoreOf(s: OutOfCoreSplits, phase: Phase, queryRows: Int32Array,
   const p = s.pixelsPerPatch;
   const set = phase === 'validation' ? s.train : s.test;
   const gt = pixelsOf(set, queryRows, p);
-  const r = segmentationScores(gt, pred, s.ignore);
-  if (phase === 'validation') return { mIoU: r.mIoU, accuracy: r.accuracy };
   // The test set is every test row in order: images as the in-memory protocol bootstraps them.
-  const boot = bootstrapMIoU(gt, pred, (i) => s.test.rowImage[queryRows[Math.floor(i / p)]], s.test.images, s.ignore, s.numLabels);
-  const fg = s.background === undefined ? undefined : foregroundIoU(r.perClass, s.background);
-  return {
-    mIoU: r.mIoU,
-    accuracy: r.accuracy,
-    mIoUSE: boot.se,
-    mIoUReplicates: boot.replicates,
-    ...(fg === undefined ? {} : { fgIoU: fg }),
-  };
+  if (phase === 'test') return testScores(s, gt, pred, (i) => s.test.rowImage[queryRows[Math.floor(i / p)]], s.test.images);
+  const r = segmentationScores(gt, pred, s.ignore);
+  return { mIoU: r.mIoU, accuracy: r.accuracy };
 }

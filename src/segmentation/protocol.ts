@@ -130,11 +130,19 @@ const score = (s: SegLabels, gt: Int32Array, pred: Int32Array): SegScore => {
   return { mIoU: r.mIoU, accuracy: r.accuracy };
 };
 
-/** Test scores with the mIoU's bootstrap standard error over the test images. */
-function testScore(s: SegSplits, pred: Int32Array): SegScore {
-  const p = s.pixelsPerPatch;
-  const boot = bootstrapMIoU(s.test.pixels, pred, (i) => s.test.rowImage[Math.floor(i / p)], s.test.images, s.ignore, s.numLabels);
-  const r = segmentationScores(s.test.pixels, pred, s.ignore);
+/**
+ * A test set's scores: mIoU, pixel accuracy, foreground mIoU, and the mIoU's bootstrap over the
+ * test images (`pixelImage`: the image of the i-th pixel).
+ */
+export function testScores(
+  s: SegLabels,
+  gt: Int32Array,
+  pred: Int32Array,
+  pixelImage: (pixel: number) => number,
+  images: number,
+): SegScore {
+  const boot = bootstrapMIoU(gt, pred, pixelImage, images, s.ignore, s.numLabels);
+  const r = segmentationScores(gt, pred, s.ignore);
   const fg = s.background === undefined ? undefined : foregroundIoU(r.perClass, s.background);
   return {
     mIoU: r.mIoU,
@@ -143,6 +151,11 @@ function testScore(s: SegSplits, pred: Int32Array): SegScore {
     mIoUReplicates: boot.replicates,
     ...(fg === undefined ? {} : { fgIoU: fg }),
   };
+}
+
+function testScore(s: SegSplits, pred: Int32Array): SegScore {
+  const p = s.pixelsPerPatch;
+  return testScores(s, s.test.pixels, pred, (i) => s.test.rowImage[Math.floor(i / p)], s.test.images);
 }
 
 function expandPerPatch(labels: Int32Array, p: number): Int32Array {
