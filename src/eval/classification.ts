@@ -62,8 +62,9 @@ export async function classificationRunner(ctx: Context, task: ClassificationTas
   const knns = names.filter((n) => CLASSIFIERS[n].kind === 'knn') as ('knn(avg)' | 'knn(pred-pool)')[];
   if (grids.length) heldOutSplit(ytr.length); // too few training images: said before any feature is extracted
   // The task's floor, once, for every classification metric: it depends on no model and no probe,
-  // so evaluations asking for different probes write the same row (none drops another's metrics).
-  if (names.length && cfg.probeMode === 'fast') {
+  // so evaluations asking for different probes write the same row (none drops another's metrics);
+  // not written again where it exists (a resumed study).
+  if (names.length && cfg.probeMode === 'fast' && !hooks.skipModel?.(MAJORITY_ROW.name)) {
     const floor = newOutcome();
     const acc = majorityFloor(ytr, yte, classes);
     for (const c of allClassifiers('classification').map((n) => CLASSIFIERS[n] as ProbeGridClassifier | KnnClassifier)) {

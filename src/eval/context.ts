@@ -52,7 +52,7 @@ export interface EvalHooks {
   savePca?(picture: PcaPicture): Promise<string>;
   /** Each model's result as soon as it is done. */
   onResult?(result: EvalResult): void;
-  /** Leave out a model (by its row name) whose result already exists (a resumed study). */
+  /** Leave out a row (a model, or the task's floor or ceiling) whose result already exists (a resumed study). */
   skipModel?(name: string): boolean;
   /** The command recorded with every result (default: this process's `npm run eval -- ...`). */
   command?: string;

@@ -121,7 +121,8 @@ export async function segmentationRunner(
     );
   const names = classifiersFor(ctx.probes, 'segmentation');
   // The task's floors and ceiling on the same test pixels, once, for every dense metric: they depend
-  // on no model and no probe, so evaluations asking for different probes write the same rows.
+  // on no model and no probe, so evaluations asking for different probes write the same rows
+  // (not again where they exist: a resumed study).
   const pp = patchSize * patchSize;
   const refs = denseReferences(test.labels.pixels, patchModes(test.labels.pixels, pp, 256), pp, task.labels.ignore, task.labels.background);
   for (const [key, row] of Object.entries(REFERENCE_ROWS) as [
@@ -136,7 +137,8 @@ export async function segmentationRunner(
         o.metrics[c.metrics.fgIoU] = 100 * foregroundIoU(refs[key].perClass, task.labels.background);
       o.notes[c.metrics.mIoU] = row.source;
     }
-    if (names.length) emit(toResult(ctx, row.name, undefined, { kind: 'reference', source: row.source }, o));
+    if (names.length && !hooks.skipModel?.(row.name))
+      emit(toResult(ctx, row.name, undefined, { kind: 'reference', source: row.source }, o));
   }
   const std = cfg.standardize ? 'standardised (train-split statistics)' : 'not standardised';
 

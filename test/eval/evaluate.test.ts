@@ -159,8 +159,11 @@ describe('evaluate()', () => {
     expect([...knnOnly.phases].some((p) => p.includes('k-NN'))).toBe(true);
     expect([...knnOnly.phases].some((p) => p.includes('logistic regression'))).toBe(false);
 
-    const logregOnly = recordingHooks();
-    const l = (await evaluate(config({ ...common, probes: ['logreg'] }), logregOnly)).find((r) => r.kind === 'capi')!;
+    // Rows that exist (a resumed study's floors and ceiling) are not written again.
+    const logregOnly = { ...recordingHooks(), skipModel: (name: string) => refs.some((r) => r.model === name) };
+    const logregRows = await evaluate(config({ ...common, probes: ['logreg'] }), logregOnly);
+    expect(logregRows.map((r) => r.kind)).toEqual(['capi']);
+    const l = logregRows[0];
     expect(Object.keys(l.metrics).sort()).toEqual(['seg.logreg.acc', 'seg.logreg.fgIoU', 'seg.logreg.mIoU']);
     expect([...logregOnly.phases].some((p) => p.includes('logistic regression'))).toBe(true);
     expect([...logregOnly.phases].some((p) => p.includes('k-NN'))).toBe(false);
@@ -237,6 +240,12 @@ describe('evaluate()', () => {
       ['attentive.top1', 'knn(avg).top1', 'knn(pred-pool).top1', 'linear(avg).top1', 'linear(pred-pool).top1'].sort(),
     );
     expect([...hooks.phases].some((p) => p.startsWith('init ') || p.startsWith('pixels '))).toBe(false);
+    // A floor that exists is not written again either.
+    const again = await evaluate(config({ task: 'fmnist', limitTrain: 60, limitTest: 20, probes: ['knn'] }), {
+      ...recordingHooks(),
+      skipModel: (name: string) => name !== 'run',
+    });
+    expect(again.map((r) => r.model)).toEqual(['run']);
   });
 
   it("evaluates the baselines from a run's config.json alone once the checkpoint's row exists (a study on another machine)", async () => {
