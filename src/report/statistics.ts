@@ -67,30 +67,30 @@ export function aggregate(results: EvalResult[], metric: MetricKey): Aggregate |
   };
 }
 
+/** The element-wise mean of `arrays`; undefined unless every one is there, all of one length. */
+function elementwiseMean(arrays: (ArrayLike<number> | undefined)[]): Float64Array | undefined {
+  const n = arrays[0]?.length;
+  if (n === undefined || arrays.some((a) => a?.length !== n)) return undefined;
+  const mean = new Float64Array(n);
+  for (const a of arrays) for (let j = 0; j < n; j++) mean[j] += a![j] / arrays.length;
+  return mean;
+}
+
 /** Per test image, the fraction of `results` that got it right; undefined unless all recorded it on test sets of one size. */
 function perImageCorrect(results: EvalResult[], metric: MetricKey): Float64Array | undefined {
-  const all = results.map((r) => {
-    const bits = r.quality?.[metric]?.testCorrect;
-    return bits ? decodeCorrect(bits) : undefined;
-  });
-  const n = all[0]?.length;
-  if (n === undefined || all.some((c) => c?.length !== n)) return undefined;
-  const mean = new Float64Array(n);
-  for (const c of all) for (let j = 0; j < n; j++) mean[j] += c![j] / all.length;
-  return mean;
+  return elementwiseMean(
+    results.map((r) => {
+      const bits = r.quality?.[metric]?.testCorrect;
+      return bits ? decodeCorrect(bits) : undefined;
+    }),
+  );
 }
 
 /** Per bootstrap resample, the mean of `results`' replicates; undefined unless all recorded as many on test sets of one size. */
 function meanReplicates(results: EvalResult[], metric: MetricKey): Float64Array | undefined {
-  const all = results.map((r) => {
-    const rec = r.quality?.[metric]?.testReplicates;
-    return rec ? { images: rec.images, values: decodeReplicates(rec) } : undefined;
-  });
-  const first = all[0];
-  if (!first?.values || all.some((x) => x?.images !== first.images || x.values?.length !== first.values!.length)) return undefined;
-  const mean = new Float64Array(first.values.length);
-  for (const x of all) for (let r = 0; r < mean.length; r++) mean[r] += x!.values![r] / all.length;
-  return mean;
+  const recs = results.map((r) => r.quality?.[metric]?.testReplicates);
+  if (recs.some((x) => x?.images !== recs[0]?.images)) return undefined;
+  return elementwiseMean(recs.map((x) => (x ? decodeReplicates(x) : undefined)));
 }
 
 /** How a gap's SE was paired: on the same test images, over the same runs. */
