@@ -159,7 +159,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const labels1 = Int32Array.from(train.y);
   const exact: Record<string, KnnResult> = {};
   for (const metric of ['cosine', 'l2'] as const) {
-    const res = await knnSearch(train.x, rows, test.x, queries, dim, 30, metric);
+    const res = await knnSearch(train.x, test.x, dim, 30, metric);
     exact[metric] = res;
     for (const k of [1, 3, 10, 30]) knnVotePixels(res, k, labels1, 1, classes);
   }
@@ -167,7 +167,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   if (hnsw) {
     for (const metric of ['cosine', 'l2'] as const) {
       t0 = performance.now();
-      const approx = knnSearchHnsw(train.x, rows, test.x, queries, dim, 30, metric);
+      const approx = knnSearchHnsw(train.x, test.x, dim, 30, metric);
       const sec = (performance.now() - t0) / 1000;
       console.log(`k-NN HNSW ${metric} (index build + ${queries} queries, k=30, defaults) seconds: ${sec.toFixed(1)}`);
       console.log(`k-NN HNSW ${metric} recall@30 vs exact: ${knnRecall(exact[metric], approx).toFixed(4)}`);

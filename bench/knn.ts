@@ -41,10 +41,10 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   console.log(`features: ${n} base rows x ${dim}, ${queries} queries, k=${k}`);
   for (const metric of ['cosine', 'l2'] as const) {
     let t0 = performance.now();
-    const exact = await knnSearch(base, n, q, queries, dim, k, metric);
+    const exact = await knnSearch(base, q, dim, k, metric);
     console.log(`exact ${metric} seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
     t0 = performance.now();
-    const approx = knnSearchHnsw(base, n, q, queries, dim, k, metric);
+    const approx = knnSearchHnsw(base, q, dim, k, metric);
     console.log(`HNSW ${metric} (build + queries) seconds: ${((performance.now() - t0) / 1000).toFixed(1)}`);
     console.log(`HNSW ${metric} recall@${k}: ${knnRecall(exact, approx).toFixed(4)}`);
   }

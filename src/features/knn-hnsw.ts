@@ -6,7 +6,7 @@
  * 2 q.x - |x|^2 = |q|^2 - |q - x|^2).
  */
 import { createRequire } from 'node:module';
-import type { KnnMetric, KnnResult } from './knn.js';
+import { type KnnMetric, type KnnResult, rowCount } from './knn.js';
 
 export interface HnswOptions {
   /** Graph degree (hnswlib's M). */
@@ -46,14 +46,14 @@ function loadHnswlib(): HnswModule {
 /** The k nearest rows of `base` [n, D] for every row of `queries` [m, D], approximately. */
 export function knnSearchHnsw(
   base: Float32Array,
-  n: number,
   queries: Float32Array,
-  m: number,
   dim: number,
   k: number,
   metric: KnnMetric,
   opts: Partial<HnswOptions> = {},
 ): KnnResult {
+  const n = rowCount(base, dim, 'base');
+  const m = rowCount(queries, dim, 'queries');
   const o = { ...HNSW_DEFAULTS, ...opts };
   const { HierarchicalNSW } = loadHnswlib();
   const index = new HierarchicalNSW(metric, dim);

@@ -29,17 +29,23 @@ function normalizeRows(x: tf.Tensor2D): tf.Tensor2D {
   return tf.div(x, tf.norm(x, 'euclidean', 1, true)) as tf.Tensor2D;
 }
 
+/** The number of rows of a row-major [rows, dim] matrix; throws when `data` is not whole rows. */
+export function rowCount(data: Float32Array, dim: number, what: string): number {
+  if (dim < 1 || data.length % dim !== 0) throw new Error(`k-NN ${what}: ${data.length} values are not rows of ${dim}`);
+  return data.length / dim;
+}
+
 /** The k nearest rows of `base` [n, D] for every row of `queries` [m, D] (read back asynchronously: webgpu.ts). */
 export async function knnSearch(
   base: Float32Array,
-  n: number,
   queries: Float32Array,
-  m: number,
   dim: number,
   k: number,
   metric: KnnMetric,
   opts: KnnOptions = {},
 ): Promise<KnnResult> {
+  const n = rowCount(base, dim, 'base');
+  const m = rowCount(queries, dim, 'queries');
   // A base chunk [len, D] and the scores [queries, len] are each one GPU buffer, within the adapter's binding limit.
   const binding = maxBindingBytes() ?? Number.POSITIVE_INFINITY;
   const bc = opts.baseChunk ?? Math.max(1, Math.min(16384, Math.floor(binding / (4 * dim))));
@@ -171,15 +177,13 @@ export function chooseKnnIndex(index: KnnIndex, n: number, m: number, dim: numbe
 export async function searchNeighbours(
   index: 'exact' | 'hnsw',
   base: Float32Array,
-  n: number,
   queries: Float32Array,
-  m: number,
   dim: number,
   k: number,
   metric: KnnMetric,
   onProgress?: (done: number, total: number) => void,
 ): Promise<KnnResult> {
   return index === 'hnsw'
-    ? knnSearchHnsw(base, n, queries, m, dim, k, metric, { onProgress })
-    : knnSearch(base, n, queries, m, dim, k, metric, { onProgress });
+    ? knnSearchHnsw(base, queries, dim, k, metric, { onProgress })
+    : knnSearch(base, queries, dim, k, metric, { onProgress });
 }

@@ -21,7 +21,10 @@ export async function knnClassify(
   opts: KnnClassifyOptions = {},
 ): Promise<{ accuracy: number; correct: Uint8Array }> {
   const { k = 20, temperature = 0.07 } = opts;
-  const res = await knnSearch(train, trainLabels.length, test, testLabels.length, dim, k, 'cosine', { onProgress: opts.onProgress });
+  if (train.length !== trainLabels.length * dim || test.length !== testLabels.length * dim) {
+    throw new Error(`k-NN classification: ${train.length} / ${test.length} values are not one row of ${dim} per label`);
+  }
+  const res = await knnSearch(train, test, dim, k, 'cosine', { onProgress: opts.onProgress });
   const correct = new Uint8Array(testLabels.length);
   const votes = new Float64Array(classes);
   for (let q = 0; q < testLabels.length; q++) {

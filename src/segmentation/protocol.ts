@@ -214,9 +214,8 @@ async function neighbours(
   const key = `${phase}:${metric}:${index}`;
   const known = memo.get(key);
   if (known && known.k >= Math.min(k, rows.rows.length)) return known;
-  const { dim: d, pixelsPerPatch: p } = s;
-  const baseX = gatherRows(base.feats, rows.rows, d);
-  const res = await searchNeighbours(index, baseX, rows.rows.length, query.feats, query.pixels.length / p, d, k, metric, (done, total) =>
+  const baseX = gatherRows(base.feats, rows.rows, s.dim);
+  const res = await searchNeighbours(index, baseX, query.feats, s.dim, k, metric, (done, total) =>
     progress?.(`${metric} search`, done, total),
   );
   memo.set(key, res);

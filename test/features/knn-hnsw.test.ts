@@ -29,8 +29,8 @@ describe('HNSW k-NN', () => {
 
   for (const metric of ['cosine', 'l2'] as const) {
     it(`recall@${k} above 0.95 at the defaults (${metric})`, async () => {
-      const exact = await knnSearch(base, n, queries, m, dim, k, metric);
-      const approx = knnSearchHnsw(base, n, queries, m, dim, k, metric);
+      const exact = await knnSearch(base, queries, dim, k, metric);
+      const approx = knnSearchHnsw(base, queries, dim, k, metric);
       const recall = knnRecall(exact, approx);
       console.log(`HNSW recall@${k} ${metric}, ${n} x ${dim} base, ${m} queries, defaults: ${recall.toFixed(4)}`);
       expect(recall).toBeGreaterThan(0.95);
@@ -41,6 +41,12 @@ describe('HNSW k-NN', () => {
       expect(approx.scores[0]).toBeCloseTo(exact.scores[0], 3);
     });
   }
+
+  it('both searches refuse arrays that are not whole rows of the dimension', async () => {
+    const ragged = base.subarray(0, 10 * dim + 3);
+    await expect(knnSearch(ragged, queries, dim, k, 'l2')).rejects.toThrow(/not rows of 64/);
+    expect(() => knnSearchHnsw(base, ragged, dim, k, 'l2')).toThrow(/queries: .* not rows of 64/);
+  });
 });
 
 describe('segmentation with the approximate index', () => {

@@ -38,7 +38,7 @@ describe('exact k-NN', () => {
     const base = Float32Array.from({ length: n * dim }, () => rng.normal());
     const queries = Float32Array.from({ length: m * dim }, () => rng.normal());
     for (const metric of ['l2', 'cosine'] as const) {
-      const res = await knnSearch(base, n, queries, m, dim, 10, metric, { queryChunk: 16, baseChunk: 64 });
+      const res = await knnSearch(base, queries, dim, 10, metric, { queryChunk: 16, baseChunk: 64 });
       for (let q = 0; q < m; q++) {
         const got = Array.from(res.indices.subarray(q * 10, q * 10 + 10));
         expect(got).toEqual(brute(base, n, queries.subarray(q * dim, (q + 1) * dim), dim, 10, metric));
