@@ -8,10 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadEncoder } from '../../src/model/io/load.js';
-import { runPretraining } from '../../src/pretrain/loop.js';
-import { disposeState } from '../../src/pretrain/step.js';
-import { backendInfo } from '../../src/runtime/backend.js';
-import { tinyConfig } from '../pretrain/helpers.js';
+import { trainTinyRun } from '../pretrain/helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-eval-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -26,14 +23,7 @@ function cli(script: string, ...args: string[]) {
 describe('eval + tables end to end', () => {
   it('evaluates a tiny checkpoint and its baselines on fmnist and fmnist-scenes, then builds the tables', async () => {
     const run = path.join(tmp, 'tiny');
-    const r = await runPretraining(tinyConfig({ dataDir: SLICE, steps: 3 }), {
-      out: run,
-      resume: false,
-      stopAfter: 0,
-      backend: backendInfo(),
-      log: () => {},
-    });
-    disposeState(r.state);
+    await trainTinyRun(run, { steps: 3 });
     const results = path.join(tmp, 'results');
     const common = [
       '--checkpoint',

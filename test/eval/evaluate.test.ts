@@ -19,13 +19,10 @@ import { evaluate } from '../../src/eval/evaluate.js';
 import { decodeCorrect, decodeReplicates } from '../../src/eval/metrics.js';
 import type { EvalResult } from '../../src/eval/result.js';
 import { TASKS } from '../../src/eval/tasks.js';
-import { runPretraining } from '../../src/pretrain/loop.js';
-import { disposeState } from '../../src/pretrain/step.js';
-import { backendInfo } from '../../src/runtime/backend.js';
 import { nativeMatmulActive } from '../../src/runtime/native.js';
 import { readNpy } from '../../src/runtime/npy.js';
 import { LOGREG_C_GRID } from '../../src/segmentation/logreg.js';
-import { tinyConfig } from '../pretrain/helpers.js';
+import { trainTinyRun } from '../pretrain/helpers.js';
 
 const SLICE = path.resolve('data/fmnist-slice');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-evaluate-'));
@@ -56,14 +53,7 @@ const config = (o: Record<string, unknown>): EvalConfig =>
 
 beforeAll(async () => {
   // The same run as the fixture's `pretrain` command (tinyConfig is exactly its flags).
-  const r = await runPretraining(tinyConfig({ dataDir: SLICE, steps: 3 }), {
-    out: run,
-    resume: false,
-    stopAfter: 0,
-    backend: backendInfo(),
-    log: () => {},
-  });
-  disposeState(r.state);
+  await trainTinyRun(run, { steps: 3 });
 });
 
 /** The fixture was written on plain wasm; the native matmul sums in another order, so numbers match only there. */

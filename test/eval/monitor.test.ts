@@ -15,11 +15,9 @@ import { TASKS } from '../../src/eval/tasks.js';
 import { extractFeatures } from '../../src/features/extract.js';
 import { capiFeatureModel } from '../../src/features/models.js';
 import { loadEncoder } from '../../src/model/io/load.js';
-import { runPretraining } from '../../src/pretrain/loop.js';
-import { disposeState } from '../../src/pretrain/step.js';
 import { knnClassify } from '../../src/probes/knn-classify.js';
-import { backendInfo, initBackend } from '../../src/runtime/backend.js';
-import { tinyConfig } from '../pretrain/helpers.js';
+import { initBackend } from '../../src/runtime/backend.js';
+import { trainTinyRun } from '../pretrain/helpers.js';
 
 const SLICE = path.resolve('data/fmnist-slice');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-monitor-'));
@@ -32,15 +30,7 @@ describe('knnMonitor', () => {
   it('measures the live teacher every k steps and at the end; the last value is the final teacher k-NN', async () => {
     const monitor = knnMonitor({ task: TASKS.fmnist, dataDir: SLICE, every: 2, train: 60, test: 30, batchSize: 16 });
     const out = path.join(tmp, 'run');
-    const r = await runPretraining(tinyConfig({ dataDir: SLICE, steps: 5 }), {
-      out,
-      resume: false,
-      stopAfter: 0,
-      backend: backendInfo(),
-      log: () => {},
-      monitor,
-    });
-    disposeState(r.state);
+    await trainTinyRun(out, { steps: 5 }, { monitor });
     const lines = fs
       .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
       .trim()

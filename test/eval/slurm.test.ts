@@ -8,12 +8,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runPretraining } from '../../src/pretrain/loop.js';
-import { disposeState } from '../../src/pretrain/step.js';
-import { backendInfo } from '../../src/runtime/backend.js';
 import type { SlurmCluster } from '../helpers/slurm.js';
 import { requeueWhenRunning, startSlurm } from '../helpers/slurm.js';
-import { tinyConfig } from '../pretrain/helpers.js';
+import { trainTinyRun } from '../pretrain/helpers.js';
 
 const SLICE = path.resolve('data/fmnist-slice');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-slurm-eval-'));
@@ -22,14 +19,7 @@ let cluster: SlurmCluster;
 
 beforeAll(async () => {
   cluster = await startSlurm();
-  const r = await runPretraining(tinyConfig({ dataDir: SLICE, steps: 2 }), {
-    out: run,
-    resume: false,
-    stopAfter: 0,
-    backend: backendInfo(),
-    log: () => {},
-  });
-  disposeState(r.state);
+  await trainTinyRun(run, { steps: 2 });
 }, 120_000);
 afterAll(() => {
   cluster?.stop();

@@ -12,11 +12,9 @@ import {
   teacherInitShare,
   teacherMeanAge,
 } from '../../src/pretrain/diagnostics.js';
-import { runPretraining } from '../../src/pretrain/loop.js';
-import { disposeState, peakMomentumFor, schedulesAt } from '../../src/pretrain/step.js';
-import { backendInfo } from '../../src/runtime/backend.js';
+import { peakMomentumFor, schedulesAt } from '../../src/pretrain/step.js';
 import { Rng } from '../../src/runtime/rng.js';
-import { tinyConfig } from './helpers.js';
+import { tinyConfig, trainTinyRun } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-diag-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -124,14 +122,7 @@ describe('diagnostics', () => {
   });
 
   it('a run records them per step, consistently with its momenta', async () => {
-    const r = await runPretraining(tinyConfig({ dataDir: path.resolve('data/fmnist-slice'), batchSize: 16, steps: 6 }), {
-      out: path.join(tmp, 'run'),
-      resume: false,
-      stopAfter: 0,
-      backend: backendInfo(),
-      log: () => {},
-    });
-    disposeState(r.state);
+    await trainTinyRun(path.join(tmp, 'run'), { batchSize: 16, steps: 6 });
     const recs = fs
       .readFileSync(path.join(tmp, 'run', 'metrics.jsonl'), 'utf8')
       .trim()
@@ -155,9 +146,7 @@ describe('diagnostics', () => {
 
   it('--teacher-init-share-target: the solved momentum leaves exactly that share of the init at the end, and is recorded', async () => {
     const out = path.join(tmp, 'share');
-    const cfg = tinyConfig({ dataDir: path.resolve('data/fmnist-slice'), batchSize: 16, steps: 12, teacherInitShareTarget: 0.05 });
-    const r = await runPretraining(cfg, { out, resume: false, stopAfter: 0, backend: backendInfo(), log: () => {} });
-    disposeState(r.state);
+    await trainTinyRun(out, { batchSize: 16, steps: 12, teacherInitShareTarget: 0.05 });
     const recs = fs
       .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
       .trim()
@@ -166,6 +155,6 @@ describe('diagnostics', () => {
     expect(recs.at(-1).teacherInitShare).toBeCloseTo(0.05, 6);
     const saved = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
     expect(saved.train.teacherInitShareTarget).toBe(0.05);
-    expect(saved.train.teacherMomentum).toBeLessThan(1 - cfg.train.lr); // far lower than the spec's 1 - lr for 12 steps
+    expect(saved.train.teacherMomentum).toBeLessThan(1 - saved.train.lr); // far lower than the spec's 1 - lr for 12 steps
   });
 });

@@ -1,7 +1,11 @@
+import * as path from 'node:path';
 import type { PretrainConfig } from '../../src/pretrain/config.js';
 import { resolvePretrainConfig } from '../../src/pretrain/config.js';
-import { kebabCase } from '../../src/runtime/schema.js';
+import { type RunOptions, runPretraining } from '../../src/pretrain/loop.js';
+import { disposeState } from '../../src/pretrain/step.js';
 import type { PretrainBatch } from '../../src/pretrain/step.js';
+import { backendInfo } from '../../src/runtime/backend.js';
+import { kebabCase } from '../../src/runtime/schema.js';
 import { Rng } from '../../src/runtime/rng.js';
 
 /** The fields of a small CAPI (28x28, patch 4) that trains in a fraction of a second per step. */
@@ -20,6 +24,13 @@ export const TINY_FIELDS: Record<string, number> = {
 
 export function tinyConfig(overrides: Record<string, unknown> = {}): PretrainConfig {
   return resolvePretrainConfig('fmnist-tiny', { ...TINY_FIELDS, ...overrides });
+}
+
+/** Trains a fresh tiny run on the Fashion-MNIST slice into `out`, quietly, and frees its state. */
+export async function trainTinyRun(out: string, overrides: Record<string, unknown>, opts: Partial<RunOptions> = {}): Promise<void> {
+  const cfg = tinyConfig({ dataDir: path.resolve('data/fmnist-slice'), ...overrides });
+  const r = await runPretraining(cfg, { out, resume: false, stopAfter: 0, backend: backendInfo(), log: () => {}, ...opts });
+  disposeState(r.state);
 }
 
 /** The same fields (with overrides) as command-line flags. */
