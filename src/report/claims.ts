@@ -163,7 +163,7 @@ export function predictionFitText(fits: Record<string, PredictionFit> | undefine
   return `at step ${step}: KL ${f.kl.toFixed(2)} nats against ${f.marginalKl.toFixed(2)} for the image-blind prediction (${removed.toFixed(0)}% of it removed), argmax agreement ${(100 * f.argmaxAgreement).toFixed(1)}% (chance ${(100 / f.clusters).toFixed(1)}%)`;
 }
 
-/** How well the predictor that predictor pooling reads was trained, in the runs of `results`. */
+/** How well the predictor that predictor pooling reads was trained, in the runs of `results` ('' without a run). */
 function predictorEvidence(input: StudyReportInput, results: EvalResult[]): string {
   const runs = input.runs.filter((r) => r.metrics.length && results.some((x) => x.model === r.id));
   if (!runs.length) return '';
@@ -178,7 +178,7 @@ function predictorEvidence(input: StudyReportInput, results: EvalResult[]): stri
   const measured = fits.length
     ? `; measured against the best prediction that ignores the image (each patch the batch's mean target), without drop path: ${fits.join('; ')}`
     : '';
-  return `; the predictor's KL to its targets (CAPI loss - target entropy) over the last 10% of steps: ${parts.join(', ')} (the targets sharpen during a run, so a KL above its step-0 value does not by itself mean the predictor did not learn)${measured}`;
+  return `its KL to its targets (CAPI loss - target entropy) over the last 10% of steps: ${parts.join(', ')} (the targets sharpen during a run, so a KL above its step-0 value does not by itself mean the predictor did not learn)${measured}`;
 }
 
 /** The paper's teachers' mean ages, computed as a run's are: `9.1k steps, 1.8% of 500k at peak 0.999; ...`. */
@@ -289,7 +289,9 @@ export function buildClaims(input: StudyReportInput): Claim[] {
   for (const task of [...new Set(input.results.map((r) => r.task))]) {
     // The teacher's, as the paper evaluates, and the student's: the encoder its predictor was trained on.
     const teacher = armResults(input, 'capi', task);
-    const evidence = `default arm's predictor: ${runLength(task)}${predictorEvidence(input, teacher)}`;
+    // The run length is the baseline claims' first part (said once; "as above" here), the predictor's fit its own.
+    const predictor = predictorEvidence(input, teacher);
+    const evidence = [`default arm: ${runLength(task)}`, ...(predictor ? [`default arm's predictor: ${predictor}`] : [])];
     for (const [who, capi] of [
       ['', teacher],
       ['student, ', armStudentResults(input, 'capi', task)],
@@ -308,7 +310,7 @@ export function buildClaims(input: StudyReportInput): Claim[] {
             a,
             aggregate(capi, avg),
             '',
-            [evidence],
+            evidence,
             runDifferences(capi, capi, pp, avg),
           ),
         );

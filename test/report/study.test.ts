@@ -572,7 +572,8 @@ describe('study statistics', () => {
       'paper IN-1k: predictor pooling,81.1,73.8',
     ]);
     const text = discussion(pooling);
-    expect(text.split("the predictor's KL to its targets").length - 1).toBe(1);
+    expect(text.split("default arm's predictor: its KL to its targets").length - 1).toBe(1);
+    expect(text.split('pretraining steps here').length - 1).toBe(1); // the run length, once for the four claims
     expect(text).toContain('c-capi-s0 4.00 nats (4.00 at step 0');
     expect(text).toContain('- **predictor pooling > average pooling (c knn)**: not resolved (within 2 SE); gap +0.0 ± 0.7 points.\n');
   });
