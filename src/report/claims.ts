@@ -325,7 +325,7 @@ export const fmtGap = (c: Claim) =>
   c.gap === undefined ? '-' : `${c.gap >= 0 ? '+' : ''}${c.gap.toFixed(1)} ± ${c.se!.toFixed(1)}${c.paired ? '§' : ''}`;
 
 /** What the selection flags of a claim's two rows say (a probe at its grid edge or not converged weakens the comparison). */
-function flagEvidence(c: Claim): string {
+export function flagEvidence(c: Claim): string {
   const flags = (x: Aggregate | undefined, who: string) =>
     [
       x?.atGridEdge ? `${who}'s selection sits at the edge of its grid` : '',

@@ -3,7 +3,7 @@
  * training (`<run>@<n>ep` rows) gets every claim at each point beside its value at the end, so a
  * reader sees where a claim moves with training length.
  */
-import { buildClaims, type Claim, fmtGap } from './claims.js';
+import { buildClaims, type Claim, flagEvidence, fmtGap } from './claims.js';
 import type { Verdict } from './statistics.js';
 import { curvePoints, runEpochs, type StudyReportInput } from './study-input.js';
 import type { Table } from './table.js';
@@ -86,7 +86,8 @@ const holds = (c: Claim) => c.verdict === 'holds' || c.verdict === 'holds (withi
 
 /**
  * The discussion's lines for the learning curve: each claim that does not hold at some point before
- * the end, with its verdict and gap at each such point ('' when every one holds at every point).
+ * the end, with its verdict, gap and the two rows' selection flags at each such point ('' when every
+ * one holds at every point).
  */
 export function curveDiscussion(curve: CurveClaims | undefined): string {
   if (!curve) return '';
@@ -94,7 +95,7 @@ export function curveDiscussion(curve: CurveClaims | undefined): string {
   const lines = names.flatMap((n) => {
     const open = curve.points.flatMap((p, i) => {
       const c = curve.byPoint[i].get(n);
-      return c && c.gap !== undefined && !holds(c) ? [`${SHORT[c.verdict]} at ${p} epochs (${fmtGap(c)})`] : [];
+      return c && c.gap !== undefined && !holds(c) ? [`${SHORT[c.verdict]} at ${p} epochs (${fmtGap(c)}${flagEvidence(c)})`] : [];
     });
     return open.length ? [`- Along the learning curve, **${n}**: ${open.join(', ')}.`] : [];
   });

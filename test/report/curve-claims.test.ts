@@ -69,6 +69,15 @@ describe('claims along the learning curve', () => {
       '- Along the learning curve, **predictor pooling > average pooling (fmnist linear)**: not resolved at 3 epochs (+0.0 ± 0.7), not resolved at 10 epochs (+0.0 ± 0.7).',
       '',
     ]);
+    // A row's selection flags at a point come with its gap there (here predictor pooling's lr at 10 epochs).
+    const edged = input.results.map((r) =>
+      r.model === 'c-s0@10ep'
+        ? { ...r, quality: { ...r.quality, 'linear(pred-pool).top1': { se: 0.5, atGridEdge: true, converged: true } } }
+        : r,
+    );
+    expect(curveDiscussion(claimsAlongCurve({ ...input, results: edged }))).toContain(
+      "not resolved at 3 epochs (+0.0 ± 0.7), not resolved at 10 epochs (+0.0 ± 0.7; A's selection sits at the edge of its grid).",
+    );
     expect(curveDiscussion(undefined)).toBe('');
     // With no end rows yet, the end's discussion says so rather than that every claim holds.
     expect(discussion([], 'at the end')).toMatch(/^No claim could be tested at the end yet/);
