@@ -17,7 +17,8 @@ import { probeSchedule } from './config.js';
 import type { ClassificationTask } from './tasks.js';
 
 import type { Context, ModelRunner } from './context.js';
-import { lazyProgress, newOutcome, toResult } from './context.js';
+import { newOutcome, toResult } from './context.js';
+import { lazyProgress } from './hooks.js';
 import { featureBatch, features, IMAGE_MEMO_BYTES, limit, pcaPictures } from './feature-source.js';
 import type { EvalResult } from './result.js';
 

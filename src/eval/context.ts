@@ -1,7 +1,8 @@
 /**
  * What the evaluation runners share (src/eval/classification.ts, src/eval/segmentation.ts):
- * the hooks a caller gives, the per-evaluation context, the share of a task's units a process
- * owns, and a model's outcome and how it becomes a result (its features: feature-source.ts).
+ * the per-evaluation context (with the hooks a caller gives: hooks.ts), the share of a task's
+ * units a process owns, and a model's outcome and how it becomes a result (its features:
+ * feature-source.ts).
  */
 import type { EvalDetails } from './details.js';
 import { createHash } from 'node:crypto';
@@ -17,55 +18,7 @@ import { TASKS } from './tasks.js';
 import { shellCommand } from '../runtime/shell.js';
 import { codeVersion } from '../runtime/version.js';
 import { featureBatch } from './feature-source.js';
-
-/** A phase's progress sink (the CLI draws a bar; tests may record). */
-export interface Progress {
-  update(done: number, info?: string): void;
-}
-
-/** A progress report that opens its bar at the first call, when the total is known. */
-export function lazyProgress(hooks: Pick<EvalHooks, 'progress'>, label: string): (done: number, total: number, info?: string) => void {
-  let bar: Progress | undefined;
-  return (done, total, info) => {
-    bar ??= hooks.progress(label, total);
-    bar.update(done, info);
-  };
-}
-
-/** An input image and its patch features, for a PCA picture (written by src/report/pca.ts). */
-export interface PcaPicture {
-  name: string;
-  /** RGB bytes of the evaluation view, side `size`. */
-  rgb: Uint8Array;
-  size: number;
-  /** [grid * grid, dim] */
-  feats: Float32Array;
-  grid: number;
-  dim: number;
-}
-
-export interface EvalHooks {
-  log(line: string): void;
-  /** `initial`: units already done before this call (a resumed run), left out of the rate behind the ETA. */
-  progress(label: string, total: number, initial?: number): Progress;
-  /** Writes a PCA picture; returns its file. */
-  savePca?(picture: PcaPicture): Promise<string>;
-  /** Each model's result as soon as it is done. */
-  onResult?(result: EvalResult): void;
-  /** Leave out a row (a model, or the task's floor or ceiling) whose result already exists (a resumed study). */
-  skipModel?(name: string): boolean;
-  /** The command recorded with every result (default: this process's `npm run eval -- ...`). */
-  command?: string;
-  /** This process as one task of a Slurm array (stages extract and grid): its index, the array's size, preemption. */
-  share?: TaskShare;
-}
-
-export interface TaskShare {
-  task: number;
-  tasks: number;
-  /** True once the job was told to make way (USR1): stop after the current unit. */
-  preempted(): boolean;
-}
+import type { EvalHooks, TaskShare } from './hooks.js';
 
 /** Whether a unit (by name) is this task's: a stable hash of its name, round-robin over the tasks. */
 export function ownsUnit(share: TaskShare, name: string): boolean {

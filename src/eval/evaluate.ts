@@ -31,11 +31,11 @@ import { fillStore, openStoreFor } from '../features/extract.js';
 import { Preempted } from '../segmentation/out-of-core.js';
 import { defaultModelName, ownsUnit, toResult } from './context.js';
 import { featureBatch, limit } from './feature-source.js';
-import type { EvalHooks } from './context.js';
+import type { EvalHooks } from './hooks.js';
 import { classificationRunner, MAJORITY_ROW } from './classification.js';
 import { REFERENCE_ROWS, segmentationRunner } from './segmentation.js';
 
-export type { EvalHooks, PcaPicture, Progress } from './context.js';
+export type { EvalHooks, PcaPicture, Progress } from './hooks.js';
 export { defaultModelName } from './context.js';
 export { featureBatch } from './feature-source.js';
 

@@ -16,7 +16,8 @@ import { withWasmHeap } from '../runtime/wasm-oom.js';
 import type { PatchRows } from '../segmentation/out-of-core.js';
 import { arrayRows } from '../segmentation/out-of-core.js';
 import type { EvalConfig } from './config.js';
-import { type Context, lazyProgress } from './context.js';
+import type { Context } from './context.js';
+import { lazyProgress } from './hooks.js';
 
 /** Decoded images kept in memory between models, per split, at most this many bytes (else re-decoded). */
 export const IMAGE_MEMO_BYTES = 2 ** 30;

@@ -27,7 +27,8 @@ import type { EvalResult } from './result.js';
 import { encodeReplicates } from './metrics.js';
 import type { SegmentationTask } from './tasks.js';
 
-import type { Context, ModelRunner, Progress } from './context.js';
+import type { Context, ModelRunner } from './context.js';
+import type { Progress } from './hooks.js';
 import { newOutcome, ownsUnit, toResult, unitsDir } from './context.js';
 import { featureRows, features, IMAGE_MEMO_BYTES, limit, pcaPictures } from './feature-source.js';
 

@@ -6,7 +6,7 @@
  * 2 q.x - |x|^2 = |q|^2 - |q - x|^2).
  */
 import { createRequire } from 'node:module';
-import { type KnnMetric, type KnnResult, rowCount } from './knn.js';
+import { type KnnMetric, type KnnResult, rowCount } from './knn-common.js';
 
 export interface HnswOptions {
   /** Graph degree (hnswlib's M). */

@@ -6,17 +6,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { maxBindingBytes } from '../runtime/backend.js';
+import { type KnnMetric, type KnnResult, rowCount } from './knn-common.js';
 import { knnSearchHnsw } from './knn-hnsw.js';
 
-export type KnnMetric = 'l2' | 'cosine';
-
-export interface KnnResult {
-  /** [m, k] indices into the base, nearest first. */
-  indices: Int32Array;
-  /** [m, k] similarity scores (higher = nearer; for L2: 2 q.x - |x|^2). */
-  scores: Float32Array;
-  k: number;
-}
+export type { KnnMetric, KnnResult } from './knn-common.js';
 
 export interface KnnOptions {
   queryChunk?: number;
@@ -27,12 +20,6 @@ export interface KnnOptions {
 
 function normalizeRows(x: tf.Tensor2D): tf.Tensor2D {
   return tf.div(x, tf.norm(x, 'euclidean', 1, true)) as tf.Tensor2D;
-}
-
-/** The number of rows of a row-major [rows, dim] matrix; throws when `data` is not whole rows. */
-export function rowCount(data: Float32Array, dim: number, what: string): number {
-  if (dim < 1 || data.length % dim !== 0) throw new Error(`k-NN ${what}: ${data.length} values are not rows of ${dim}`);
-  return data.length / dim;
 }
 
 /** The k nearest rows of `base` [n, D] for every row of `queries` [m, D] (read back asynchronously: webgpu.ts). */
