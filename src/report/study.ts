@@ -17,6 +17,7 @@ import { LEGEND, markdownTable, type Table, tableMarkdown, writeTable } from './
 import { buildClaims, discussion, verdictCounts } from './claims.js';
 import { claimsAlongCurve, curveClaimsTable, curveDiscussion } from './curve-claims.js';
 import { gridEdgeNotes } from './grid-notes.js';
+import { studyProgress, timeLeftText } from './progress.js';
 import { lateMean, trainingSeconds } from './statistics.js';
 import { capiRuns, type StudyReportInput } from './study-input.js';
 import { claimsTable, diagnosticsTable, featureSharesTable, table1, table2and3, table5 } from './study-tables.js';
@@ -113,14 +114,10 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
   const alongPicture = along
     ? `\n![evaluations along the learning curve](curves/evaluations.png)\n\nThe same evaluations as a picture: each series' mean over seeds with ±1 SE bars at each training length (log scale); dashed: what does not depend on the CAPI runs' length (baselines, floors and ceilings, the supervised ceiling at its own end).\n`
     : '';
-  const finished = input.runs.filter(
-    (r) => r.metrics.length && r.metrics.length >= ((r.config?.totalSteps as number) ?? Number.POSITIVE_INFINITY),
-  ).length;
-  const pendingEvals = input.evalSettings.filter((e) => !input.results.some((r) => r.task === e.task && r.model === e.row)).length;
-  const complete = finished === input.runs.length && pendingEvals === 0;
+  const { finishedRuns: finished, pendingEvals, complete, left } = studyProgress(input);
   const progress = complete
     ? `the plan is complete: ${finished} pretraining runs, ${input.results.length} evaluation results`
-    : `${finished} of ${input.runs.length} pretraining runs finished, ${input.results.length} evaluation results, ${pendingEvals} of the plan's ${input.evalSettings.length} evaluations to come (their cells read "not run"; "not in plan" marks what the plan does not evaluate)`;
+    : `${finished} of ${input.runs.length} pretraining runs finished, ${input.results.length} evaluation results, ${pendingEvals.length} of the plan's ${input.evalSettings.length} evaluations to come (their cells read "not run"; "not in plan" marks what the plan does not evaluate)${left ? `; ${timeLeftText(left)}` : ''}`;
   const minutes = input.runs.reduce((a, r) => a + trainingSeconds(r.metrics), 0) / 60;
   const evalMinutes = input.results.reduce((a, r) => a + (r.seconds?.total ?? 0), 0) / 60;
   const backend = input.runs.find((r) => r.config)?.config?.backend as { provider?: string; threads?: number } | undefined;

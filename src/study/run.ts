@@ -22,6 +22,7 @@ import { isBuiltinData, resolvePretrainConfig } from '../pretrain/config.js';
 import { progressOnStep, runPretraining } from '../pretrain/loop.js';
 import { measurePredictionFit } from '../pretrain/prediction-fit.js';
 import { runSupervised } from '../pretrain/supervised.js';
+import { studyProgress, timeLeftBrief } from '../report/progress.js';
 import type { StudyReportInput } from '../report/study-input.js';
 import { writeStudyReport } from '../report/study.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
@@ -306,7 +307,8 @@ async function study(o: StudyOptions): Promise<StudyOutcome> {
     // Its own rows evaluated, the run's weights kept with the results (--hand-off) are needed no more.
     if (o.plan.evals.every((e) => e.run !== run.id || !ledger.needsWeights(e))) releaseHandOff(run, o);
     done += 1 + o.plan.evals.filter((x) => x.run === run.id).length;
-    o.log(`study: ${done} of ${units} units done (${run.id})`);
+    const { left } = studyProgress(reportInput(o, ledger, study));
+    o.log(`study: ${done} of ${units} units done (${run.id})${left ? `; ${timeLeftBrief(left)}` : ''}`);
   }
   return { report: await report() };
 }
