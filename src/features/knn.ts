@@ -124,24 +124,10 @@ export function knnVotePixels(res: KnnResult, k: number, pixelLabels: Int32Array
  * returns [m, P].
  */
 export function knnVotePatches(res: KnnResult, k: number, patchLabels: Int32Array, pixelsPerPatch: number, numLabels: number): Int32Array {
-  const m = res.indices.length / res.k;
-  const out = new Int32Array(m * pixelsPerPatch);
-  const counts = new Int32Array(numLabels);
-  const kUse = Math.min(k, res.k);
-  for (let q = 0; q < m; q++) {
-    let best = 0;
-    let bestCount = -1;
-    for (let j = 0; j < kUse; j++) counts[patchLabels[res.indices[q * res.k + j]]]++;
-    for (let j = 0; j < kUse; j++) {
-      const l = patchLabels[res.indices[q * res.k + j]];
-      if (counts[l] > bestCount || (counts[l] === bestCount && l < best)) {
-        best = l;
-        bestCount = counts[l];
-      }
-    }
-    for (let j = 0; j < kUse; j++) counts[patchLabels[res.indices[q * res.k + j]]] = 0;
-    out.fill(best, q * pixelsPerPatch, (q + 1) * pixelsPerPatch);
-  }
+  // One vote a patch is pixel voting with a single "pixel" a patch, spread over the patch's pixels.
+  const perPatch = knnVotePixels(res, k, patchLabels, 1, numLabels);
+  const out = new Int32Array(perPatch.length * pixelsPerPatch);
+  for (let q = 0; q < perPatch.length; q++) out.fill(perPatch[q]!, q * pixelsPerPatch, (q + 1) * pixelsPerPatch);
   return out;
 }
 
