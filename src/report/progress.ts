@@ -5,7 +5,7 @@
  * several sessions; this is the ETA of the whole (each run and evaluation has its own bar).
  */
 import { trainingSeconds } from './statistics.js';
-import type { PlanEvaluation, StudyReportInput, StudyRunInput } from './study-input.js';
+import { BASELINE_MODELS, type PlanEvaluation, type StudyReportInput, type StudyRunInput } from './study-input.js';
 
 export interface TimeLeft {
   hours: number;
@@ -14,13 +14,15 @@ export interface TimeLeft {
   runs: number;
   secondsPerStep: number;
   evals: number;
-  /** Runs or evaluations left with nothing measured to go by (not in `hours`). */
+  /** Runs, evaluations or tasks' baselines left with nothing measured to go by (not in `hours`). */
   unknown: number;
 }
 
 export interface StudyProgress {
   finishedRuns: number;
   pendingEvals: PlanEvaluation[];
+  /** The tasks whose baseline rows are still to come (written by one of the plan's evaluations). */
+  pendingBaselines: string[];
   complete: boolean;
   /** Absent when the study is complete, or nothing of it is measured yet. */
   left?: TimeLeft;
@@ -60,12 +62,16 @@ export function studyProgress(input: StudyReportInput): StudyProgress {
   const resultOf = (e: PlanEvaluation) => input.results.find((r) => r.task === e.task && r.model === e.row);
   const pendingEvals = input.evalSettings.filter((e) => !resultOf(e));
   const finishedRuns = input.runs.filter(finished).length;
-  const complete = finishedRuns === input.runs.length && pendingEvals.length === 0;
-  if (complete) return { finishedRuns, pendingEvals, complete };
+  const hasBaselines = (task: string) => BASELINE_MODELS.every((m) => input.results.some((r) => r.task === task && r.model === m));
+  const pendingBaselines = [...new Set(input.evalSettings.filter((e) => e.baselines).map((e) => e.task))].filter((t) => !hasBaselines(t));
+  const complete = finishedRuns === input.runs.length && pendingEvals.length === 0 && pendingBaselines.length === 0;
+  const counts = { finishedRuns, pendingEvals, pendingBaselines, complete };
+  if (complete) return counts;
 
   const measured = input.runs.filter((r) => r.metrics.length > 0).map((r) => trainingSeconds(r.metrics) / r.metrics.length);
   const secondsPerStep = measured.length ? median(measured) : undefined;
-  let unknown = 0;
+  // A task's baselines are evaluated once, so a study has no time of its own for them before they exist.
+  let unknown = pendingBaselines.length;
   let steps = 0;
   let runs = 0;
   for (const r of input.runs.filter((x) => !finished(x))) {
@@ -90,14 +96,9 @@ export function studyProgress(input: StudyReportInput): StudyProgress {
       evals++;
     }
   }
-  if (secondsPerStep === undefined && !done.length) return { finishedRuns, pendingEvals, complete };
+  if (secondsPerStep === undefined && !done.length) return counts;
   const hours = (steps * (secondsPerStep ?? 0) + evalSeconds) / 3600;
-  return {
-    finishedRuns,
-    pendingEvals,
-    complete,
-    left: { hours, steps, runs, secondsPerStep: secondsPerStep ?? 0, evals, unknown },
-  };
+  return { ...counts, left: { hours, steps, runs, secondsPerStep: secondsPerStep ?? 0, evals, unknown } };
 }
 
 /** A duration in hours as a reader wants it: minutes under an hour. */
@@ -106,11 +107,12 @@ const duration = (hours: number): string => (hours >= 1 ? `${hours.toFixed(1)} h
 const plural = (n: number, word: string): string => `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
 
 /** The time left in a few words (the study's log line after each run). */
-export const timeLeftBrief = (left: TimeLeft): string => `about ${duration(left.hours)} left on this study's own speeds`;
+export const timeLeftBrief = (left: TimeLeft): string =>
+  `${left.unknown ? 'at least' : 'about'} ${duration(left.hours)} left on this study's own speeds`;
 
 /** The report's sentence for the time left, with how it is estimated. */
 export function timeLeftText(left: TimeLeft): string {
-  const unknown = left.unknown ? `; ${left.unknown} more with nothing measured to go by` : '';
+  const unknown = left.unknown ? `; ${left.unknown} more (runs, evaluations or a task's baselines) with nothing measured to go by` : '';
   return (
     `${timeLeftBrief(left)} (${plural(left.steps, 'training step')} of ${plural(left.runs, 'run')} at ${left.secondsPerStep.toFixed(2)} s a step, ` +
     `its runs' median; ${plural(left.evals, 'evaluation')} at the mean time of its finished ones with the same task and probes, ` +

@@ -49,6 +49,8 @@ export interface PlanEvaluation {
   weights: 'teacher' | 'student';
   /** A learning-curve point: the run's weights after this many epochs (absent: at its end). */
   atEpochs?: number;
+  /** Also writes its task's baseline rows (BASELINE_MODELS; once a task, src/study/plans.ts). */
+  baselines?: boolean;
   config: Record<string, unknown>;
 }
 

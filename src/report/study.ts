@@ -114,10 +114,11 @@ export async function writeStudyReport(dir: string, input: StudyReportInput): Pr
   const alongPicture = along
     ? `\n![evaluations along the learning curve](curves/evaluations.png)\n\nThe same evaluations as a picture: each series' mean over seeds with ±1 SE bars at each training length (log scale); dashed: what does not depend on the CAPI runs' length (baselines, floors and ceilings, the supervised ceiling at its own end).\n`
     : '';
-  const { finishedRuns: finished, pendingEvals, complete, left } = studyProgress(input);
+  const { finishedRuns: finished, pendingEvals, pendingBaselines, complete, left } = studyProgress(input);
+  const baselinesToCome = pendingBaselines.length ? ` and the baselines of ${pendingBaselines.join(', ')}` : '';
   const progress = complete
     ? `the plan is complete: ${finished} pretraining runs, ${input.results.length} evaluation results`
-    : `${finished} of ${input.runs.length} pretraining runs finished, ${input.results.length} evaluation results, ${pendingEvals.length} of the plan's ${input.evalSettings.length} evaluations to come (their cells read "not run"; "not in plan" marks what the plan does not evaluate)${left ? `; ${timeLeftText(left)}` : ''}`;
+    : `${finished} of ${input.runs.length} pretraining runs finished, ${input.results.length} evaluation results, ${pendingEvals.length} of the plan's ${input.evalSettings.length} evaluations${baselinesToCome} to come (their cells read "not run"; "not in plan" marks what the plan does not evaluate)${left ? `; ${timeLeftText(left)}` : ''}`;
   const minutes = input.runs.reduce((a, r) => a + trainingSeconds(r.metrics), 0) / 60;
   const evalMinutes = input.results.reduce((a, r) => a + (r.seconds?.total ?? 0), 0) / 60;
   const backend = input.runs.find((r) => r.config)?.config?.backend as { provider?: string; threads?: number } | undefined;

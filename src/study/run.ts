@@ -207,6 +207,7 @@ function reportInput(o: StudyOptions, ledger: Ledger, study: { commits: string[]
       probes: e.probes,
       weights: e.weights,
       atEpochs: e.atEpochs,
+      baselines: e.baselines,
       config: e.config,
     })),
   };

@@ -60,7 +60,7 @@ describe('studyProgress: the time a study has left on its own speeds', () => {
     expect(p.left).toMatchObject({ steps: 16, runs: 2, secondsPerStep: 2.5, evals: 4, unknown: 1 });
     expect(p.left?.hours).toBeCloseTo((16 * 2.5 + 100 + 100 + 1000 + 50) / 3600, 10);
     expect(timeLeftText(p.left!)).toMatch(
-      /^about 22 min left .*16 training steps of 2 runs at 2\.50 s a step.*4 evaluations .*; 1 more with nothing measured/,
+      /^at least 22 min left .*16 training steps of 2 runs at 2\.50 s a step.*4 evaluations .*; 1 more .*with nothing measured/,
     );
   });
 
@@ -69,6 +69,27 @@ describe('studyProgress: the time a study has left on its own speeds', () => {
     const p = studyProgress(input([run('A', steady(10, 2), 10)], [[e, 100]], []));
     expect(p).toMatchObject({ finishedRuns: 1, complete: true, pendingEvals: [] });
     expect(p.left).toBeUndefined();
+  });
+
+  it('counts a task whose baselines are still to come, with nothing of its own to time them by', () => {
+    const withBaselines = { ...evaluation('A', 'cls', ['knn']), baselines: true };
+    const baselineRows = (task: string, models: string[]) =>
+      models.map((model) => evalResult({ task, model, kind: 'baseline', metrics: {}, seconds: { total: 500 } }));
+    const base = input([run('A', steady(10, 2), 10)], [[withBaselines, 100]], []);
+    // Three of cls's four baseline rows exist: still to come, and the study is not complete.
+    const partial = studyProgress({
+      ...base,
+      results: [...base.results, ...baselineRows('cls', ['random-init', 'pixels', 'pixel-patches'])],
+    });
+    expect(partial).toMatchObject({ complete: false, pendingBaselines: ['cls'], pendingEvals: [] });
+    expect(partial.left).toMatchObject({ steps: 0, evals: 0, unknown: 1, hours: 0 });
+    expect(timeLeftText(partial.left!)).toMatch(/^at least 0 min left .*1 more \(runs, evaluations or a task's baselines\)/);
+    // All four: complete.
+    const all = studyProgress({
+      ...base,
+      results: [...base.results, ...baselineRows('cls', ['init', 'random-init', 'pixels', 'pixel-patches'])],
+    });
+    expect(all).toMatchObject({ complete: true, pendingBaselines: [] });
   });
 
   it('gives no estimate before anything is measured', () => {
