@@ -165,8 +165,14 @@ async function ensureEval(e: StudyEval, o: StudyOptions, ledger: Ledger, ownRowO
   if (ownRowOnly ? !ledger.needsWeights(e) : ledger.done(e)) return;
   const cfg = ledger.config(e);
   const own = resultNames(cfg)[0];
-  const what = ownRowOnly || !e.baselines ? '' : ledger.needsWeights(e) ? ', with the baselines' : ', its baselines';
-  o.log(`study: evaluating ${cfg.name} on ${e.task} (${e.probes.join(', ')}${what})`);
+  const rows = ownRowOnly ? [own] : resultNames(cfg).filter((n) => !ledger.current(e, n));
+  if (rows[0] === own) {
+    const others = rows.length > 1 ? `; with the rows ${rows.slice(1).join(', ')}` : '';
+    o.log(`study: evaluating ${cfg.name} on ${e.task} (${e.probes.join(', ')}${others})`);
+  } else {
+    // The run's own row exists (e.g. written at its learning-curve point): only rows that need no trained weights remain.
+    o.log(`study: writing the rows ${rows.join(', ')} of ${cfg.name}'s evaluation on ${e.task} (its own row exists)`);
+  }
   // Models whose result exists are left out: a killed evaluation loses only the model in progress.
   await evaluate(cfg, {
     log: o.log,

@@ -57,6 +57,13 @@ describe('study --plan medium-tiny', () => {
       expect(rows).toContain(`fmnist-canvas/${row}.json`);
     expect(rows).toContain('fmnist-canvas-dense/canvas-capi-s0_4ep.json');
     expect(rows).toContain('fmnist-canvas/floor_majority_class.json');
+    // Each evaluation with trained weights runs once; a later pass that only adds rows needing none says so.
+    const evaluated = [...w.err.matchAll(/study: evaluating (\S+) on (\S+) \(/g)].map((m) => `${m[1]} on ${m[2]}`);
+    expect(evaluated.length).toBeGreaterThan(0);
+    expect(new Set(evaluated).size).toBe(evaluated.length);
+    expect(w.err).toMatch(
+      /study: writing the rows floor: majority class of canvas-capi-s0@2ep's evaluation on fmnist-canvas \(its own row exists\)/,
+    );
     // The predictor's fit to its targets, measured where the run stopped: each learning-curve point and its end.
     const record = path.join(whole, 'runs', 'canvas-capi-s0');
     const fits = JSON.parse(fs.readFileSync(path.join(record, 'prediction-fit.json'), 'utf8'));
