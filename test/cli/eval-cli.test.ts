@@ -39,7 +39,10 @@ describe('eval + tables end to end', () => {
       '--backend',
       'wasm',
     ];
-    cli('src/cli/eval.ts', '--task', 'fmnist', ...common, '--limit-train', '200', '--limit-test', '60', '--pca-images', '2');
+    // fmnist on a subset of 200 training and 60 test images.
+    const evalFmnist = (...extra: string[]) =>
+      cli('src/cli/eval.ts', '--task', 'fmnist', ...common, '--limit-train', '200', '--limit-test', '60', ...extra);
+    evalFmnist('--pca-images', '2');
     cli(
       'src/cli/eval.ts',
       '--task',
@@ -78,36 +81,10 @@ describe('eval + tables end to end', () => {
     for (const m of ['seg.knn.mIoU', 'seg.knn.acc', 'seg.logreg.mIoU', 'seg.logreg.acc']) expect(seg.metrics[m]).toBeGreaterThan(0);
     expect(fs.readdirSync(path.join(results, 'fmnist', 'pca')).filter((f) => f.endsWith('.png')).length).toBe(10);
     // A second eval reuses the cached features.
-    const again = cli(
-      'src/cli/eval.ts',
-      '--task',
-      'fmnist',
-      ...common,
-      '--limit-train',
-      '200',
-      '--limit-test',
-      '60',
-      '--probes',
-      'knn',
-      '--no-baselines',
-    );
+    const again = evalFmnist('--probes', 'knn', '--no-baselines');
     expect(again.stderr).toContain('features: from cache');
     // Reference-mode probes (augmented batches, one forward per step): their own row.
-    cli(
-      'src/cli/eval.ts',
-      '--task',
-      'fmnist',
-      ...common,
-      '--limit-train',
-      '200',
-      '--limit-test',
-      '60',
-      '--probes',
-      'attentive,predictor-pooling',
-      '--probe-mode',
-      'reference',
-      '--no-baselines',
-    );
+    evalFmnist('--probes', 'attentive,predictor-pooling', '--probe-mode', 'reference', '--no-baselines');
     const ref = JSON.parse(fs.readFileSync(path.join(results, 'fmnist', 'tiny_reference_probes_.json'), 'utf8'));
     for (const m of ['attentive.top1', 'linear(avg).top1', 'linear(pred-pool).top1']) expect(ref.notes[m]).toContain('reference mode');
     expect(ref.details.attentive.iterations).toBe(2); // 180 training images < one batch of 256: one step per epoch
