@@ -10,15 +10,15 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configFlags } from '../runtime/schema.js';
-import type { JobSpec, SlurmOptions } from '../runtime/slurm.js';
-import { jobScript, submit, waitForJobs } from '../runtime/slurm.js';
+import type { LaunchJob, SlurmOptions } from '../runtime/slurm.js';
+import { launchJobs, launchLogsFolder } from '../runtime/slurm.js';
 import type { EvalConfig } from './config.js';
 import { TASKS } from './tasks.js';
 
 const EVAL_CLI = fileURLToPath(new URL('../cli/eval.ts', import.meta.url));
 
 /** The jobs of an evaluation, in submission order, each with the names of the jobs it waits for. */
-export function evalJobs(cfg: EvalConfig, logs: string, cwd: string): (JobSpec & { needs: string[] })[] {
+export function evalJobs(cfg: EvalConfig, logs: string, cwd: string): LaunchJob[] {
   const worker = (stage: string) => [
     process.execPath,
     '--import',
@@ -47,32 +47,8 @@ export async function launchEvalOnSlurm(
   const started = Date.now();
   if (!cfg.cacheDir)
     throw new Error('--launcher slurm shares the feature store between jobs: give --cache-dir a folder on the shared file system');
-  const logs = path.join(cfg.out, cfg.task, '.slurm', new Date().toISOString().replace(/[:.]/g, '-'));
-  const jobs = evalJobs(cfg, logs, process.cwd());
-  const o = cfg as SlurmOptions;
-  if (cfg.dryRun) {
-    for (const j of jobs)
-      log(`# ${j.name} (after ${j.needs.join(', ') || 'nothing'})\n${jobScript({ ...j, after: j.needs.map((n) => `<${n}>`) }, o)}`);
-    return;
-  }
-  const ids = new Map<string, string>();
-  for (const j of jobs) {
-    const id = submit({ ...j, after: j.needs.map((n) => ids.get(n)!) }, o);
-    ids.set(j.name, id);
-    log(
-      `slurm: submitted ${j.name} as job ${id}${j.array ? ` (${j.array} array tasks)` : ''}${j.needs.length ? `, after ${j.needs.join(', ')}` : ''}`,
-    );
-  }
-  let last = '';
-  await waitForJobs([...ids.values()], (left) => {
-    const counts = new Map<string, number>();
-    for (const { state } of left) counts.set(state, (counts.get(state) ?? 0) + 1);
-    const now = left.length ? [...counts].map(([s, n]) => `${n} ${s.toLowerCase()}`).join(', ') : 'all done';
-    if (now !== last) log(`slurm: ${now}`);
-    last = now;
-  }).catch((e: Error) => {
-    throw new Error(`${e.message}: see the job logs in ${logs}`);
-  });
+  const logs = launchLogsFolder(path.join(cfg.out, cfg.task));
+  if (!(await launchJobs(evalJobs(cfg, logs, process.cwd()), cfg as SlurmOptions, logs, log))) return;
   const missing = unwritten(started);
   if (missing.length)
     throw new Error(

@@ -156,6 +156,43 @@ export async function waitForJobs(ids: string[], tick: (left: QueuedJob[]) => vo
   }
 }
 
+/** A new folder for one launch's job scripts and logs, under `dir`/.slurm, named by the time of the launch. */
+export const launchLogsFolder = (dir: string) => path.join(dir, '.slurm', new Date().toISOString().replace(/[:.]/g, '-'));
+
+/** A job of one launch, with the names of the jobs of that launch it waits for. */
+export type LaunchJob = JobSpec & { needs: string[] };
+
+/**
+ * Submits `jobs` in order, each after the jobs it needs, and waits until none is queued, saying
+ * how many are left in each state whenever that changes; a failed wait names the logs. With
+ * --dry-run it prints each job's script instead (its dependencies by name) and returns false.
+ */
+export async function launchJobs(jobs: LaunchJob[], o: SlurmOptions, logs: string, log: (line: string) => void): Promise<boolean> {
+  if (o.dryRun) {
+    for (const j of jobs)
+      log(`# ${j.name} (after ${j.needs.join(', ') || 'nothing'})\n${jobScript({ ...j, after: j.needs.map((n) => `<${n}>`) }, o)}`);
+    return false;
+  }
+  const ids = new Map<string, string>();
+  for (const j of jobs) {
+    const id = submit({ ...j, after: j.needs.map((n) => ids.get(n)!) }, o);
+    ids.set(j.name, id);
+    const array = j.array ? ` (${j.array} array tasks)` : '';
+    log(`slurm: submitted ${j.name} as job ${id}${array}${j.needs.length ? `, after ${j.needs.join(', ')}` : ''}`);
+  }
+  let last = '';
+  await waitForJobs([...ids.values()], (left) => {
+    const counts = new Map<string, number>();
+    for (const { state } of left) counts.set(state, (counts.get(state) ?? 0) + 1);
+    const now = left.length ? [...counts].map(([state, n]) => `${n} ${state.toLowerCase()}`).join(', ') : 'all done';
+    if (now !== last) log(`slurm: ${now}`);
+    last = now;
+  }).catch((e: Error) => {
+    throw new Error(`${e.message}: see the job logs in ${logs}`);
+  });
+  return true;
+}
+
 /**
  * A worker's preemption signal (USR1, forwarded by its job script): `requested` turns true, and
  * the worker finishes its unit and exits with PREEMPTED_EXIT.

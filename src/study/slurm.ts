@@ -4,17 +4,16 @@
  * (afterok), all on the shared file system; the launcher waits for them, then builds the report.
  * Each job runs this same command, for its unit (`--unit run:<id>` or `--unit eval:<index>`).
  */
-import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configFlags } from '../runtime/schema.js';
-import type { JobSpec, SlurmOptions } from '../runtime/slurm.js';
-import { jobScript, submit, waitForJobs } from '../runtime/slurm.js';
+import type { LaunchJob, SlurmOptions } from '../runtime/slurm.js';
+import { launchJobs, launchLogsFolder } from '../runtime/slurm.js';
 import type { Plan } from './plans.js';
 
 const STUDY_CLI = fileURLToPath(new URL('../cli/study.ts', import.meta.url));
 
 /** The study's jobs, in submission order, each with the jobs it waits for. */
-export function studyJobs(plan: Plan, config: Record<string, unknown>, logs: string, cwd: string): (JobSpec & { needs: string[] })[] {
+export function studyJobs(plan: Plan, config: Record<string, unknown>, logs: string, cwd: string): LaunchJob[] {
   const worker = (unit: string) => [
     process.execPath,
     '--import',
@@ -37,25 +36,7 @@ export async function launchStudyOnSlurm(
   resultsDir: string,
   log: (line: string) => void,
 ): Promise<void> {
-  const logs = path.join(resultsDir, '.slurm', new Date().toISOString().replace(/[:.]/g, '-'));
-  const jobs = studyJobs(plan, config, logs, process.cwd());
-  if (config.dryRun) {
-    for (const j of jobs)
-      log(`# ${j.name} (after ${j.needs.join(', ') || 'nothing'})\n${jobScript({ ...j, after: j.needs.map((n) => `<${n}>`) }, config)}`);
-    return;
-  }
-  const ids = new Map<string, string>();
-  for (const j of jobs) {
-    const id = submit({ ...j, after: j.needs.map((n) => ids.get(n)!) }, config);
-    ids.set(j.name, id);
-  }
-  log(`slurm: submitted ${plan.runs.length} run jobs and ${jobs.length - plan.runs.length} evaluation jobs (logs in ${logs})`);
-  let last = '';
-  await waitForJobs([...ids.values()], (left) => {
-    const now = left.length ? `${left.length} jobs queued (${left.filter((j) => j.state === 'RUNNING').length} running)` : 'all done';
-    if (now !== last) log(`slurm: ${now}`);
-    last = now;
-  }).catch((e: Error) => {
-    throw new Error(`${e.message}: see the job logs in ${logs}`);
-  });
+  const logs = launchLogsFolder(resultsDir);
+  if (await launchJobs(studyJobs(plan, config, logs, process.cwd()), config, logs, log))
+    log(`slurm: every job ended (job logs in ${logs})`);
 }

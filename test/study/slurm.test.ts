@@ -66,7 +66,9 @@ describe('study --launcher slurm', () => {
     expect(requeued).not.toBe('');
     const r = await done;
     expect(r.code, r.err).toBe(0);
-    expect(r.err).toMatch(/slurm: submitted \d+ run jobs and \d+ evaluation jobs/);
+    expect(r.err).toMatch(
+      /slurm: submitted run-fmnist-capi-s0 as job \d+\n[\s\S]*slurm: submitted eval-\d+ as job \d+, after run-fmnist-capi-s0/,
+    );
     const logs = path.join(out, '.slurm', fs.readdirSync(path.join(out, '.slurm'))[0]);
     const evalScript = fs.readdirSync(logs).find((f) => f.startsWith('eval-') && f.endsWith('.sbatch'))!;
     expect(fs.readFileSync(path.join(logs, evalScript), 'utf8')).toMatch(/#SBATCH --dependency=afterok:\d+/);
