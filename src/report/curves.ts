@@ -53,9 +53,23 @@ export function curveRows(runs: CurveRun[]): { run: string; step: number; metric
   });
 }
 
+/**
+ * Vega-Lite's warnings, less its note that its dataflow optimiser stopped after its 5 passes: a
+ * limit inside the compiler that multi-panel specs reach, harmless to the picture and nothing a
+ * reader of the log can act on.
+ */
+const warnings = vega.logger(vega.Warn);
+const compileLogger: vega.LoggerInterface = {
+  ...warnings,
+  warn(...args: readonly unknown[]) {
+    if (!String(args[0]).startsWith('Maximum optimization runs')) warnings.warn(...args);
+    return this;
+  },
+};
+
 /** A Vega-Lite spec drawn headless to SVG and rasterised to `file` (temp file + rename). */
 export async function renderPng(file: string, spec: vl.TopLevelSpec): Promise<void> {
-  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
+  const view = new vega.View(vega.parse(vl.compile(spec, { logger: compileLogger }).spec), { renderer: 'none' });
   const svg = await view.toSVG();
   view.finalize();
   makeDirs(path.dirname(file));

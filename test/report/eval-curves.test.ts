@@ -3,8 +3,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { EvalResult } from '../../src/eval/result.js';
+import { renderPng } from '../../src/report/curves.js';
 import { evalCurves, saveEvalCurvesPng } from '../../src/report/eval-curves.js';
 import type { StudyReportInput } from '../../src/report/study-input.js';
 import { defaultArmInput, evalResult } from './helpers.js';
@@ -68,7 +69,18 @@ describe('evaluations along the learning curve', () => {
     expect(evalCurves({ ...input, results: results.filter((r) => !r.model.includes('@')) })).toBeUndefined();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capi-eval-curves-'));
     const file = path.join(dir, 'evaluations.png');
+    // Vega-Lite's note that its optimiser stopped after 5 passes is left out of the log; its other warnings are not.
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     await saveEvalCurvesPng(file, evalCurves(input)!);
+    expect(warn).not.toHaveBeenCalled();
+    await renderPng(path.join(dir, 'bad.png'), {
+      data: { values: [{ x: 1 }] },
+      mark: 'point',
+      encoding: { x: { field: 'x', type: 'quantitative', scale: { type: 'band' } } },
+    });
+    expect(warn.mock.calls.map((c) => c.join(' '))).toEqual([expect.stringMatching(/^WARN .*"band" scale/)]);
+    warn.mockRestore();
+    fs.rmSync(path.join(dir, 'bad.png'));
     const meta = await sharp(file).metadata();
     expect(meta.format).toBe('png');
     expect(meta.width).toBeGreaterThan(200);
