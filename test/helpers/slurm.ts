@@ -16,6 +16,14 @@ export interface SlurmCluster {
   stop(): void;
 }
 
+/**
+ * The job credential's lifetime, which is also how long a requeued job waits before it may start
+ * again (slurm.conf(5), AuthInfo cred_expire; 120 s by default). An update of the job's StartTime
+ * right after `scontrol requeue` raced the requeue and was overwritten: each requeue test waited
+ * the whole 120 s (the requeued job pending 168-174 s, 2026-12-07).
+ */
+const CRED_EXPIRE_S = 15;
+
 const conf = (d: string, host: string, port: number, mungeSocket: string) => `ClusterName=capi-test
 SlurmctldHost=${host}(127.0.0.1)
 SlurmctldPort=${port}
@@ -23,7 +31,7 @@ SlurmdPort=${port + 1}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=${mungeSocket}
+AuthInfo=socket=${mungeSocket},cred_expire=${CRED_EXPIRE_S}
 CredType=cred/munge
 StateSaveLocation=${d}/state
 SlurmdSpoolDir=${d}/spool
@@ -129,31 +137,22 @@ export async function startSlurm(): Promise<SlurmCluster> {
 }
 
 /**
- * Waits for a running job whose name matches `name`, requeues it (as a preemption or a node
- * failure would) and lets it start again at once; returns its id, '' if none ran in `seconds`.
+ * Waits for a running job whose name matches `name` and requeues it (as a preemption or a node
+ * failure would); it starts again once CRED_EXPIRE_S has passed. Returns its id, '' if none ran in
+ * `seconds`.
  */
 export async function requeueWhenRunning(cluster: SlurmCluster, name: RegExp, seconds: number): Promise<string> {
   const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { env: { ...process.env, ...cluster.env }, encoding: 'utf8' }).trim();
-  const pause = () => new Promise((r) => setTimeout(r, 200));
-  let requeued = '';
-  for (let i = 0; i < seconds * 5 && !requeued; i++) {
-    await pause();
+  for (let i = 0; i < seconds * 5; i++) {
+    await new Promise((r) => setTimeout(r, 200));
     const running = sh('squeue', ['-h', '-t', 'RUNNING', '-o', '%i %j'])
       .split('\n')
       .map((l) => l.split(' '))
       .filter(([, job]) => job !== undefined && name.test(job));
     if (!running.length) continue;
     // Requeued while it runs: the job is stopped (SIGTERM) and starts again.
-    requeued = running[0][0];
-    sh('scontrol', ['requeue', requeued]);
+    sh('scontrol', ['requeue', running[0][0]]);
+    return running[0][0];
   }
-  for (let i = 0; requeued && i < 100; i++) {
-    try {
-      sh('scontrol', ['update', `JobId=${requeued}`, 'StartTime=now']);
-      break;
-    } catch {
-      await pause(); // not pending again yet
-    }
-  }
-  return requeued;
+  return '';
 }
