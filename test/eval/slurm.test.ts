@@ -21,8 +21,8 @@ beforeAll(async () => {
   cluster = await startSlurm();
   await trainTinyRun(run, { steps: 2 });
 }, 120_000);
-afterAll(() => {
-  cluster?.stop();
+afterAll(async () => {
+  await cluster?.stop();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

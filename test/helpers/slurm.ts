@@ -13,7 +13,8 @@ export interface SlurmCluster {
   /** The environment the Slurm commands need (SLURM_CONF). */
   env: Record<string, string>;
   dir: string;
-  stop(): void;
+  /** Stops every daemon by its PID, waits for them (10 s at most) and removes the cluster's folder. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -116,8 +117,14 @@ export async function startSlurm(): Promise<SlurmCluster> {
   await new Promise((r) => setTimeout(r, 500));
   daemon('slurmd', ['-D', '-N', 'localhost']);
   // Every daemon this cluster started, by its PID.
-  const stop = () => {
-    for (const p of procs.reverse()) p.kill('SIGTERM');
+  const kill = () => {
+    for (const p of [...procs].reverse()) p.kill('SIGTERM');
+  };
+  const stop = async () => {
+    const exited = procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => p.once('exit', r))));
+    kill();
+    await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 10_000))]);
+    fs.rmSync(d, { recursive: true, force: true, maxRetries: 3 });
   };
   for (let i = 0; i < 100; i++) {
     try {
@@ -132,7 +139,7 @@ export async function startSlurm(): Promise<SlurmCluster> {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  stop();
+  kill();
   throw new Error(`Slurm did not come up: the node never became idle (logs in ${d}: slurmctld.log, slurmd.log)`);
 }
 

@@ -16,8 +16,8 @@ let cluster: SlurmCluster;
 beforeAll(async () => {
   cluster = await startSlurm();
 }, 60_000);
-afterAll(() => {
-  cluster?.stop();
+afterAll(async () => {
+  await cluster?.stop();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
