@@ -83,6 +83,10 @@ export async function startSlurm(): Promise<SlurmCluster> {
     procs.push(p);
     return p;
   };
+  // Every daemon this cluster started, by its PID, the last started first.
+  const kill = () => {
+    for (const p of [...procs].reverse()) p.kill('SIGTERM');
+  };
   // munged with the package's key and everything else in this cluster's folder.
   daemon(
     'munged',
@@ -108,7 +112,7 @@ export async function startSlurm(): Promise<SlurmCluster> {
   };
   for (let i = 0; i < 50 && !mungeWorks(); i++) await new Promise((r) => setTimeout(r, 100));
   if (!mungeWorks()) {
-    for (const p of procs) p.kill('SIGTERM');
+    kill();
     throw new Error(
       `Slurm cannot start here: munged does not answer (munge -n | unmunge fails; is this root? log: ${mungeDir}/munged.log)`,
     );
@@ -116,10 +120,6 @@ export async function startSlurm(): Promise<SlurmCluster> {
   daemon('slurmctld', ['-D', '-i']);
   await new Promise((r) => setTimeout(r, 500));
   daemon('slurmd', ['-D', '-N', 'localhost']);
-  // Every daemon this cluster started, by its PID.
-  const kill = () => {
-    for (const p of [...procs].reverse()) p.kill('SIGTERM');
-  };
   const stop = async () => {
     const exited = procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => p.once('exit', r))));
     kill();
