@@ -112,7 +112,14 @@ export async function saveEvalCurvesPng(file: string, curves: EvalCurves): Promi
   };
   // The legend in the order the series were made (the default arm's teacher first), the levels after them.
   const order = [...new Set([...curves.points, ...curves.levels].map((v) => v.series))];
-  const color = { field: 'series', type: 'nominal' as const, sort: order, legend: { labelLimit: 0, title: null } };
+  // tableau20: a study's curves and levels run past category10's ten colours (plan medium has 14 series).
+  const color = {
+    field: 'series',
+    type: 'nominal' as const,
+    sort: order,
+    scale: { scheme: 'tableau20' },
+    legend: { labelLimit: 0, title: null },
+  };
   await renderPng(file, {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     data: { values },
